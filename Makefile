@@ -1,0 +1,30 @@
+# Two commands do all the set-up: `make demo` (evaluate on the embedded images) and `make test`.
+# Both create or update the virtualenv in .venv when pyproject.toml changes.
+PYTHON ?= python3
+VENV ?= .venv
+# A CPU build of torch; on these machines it installs from local disk in about a minute.
+# An unpinned torch pulls a multi-GB CUDA build: override TORCH only on purpose.
+TORCH ?= torch==2.13.0
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.installed
+
+.PHONY: demo test test-slow train bench clean
+
+$(STAMP): pyproject.toml Makefile
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install -q --upgrade pip
+	$(PY) -m pip install -q "$(TORCH)"
+	$(PY) -m pip install -q -e ".[dev]"
+	touch $(STAMP)
+
+demo: $(STAMP)
+	$(PY) -m eval.coco
+
+test: $(STAMP)
+	$(PY) -m pytest -q
+
+test-slow: $(STAMP)
+	$(PY) -m pytest -q -m slow
+
+clean:
+	rm -rf $(VENV) eval-out .pytest_cache

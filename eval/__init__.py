@@ -1,0 +1,1 @@
+"""Command-line evaluation tools (``python -m eval.coco``); the library code is in pygmatch."""

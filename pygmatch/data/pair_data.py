@@ -1,0 +1,117 @@
+"""PyG data structures: one image's keypoints as ``Data``, a pair of images as ``PairData``.
+
+Units (per image):
+- ``pos``: pixel coordinates (x, y), OpenCV convention (top-left pixel centre at (0, 0)).
+- ``pos_norm``: ``pos / max(width, height)``, so the longer side spans [0, 1) and distances are
+  isotropic; radii such as ``RadiusGraph(r=0.05)`` are in these units (0.05 = 32 px at 640×480).
+- ``scale``: keypoint diameter in pixels; ``ori``: radians; ``score``: detector response.
+- ``image_size``: (1, 2) tensor ``[[width, height]]``.
+
+Every graph transform writes ``edge_index`` (2, E; row 0 = message source, row 1 = target),
+``edge_scale`` (E,; which edge set of a multi-scale graph an edge belongs to, 0 otherwise) and
+``scale_complete`` (1, S; True where an edge set is the complete graph, which is *marked*
+instead of materialised so the model can take its dense attention path).
+"""
+from __future__ import annotations
+
+import numpy as np
+import torch
+from torch_geometric.data import Data
+
+from ..features import Keypoints
+from ..ground_truth import ground_truth_matches
+
+NODE_KEYS = ("x", "pos", "pos_norm", "scale", "ori", "score")
+GRAPH_KEYS = ("edge_index", "edge_scale", "scale_complete")
+
+
+def keypoints_to_data(kp: Keypoints, image_size: tuple[int, int]) -> Data:
+    """One image's keypoints as a PyG ``Data`` (no edges yet: a graph transform adds them)."""
+    pos = torch.from_numpy(np.ascontiguousarray(kp.xy, np.float32))
+    w, h = image_size
+    return Data(
+        x=torch.from_numpy(np.ascontiguousarray(kp.descriptors, np.float32)),
+        pos=pos,
+        pos_norm=pos / float(max(w, h)),
+        scale=torch.from_numpy(np.ascontiguousarray(kp.scale, np.float32)),
+        ori=torch.from_numpy(np.ascontiguousarray(kp.ori, np.float32)),
+        score=torch.from_numpy(np.ascontiguousarray(kp.score, np.float32)),
+        image_size=torch.tensor([[w, h]], dtype=torch.float32),
+        num_nodes=len(kp),
+    )
+
+
+class PairData(Data):
+    """Two keypoint graphs (suffix ``_s`` for image 0, ``_t`` for image 1) in one ``Data``.
+
+    ``__inc__`` offsets each index by the node count of its own image, so
+    ``DataLoader(pairs, batch_size=B, follow_batch=["x_s", "x_t"])`` batches pairs with different
+    keypoint counts without padding; ``x_s_batch``/``x_t_batch`` tell which pair a node is in.
+
+    Cross edges: ``edge_index_cross`` (2, E) holds (i in image 0, j in image 1) pairs and
+    ``cross_complete`` (1, 1) marks the complete bipartite graph instead of listing n·m pairs.
+    Ground truth: ``gt_matches`` (2, K) pairs (i, j); ``gt_unmatched_s``/``_t`` flag keypoints
+    that belong in the dustbin; keypoints in neither are ignored by the loss.
+    """
+
+    def __inc__(self, key, value, *args, **kwargs):
+        if key in ("edge_index_cross", "gt_matches"):
+            return torch.tensor([[self.x_s.size(0)], [self.x_t.size(0)]])
+        if key == "edge_index_s":
+            return self.x_s.size(0)
+        if key == "edge_index_t":
+            return self.x_t.size(0)
+        if key in ("edge_scale_s", "edge_scale_t"):
+            return 0
+        return super().__inc__(key, value, *args, **kwargs)
+
+    def __cat_dim__(self, key, value, *args, **kwargs):
+        if key in ("edge_index_cross", "gt_matches"):
+            return 1
+        return super().__cat_dim__(key, value, *args, **kwargs)
+
+    def side(self, suffix: str) -> Data:
+        """One image's graph (``"s"`` or ``"t"``) as a plain ``Data`` without suffixes."""
+        out = Data(num_nodes=self[f"x_{suffix}"].size(0))
+        for key in NODE_KEYS + GRAPH_KEYS + ("image_size",):
+            if f"{key}_{suffix}" in self:
+                out[key] = self[f"{key}_{suffix}"]
+        return out
+
+    def set_side(self, suffix: str, data: Data) -> "PairData":
+        for key in NODE_KEYS + GRAPH_KEYS + ("image_size",):
+            if key in data:
+                self[f"{key}_{suffix}"] = data[key]
+        return self
+
+    @classmethod
+    def from_graphs(cls, g_s: Data, g_t: Data) -> "PairData":
+        pair = cls()
+        pair.set_side("s", g_s).set_side("t", g_t)
+        pair.edge_index_cross = torch.zeros(2, 0, dtype=torch.long)
+        pair.cross_complete = torch.tensor([[True]])
+        return pair
+
+
+def attach_ground_truth(pair: PairData, H_0to1: np.ndarray, match_px: float = 3.0, unmatched_px: float = 5.0) -> PairData:
+    """Add ``gt_matches``, ``gt_unmatched_s/_t`` and ``H_0to1`` from the known homography."""
+    m0, m1 = ground_truth_matches(pair.pos_s.numpy(), pair.pos_t.numpy(), H_0to1, match_px, unmatched_px)
+    i = np.nonzero(m0 >= 0)[0]
+    pair.gt_matches = torch.from_numpy(np.stack([i, m0[i]])).long().reshape(2, -1)
+    pair.gt_unmatched_s = torch.from_numpy(m0 == -1)
+    pair.gt_unmatched_t = torch.from_numpy(m1 == -1)
+    pair.H_0to1 = torch.from_numpy(np.asarray(H_0to1, np.float32)).reshape(1, 3, 3)
+    return pair
+
+
+def make_pair_data(kp0: Keypoints, kp1: Keypoints, image_size: tuple[int, int], graph=None, cross=None, H_0to1=None) -> PairData:
+    """Keypoints of two images -> ``PairData`` with intra-image graphs, cross edges and (given H) ground truth."""
+    g_s, g_t = keypoints_to_data(kp0, image_size), keypoints_to_data(kp1, image_size)
+    pair = PairData.from_graphs(g_s, g_t)
+    if graph is not None:
+        pair = graph(pair)
+    if cross is not None:
+        pair = cross(pair)
+    if H_0to1 is not None:
+        pair = attach_ground_truth(pair, H_0to1)
+    return pair

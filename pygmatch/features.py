@@ -1,0 +1,70 @@
+"""Keypoint extraction: SIFT with rootSIFT descriptors, and ORB.
+
+Both return :class:`Keypoints` with float32 descriptors of unit L2 norm, so one distance
+(L2) serves every matcher: for ORB the 256 bits are stored as ±1/16, which makes the squared
+L2 distance equal to the Hamming distance / 64.
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import cv2
+import numpy as np
+
+from .errors import PygmatchError
+
+FEATURES = ("sift", "orb")
+DESCRIPTOR_DIM = {"sift": 128, "orb": 256}
+
+
+@dataclass
+class Keypoints:
+    xy: np.ndarray  # (N, 2) float32 pixel coordinates
+    scale: np.ndarray  # (N,) float32 keypoint size (diameter, px) as OpenCV reports it
+    ori: np.ndarray  # (N,) float32 orientation in radians
+    score: np.ndarray  # (N,) float32 detector response
+    descriptors: np.ndarray  # (N, D) float32, unit norm
+
+    def __len__(self) -> int:
+        return len(self.xy)
+
+    def subset(self, index: np.ndarray) -> "Keypoints":
+        return Keypoints(self.xy[index], self.scale[index], self.ori[index], self.score[index], self.descriptors[index])
+
+
+def _from_cv(kps, desc: np.ndarray | None, dim: int, max_keypoints: int) -> Keypoints:
+    if not kps or desc is None:
+        z = np.zeros(0, np.float32)
+        return Keypoints(np.zeros((0, 2), np.float32), z, z.copy(), z.copy(), np.zeros((0, dim), np.float32))
+    xy = np.array([k.pt for k in kps], np.float32)
+    scale = np.array([k.size for k in kps], np.float32)
+    ori = np.deg2rad(np.array([k.angle for k in kps], np.float32))
+    score = np.array([k.response for k in kps], np.float32)
+    # OpenCV may return a few more than asked (ties); keep the strongest, in a fixed order.
+    order = np.argsort(-score, kind="stable")[:max_keypoints]
+    return Keypoints(xy[order], scale[order], ori[order], score[order], desc[order])
+
+
+def root_sift(desc: np.ndarray) -> np.ndarray:
+    """Hellinger-kernel SIFT (Arandjelović & Zisserman 2012): L1-normalise, square root."""
+    desc = desc.astype(np.float32)
+    desc /= desc.sum(axis=1, keepdims=True) + 1e-8
+    return np.sqrt(desc)
+
+
+def extract(image: np.ndarray, features: str = "sift", max_keypoints: int = 1024) -> Keypoints:
+    """Detect up to ``max_keypoints`` keypoints on a grayscale uint8 image."""
+    if features not in FEATURES:
+        raise PygmatchError(f"unknown features {features!r}; choose from {', '.join(FEATURES)}")
+    if max_keypoints < 1:
+        raise PygmatchError(f"max keypoints must be >= 1, got {max_keypoints}")
+    if features == "sift":
+        kps, desc = cv2.SIFT_create(nfeatures=max_keypoints).detectAndCompute(image, None)
+        if desc is not None:
+            desc = root_sift(desc)
+    else:
+        kps, desc = cv2.ORB_create(nfeatures=max_keypoints).detectAndCompute(image, None)
+        if desc is not None:
+            desc = (np.unpackbits(desc, axis=1).astype(np.float32) * 2 - 1) / math.sqrt(256)
+    return _from_cv(kps, desc, DESCRIPTOR_DIM[features], max_keypoints)

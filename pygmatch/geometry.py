@@ -1,0 +1,118 @@
+"""Homographies: random sampling, warping points and images, corner error.
+
+All homographies map pixel coordinates ``(x, y)`` of image 0 to pixel coordinates of
+image 1, with the pixel centre convention of OpenCV (the top-left pixel's centre is (0, 0)).
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import cv2
+import numpy as np
+
+from .errors import PygmatchError
+
+
+@dataclass(frozen=True)
+class HomographyRanges:
+    """Ranges of the random homography at ``difficulty=1``; every range scales linearly with it.
+
+    rotation: uniform in ±``rotation_deg`` degrees about the image centre.
+    scale: ``exp(u)``, ``u`` uniform in ±``log_scale`` (0.3 → ×0.74–1.35; at difficulty 2 ×0.55–1.82).
+    perspective: the projective row, chosen so that ``1 + p·x`` varies by at most ±``perspective``
+        across the image (0.1 → opposite borders shrink/grow by up to 10 %).
+    translation: the centre moves by up to ±``translation`` of the image width/height.
+    min_overlap: resample until the warped image 0 and image 1 share at least this fraction of
+        the smaller of the two areas, so the content stays visible.
+    """
+
+    rotation_deg: float = 30.0
+    log_scale: float = 0.3
+    perspective: float = 0.1
+    translation: float = 0.1
+    min_overlap: float = 0.5
+
+
+def _translation(tx: float, ty: float) -> np.ndarray:
+    return np.array([[1, 0, tx], [0, 1, ty], [0, 0, 1]], dtype=np.float64)
+
+
+def sample_homography(
+    size: tuple[int, int],
+    rng: np.random.Generator,
+    difficulty: float = 1.0,
+    ranges: HomographyRanges = HomographyRanges(),
+    max_tries: int = 100,
+) -> np.ndarray:
+    """A random homography for an image of ``size = (width, height)``, as a 3×3 float64 array."""
+    if difficulty < 0:
+        raise PygmatchError(f"difficulty must be >= 0, got {difficulty}")
+    w, h = size
+    centre = np.array([w / 2, h / 2])
+    best, best_overlap = np.eye(3), -1.0
+    for _ in range(max_tries):
+        u = rng.uniform(-1, 1, size=6) * difficulty
+        angle = math.radians(ranges.rotation_deg) * u[0]
+        s = math.exp(ranges.log_scale * u[1])
+        c, si = math.cos(angle), math.sin(angle)
+        rot_scale = np.array([[s * c, -s * si, 0], [s * si, s * c, 0], [0, 0, 1]])
+        persp = np.eye(3)
+        persp[2, 0] = ranges.perspective * u[2] / (w / 2)
+        persp[2, 1] = ranges.perspective * u[3] / (h / 2)
+        shift = centre + ranges.translation * u[4:6] * np.array([w, h])
+        H = _translation(*shift) @ persp @ rot_scale @ _translation(*-centre)
+        H /= H[2, 2]
+        overlap = image_overlap(H, size)
+        if overlap >= ranges.min_overlap:
+            return H
+        if overlap > best_overlap:
+            best, best_overlap = H, overlap
+    return best
+
+
+def image_corners(size: tuple[int, int]) -> np.ndarray:
+    w, h = size
+    return np.array([[0, 0], [w - 1, 0], [w - 1, h - 1], [0, h - 1]], dtype=np.float64)
+
+
+def warp_points(points: np.ndarray, H: np.ndarray) -> np.ndarray:
+    """Apply ``H`` to an (N, 2) array of xy points. Points sent to infinity come back as inf."""
+    points = np.asarray(points, dtype=np.float64).reshape(-1, 2)
+    homog = points @ H[:, :2].T + H[:, 2]
+    z = homog[:, 2:]
+    with np.errstate(divide="ignore", invalid="ignore"):
+        out = homog[:, :2] / z
+    out[np.abs(z[:, 0]) < 1e-12] = np.inf
+    return out
+
+
+def warp_image(image: np.ndarray, H: np.ndarray, size: tuple[int, int] | None = None) -> np.ndarray:
+    """Image 1 = image 0 seen through ``H``; pixels that come from outside image 0 are black."""
+    size = size or (image.shape[1], image.shape[0])
+    return cv2.warpPerspective(image, H, size, flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_CONSTANT)
+
+
+def image_overlap(H: np.ndarray, size: tuple[int, int]) -> float:
+    """Shared area of warped image 0 and image 1, over the smaller of the two areas (0 if folded)."""
+    quad = warp_points(image_corners(size), H)
+    if not np.all(np.isfinite(quad)) or not cv2.isContourConvex(quad.astype(np.float32)):
+        return 0.0
+    quad_area = cv2.contourArea(quad.astype(np.float32))
+    rect = image_corners(size).astype(np.float32)
+    inter, _ = cv2.intersectConvexConvex(quad.astype(np.float32), rect)
+    denom = min(quad_area, cv2.contourArea(rect))
+    return float(inter / denom) if denom > 0 else 0.0
+
+
+def corner_error(H_est: np.ndarray | None, H_true: np.ndarray, size: tuple[int, int]) -> float:
+    """Mean distance in image-1 pixels between the 4 image corners mapped by ``H_est`` and ``H_true``.
+
+    ``None`` (no estimate) or a degenerate estimate is an infinite error.
+    """
+    if H_est is None or not np.all(np.isfinite(H_est)):
+        return math.inf
+    corners = image_corners(size)
+    err = np.linalg.norm(warp_points(corners, H_est) - warp_points(corners, H_true), axis=1)
+    err = float(err.mean())
+    return err if math.isfinite(err) else math.inf

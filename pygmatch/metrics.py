@@ -1,0 +1,118 @@
+"""Match quality and homography accuracy: one module for training validation and ``eval.coco``."""
+from __future__ import annotations
+
+import math
+
+import cv2
+import numpy as np
+
+from .geometry import corner_error, warp_points
+
+AUC_THRESHOLDS = (1, 3, 5, 10)
+
+
+def weighted_dlt(pts0: np.ndarray, pts1: np.ndarray, weights: np.ndarray | None = None) -> np.ndarray | None:
+    """Direct linear transform with Hartley normalisation; each correspondence's two equations
+    are scaled by ``sqrt(weight)``. Returns None with fewer than 4 points or a degenerate system."""
+    pts0, pts1 = np.asarray(pts0, np.float64), np.asarray(pts1, np.float64)
+    if len(pts0) < 4:
+        return None
+    w = np.ones(len(pts0)) if weights is None else np.clip(np.asarray(weights, np.float64), 0, None)
+    if (w > 0).sum() < 4:
+        return None
+
+    def normaliser(p):
+        c = np.average(p, axis=0, weights=w)
+        d = np.average(np.linalg.norm(p - c, axis=1), weights=w)
+        s = math.sqrt(2) / d if d > 1e-12 else 1.0
+        return np.array([[s, 0, -s * c[0]], [0, s, -s * c[1]], [0, 0, 1]])
+
+    T0, T1 = normaliser(pts0), normaliser(pts1)
+    p0 = warp_points(pts0, T0)
+    p1 = warp_points(pts1, T1)
+    x, y, u, v = p0[:, 0], p0[:, 1], p1[:, 0], p1[:, 1]
+    z, o = np.zeros_like(x), np.ones_like(x)
+    A = np.concatenate(
+        [
+            np.stack([-x, -y, -o, z, z, z, u * x, u * y, u], 1),
+            np.stack([z, z, z, -x, -y, -o, v * x, v * y, v], 1),
+        ]
+    ) * np.sqrt(np.concatenate([w, w]))[:, None]
+    try:
+        _, s, vt = np.linalg.svd(A)
+    except np.linalg.LinAlgError:
+        return None
+    H = np.linalg.inv(T1) @ vt[-1].reshape(3, 3) @ T0
+    if abs(H[2, 2]) < 1e-12 or not np.all(np.isfinite(H)):
+        return None
+    return H / H[2, 2]
+
+
+def estimate_homography(pts0: np.ndarray, pts1: np.ndarray, method: str = "ransac", weights: np.ndarray | None = None, ransac_px: float = 3.0) -> np.ndarray | None:
+    """Homography from matched points by OpenCV RANSAC or by (weighted) DLT; None if impossible."""
+    if len(pts0) < 4:
+        return None
+    if method == "dlt":
+        return weighted_dlt(pts0, pts1, weights)
+    H, _ = cv2.findHomography(np.float32(pts0), np.float32(pts1), cv2.RANSAC, ransac_px, maxIters=2000, confidence=0.9999)
+    return H
+
+
+def pair_metrics(
+    matches: np.ndarray,
+    scores: np.ndarray,
+    xy0: np.ndarray,
+    xy1: np.ndarray,
+    gt_matches0: np.ndarray,
+    H_0to1: np.ndarray,
+    size: tuple[int, int],
+    correct_px: float = 3.0,
+) -> dict:
+    """Precision, recall and corner errors (RANSAC and weighted DLT) of one pair's matches."""
+    matches = np.asarray(matches, np.int64).reshape(-1, 2)
+    pts0, pts1 = xy0[matches[:, 0]], xy1[matches[:, 1]]
+    err = np.linalg.norm(warp_points(pts0, H_0to1) - pts1, axis=1) if len(matches) else np.zeros(0)
+    n_gt = int((gt_matches0 >= 0).sum())
+    recovered = int((gt_matches0[matches[:, 0]] == matches[:, 1]).sum()) if len(matches) else 0
+    return {
+        "matches": len(matches),
+        "precision": float((err < correct_px).mean()) if len(matches) else math.nan,
+        "recall": recovered / n_gt if n_gt else math.nan,
+        "ransac_error": corner_error(estimate_homography(pts0, pts1, "ransac"), H_0to1, size),
+        "dlt_error": corner_error(estimate_homography(pts0, pts1, "dlt", weights=scores), H_0to1, size),
+    }
+
+
+def error_auc(errors, thresholds=AUC_THRESHOLDS) -> list[float]:
+    """Area under the cumulative error curve up to each threshold, divided by it (SuperGlue /
+    glue-factory). Infinite errors (failed estimates) count as misses."""
+    errors = np.sort(np.asarray(errors, np.float64))
+    if len(errors) == 0:
+        return [math.nan for _ in thresholds]
+    recall = np.arange(1, len(errors) + 1) / len(errors)
+    errors = np.r_[0.0, errors]
+    recall = np.r_[0.0, recall]
+    out = []
+    for t in thresholds:
+        last = np.searchsorted(errors, t)
+        r = np.r_[recall[:last], recall[last - 1]]
+        e = np.r_[errors[:last], t]
+        out.append(float(np.trapezoid(r, x=e) / t))
+    return out
+
+
+def summarize(per_pair: list[dict], thresholds=AUC_THRESHOLDS) -> dict:
+    """Aggregate pair metrics; precision and recall are averaged over pairs where they are
+    defined (≥ 1 match, ≥ 1 ground-truth match). Percentages, as in the papers."""
+    def nanmean(key):
+        vals = np.array([p[key] for p in per_pair], np.float64)
+        vals = vals[np.isfinite(vals)]
+        return float(vals.mean()) if len(vals) else math.nan
+
+    out = {"precision": 100 * nanmean("precision"), "recall": 100 * nanmean("recall")}
+    for prefix, key in (("", "ransac_error"), ("dlt_", "dlt_error")):
+        for t, a in zip(thresholds, error_auc([p[key] for p in per_pair], thresholds)):
+            out[f"{prefix}auc@{t}"] = 100 * a
+    out["matches"] = nanmean("matches")
+    out["pairs"] = len(per_pair)
+    return out

@@ -1,0 +1,77 @@
+"""Drawings: matches on image pairs, and the plots that go with the evaluation numbers."""
+from __future__ import annotations
+
+import os
+
+import cv2
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+
+GREEN, RED = (60, 200, 60), (40, 40, 230)  # BGR
+
+
+def side_by_side(image0: np.ndarray, image1: np.ndarray, gap: int = 10) -> tuple[np.ndarray, int]:
+    """Both images as BGR next to each other; returns the canvas and the x offset of image 1."""
+    def bgr(im):
+        return cv2.cvtColor(im, cv2.COLOR_GRAY2BGR) if im.ndim == 2 else im.copy()
+
+    a, b = bgr(image0), bgr(image1)
+    h = max(a.shape[0], b.shape[0])
+    canvas = np.full((h, a.shape[1] + gap + b.shape[1], 3), 255, np.uint8)
+    canvas[: a.shape[0], : a.shape[1]] = a
+    canvas[: b.shape[0], a.shape[1] + gap :] = b
+    return canvas, a.shape[1] + gap
+
+
+def draw_matches(image0, image1, xy0, xy1, matches, correct=None, path: str | os.PathLike | None = None, title: str = "") -> np.ndarray:
+    """Lines between matched keypoints: green when ``correct`` says so, red otherwise."""
+    canvas, dx = side_by_side(image0, image1)
+    correct = np.ones(len(matches), bool) if correct is None else correct
+    for (i, j), ok in zip(np.asarray(matches).reshape(-1, 2), correct):
+        p = tuple(int(round(v)) for v in xy0[i])
+        q = (int(round(xy1[j][0])) + dx, int(round(xy1[j][1])))
+        cv2.line(canvas, p, q, GREEN if ok else RED, 1, cv2.LINE_AA)
+        cv2.circle(canvas, p, 2, GREEN if ok else RED, -1, cv2.LINE_AA)
+        cv2.circle(canvas, q, 2, GREEN if ok else RED, -1, cv2.LINE_AA)
+    if title:
+        cv2.putText(canvas, title, (8, 22), cv2.FONT_HERSHEY_SIMPLEX, 0.6, (0, 0, 0), 3, cv2.LINE_AA)
+        cv2.putText(canvas, title, (8, 22), cv2.FONT_HERSHEY_SIMPLEX, 0.6, (255, 255, 255), 1, cv2.LINE_AA)
+    if path is not None:
+        cv2.imwrite(str(path), canvas)
+    return canvas
+
+
+def plot_error_curves(errors: dict[str, np.ndarray], path, max_px: float = 10.0, title: str = "") -> None:
+    """Cumulative corner-error curves, one per method: the curves whose areas are the AUCs."""
+    fig, ax = plt.subplots(figsize=(6, 4.2))
+    for name, err in errors.items():
+        err = np.sort(np.asarray(err, np.float64))
+        frac = np.arange(1, len(err) + 1) / max(len(err), 1)
+        ax.step(np.r_[0, np.clip(err, 0, max_px * 1.01)], np.r_[0, frac] * 100, where="post", label=name)
+    ax.set(xlim=(0, max_px), ylim=(0, 100), xlabel="corner error (px)", ylabel="pairs below error (%)", title=title)
+    ax.grid(alpha=0.3)
+    ax.legend(loc="lower right", fontsize=8)
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+
+
+def plot_bars(summary: dict[str, dict], keys: list[str], path, title: str = "") -> None:
+    """Grouped bars of the given summary keys (percent) per method."""
+    names = list(summary)
+    fig, ax = plt.subplots(figsize=(1.2 + 1.1 * len(keys) * max(len(names), 1) / 2, 4))
+    width = 0.8 / max(len(names), 1)
+    x = np.arange(len(keys))
+    for k, name in enumerate(names):
+        vals = [summary[name].get(key, np.nan) for key in keys]
+        bars = ax.bar(x + k * width - 0.4 + width / 2, vals, width, label=name)
+        ax.bar_label(bars, fmt="%.1f", fontsize=7)
+    ax.set_xticks(x, keys)
+    ax.set(ylim=(0, 105), ylabel="%", title=title)
+    ax.legend(fontsize=8, loc="lower right")
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)

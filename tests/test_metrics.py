@@ -1,0 +1,70 @@
+import math
+
+import numpy as np
+import pytest
+
+from pygmatch.baselines import nearest_neighbor_match
+from pygmatch.metrics import error_auc, estimate_homography, pair_metrics, summarize, weighted_dlt
+from pygmatch.geometry import warp_points
+
+
+def test_auc_hand_computed():
+    # errors 0.5, 2, inf: the curve rises linearly to 1/3 at 0.5 px, to 2/3 at 2 px, then stays.
+    # @1: 0.5·0.5·(1/3) + 0.5·(1/3) = 0.25;  @3: (0.0833 + 1.5·0.5 + 1·2/3) / 3 = 0.5
+    assert error_auc([2.0, math.inf, 0.5], (1, 3)) == pytest.approx([0.25, 0.5])
+    assert error_auc([0.0, 0.0], (1,)) == pytest.approx([1.0])
+    assert error_auc([math.inf], (10,)) == [0.0]
+
+
+def test_dlt_recovers_an_exact_homography():
+    H = np.array([[1.1, 0.05, 20], [-0.03, 0.95, 10], [1e-4, -2e-4, 1]])
+    pts = np.random.default_rng(0).uniform(0, 600, (20, 2))
+    np.testing.assert_allclose(weighted_dlt(pts, warp_points(pts, H)), H, atol=1e-6)
+    assert weighted_dlt(pts[:3], pts[:3]) is None
+
+
+def test_weights_silence_outliers():
+    H = np.array([[1, 0, 5.0], [0, 1, 7.0], [0, 0, 1]])
+    pts = np.random.default_rng(1).uniform(0, 600, (30, 2))
+    tgt = warp_points(pts, H)
+    tgt[:5] += 80  # outliers
+    w = np.r_[np.zeros(5), np.ones(25)]
+    np.testing.assert_allclose(weighted_dlt(pts, tgt, w), H, atol=1e-6)
+    np.testing.assert_allclose(estimate_homography(pts, tgt, "ransac"), H, atol=1e-4)
+
+
+def test_pair_metrics_on_a_known_case():
+    H = np.array([[1, 0, 10.0], [0, 1, 0], [0, 0, 1]])
+    xy0 = np.random.default_rng(2).uniform(50, 500, (10, 2))
+    xy1 = warp_points(xy0, H)
+    gt0 = np.arange(10)
+    matches = np.array([[0, 0], [1, 1], [2, 2], [3, 3], [4, 4], [5, 6]])  # 5 right, 1 wrong
+    m = pair_metrics(matches, np.ones(6), xy0, xy1, gt0, H, (640, 480))
+    assert m["matches"] == 6
+    assert m["precision"] == pytest.approx(5 / 6)
+    assert m["recall"] == pytest.approx(5 / 10)
+    assert m["ransac_error"] < 1e-3
+    none = pair_metrics(np.zeros((0, 2)), np.zeros(0), xy0, xy1, gt0, H, (640, 480))
+    assert math.isnan(none["precision"]) and none["recall"] == 0 and none["ransac_error"] == math.inf
+    s = summarize([m, none])
+    assert s["precision"] == pytest.approx(100 * 5 / 6) and s["recall"] == pytest.approx(25)
+    assert s["auc@1"] == pytest.approx(50, abs=0.1) and s["pairs"] == 2
+
+
+def test_nearest_neighbour_and_ratio():
+    rng = np.random.default_rng(0)
+    d0 = rng.normal(size=(50, 32)).astype(np.float32)
+    d0 /= np.linalg.norm(d0, axis=1, keepdims=True)
+    perm = rng.permutation(50)
+    d1 = d0[perm] + 0.01 * rng.normal(size=(50, 32)).astype(np.float32)
+    d1 /= np.linalg.norm(d1, axis=1, keepdims=True)
+    matches, scores = nearest_neighbor_match(d0, d1)
+    assert len(matches) == 50 and (perm[matches[:, 1]] == matches[:, 0]).all()
+    assert (scores > 0.99).all()
+    # a near-duplicate in image 1 makes descriptor 0 ambiguous: the ratio test drops it, NN keeps it
+    d1b = np.vstack([d1, d1[np.argsort(perm)[0]] * 0.999 + 0.001])
+    d1b /= np.linalg.norm(d1b, axis=1, keepdims=True)
+    m_ratio, _ = nearest_neighbor_match(d0, d1b, ratio=0.8)
+    assert 0 not in m_ratio[:, 0] and len(m_ratio) == 49
+    empty, _ = nearest_neighbor_match(d0[:0], d1)
+    assert empty.shape == (0, 2)

@@ -75,3 +75,61 @@ def plot_bars(summary: dict[str, dict], keys: list[str], path, title: str = "") 
     fig.tight_layout()
     fig.savefig(path, dpi=120)
     plt.close(fig)
+
+
+SCALE_COLOURS = [(230, 120, 30), (40, 170, 240), (60, 200, 60), (200, 60, 200), (40, 40, 230), (0, 200, 200)]  # BGR
+
+
+def draw_graph(image: np.ndarray, data, path=None, max_complete_nodes: int = 12) -> np.ndarray:
+    """Keypoints and edges on the image, one colour per edge set of a multi-scale graph (the
+    first set drawn last, on top). A complete set is drawn for a few keypoints only."""
+    canvas = cv2.cvtColor(image, cv2.COLOR_GRAY2BGR) if image.ndim == 2 else image.copy()
+    pos = data.pos.numpy()
+    n_sets = data.scale_complete.size(1)
+    for s in reversed(range(n_sets)):
+        colour = SCALE_COLOURS[s % len(SCALE_COLOURS)]
+        if bool(data.scale_complete[0, s]):
+            chosen = np.linspace(0, len(pos) - 1, min(max_complete_nodes, len(pos))).astype(int)
+            edges = [(i, j) for j in chosen for i in range(len(pos))]
+        else:
+            edges = data.edge_index[:, data.edge_scale == s].t().tolist()
+        for i, j in edges:
+            cv2.line(canvas, tuple(np.round(pos[i]).astype(int)), tuple(np.round(pos[j]).astype(int)), colour, 1, cv2.LINE_AA)
+    for p in pos:
+        cv2.circle(canvas, tuple(np.round(p).astype(int)), 2, (0, 0, 255), -1, cv2.LINE_AA)
+    if path is not None:
+        cv2.imwrite(str(path), canvas)
+    return canvas
+
+
+def main(argv=None) -> int:
+    """``python -m pygmatch.viz graph IMAGE --graph knn --k 8 --out graph.png``"""
+    import argparse
+    from pathlib import Path
+
+    from .data.images import as_gray
+    from .data.pair_data import keypoints_to_data
+    from .features import FEATURES, extract
+    from .graphs.registry import add_graph_args, graph_from_args
+
+    p = argparse.ArgumentParser(prog="python -m pygmatch.viz", description="Draw what pygmatch builds.")
+    sub = p.add_subparsers(dest="command", required=True)
+    g = sub.add_parser("graph", help="keypoints and the edges of a graph on an image")
+    g.add_argument("image", type=Path)
+    g.add_argument("--features", choices=FEATURES, default="sift")
+    g.add_argument("--max-keypoints", type=int, default=512)
+    g.add_argument("--out", type=Path, default=Path("graph.png"))
+    add_graph_args(g)
+    args = p.parse_args(argv)
+    image = as_gray(args.image)
+    intra, _ = graph_from_args(args)
+    data = intra(keypoints_to_data(extract(image, args.features, args.max_keypoints), (image.shape[1], image.shape[0])))
+    draw_graph(image, data, args.out)
+    print(f"{intra}: {data.num_nodes} keypoints, {data.edge_index.size(1)} edges -> {args.out}")
+    return 0
+
+
+if __name__ == "__main__":
+    from .cli import run_cli
+
+    run_cli(main)

@@ -1,6 +1,16 @@
 from .images import DEFAULT_SIZE, EMBEDDED_IMAGES, list_images, read_gray, resize_crop
 from .pairs import PairSet, make_pair, make_pairs, pair_rng
 from .photometric import Photometric
+from .pair_data import PairData, keypoints_to_data, make_pair_data
 
 __all__ = ["DEFAULT_SIZE", "EMBEDDED_IMAGES", "list_images", "read_gray", "resize_crop",
-           "PairSet", "make_pair", "make_pairs", "pair_rng", "Photometric"]
+           "PairSet", "make_pair", "make_pairs", "pair_rng", "Photometric",
+           "PairData", "keypoints_to_data", "make_pair_data", "HomographyPairs"]
+
+
+def __getattr__(name):  # HomographyPairs imports the graphs, which import PairData from here
+    if name == "HomographyPairs":
+        from .dataset import HomographyPairs
+
+        return HomographyPairs
+    raise AttributeError(name)

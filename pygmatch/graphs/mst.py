@@ -6,7 +6,7 @@ from scipy.spatial import Delaunay, QhullError
 
 from .base import GraphTransform
 
-_EPS = 1e-9  # csgraph drops zero weights, which would lose edges between duplicate keypoints
+_EPS = 1e-6  # csgraph drops zero weights, which would lose edges between duplicate keypoints
 
 
 def mst_edges(pos: torch.Tensor) -> torch.Tensor:

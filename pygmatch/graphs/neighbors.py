@@ -43,16 +43,17 @@ def _empty(device) -> torch.Tensor:
     return torch.zeros(2, 0, dtype=torch.long, device=device)
 
 
-def knn_table(pos: torch.Tensor, k: int) -> torch.Tensor:
+def knn_table(pos: torch.Tensor, k: int, use_torch: bool | None = None) -> torch.Tensor:
     """(n, min(k, n−1)) indices of each point's nearest other points, nearest first.
 
     Exact duplicates of a point count as neighbours at distance 0; the point itself never does.
+    ``use_torch`` (default: for GPU tensors) takes chunked ``cdist`` + ``topk`` instead of a k-d tree.
     """
     n = pos.size(0)
     kk = min(k, n - 1)
     if kk <= 0:
         return torch.zeros(n, 0, dtype=torch.long, device=pos.device)
-    if pos.is_cuda:
+    if pos.is_cuda if use_torch is None else use_torch:
         rows = []
         for start in range(0, n, _CHUNK):
             d = torch.cdist(pos[start : start + _CHUNK], pos)
@@ -84,7 +85,7 @@ def knn_edges(pos: torch.Tensor, k: int, backend: str = "auto") -> torch.Tensor:
     backend = _resolve(backend, pos)
     if backend == "pyg":
         return _knn_accelerated(pos, min(k, pos.size(0) - 1))
-    return table_to_edges(knn_table(pos, k))
+    return table_to_edges(knn_table(pos, k, use_torch=backend == "torch"))
 
 
 def radius_edges(pos: torch.Tensor, r: float, max_neighbors: int = 32, backend: str = "auto") -> torch.Tensor:
@@ -97,7 +98,7 @@ def radius_edges(pos: torch.Tensor, r: float, max_neighbors: int = 32, backend: 
     if backend == "pyg":
         return _radius_accelerated(pos, r, max_neighbors)
     if backend == "torch":
-        table = knn_table(pos, max_neighbors)
+        table = knn_table(pos, max_neighbors, use_torch=True)
         dist = (pos[table] - pos[:, None]).norm(dim=-1)
         edges = table_to_edges(table)
         return edges[:, (dist <= r).reshape(-1)]

@@ -1,3 +1,5 @@
+import warnings
+
 import numpy as np
 import torch
 from scipy.cluster.vq import kmeans2
@@ -41,11 +43,13 @@ class PartitionGraph(GraphTransform):
             cx = (data.pos[:, 0] / w * self.cells[0]).floor().long().clamp(0, self.cells[0] - 1)
             cy = (data.pos[:, 1] / h * self.cells[1]).floor().long().clamp(0, self.cells[1] - 1)
             return cy * self.cells[0] + cx
-        k = min(self.clusters, n)
+        pts = data.pos_norm.detach().cpu().double().numpy()
+        k = min(self.clusters, len(np.unique(pts, axis=0)))  # duplicates cannot seed separate clusters
         if k <= 1:
             return torch.zeros(n, dtype=torch.long)
-        pts = data.pos_norm.detach().cpu().double().numpy()
-        _, labels = kmeans2(pts, k, minit="++", seed=np.random.default_rng(self.seed))
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # an emptied cluster is harmless: it just holds no group
+            _, labels = kmeans2(pts, k, minit="++", seed=np.random.default_rng(self.seed))
         return torch.from_numpy(labels).long()
 
     def edge_sets(self, data):

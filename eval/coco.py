@@ -10,7 +10,10 @@ from pygmatch.data import DEFAULT_SIZE, EMBEDDED_IMAGES, PairSet, make_pairs
 from pygmatch.evaluation import evaluate, format_table, resolve_method, write_report
 from pygmatch.features import FEATURES
 
-DEFAULT_METHODS = "nn,nn-ratio"
+def default_methods() -> str:
+    from pygmatch.checkpoint import WEIGHTS_DIR
+
+    return "default,nn,nn-ratio" if (WEIGHTS_DIR / "default.pt").is_file() else "nn,nn-ratio"
 
 
 def parser() -> argparse.ArgumentParser:
@@ -26,7 +29,10 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--size", type=size_type, default=DEFAULT_SIZE, help="image size WxH (default 640x480)")
     p.add_argument("--features", choices=FEATURES, default="sift")
     p.add_argument("--max-keypoints", type=positive_int, default=1024)
-    p.add_argument("--methods", default=DEFAULT_METHODS, help="comma-separated: nn, nn-ratio, or checkpoint paths")
+    p.add_argument("--methods", default=None, help=f"comma-separated: default (the shipped model), nn, nn-ratio, checkpoint "
+                   f"files or run folders (default: {default_methods()})")
+    p.add_argument("--compare", nargs="+", type=Path, default=[], metavar="RUN",
+                   help="run folders or checkpoints to add to --methods, one table and one plot across them")
     p.add_argument("--out", type=Path, default=Path("eval-out"), help="folder for report.md, metrics.json and plots")
     p.add_argument("--draw", type=int, default=3, help="draw the matches of the first N pairs")
     return p
@@ -35,8 +41,8 @@ def parser() -> argparse.ArgumentParser:
 def main(argv=None) -> int:
     args = parser().parse_args(argv)
     start = time.perf_counter()
-    names = [m.strip() for m in args.methods.split(",") if m.strip()]
-    methods = {name: resolve_method(name) for name in names}
+    names = [m.strip() for m in (args.methods or default_methods()).split(",") if m.strip()] + [str(r) for r in args.compare]
+    methods = {name: resolve_method(name, args.features) for name in names}
     if args.pairs is not None:
         pairs = PairSet.load(args.pairs)
         source = f"pair set {args.pairs}"

@@ -24,16 +24,20 @@ from . import viz
 MatchFn = Callable[[Keypoints, Keypoints, tuple[int, int]], tuple[np.ndarray, np.ndarray]]
 
 
-def resolve_method(name: str) -> MatchFn:
-    """A baseline name (``nn``, ``nn-ratio``) or the path of a trained checkpoint / run folder."""
+def resolve_method(name: str, features: str = "sift") -> MatchFn:
+    """A baseline name (``nn``, ``nn-ratio``), ``default`` (the shipped model) or the path of a
+    trained checkpoint / run folder. A model trained on other features than ``features`` is refused."""
     if name in BASELINES:
         fn = BASELINES[name]
         return lambda kp0, kp1, size: fn(kp0, kp1)
-    if Path(name).exists():
+    if name == "default" or Path(name).exists():
         from .matcher import Matcher  # noqa: PLC0415 (only needed for learned methods)
 
-        return Matcher.load(name).match_keypoints_fn()
-    raise PygmatchError(f"unknown method {name!r}: choose from {', '.join(BASELINES)} or give a checkpoint path")
+        matcher = Matcher.load(name)
+        if matcher.cfg.features != features:
+            raise PygmatchError(f"{name}: trained on {matcher.cfg.features} keypoints, but this evaluation uses {features} (--features)")
+        return matcher.match_keypoints_fn()
+    raise PygmatchError(f"unknown method {name!r}: choose from default, {', '.join(BASELINES)} or give a checkpoint path")
 
 
 UNMATCHABLE = {"matches": 0, "precision": math.nan, "recall": math.nan, "ransac_error": math.inf, "dlt_error": math.inf}

@@ -6,6 +6,7 @@ import warnings
 
 import torch
 
+from ..errors import PygmatchError
 from ..features import extract
 from ..graphs.cross import CompleteCross
 from ..graphs.knn import KNNGraph
@@ -31,13 +32,16 @@ class HomographyPairs(torch.utils.data.Dataset):
 
     def __init__(self, root: str | os.PathLike, graph=KNNGraph(16), cross=CompleteCross(), features: str = "sift",
                  max_keypoints: int = 1024, size: tuple[int, int] = DEFAULT_SIZE, difficulty: float = 1.0, seed: int = 0,
-                 pairs_per_image: int = 1, fixed: bool = False, photometric: Photometric | None = Photometric()):
-        self.files = list_images(root)
+                 pairs_per_image: int = 1, fixed: bool = False, photometric: Photometric | None = Photometric(),
+                 max_images: int | None = None, cache: bool = False):
+        self.files = list_images(root)[:max_images]
         self.root, self.graph, self.cross = root, graph, cross
         self.features, self.max_keypoints, self.size = features, max_keypoints, size
         self.difficulty, self.seed, self.pairs_per_image, self.fixed = difficulty, seed, pairs_per_image, fixed
         self.photometric = photometric
         self.epoch = 0
+        # A fixed set (validation) can keep its items: keypoints are extracted once, not every pass.
+        self._cache = {} if cache and fixed else None
 
     def set_epoch(self, epoch: int) -> None:
         self.epoch = epoch
@@ -46,6 +50,8 @@ class HomographyPairs(torch.utils.data.Dataset):
         return len(self.files) * self.pairs_per_image
 
     def __getitem__(self, index: int):
+        if self._cache is not None and index in self._cache:
+            return self._cache[index]
         image_index, repeat = divmod(index, self.pairs_per_image)
         for attempt in range(len(self.files)):
             k = (image_index + attempt) % len(self.files)
@@ -55,13 +61,16 @@ class HomographyPairs(torch.utils.data.Dataset):
             except CorruptImage as e:
                 warnings.warn(f"skipping {e}", stacklevel=2)
         else:
-            raise RuntimeError(f"{self.root}: no readable image")
+            raise PygmatchError(f"{self.root}: none of the {len(self.files)} images could be read")
         seed = self.seed if self.fixed else self.seed + 1_000_003 * self.epoch
         im0, im1, H = make_pair(image, pair_rng(seed, k, repeat), self.difficulty, self.photometric)
         kp0 = extract(im0, self.features, self.max_keypoints)
         kp1 = extract(im1, self.features, self.max_keypoints)
         pair = make_pair_data(kp0, kp1, self.size, self.graph, self.cross, H)
         pair.name = self.files[k].stem
+        pair.skipped_images = torch.tensor([attempt])  # unreadable files passed over for this item
+        if self._cache is not None:
+            self._cache[index] = pair
         return pair
 
     def __repr__(self) -> str:

@@ -22,7 +22,7 @@ from ..features import Keypoints
 from ..ground_truth import ground_truth_matches
 
 NODE_KEYS = ("x", "pos", "pos_norm", "scale", "ori", "score")
-GRAPH_KEYS = ("edge_index", "edge_scale", "scale_complete")
+GRAPH_KEYS = ("edge_index", "edge_scale", "scale_complete", "scale_exclusive")
 
 
 def keypoints_to_data(kp: Keypoints, image_size: tuple[int, int]) -> Data:
@@ -104,9 +104,11 @@ def attach_ground_truth(pair: PairData, H_0to1: np.ndarray, match_px: float = 3.
     return pair
 
 
-def make_pair_data(kp0: Keypoints, kp1: Keypoints, image_size: tuple[int, int], graph=None, cross=None, H_0to1=None) -> PairData:
-    """Keypoints of two images -> ``PairData`` with intra-image graphs, cross edges and (given H) ground truth."""
-    g_s, g_t = keypoints_to_data(kp0, image_size), keypoints_to_data(kp1, image_size)
+def make_pair_data(kp0: Keypoints, kp1: Keypoints, image_size: tuple[int, int], graph=None, cross=None, H_0to1=None,
+                   image_size1: tuple[int, int] | None = None) -> PairData:
+    """Keypoints of two images -> ``PairData`` with intra-image graphs, cross edges and (given H)
+    ground truth. ``image_size1`` defaults to ``image_size``."""
+    g_s, g_t = keypoints_to_data(kp0, image_size), keypoints_to_data(kp1, image_size1 or image_size)
     pair = PairData.from_graphs(g_s, g_t)
     if graph is not None:
         pair = graph(pair)

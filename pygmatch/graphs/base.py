@@ -23,7 +23,11 @@ class GraphTransform(BaseTransform):
     Works on a single-image ``Data`` and on a ``PairData`` (both images get their own graph), so
     the same object composes with ``torch_geometric.transforms.Compose`` in either place.
     Subclasses implement ``edge_sets(data) -> list[(edge_index, complete)]``: one entry per scale.
+    ``exclusive`` = the edge sets must not overlap: a complete set then means "every edge that no
+    other set holds" (disjoint multi-scale rings); the model masks accordingly.
     """
+
+    exclusive = False
 
     def edge_sets(self, data: Data) -> list[tuple[torch.Tensor, bool]]:
         raise NotImplementedError
@@ -37,6 +41,7 @@ class GraphTransform(BaseTransform):
         data.edge_index = torch.cat([e for e, _ in sets], 1) if sets else torch.zeros(2, 0, dtype=torch.long)
         data.edge_scale = torch.cat([torch.full((e.size(1),), k, dtype=torch.long) for k, (e, _) in enumerate(sets)])
         data.scale_complete = torch.tensor([[c for _, c in sets]], dtype=torch.bool)
+        data.scale_exclusive = torch.tensor([[self.exclusive]])
         return data
 
     def params(self) -> dict:

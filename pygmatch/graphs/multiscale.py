@@ -24,6 +24,7 @@ class MultiScaleGraph(GraphTransform):
         if not ks or any(k < 1 for k in finite) or finite != sorted(set(finite)) or ("all" in ks and ks[-1] != "all") or ks.count("all") > 1:
             raise ValueError(f"ks must be increasing positive integers, optionally ending in 'all'; got {ks}")
         self.ks, self.mode = ks, mode
+        self.exclusive = mode == "disjoint"
 
     def edge_sets(self, data):
         finite = [k for k in self.ks if k != "all"]

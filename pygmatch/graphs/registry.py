@@ -126,3 +126,18 @@ def graph_from_args(args: argparse.Namespace):
 def graph_config(args: argparse.Namespace) -> dict:
     """The graph flags as a plain dict (saved with checkpoints so a run can be rebuilt)."""
     return {key: list(v) if isinstance(v, tuple) else v for key, v in ((k, getattr(args, k)) for k in DEFAULTS)}
+
+
+def graph_from_config(config: dict):
+    """(intra, cross) transforms from a saved ``graph_config`` dict (as stored in model configs)."""
+    args = argparse.Namespace(**{**DEFAULTS, **config})
+    if args.graph not in GRAPHS:
+        raise PygmatchError(f"unknown graph {args.graph!r} in the model config; choose from {', '.join(GRAPHS)}")
+    args.ks = tuple(args.ks)
+    args.cells = tuple(args.cells)
+    return graph_from_args(args)
+
+
+def num_edge_sets(config: dict) -> int:
+    """How many edge sets (model branches) the configured graph produces."""
+    return len(config.get("ks", DEFAULTS["ks"])) if config.get("graph") == "multiscale" else 1

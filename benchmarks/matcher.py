@@ -1,0 +1,157 @@
+"""CPU forward time and peak memory of the matcher per pair, n = 512 … 4096 keypoints per image.
+
+    python benchmarks/matcher.py [--weights default] [--sizes 512,1024,2048,4096] [--repeats 3] [--out benchmarks/results]
+
+Variants (same weights; the single-scale architecture does not depend on the graph):
+- complete: SuperGlue's graph, dense path for self and cross attention;
+- knn16: kNN (k=16) self attention on the sparse path, dense cross attention;
+- knn16+dknn16: kNN self attention and descriptor-kNN (k=16) cross edges, both sparse;
+- each with LightGlue's early exit + point pruning switched on (``+adaptive``).
+Baseline, measured in the same run: a plain transformer of the same width and depth that calls
+``scaled_dot_product_attention`` directly (no PyG, no graphs). Keypoints are real SIFT from the
+embedded images (image 1 = image 0 warped), extracted once per size; every variant runs in its
+own process so its peak RSS is its own. Writes ``matcher.md`` and ``matcher.png``.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import resource
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+VARIANTS = ["sdpa-transformer (baseline)", "complete", "knn16", "knn16+dknn16", "complete+adaptive", "knn16+adaptive"]
+
+
+class PlainTransformer(nn.Module):
+    """The reference: self + cross SDPA layers with the same MLP update, on dense tensors."""
+
+    def __init__(self, dim, layers, heads):
+        super().__init__()
+        self.heads = heads
+        self.proj = nn.Linear(128, dim)
+        self.qkv = nn.ModuleList(nn.Linear(dim, 3 * dim) for _ in range(2 * layers))
+        self.out = nn.ModuleList(nn.Linear(dim, dim) for _ in range(2 * layers))
+        self.mlp = nn.ModuleList(nn.Sequential(nn.Linear(2 * dim, 2 * dim), nn.LayerNorm(2 * dim), nn.GELU(), nn.Linear(2 * dim, dim))
+                                 for _ in range(2 * layers))
+        self.final = nn.Linear(dim, dim)
+
+    def attend(self, k, x, src):
+        q = self.qkv[k](x)[..., : x.size(-1)]
+        kv = self.qkv[k](src)[..., x.size(-1):]
+        key, val = kv.chunk(2, -1)
+        split = lambda t: t.unflatten(-1, (self.heads, -1)).transpose(0, 1)  # noqa: E731
+        m = F.scaled_dot_product_attention(split(q), split(key), split(val)).transpose(0, 1).flatten(1)
+        return x + self.mlp[k](torch.cat([x, self.out[k](m)], -1))
+
+    def forward(self, d0, d1):
+        x0, x1 = self.proj(d0), self.proj(d1)
+        for layer in range(len(self.qkv) // 2):
+            x0, x1 = self.attend(2 * layer, x0, x0), self.attend(2 * layer, x1, x1)
+            x0, x1 = self.attend(2 * layer + 1, x0, x1), self.attend(2 * layer + 1, x1, x0)
+        s = self.final(x0) @ self.final(x1).t()
+        return F.log_softmax(s, 0) + F.log_softmax(s, 1)
+
+
+def keypoints(n: int):
+    from pygmatch.data import EMBEDDED_IMAGES, list_images, make_pair, pair_rng, read_gray
+    from pygmatch.features import extract
+
+    image = read_gray(list_images(EMBEDDED_IMAGES)[0], (1280, 960))  # larger, so 4096 SIFT keypoints exist
+    im0, im1, _ = make_pair(image, pair_rng(0, 0), 1.0)
+    return extract(im0, "sift", n), extract(im1, "sift", n), (1280, 960)
+
+
+def run_one(variant: str, n: int, weights: str, repeats: int) -> dict:
+    """Time one variant at one size in this process; report ms (median) and peak RSS growth."""
+    from pygmatch.checkpoint import load_model
+    from pygmatch.data.pair_data import make_pair_data
+    from pygmatch.graphs import CompleteCross, CompleteGraph, DescriptorKNNCross, KNNGraph
+
+    kp0, kp1, size = keypoints(n)
+    torch.set_grad_enabled(False)
+    if variant.startswith("sdpa"):
+        cfg = load_model(weights).cfg
+        model = PlainTransformer(cfg.dim, cfg.layers, cfg.heads).eval()
+        d0, d1 = torch.from_numpy(kp0.descriptors), torch.from_numpy(kp1.descriptors)
+        fn = lambda: model(d0, d1)  # noqa: E731
+    else:
+        adaptive = variant.endswith("+adaptive")
+        model = load_model(weights, early_exit=adaptive, pruning=adaptive)
+        graph = CompleteGraph() if variant.startswith("complete") else KNNGraph(16)
+        cross = DescriptorKNNCross(16) if "dknn" in variant else CompleteCross()
+        pair = make_pair_data(kp0, kp1, size, graph, cross)
+        fn = lambda: model(pair)  # noqa: E731
+    fn()
+    base = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    times = []
+    for _ in range(repeats):
+        t = time.perf_counter()
+        out = fn()
+        times.append((time.perf_counter() - t) * 1e3)
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    extra = {"stop_layer": out["stop_layer"], "pruned": list(out["pruned"])} if isinstance(out, dict) else {}
+    return {"ms": float(np.median(times)), "peak_mb": peak / 1024, "growth_mb": (peak - base) / 1024, "n": len(kp0), **extra}
+
+
+def main(argv=None):
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--weights", default="default")
+    p.add_argument("--sizes", default="512,1024,2048,4096")
+    p.add_argument("--repeats", type=int, default=3)
+    p.add_argument("--out", type=Path, default=Path("benchmarks/results"))
+    p.add_argument("--one", nargs=2, metavar=("VARIANT", "N"), help=argparse.SUPPRESS)
+    args = p.parse_args(argv)
+    if args.one:
+        print(json.dumps(run_one(args.one[0], int(args.one[1]), args.weights, args.repeats)))
+        return
+    sizes = [int(s) for s in args.sizes.split(",")]
+    results = {v: {} for v in VARIANTS}
+    for n in sizes:
+        for v in VARIANTS:
+            r = subprocess.run([sys.executable, __file__, "--one", v, str(n), "--weights", args.weights, "--repeats", str(args.repeats)],
+                               capture_output=True, text=True, check=True)
+            results[v][n] = json.loads(r.stdout.strip().splitlines()[-1])
+            print(f"n={n} {v}: {results[v][n]}", flush=True)
+    base = results[VARIANTS[0]]
+    a, b = (1024, sizes[-1]) if 1024 in sizes else (sizes[0], sizes[-1])
+    lines = [f"Matcher forward per pair on CPU ({torch.get_num_threads()} threads), weights {args.weights!r}; "
+             "ms (ratio to the plain SDPA transformer in the same run) and peak RSS (MB)", "",
+             "| variant | " + " | ".join(f"n={n}" for n in sizes) + f" | exponent {a}→{b} |", "|---" * (len(sizes) + 2) + "|"]
+    for v in VARIANTS:
+        cells = []
+        for n in sizes:
+            r = results[v][n]
+            note = f", exit@{r['stop_layer']}, pruned {r['pruned'][0]}+{r['pruned'][1]}" if v.endswith("adaptive") else ""
+            cells.append(f"{r['ms']:.0f} ({r['ms'] / base[n]['ms']:.2f}) {r['peak_mb']:.0f} MB{note}")
+        exp = math.log(results[v][b]["ms"] / results[v][a]["ms"]) / math.log(b / a)
+        lines.append(f"| {v} | " + " | ".join(cells) + f" | {exp:.2f} |")
+    table = "\n".join(lines)
+    print(table)
+    args.out.mkdir(parents=True, exist_ok=True)
+    (args.out / "matcher.md").write_text(table + "\n")
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(7, 4.5))
+    for v in VARIANTS:
+        ax.loglog(sizes, [results[v][n]["ms"] for n in sizes], "o-", label=v, lw=2.5 if "baseline" in v else 1.2)
+    ax.set(xlabel="keypoints per image", ylabel="ms per pair (median)", title="Matcher forward time, CPU")
+    ax.grid(alpha=0.3, which="both")
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    fig.savefig(args.out / "matcher.png", dpi=120)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,108 @@
+"""Reading and writing model checkpoints: pygmatch ``.pt`` files and Lightning ``.ckpt`` files."""
+from __future__ import annotations
+
+import os
+import pickle
+import zipfile
+from pathlib import Path
+
+import torch
+
+from .errors import PygmatchError
+from .nn.config import MatcherConfig
+from .nn.model import GraphMatcher
+
+WEIGHTS_DIR = Path(__file__).resolve().parent / "weights"
+FORMAT = "pygmatch-matcher-v1"
+
+
+def resolve_checkpoint(name: str | os.PathLike) -> Path:
+    """``"default"`` -> the shipped weights; a run folder -> its ``best.ckpt`` (else ``last.ckpt``)."""
+    if str(name) == "default":
+        path = WEIGHTS_DIR / "default.pt"
+        if not path.is_file():
+            raise PygmatchError(f"{path}: the shipped default weights are missing (reinstall pygmatch)")
+        return path
+    path = Path(name)
+    if path.is_dir():
+        for candidate in ("best.ckpt", "last.ckpt", "model.pt"):
+            if (path / candidate).is_file():
+                return path / candidate
+        raise PygmatchError(f"{path}: no best.ckpt, last.ckpt or model.pt in this folder")
+    if not path.is_file():
+        raise PygmatchError(f"{path}: no such checkpoint")
+    return path
+
+
+def read_checkpoint(path: str | os.PathLike) -> dict:
+    """The raw checkpoint dict, or a one-line error for a missing, truncated or foreign file."""
+    path = Path(path)
+    try:
+        ckpt = torch.load(path, map_location="cpu", weights_only=False)
+    except FileNotFoundError:
+        raise PygmatchError(f"{path}: no such checkpoint") from None
+    except (RuntimeError, EOFError, pickle.UnpicklingError, zipfile.BadZipFile, ValueError, OSError) as e:
+        raise PygmatchError(f"{path}: not a readable checkpoint (truncated or corrupt: {str(e).splitlines()[0][:120]})") from None
+    if not isinstance(ckpt, dict):
+        raise PygmatchError(f"{path}: not a pygmatch checkpoint")
+    return ckpt
+
+
+def model_state(ckpt: dict, path) -> tuple[MatcherConfig, dict]:
+    """(config, model state_dict) from a pygmatch .pt or a Lightning .ckpt of pygmatch.training."""
+    if ckpt.get("format") == FORMAT:
+        return MatcherConfig.from_dict(ckpt["config"]), ckpt["state_dict"]
+    hp = ckpt.get("hyper_parameters", {})
+    if "state_dict" in ckpt and "model" in hp:
+        state = {k[len("model."):]: v for k, v in ckpt["state_dict"].items() if k.startswith("model.")}
+        return MatcherConfig.from_dict(hp["model"]), state
+    raise PygmatchError(f"{path}: not a pygmatch checkpoint (no model config inside)")
+
+
+def load_model(name: str | os.PathLike = "default", **overrides) -> GraphMatcher:
+    """A ``GraphMatcher`` with the checkpoint's weights; ``overrides`` change inference-only
+    options (e.g. ``early_exit=True``, ``match_threshold=0.1``)."""
+    path = resolve_checkpoint(name)
+    cfg, state = model_state(read_checkpoint(path), path)
+    for key, value in overrides.items():
+        if key in cfg.architecture():
+            raise PygmatchError(f"{key} is part of the architecture and cannot be overridden at load time")
+        if not hasattr(cfg, key):
+            raise PygmatchError(f"unknown model option {key!r}")
+        setattr(cfg, key, value)
+    model = GraphMatcher(cfg)
+    load_weights(model, state, path)
+    return model.eval()
+
+
+def load_weights(model: GraphMatcher, state: dict, path, saved_cfg: MatcherConfig | None = None) -> None:
+    """Load ``state`` into ``model``; a mismatch names what differs instead of a wall of keys."""
+    if saved_cfg is not None:
+        mine, theirs = model.cfg.architecture(), saved_cfg.architecture()
+        diff = [f"{k}: checkpoint {theirs[k]!r} vs model {mine[k]!r}" for k in mine if mine[k] != theirs[k]]
+        if diff:
+            raise PygmatchError(f"{path}: a different architecture ({'; '.join(diff)})")
+    own = model.state_dict()
+    missing = [k for k in own if k not in state]
+    unexpected = [k for k in state if k not in own]
+    shapes = [f"{k} {tuple(state[k].shape)} vs {tuple(own[k].shape)}" for k in own if k in state and state[k].shape != own[k].shape]
+    if missing or unexpected or shapes:
+        parts = []
+        if shapes:
+            parts.append(f"shape mismatch in {len(shapes)} tensors, e.g. {shapes[0]}")
+        if missing:
+            parts.append(f"{len(missing)} missing, e.g. {missing[0]}")
+        if unexpected:
+            parts.append(f"{len(unexpected)} unexpected, e.g. {unexpected[0]}")
+        raise PygmatchError(f"{path}: weights do not fit this architecture ({'; '.join(parts)})")
+    model.load_state_dict(state)
+
+
+def save_model(model: GraphMatcher, path: str | os.PathLike, extra: dict | None = None) -> Path:
+    """A self-contained pygmatch checkpoint (config + weights), written atomically."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(path.name + ".tmp")
+    torch.save({"format": FORMAT, "config": model.cfg.to_dict(), "state_dict": model.state_dict(), **(extra or {})}, tmp)
+    os.replace(tmp, path)
+    return path

@@ -1,0 +1,137 @@
+"""Assignment heads: from two sets of matching descriptors to a log-assignment matrix with dustbins.
+
+Both heads take padded per-pair blocks ``(B, n, d)``/``(B, m, d)`` with validity masks, so pairs
+of different sizes share a batch without padding leaking into any row or column, and both return
+``log_assignment`` of shape ``(B, n + 1, m + 1)``: entry (i, j) is the log-probability that i
+matches j, the last column / row the dustbin of image 0 / image 1. Computed in float32 even
+under autocast (exp/log sums overflow in float16).
+"""
+from __future__ import annotations
+
+import math
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+NEG = -1e9  # "log 0" that stays finite, so masked sums never produce inf − inf
+
+
+def _with_dustbin(mask: Tensor) -> Tensor:
+    return torch.cat([mask, mask.new_ones(mask.size(0), 1)], 1)
+
+
+def log_sinkhorn(scores: Tensor, dustbin: Tensor, mask0: Tensor, mask1: Tensor, iters: int = 50) -> Tensor:
+    """SuperGlue's log-domain optimal transport with a dustbin row and column, per pair marginals.
+
+    Rows are image-0 keypoints (mass 1 each) plus a dustbin of mass m; columns image-1 keypoints
+    plus a dustbin of mass n; padded rows/columns get no mass. The result is normalised so that
+    each real row sums to 1 (exp), i.e. it is a log-probability per keypoint.
+    """
+    b, n, m = scores.shape
+    n_valid, m_valid = mask0.sum(1).float(), mask1.sum(1).float()
+    couplings = torch.cat([
+        torch.cat([scores, dustbin.expand(b, n, 1)], 2),
+        torch.cat([dustbin.expand(b, 1, m), dustbin.expand(b, 1, 1)], 2),
+    ], 1)
+    valid = _with_dustbin(mask0)[:, :, None] & _with_dustbin(mask1)[:, None, :]
+    couplings = couplings.masked_fill(~valid, NEG)
+    norm = -(n_valid + m_valid).clamp(min=1).log()  # (B,)
+
+    def log_or_neg(x):
+        return torch.where(x > 0, x.clamp(min=1e-30).log(), torch.full_like(x, NEG))
+
+    log_mu = torch.cat([torch.where(mask0, 0.0, NEG), log_or_neg(m_valid)[:, None]], 1) + norm[:, None]
+    log_nu = torch.cat([torch.where(mask1, 0.0, NEG), log_or_neg(n_valid)[:, None]], 1) + norm[:, None]
+    u, v = torch.zeros_like(log_mu), torch.zeros_like(log_nu)
+    for _ in range(iters):
+        u = log_mu - torch.logsumexp(couplings + v[:, None, :], dim=2)
+        v = log_nu - torch.logsumexp(couplings + u[:, :, None], dim=1)
+    return (couplings + u[:, :, None] + v[:, None, :] - norm[:, None, None]).masked_fill(~valid, NEG)
+
+
+class Similarity(nn.Module):
+    """Scaled dot product of projected matching descriptors, plus (``prior=True``) a learnable
+    multiple of the input descriptors' own cosine similarity. The prior starts the untrained
+    network at nearest-neighbour matching, so a short CPU training refines a sensible
+    assignment instead of discovering descriptor matching from scratch."""
+
+    def __init__(self, dim: int, prior: bool = True, prior_scale: float = 40.0):
+        super().__init__()
+        self.proj = nn.Linear(dim, dim)
+        self.prior_scale = nn.Parameter(torch.tensor(prior_scale)) if prior else None
+        # With the prior, the learned term enters through a gate that starts at 0 (ReZero): the
+        # untrained network then matches like mutual nearest neighbours, not like noise.
+        self.gate = nn.Parameter(torch.tensor(0.0)) if prior else None
+
+    def forward(self, desc0: Tensor, desc1: Tensor, raw0: Tensor | None, raw1: Tensor | None) -> Tensor:
+        d0, d1 = self.proj(desc0), self.proj(desc1)
+        sim = d0 @ d1.transpose(1, 2) / math.sqrt(d0.size(-1))
+        if self.prior_scale is None:
+            return sim
+        prior = F.normalize(raw0.float(), dim=-1) @ F.normalize(raw1.float(), dim=-1).transpose(1, 2)
+        return self.gate * sim + self.prior_scale * prior
+
+
+class SinkhornHead(nn.Module):
+    """Similarity + a learnable dustbin score, then Sinkhorn."""
+
+    def __init__(self, dim: int, iters: int = 50, prior: bool = True):
+        super().__init__()
+        self.similarity = Similarity(dim, prior)
+        self.dustbin = nn.Parameter(torch.tensor(1.0))
+        self.iters = iters
+
+    def forward(self, desc0: Tensor, desc1: Tensor, mask0: Tensor, mask1: Tensor, raw0: Tensor | None = None, raw1: Tensor | None = None) -> Tensor:
+        with torch.autocast(desc0.device.type, enabled=False):
+            scores = self.similarity(desc0.float(), desc1.float(), raw0, raw1)
+            return log_sinkhorn(scores, self.dustbin.float(), mask0, mask1, self.iters)
+
+
+class DualSoftmaxHead(nn.Module):
+    """LightGlue: softmax over rows + softmax over columns of the similarity, plus a per-point
+    matchability σ(z); unmatchable mass goes to the dustbin as log σ(−z)."""
+
+    def __init__(self, dim: int, prior: bool = True):
+        super().__init__()
+        self.similarity = Similarity(dim, prior)
+        self.matchability = nn.Linear(dim, 1)
+        nn.init.constant_(self.matchability.bias, 2.0)  # start by calling most keypoints matchable
+
+    def forward(self, desc0: Tensor, desc1: Tensor, mask0: Tensor, mask1: Tensor, raw0: Tensor | None = None, raw1: Tensor | None = None) -> Tensor:
+        with torch.autocast(desc0.device.type, enabled=False):
+            desc0, desc1 = desc0.float(), desc1.float()
+            sim = self.similarity(desc0, desc1, raw0, raw1)
+            pair_valid = mask0[:, :, None] & mask1[:, None, :]
+            sim = sim.masked_fill(~pair_valid, NEG)
+            z0, z1 = self.matchability(desc0).squeeze(-1), self.matchability(desc1).squeeze(-1)
+            b, n, m = sim.shape
+            out = sim.new_full((b, n + 1, m + 1), NEG)
+            out[:, :n, :m] = F.log_softmax(sim, 2) + F.log_softmax(sim, 1) + F.logsigmoid(z0)[:, :, None] + F.logsigmoid(z1)[:, None, :]
+            out[:, :n, m] = F.logsigmoid(-z0)
+            out[:, n, :m] = F.logsigmoid(-z1)
+            valid = _with_dustbin(mask0)[:, :, None] & _with_dustbin(mask1)[:, None, :]
+            valid[:, n, m] = False  # dustbin to dustbin is not an assignment
+            return out.masked_fill(~valid, NEG)
+
+
+def extract_matches(log_assignment: Tensor, mask0: Tensor, mask1: Tensor, threshold: float = 0.2):
+    """Mutual argmax (dustbins excluded) with probability above ``threshold``.
+
+    Returns ``matches0`` (B, n; index in image 1 or −1), ``matches1`` (B, m) and ``scores0`` (B, n).
+    """
+    scores = log_assignment[:, :-1, :-1]
+    b, n, m = scores.shape
+    if n == 0 or m == 0:
+        return (torch.full((b, n), -1, dtype=torch.long, device=scores.device),
+                torch.full((b, m), -1, dtype=torch.long, device=scores.device), scores.new_zeros(b, n))
+    max0, idx0 = scores.max(2)
+    max1, idx1 = scores.max(1)
+    mutual0 = torch.arange(n, device=scores.device)[None] == idx1.gather(1, idx0)
+    mutual1 = torch.arange(m, device=scores.device)[None] == idx0.gather(1, idx1)
+    prob0 = max0.exp()
+    keep0 = mutual0 & (prob0 > threshold) & mask0 & mask1.gather(1, idx0)
+    keep1 = mutual1 & keep0.gather(1, idx1) & mask1
+    matches0 = torch.where(keep0, idx0, -1)
+    matches1 = torch.where(keep1, idx1, -1)
+    return matches0, matches1, torch.where(keep0, prob0, 0.0)

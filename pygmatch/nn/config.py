@@ -1,0 +1,91 @@
+"""The model's configuration: defaults in one dataclass that travels inside every checkpoint."""
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field, fields
+
+from ..errors import PygmatchError
+
+CONVS = ("attention", "gat", "gatv2", "transformer")
+ASSIGNMENTS = ("sinkhorn", "dual-softmax")
+POSITIONAL = ("rotary", "absolute", "both")
+GRAPH_UPDATES = ("static", "per-layer")
+
+# Named sizes. "superglue" is SuperGlue's width and depth; "small" is the CPU default that the
+# shipped model uses; "tiny" is for tests and smoke runs.
+PRESETS = {
+    "superglue": dict(dim=256, layers=9, heads=4),
+    "small": dict(dim=128, layers=6, heads=4),
+    "tiny": dict(dim=32, layers=2, heads=2),
+}
+
+
+@dataclass
+class MatcherConfig:
+    descriptor_dim: int = 128  # 128 for SIFT, 256 for ORB
+    dim: int = 256
+    layers: int = 9
+    heads: int = 4
+    positional: str = "rotary"  # rotary: relative positions in self-attention (LightGlue); absolute: MLP (SuperGlue)
+    keypoint_attrs: bool = True  # encode scale, orientation and detector score besides position
+    conv: str = "attention"  # pygmatch.nn.GraphAttention, or PyG's GATConv / GATv2Conv / TransformerConv
+    assignment: str = "sinkhorn"
+    sinkhorn_iters: int = 50
+    descriptor_prior: bool = True  # add a learnable multiple of the input descriptors' cosine similarity
+    match_threshold: float = 0.2
+    num_scales: int = 1  # edge sets per image graph (multi-scale graphs: one attention branch each)
+    deep_supervision: bool = False  # loss at every layer (needed to train the early-exit heads)
+    early_exit: bool = False  # inference: stop once enough keypoints are confident
+    exit_confidence: float = 0.95
+    exit_ratio: float = 0.95
+    pruning: bool = False  # inference: drop keypoints confidently unmatchable between layers
+    prune_matchability: float = 0.05
+    # research variants (the notes' open questions); none changes the weights' shapes
+    graph_update: str = "static"  # static | per-layer: rebuild self edges as descriptor kNN from each layer's features
+    value_update: str = "every"  # every | frozen-first-N | every-N: where the attention values V come from
+    dense_warmup_layers: int = 0  # skip complete self-attention edge sets in the first N layers
+    graph: dict = field(default_factory=lambda: {"graph": "complete", "cross": "complete"})  # flags of graphs.registry
+    features: str = "sift"
+    max_keypoints: int = 1024
+
+    def __post_init__(self):
+        for name, choices in (("conv", CONVS), ("assignment", ASSIGNMENTS), ("positional", POSITIONAL)):
+            if getattr(self, name) not in choices:
+                raise PygmatchError(f"unknown {name} {getattr(self, name)!r}; choose from {', '.join(choices)}")
+        if self.dim % self.heads or (self.dim // self.heads) % 2:
+            raise PygmatchError(f"dim {self.dim} must be divisible by heads {self.heads} into an even head size")
+        if self.layers < 1 or self.num_scales < 1:
+            raise PygmatchError("layers and num_scales must be >= 1")
+        if self.graph_update not in GRAPH_UPDATES:
+            raise PygmatchError(f"unknown graph_update {self.graph_update!r}; choose from {', '.join(GRAPH_UPDATES)}")
+        self.value_schedule()
+        if self.graph_update == "per-layer" and self.num_scales != 1:
+            raise PygmatchError("graph_update per-layer rebuilds a single edge set; it does not combine with multi-scale graphs")
+        if self.conv != "attention" and self.positional != "absolute":
+            raise PygmatchError(f"--conv {self.conv} has no rotary positions: use --positional absolute")
+
+    def value_schedule(self) -> tuple[str, int]:
+        """``value_update`` parsed: ("every", 1) by default, ("frozen-first", N) or ("every", N)."""
+        text = self.value_update
+        for kind in ("frozen-first", "every"):
+            if text == kind == "every":
+                return "every", 1
+            if text.startswith(kind + "-") and text[len(kind) + 1:].isdigit() and int(text[len(kind) + 1:]) >= 1:
+                return kind, int(text[len(kind) + 1:])
+        raise PygmatchError(f"value_update {text!r}: expected every, frozen-first-N or every-N (N >= 1)")
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, d: dict) -> "MatcherConfig":
+        known = {f.name for f in fields(cls)}
+        unknown = set(d) - known
+        if unknown:
+            raise PygmatchError(f"model config has unknown keys {sorted(unknown)} (from a newer pygmatch?)")
+        return cls(**d)
+
+    def architecture(self) -> dict:
+        """What decides the shapes of the weights: two configs that differ here cannot share them."""
+        keys = ("descriptor_dim", "dim", "layers", "heads", "positional", "keypoint_attrs", "conv", "assignment", "num_scales",
+                "descriptor_prior")
+        return {k: getattr(self, k) for k in keys}

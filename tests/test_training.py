@@ -1,0 +1,157 @@
+"""Training for real on the embedded images: config round-trip, checkpoints, resume after kill -9,
+the NaN guard, DDP on 2 CPU processes, and bad input."""
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+
+import pytest
+import torch
+import yaml
+
+from pygmatch.errors import PygmatchError
+from train.run import resolve
+
+from .conftest import ROOT
+
+FAST = ["--preset", "tiny", "--max-keypoints", "128", "--batch-size", "2", "--workers", "0", "--val-images", "3",
+        "--graph", "knn", "--k", "6", "--no-progress", "--warmup-steps", "2", "--log-every", "1"]
+
+
+def train_cmd(*args):
+    return [sys.executable, "-m", "train.run", *FAST, *map(str, args)]
+
+
+def run_train(*args, timeout=600):
+    return subprocess.run(train_cmd(*args), cwd=ROOT, capture_output=True, text=True, timeout=timeout)
+
+
+def test_config_round_trip(tmp_path):
+    cfg = resolve(["--graph", "multiscale", "--ks", "4,8,all", "--rings", "disjoint", "--lr", "0.001", "--out", str(tmp_path / "r")])
+    path = tmp_path / "config.yaml"
+    path.write_text(yaml.safe_dump({k: list(v) if isinstance(v, tuple) else v for k, v in cfg.items()}))
+    again = resolve(["--config", str(path)])
+    assert again == cfg
+    assert resolve(["--config", str(path), "--lr", "0.01"])["lr"] == 0.01  # flags override the file
+    path.write_text("graph: knn\nbogus: 3\n")
+    with pytest.raises(PygmatchError, match="unknown key\\(s\\) bogus"):
+        resolve(["--config", str(path)])
+
+
+def test_a_short_run_writes_everything(tmp_path):
+    out = tmp_path / "run"
+    r = run_train("--max-steps", 8, "--val-every", 4, "--out", out)
+    assert r.returncode == 0, r.stderr[-2000:]
+    for name in ("best.ckpt", "last.ckpt", "config.yaml", "curves.png", "csv/version_0/metrics.csv"):
+        assert (out / name).is_file(), name
+    assert f"python -m eval.coco --methods nn-ratio,{out}" in r.stdout
+    metrics = (out / "csv/version_0/metrics.csv").read_text()
+    assert "val/auc@5" in metrics and "train/nll" in metrics and "lr-AdamW" in metrics
+    assert yaml.safe_load((out / "config.yaml").read_text())["k"] == 6
+    ckpt = torch.load(out / "last.ckpt", weights_only=False)
+    assert ckpt["global_step"] == 8
+    # the checkpoint is a model eval.coco can compare with the baseline
+    ev = subprocess.run([sys.executable, "-m", "eval.coco", "--methods", f"nn-ratio,{out}", "--max-images", "2", "--out", tmp_path / "ev", "--draw", "0"],
+                        cwd=ROOT, capture_output=True, text=True, timeout=600)
+    assert ev.returncode == 0, ev.stderr[-2000:]
+    assert str(out) in ev.stdout
+
+
+def test_resume_after_kill_continues_the_step_count(tmp_path):
+    out = tmp_path / "run"
+    proc = subprocess.Popen(train_cmd("--max-steps", 40, "--val-every", 100, "--ckpt-every-steps", 4, "--out", out),
+                            cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+    saved = 0
+    deadline = time.time() + 300
+    while time.time() < deadline and saved < 8:
+        time.sleep(0.5)
+        if (out / "last.ckpt").is_file():
+            saved = torch.load(out / "last.ckpt", weights_only=False)["global_step"]
+    os.killpg(proc.pid, signal.SIGKILL)
+    proc.wait()
+    assert 8 <= saved < 40, f"the run reached step {saved} before the kill"
+    killed_at = torch.load(out / "last.ckpt", weights_only=False)
+    r = run_train("--max-steps", 40, "--val-every", 100, "--ckpt-every-steps", 4, "--out", out, "--resume", "last")
+    assert r.returncode == 0, r.stderr[-2000:]
+    final = torch.load(out / "last.ckpt", weights_only=False)
+    assert final["global_step"] == 40
+    steps = [int(line.split(",")[header_index(out, "step")]) for line in (out / "csv/version_1/metrics.csv").read_text().splitlines()[1:]]
+    assert min(steps) == killed_at["global_step"]  # the resumed run continued at the saved step, not at 0
+    assert final["lr_schedulers"][0]["last_epoch"] == 40  # the schedule went on from where it was
+    assert final["optimizer_states"][0]["state"]  # Adam moments restored and updated
+
+
+def header_index(out, name):
+    return (out / "csv/version_1/metrics.csv").read_text().splitlines()[0].split(",").index(name)
+
+
+def test_nan_guard_keeps_the_last_good_checkpoint(tmp_path, monkeypatch):
+    from pygmatch import training
+
+    real = training.MatcherModule.losses
+
+    def poisoned(self, batch, out):
+        terms = real(self, batch, out)
+        if self.training and self.global_step >= 3:
+            terms["loss"] = terms["loss"] * float("nan")
+        return terms
+
+    monkeypatch.setattr(training.MatcherModule, "losses", poisoned)
+    cfg = resolve([*FAST, "--max-steps", "10", "--val-every", "100", "--ckpt-every-steps", "1", "--out", str(tmp_path / "run")])
+    with pytest.raises(PygmatchError, match=r"the loss became nan at step 3.*last good checkpoint is .*last.ckpt"):
+        training.train(cfg)
+    ckpt = torch.load(tmp_path / "run" / "last.ckpt", weights_only=False)
+    assert ckpt["global_step"] == 3
+    assert all(torch.isfinite(v).all() for v in ckpt["state_dict"].values() if v.is_floating_point())
+
+
+def test_ddp_two_cpu_processes_agree(tmp_path):
+    out = tmp_path / "ddp"
+    r = run_train("--max-steps", 3, "--val-every", 100, "--devices", 2, "--accelerator", "cpu", "--out", out, timeout=900)
+    assert r.returncode == 0, r.stderr[-3000:]
+    ranks = yaml.safe_load((out / "ranks.yaml").read_text())
+    assert ranks["world_size"] == 2 and ranks["agree"] is True
+    assert ranks["checksums"][0] == ranks["checksums"][1]
+    assert torch.load(out / "last.ckpt", weights_only=False)["global_step"] == 3
+
+
+def test_bad_input(tmp_path, embedded_dir):
+    def err(*args):
+        r = run_train(*args, "--out", tmp_path / "bad", "--max-steps", 2)
+        assert r.returncode == 2 and "Traceback" not in r.stderr, r.stderr[-2000:]
+        return r.stderr
+
+    assert "no checkpoint to resume from" in err("--resume", tmp_path / "none.ckpt")
+    (tmp_path / "trunc.ckpt").write_bytes(b"PK\x03\x04 truncated")
+    assert "trunc.ckpt: not a readable checkpoint" in err("--resume", tmp_path / "trunc.ckpt")
+    small = tmp_path / "small"
+    small.mkdir()
+    shutil.copy(sorted(embedded_dir.iterdir())[0], small)
+    assert "fewer than --batch-size 2" in err("--data", small)
+    assert "invalid choice: 'star'" in err("--graph", "star")
+    assert "no such folder" in err("--data", tmp_path / "missing")
+
+
+def test_init_from_another_architecture_is_refused(tmp_path):
+    from pygmatch.checkpoint import save_model
+    from pygmatch.nn import GraphMatcher, MatcherConfig
+
+    save_model(GraphMatcher(MatcherConfig(dim=64, layers=2, heads=2)), tmp_path / "other.pt")
+    r = run_train("--init", tmp_path / "other.pt", "--out", tmp_path / "x", "--max-steps", 2)
+    assert r.returncode == 2 and "different architecture (dim: checkpoint 64 vs model 32" in r.stderr, r.stderr[-2000:]
+
+
+def test_corrupt_images_are_skipped_and_counted(tmp_path, embedded_dir):
+    data = tmp_path / "imgs"
+    data.mkdir()
+    for f in sorted(embedded_dir.iterdir())[:4]:
+        shutil.copy(f, data)
+    (data / "000_broken.jpg").write_bytes(b"garbage")
+    r = run_train("--data", data, "--max-steps", 3, "--val-every", 100, "--out", tmp_path / "run")
+    assert r.returncode == 0, r.stderr[-2000:]
+    assert "000_broken.jpg: not a readable image" in r.stderr
+    import csv
+    rows = list(csv.DictReader((tmp_path / "run/csv/version_0/metrics.csv").open()))
+    assert sum(float(r["data/skipped_images"]) for r in rows if r.get("data/skipped_images")) >= 1

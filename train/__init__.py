@@ -1,0 +1,1 @@
+"""Command-line training (``python -m train.run``); the library code is in pygmatch.training."""

@@ -1,0 +1,120 @@
+"""``python -m train.run --graph knn --k 16``: train a pygmatch matcher on homography pairs."""
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from pathlib import Path
+
+import yaml
+
+from pygmatch.cli import non_negative_float, positive_int, run_cli, size_type
+from pygmatch.errors import PygmatchError
+from pygmatch.features import FEATURES
+from pygmatch.graphs.registry import add_graph_args
+from pygmatch.nn.config import ASSIGNMENTS, CONVS, GRAPH_UPDATES, POSITIONAL, PRESETS
+
+
+def parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="python -m train.run", description=__doc__)
+    p.add_argument("--config", type=Path, help="YAML of flag values (e.g. a run's config.yaml); flags given here override it")
+    d = p.add_argument_group("data")
+    d.add_argument("--data", help="folder of training images (default: the embedded datasets/coco-mini)")
+    d.add_argument("--val-data", help="folder of validation images (default: the embedded images)")
+    d.add_argument("--val-images", type=positive_int, default=None, help="use only the first N validation images")
+    d.add_argument("--pairs-per-image", type=positive_int, default=1, help="homographies per image and epoch")
+    d.add_argument("--features", choices=FEATURES, default="sift")
+    d.add_argument("--max-keypoints", type=positive_int, default=1024)
+    d.add_argument("--size", type=size_type, default=(640, 480))
+    d.add_argument("--difficulty", type=non_negative_float, default=1.0)
+    add_graph_args(p)
+    m = p.add_argument_group("model")
+    m.add_argument("--preset", choices=list(PRESETS), default="small", help="; ".join(f"{k}: {v}" for k, v in PRESETS.items()))
+    m.add_argument("--dim", type=positive_int, help="override the preset's width")
+    m.add_argument("--layers", type=positive_int, help="override the preset's depth")
+    m.add_argument("--heads", type=positive_int, help="override the preset's heads")
+    m.add_argument("--conv", choices=CONVS, default="attention")
+    m.add_argument("--assignment", choices=ASSIGNMENTS, default="sinkhorn")
+    m.add_argument("--positional", choices=POSITIONAL, default="rotary")
+    m.add_argument("--sinkhorn-iters", type=positive_int, default=50)
+    m.add_argument("--deep-supervision", action=argparse.BooleanOptionalAction, default=False,
+                   help="loss at every layer; trains the early-exit / pruning heads")
+    m.add_argument("--ortho-weight", type=non_negative_float, default=0.0, help="multi-scale: orthogonality loss between branches")
+    m.add_argument("--graph-update", choices=GRAPH_UPDATES, default="static",
+                   help="per-layer: rebuild the self edges as descriptor kNN (--k) from each layer's features")
+    m.add_argument("--value-update", default="every", help="every | frozen-first-N | every-N: where attention values come from")
+    m.add_argument("--dense-warmup-layers", type=int, default=0, help="skip complete self-attention edge sets in the first N layers")
+    o = p.add_argument_group("optimisation")
+    o.add_argument("--batch-size", type=positive_int, default=4)
+    o.add_argument("--lr", type=float, default=3e-4)
+    o.add_argument("--epochs", type=positive_int, default=None)
+    o.add_argument("--max-steps", type=positive_int, default=None, help="default: 300 when --epochs is not given")
+    o.add_argument("--warmup-steps", type=int, default=100)
+    o.add_argument("--grad-clip", type=non_negative_float, default=1.0, help="0 disables")
+    o.add_argument("--precision", choices=["32", "16-mixed", "bf16-mixed"], default="32")
+    o.add_argument("--seed", type=int, default=0)
+    r = p.add_argument_group("run")
+    r.add_argument("--accelerator", default="auto", choices=["auto", "cpu", "gpu", "cuda", "mps"])
+    r.add_argument("--devices", type=positive_int, default=1)
+    r.add_argument("--num-nodes", type=positive_int, default=1)
+    r.add_argument("--workers", type=int, default=2, help="data-loading processes")
+    r.add_argument("--out", default=None, help="run folder (default: runs/<graph>-<time>)")
+    r.add_argument("--resume", help="'last' (the run folder's last.ckpt) or a checkpoint path")
+    r.add_argument("--init", help="start from the weights of this checkpoint")
+    r.add_argument("--val-every", type=positive_int, default=100, help="validate every N steps")
+    r.add_argument("--log-every", type=positive_int, default=10)
+    r.add_argument("--ckpt-every-steps", type=int, default=100, help="write last.ckpt every N steps (0: only by time)")
+    r.add_argument("--ckpt-minutes", type=float, default=10.0, help="... and at least every N minutes")
+    r.add_argument("--early-stop", type=int, default=0, help="stop after N validations without a better AUC@5 (0: off)")
+    r.add_argument("--no-progress", dest="progress", action="store_false", help="no progress bar (for logs)")
+    return p
+
+
+def resolve(argv=None) -> dict:
+    """Flags over the --config file over the defaults; the dict written to the run's config.yaml."""
+    p = parser()
+    first, _ = p.parse_known_args(argv)
+    if first.config is not None:
+        if not first.config.is_file():
+            raise PygmatchError(f"{first.config}: no such config file")
+        try:
+            values = yaml.safe_load(first.config.read_text()) or {}
+        except yaml.YAMLError as e:
+            raise PygmatchError(f"{first.config}: not valid YAML ({str(e).splitlines()[0]})") from None
+        if not isinstance(values, dict):
+            raise PygmatchError(f"{first.config}: expected a mapping of flag names to values")
+        known = {a.dest for a in p._actions}
+        unknown = sorted(set(values) - known)
+        if unknown:
+            raise PygmatchError(f"{first.config}: unknown key(s) {', '.join(unknown)}")
+        for key in ("size", "cells", "ks"):
+            if isinstance(values.get(key), list):
+                values[key] = tuple(values[key])
+        values.pop("config", None)
+        values.pop("resume", None)  # resuming is a decision of this command, not of the saved run
+        p.set_defaults(**values)
+    cfg = vars(p.parse_args(argv))
+    cfg.pop("config")
+    if cfg["out"] is None:
+        cfg["out"] = str(Path("runs") / f"{cfg['graph']}-{time.strftime('%Y%m%d-%H%M%S')}")
+    if cfg["resume"] and cfg["init"]:
+        raise PygmatchError("--resume and --init exclude each other")
+    if cfg["epochs"] is None and cfg["max_steps"] is None:
+        cfg["max_steps"] = 300
+    return cfg
+
+
+def main(argv=None) -> int:
+    cfg = resolve(argv)
+    from pygmatch.training import train  # noqa: PLC0415 (Lightning is slow to import; flags first)
+
+    out = train(cfg)
+    best = out / "best.ckpt"
+    print(f"\nrun folder: {out}\n  checkpoints: {best if best.exists() else '(no validation yet)'}, {out / 'last.ckpt'}"
+          f"\n  config: {out / 'config.yaml'}; curves: {out / 'curves.png'}; logs: {out / 'csv'}/version_*/metrics.csv, tensorboard --logdir {out / 'tb'}"
+          f"\ncompare with the baseline:\n  python -m eval.coco --methods nn-ratio,{out}")
+    return 0
+
+
+if __name__ == "__main__":
+    run_cli(main, sys.argv[1:])

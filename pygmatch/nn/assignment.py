@@ -69,6 +69,8 @@ class Similarity(nn.Module):
         sim = d0 @ d1.transpose(1, 2) / math.sqrt(d0.size(-1))
         if self.prior_scale is None:
             return sim
+        if raw0 is None or raw1 is None:
+            raise ValueError("this head has a descriptor prior: pass the input descriptors (raw0, raw1)")
         prior = F.normalize(raw0.float(), dim=-1) @ F.normalize(raw1.float(), dim=-1).transpose(1, 2)
         return self.gate * sim + self.prior_scale * prior
 

@@ -1,0 +1,88 @@
+"""``python -m eval.attention``: draw what the matcher's attention follows, layer by layer.
+
+With ``--image1`` the two images are matched as they are (groups by final matching score); without
+it, image 1 is image 0 warped by a random homography (``--seed``, ``--difficulty``) and the
+easy / medium / hard groups come from the ground truth.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+
+import numpy as np
+
+from pygmatch.attention import attention_span, choose_keypoints, draw_attention, group_keypoints, lookalikes, plot_span, record_attention
+from pygmatch.checkpoint import load_model
+from pygmatch.cli import non_negative_float, positive_int, run_cli
+from pygmatch.data import DEFAULT_SIZE, make_pair, pair_rng
+from pygmatch.data.images import as_gray
+from pygmatch.data.pair_data import make_pair_data
+from pygmatch.errors import PygmatchError
+from pygmatch.features import extract
+from pygmatch.graphs.registry import graph_from_config
+from pygmatch.ground_truth import ground_truth_matches
+
+
+def parser():
+    p = argparse.ArgumentParser(prog="python -m eval.attention", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--ckpt", default="default", help="checkpoint, run folder or 'default'")
+    p.add_argument("--image0", required=True, type=Path)
+    p.add_argument("--image1", type=Path, help="second image (default: image 0 under a random homography)")
+    p.add_argument("--layers", default="all", help="comma-separated layer indices, or 'all'")
+    p.add_argument("--kind", default="self,cross", help="self, cross or both")
+    p.add_argument("--per-head", action="store_true", help="one drawing per head besides the head average")
+    p.add_argument("--points", type=positive_int, default=2, help="keypoints drawn per group")
+    p.add_argument("--max-keypoints", type=positive_int, default=None, help="default: the model's")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--difficulty", type=non_negative_float, default=1.0)
+    p.add_argument("--out", type=Path, default=Path("attention-out"))
+    return p
+
+
+def main(argv=None) -> int:
+    args = parser().parse_args(argv)
+    model = load_model(args.ckpt)
+    cfg = model.cfg
+    kinds = [k.strip() for k in args.kind.split(",")]
+    if not set(kinds) <= {"self", "cross"}:
+        raise PygmatchError(f"--kind: expected self and/or cross, got {args.kind!r}")
+    layers = list(range(cfg.layers)) if args.layers == "all" else [int(v) for v in args.layers.split(",")]
+    if any(not 0 <= k < cfg.layers for k in layers):
+        raise PygmatchError(f"--layers: the model has layers 0..{cfg.layers - 1}, got {args.layers}")
+    H = None
+    if args.image1 is None:
+        im0, im1, H = make_pair(as_gray(args.image0, DEFAULT_SIZE), pair_rng(args.seed, 0), args.difficulty)
+    else:
+        im0, im1 = as_gray(args.image0), as_gray(args.image1)
+    n = args.max_keypoints or cfg.max_keypoints
+    kp0, kp1 = extract(im0, cfg.features, n), extract(im1, cfg.features, n)
+    intra, cross = graph_from_config(cfg.graph)
+    pair = make_pair_data(kp0, kp1, (im0.shape[1], im0.shape[0]), intra, cross, image_size1=(im1.shape[1], im1.shape[0]))
+    rec = record_attention(model, pair)
+    gt = ground_truth_matches(kp0.xy, kp1.xy, H)[0] if H is not None else None
+    groups = group_keypoints(rec, gt)
+    looks = lookalikes(kp0.descriptors)
+    chosen = choose_keypoints(groups, looks, args.points)
+    args.out.mkdir(parents=True, exist_ok=True)
+    written = []
+    for layer in layers:
+        for kind in kinds:
+            heads = [None] + (list(range(cfg.heads)) if args.per_head else [])
+            for head in heads:
+                name = f"layer{layer}_{kind}" + ("" if head is None else f"_head{head}") + ".png"
+                draw_attention(im0, im1, kp0.xy, kp1.xy, rec, layer, kind, chosen, head, args.out / name)
+                written.append(name)
+    span = attention_span(rec, kp0.xy, kp1.xy, H)
+    plot_span({Path(str(args.ckpt)).name: span}, args.out / "attention_span.png")
+    counts = {g: int((groups == g).sum()) for g in ("easy", "medium", "hard")}
+    summary = {"groups": counts, "chosen": chosen, "lookalikes_of_chosen": {g: [int(looks[i]) for i in v] for g, v in chosen.items()},
+               "attention_span_px": span, "ground_truth": H is not None}
+    (args.out / "attention.json").write_text(json.dumps(summary, indent=2))
+    print(f"keypoints: {len(kp0)} / {len(kp1)}; groups {counts}; {len(written)} drawings, attention_span.png and attention.json in {args.out}")
+    print("span (px) self: " + ", ".join(f"{v:.0f}" for v in span["self"]) + "; cross: " + ", ".join(f"{v:.0f}" for v in span["cross"]))
+    return 0
+
+
+if __name__ == "__main__":
+    run_cli(main)

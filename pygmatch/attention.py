@@ -1,0 +1,161 @@
+"""Looking inside the matcher: per-edge attention, easy/medium/hard keypoints, attention span.
+
+Used by ``python -m eval.attention``; works for complete (dense path) and sparse graphs alike,
+since the conv returns per-edge weights in both cases.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import cv2
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+import torch  # noqa: E402
+
+from .geometry import warp_points  # noqa: E402
+from .viz import side_by_side  # noqa: E402
+
+GROUPS = ("easy", "medium", "hard")
+
+
+@dataclass
+class AttentionRecord:
+    """Attention of one pair: per layer, kind ("self"/"cross") and image (0/1), the edge list
+    (row 0 = attended keypoint, row 1 = attending keypoint) and weights (E, heads)."""
+
+    layers: list[dict]
+    log_assignment: torch.Tensor
+    matches0: np.ndarray
+
+    def edges(self, layer: int, kind: str, image: int = 0, branch: int = 0):
+        entry = self.layers[layer][kind][image]
+        if kind == "self":
+            entry = entry[branch]
+        if entry is None:
+            return None, None
+        e, a = entry
+        return e.numpy(), a.detach().float().numpy()
+
+
+@torch.no_grad()
+def record_attention(model, pair) -> AttentionRecord:
+    """Run ``model`` on one ``PairData`` and keep every layer's attention."""
+    was = (model.cfg.early_exit, model.cfg.pruning)
+    model.cfg.early_exit = model.cfg.pruning = False  # every layer, every keypoint
+    try:
+        out = model(pair, return_attention=True)
+    finally:
+        model.cfg.early_exit, model.cfg.pruning = was
+    return AttentionRecord(out["attention"], out["log_assignment"][0], out["matches0"][0].numpy())
+
+
+def lookalikes(descriptors: np.ndarray, threshold: float = 0.9) -> np.ndarray:
+    """For each keypoint, how many others in the same image have a descriptor with cosine > threshold
+    (repeated structure: the points the notes expected attention to disambiguate)."""
+    d = descriptors / (np.linalg.norm(descriptors, axis=1, keepdims=True) + 1e-12)
+    sim = d @ d.T
+    np.fill_diagonal(sim, 0)
+    return (sim > threshold).sum(1)
+
+
+def group_keypoints(rec: AttentionRecord, gt_matches0: np.ndarray | None = None) -> np.ndarray:
+    """'easy' / 'medium' / 'hard' / '' per keypoint of image 0.
+
+    With ground truth (a synthetic pair): among keypoints that have a true partner, by the
+    probability the final assignment gives that partner: ≥ 0.8 easy, 0.2–0.8 medium, < 0.2 hard.
+    Without: by the final matching score: matched with p ≥ 0.8 easy, matched below 0.8 medium,
+    unmatched hard.
+    """
+    prob = rec.log_assignment[:-1, :-1].exp().numpy()
+    n = prob.shape[0]
+    out = np.full(n, "", dtype=object)
+    if gt_matches0 is not None:
+        has = gt_matches0 >= 0
+        p = np.zeros(n)
+        p[has] = prob[np.nonzero(has)[0], gt_matches0[has]]
+        out[has & (p >= 0.8)], out[has & (p >= 0.2) & (p < 0.8)], out[has & (p < 0.2)] = "easy", "medium", "hard"
+    else:
+        m = rec.matches0
+        p = np.where(m >= 0, prob[np.arange(n), np.maximum(m, 0)], 0)
+        out[(m >= 0) & (p >= 0.8)], out[(m >= 0) & (p < 0.8)], out[m < 0] = "easy", "medium", "hard"
+    return out
+
+
+def choose_keypoints(groups: np.ndarray, looks: np.ndarray, per_group: int = 2) -> dict[str, list[int]]:
+    """A few keypoints of each group, those with the most look-alikes first."""
+    chosen = {}
+    for g in GROUPS:
+        idx = np.nonzero(groups == g)[0]
+        chosen[g] = idx[np.argsort(-looks[idx], kind="stable")][:per_group].tolist()
+    return chosen
+
+
+GROUP_COLOURS = {"easy": (60, 200, 60), "medium": (0, 165, 255), "hard": (40, 40, 230)}  # BGR
+
+
+def draw_attention(image0, image1, xy0, xy1, rec: AttentionRecord, layer: int, kind: str, chosen: dict[str, list[int]],
+                   head: int | None = None, path=None) -> np.ndarray:
+    """For each chosen keypoint of image 0, the edges whose weight is above that keypoint's mean
+    incoming weight (the notes' rule), width and brightness by weight; head-averaged or one head."""
+    canvas, dx = side_by_side(image0, image1)
+    canvas = (canvas * 0.6).astype(np.uint8)
+    e, a = rec.edges(layer, kind, 0)
+    if e is not None:
+        w = a.mean(1) if head is None else a[:, head]
+        src_xy = (xy0 if kind == "self" else xy1 + np.array([dx, 0]))
+        for group, points in chosen.items():
+            colour = np.array(GROUP_COLOURS[group])
+            for i in points:
+                sel = np.nonzero(e[1] == i)[0]
+                if not sel.size:
+                    continue
+                wi = w[sel]
+                keep = sel[wi > wi.mean()]
+                top = w[keep].max() if keep.size else 1
+                for k in keep:
+                    strength = w[k] / top
+                    p = tuple(np.round(xy0[i]).astype(int))
+                    q = tuple(np.round(src_xy[e[0, k]]).astype(int))
+                    cv2.line(canvas, p, q, tuple(int(c) for c in (colour * (0.35 + 0.65 * strength))), 1 + int(3 * strength), cv2.LINE_AA)
+                cv2.circle(canvas, tuple(np.round(xy0[i]).astype(int)), 6, tuple(int(c) for c in colour), 2, cv2.LINE_AA)
+    label = f"layer {layer} {kind} {'mean of heads' if head is None else f'head {head}'}  green easy / orange medium / red hard"
+    cv2.putText(canvas, label, (8, 20), cv2.FONT_HERSHEY_SIMPLEX, 0.55, (255, 255, 255), 1, cv2.LINE_AA)
+    if path is not None:
+        cv2.imwrite(str(path), canvas)
+    return canvas
+
+
+def attention_span(rec: AttentionRecord, xy0: np.ndarray, xy1: np.ndarray, H_0to1: np.ndarray | None = None) -> dict[str, list[float]]:
+    """Mean attention-weighted distance (px) from each keypoint of image 0 to what it attends to,
+    per layer: 'self' in image 0; 'cross' in image 1, from the keypoint's true position there
+    (H·x) when the homography is known, else from its own pixel position."""
+    anchor = warp_points(xy0, H_0to1) if H_0to1 is not None else xy0
+    span = {"self": [], "cross": []}
+    for layer in range(len(rec.layers)):
+        for kind, src, dst in (("self", xy0, xy0), ("cross", xy1, anchor)):
+            e, a = rec.edges(layer, kind, 0)
+            if e is None or not e.size:
+                span[kind].append(float("nan"))
+                continue
+            w = a.mean(1)
+            d = np.linalg.norm(src[e[0]] - dst[e[1]], axis=1)
+            per_node = np.bincount(e[1], weights=w * d, minlength=len(xy0))
+            span[kind].append(float(per_node.mean()))
+    return span
+
+
+def plot_span(spans: dict[str, dict[str, list[float]]], path, title: str = "Attention span") -> None:
+    """One line per (model, kind); ``spans`` maps a label to attention_span's output."""
+    fig, ax = plt.subplots(figsize=(6, 4))
+    for label, span in spans.items():
+        for kind, style in (("self", "o-"), ("cross", "s--")):
+            ax.plot(range(len(span[kind])), span[kind], style, label=f"{label} {kind}")
+    ax.set(xlabel="layer", ylabel="attention-weighted distance (px)", title=title)
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)

@@ -1,0 +1,70 @@
+"""eval.attention: per-edge weights for dense and sparse graphs, groups, span, the CLI."""
+import json
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+import torch
+
+from pygmatch.attention import attention_span, group_keypoints, lookalikes, record_attention
+from pygmatch.checkpoint import save_model
+from pygmatch.data.pair_data import make_pair_data
+from pygmatch.features import extract
+from pygmatch.graphs import CompleteGraph, KNNGraph
+from pygmatch.nn import GraphMatcher, MatcherConfig
+
+from .conftest import ROOT
+
+
+@pytest.fixture(scope="module")
+def kp(image):
+    return extract(image, "sift", 150)
+
+
+@pytest.mark.parametrize("graph", [CompleteGraph(), KNNGraph(5)], ids=repr)
+def test_records_normalised_per_edge_weights(kp, graph):
+    torch.manual_seed(0)
+    model = GraphMatcher(MatcherConfig(dim=32, layers=2, heads=2)).eval()
+    rec = record_attention(model, make_pair_data(kp, kp, (640, 480), graph, None))
+    n = len(kp)
+    for layer in range(2):
+        for kind in ("self", "cross"):
+            e, a = rec.edges(layer, kind, 0)
+            assert a.shape == (e.shape[1], 2)
+            sums = np.zeros((n, 2))
+            np.add.at(sums, e[1], a)
+            np.testing.assert_allclose(sums, 1, atol=1e-5)  # softmax over each node's incoming edges
+    e, _ = rec.edges(0, "self", 0)
+    assert e.shape[1] == (n * n if isinstance(graph, CompleteGraph) else n * 5)
+
+
+def test_span_and_groups_on_a_hand_made_record():
+    from pygmatch.attention import AttentionRecord
+    xy = np.array([[0.0, 0], [3, 4], [6, 8]])
+    e = torch.tensor([[1, 2, 0], [0, 0, 1]])  # 0 attends to 1 and 2 (0.5 each); 1 attends to 0 (1.0)
+    a = torch.tensor([[0.5], [0.5], [1.0]])
+    la = torch.full((4, 4), -20.0)
+    la[0, 0], la[1, 2] = np.log(0.9), np.log(0.5)
+    rec = AttentionRecord([{"self": ([(e, a)], None), "cross": ((e, a), None)}], la, np.array([0, 2, -1]))
+    span = attention_span(rec, xy, xy)
+    assert span["self"][0] == pytest.approx((0.5 * 5 + 0.5 * 10 + 5) / 3)
+    assert list(group_keypoints(rec)) == ["easy", "medium", "hard"]
+    assert list(group_keypoints(rec, np.array([0, 1, -1]))) == ["easy", "hard", ""]
+    assert lookalikes(np.array([[1.0, 0], [1, 0.01], [0, 1]])).tolist() == [1, 1, 0]
+
+
+def test_cli_writes_drawings_span_and_json(tmp_path, embedded_dir):
+    torch.manual_seed(0)
+    save_model(GraphMatcher(MatcherConfig(dim=32, layers=2, heads=2, max_keypoints=200, graph={"graph": "knn", "k": 6})), tmp_path / "m.pt")
+    image = sorted(embedded_dir.iterdir())[0]
+    r = subprocess.run([sys.executable, "-m", "eval.attention", "--ckpt", tmp_path / "m.pt", "--image0", image, "--layers", "0,1",
+                        "--per-head", "--out", tmp_path / "att"], cwd=ROOT, capture_output=True, text=True, timeout=300)
+    assert r.returncode == 0, r.stderr[-2000:]
+    names = {p.name for p in (tmp_path / "att").iterdir()}
+    assert {"layer0_self.png", "layer1_cross.png", "layer1_cross_head1.png", "attention_span.png", "attention.json"} <= names
+    summary = json.loads((tmp_path / "att" / "attention.json").read_text())
+    assert summary["ground_truth"] is True and len(summary["attention_span_px"]["self"]) == 2
+    bad = subprocess.run([sys.executable, "-m", "eval.attention", "--ckpt", tmp_path / "m.pt", "--image0", image, "--layers", "7"],
+                         cwd=ROOT, capture_output=True, text=True, timeout=300)
+    assert bad.returncode == 2 and "the model has layers 0..1" in bad.stderr

@@ -1,0 +1,116 @@
+"""The ablation table of the research notes: train every variant with the same budget and seed,
+evaluate them all in one ``eval.coco`` run, write a markdown table and a bar plot.
+
+    python benchmarks/ablation.py                      # CPU budget: ~2 h on 2 cores
+    python benchmarks/ablation.py --scale 20 --accelerator gpu --workers 8   # a real run on a GPU
+    python benchmarks/ablation.py --variants complete,knn16 --steps 5       # a smoke test
+
+Finished runs are kept in ``--runs`` and skipped when the script is started again, so an
+interrupted ablation continues where it stopped. Every run uses the same model size, seed,
+data and steps; only the flags of its variant differ.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+VARIANTS = {
+    "complete": ["--graph", "complete"],
+    "knn8": ["--graph", "knn", "--k", "8"],
+    "knn16": ["--graph", "knn", "--k", "16"],
+    "knn32": ["--graph", "knn", "--k", "32"],
+    "radius": ["--graph", "radius", "--radius", "0.05"],
+    "mst": ["--graph", "mst"],
+    "partition": ["--graph", "partition", "--cells", "4x4"],
+    "multiscale-nested": ["--graph", "multiscale", "--ks", "8,16,all", "--rings", "nested"],
+    "multiscale-disjoint": ["--graph", "multiscale", "--ks", "8,16,all", "--rings", "disjoint"],
+    "multiscale-nested+ortho": ["--graph", "multiscale", "--ks", "8,16,all", "--rings", "nested", "--ortho-weight", "0.1"],
+    "multiscale-disjoint+ortho": ["--graph", "multiscale", "--ks", "8,16,all", "--rings", "disjoint", "--ortho-weight", "0.1"],
+    "knn16+per-layer-graph": ["--graph", "knn", "--k", "16", "--graph-update", "per-layer"],
+    "knn16+frozen-first-2": ["--graph", "knn", "--k", "16", "--value-update", "frozen-first-2"],
+    "knn16+values-every-2": ["--graph", "knn", "--k", "16", "--value-update", "every-2"],
+}
+
+
+def main(argv=None):
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--variants", default=",".join(VARIANTS), help="comma-separated subset of: " + ", ".join(VARIANTS))
+    p.add_argument("--data", default="../shared/data/coco/train")
+    p.add_argument("--val-data", default="../shared/data/coco/val")
+    p.add_argument("--steps", type=int, default=120, help="training steps per variant (batch 4, 512 keypoints)")
+    p.add_argument("--scale", type=int, default=1, help="multiply steps (e.g. 20 on a GPU)")
+    p.add_argument("--model", default="--dim 64 --layers 4 --heads 2", help="model flags shared by every variant")
+    p.add_argument("--accelerator", default="cpu")
+    p.add_argument("--workers", type=int, default=1)
+    p.add_argument("--eval-images", type=int, default=50, help="validation images evaluated (1 pair each, 1024 keypoints)")
+    p.add_argument("--runs", type=Path, default=Path("runs/ablation"))
+    p.add_argument("--out", type=Path, default=Path("benchmarks/results"))
+    args = p.parse_args(argv)
+    names = [v.strip() for v in args.variants.split(",") if v.strip()]
+    unknown = [v for v in names if v not in VARIANTS]
+    if unknown:
+        sys.exit(f"error: unknown variant(s) {', '.join(unknown)}; choose from {', '.join(VARIANTS)}")
+    steps = args.steps * args.scale
+    timings = {}
+    for name in names:
+        run = args.runs / name
+        if (run / "done.json").is_file():
+            timings[name] = json.loads((run / "done.json").read_text())["train_s"]
+            print(f"[{name}] already trained, skipping", flush=True)
+            continue
+        cmd = [sys.executable, "-m", "train.run", *VARIANTS[name], *args.model.split(), "--assignment", "dual-softmax",
+               "--data", args.data, "--val-data", args.val_data, "--val-images", "8", "--max-keypoints", "512",
+               "--batch-size", "4", "--lr", "5e-4", "--warmup-steps", str(max(1, steps // 10)), "--max-steps", str(steps),
+               "--val-every", str(steps), "--seed", "0", "--workers", str(args.workers), "--accelerator", args.accelerator,
+               "--out", str(run), "--no-progress"]
+        if (run / "last.ckpt").is_file():
+            cmd += ["--resume", "last"]
+        print(f"[{name}] training: {' '.join(cmd[3:])}", flush=True)
+        start = time.perf_counter()
+        subprocess.run(cmd, check=True, stdout=subprocess.DEVNULL)
+        timings[name] = time.perf_counter() - start
+        (run / "done.json").write_text(json.dumps({"train_s": timings[name], "steps": steps}))
+    ev = args.out / "ablation-eval"
+    subprocess.run([sys.executable, "-m", "eval.coco", "--data", args.val_data, "--max-images", str(args.eval_images), "--methods", "nn-ratio",
+                    "--compare", *[str(args.runs / n) for n in names], "--out", str(ev), "--draw", "0"], check=True)
+    metrics = json.loads((ev / "metrics.json").read_text())
+    import torch
+
+    rows = ["| variant | P | R | AUC@1 | AUC@3 | AUC@5 | AUC@10 | ms/pair | parameters | train min |", "|---|" + "---:|" * 9]
+    base = metrics["nn-ratio"]
+    rows.append(f"| nn-ratio (no training) | {base['precision']:.1f} | {base['recall']:.1f} | {base['auc@1']:.1f} | {base['auc@3']:.1f} | "
+                f"{base['auc@5']:.1f} | {base['auc@10']:.1f} | {base['ms_per_pair']:.0f} | 0 | 0 |")
+    for name in names:
+        m = metrics[str(args.runs / name)]
+        state = torch.load(args.runs / name / "best.ckpt", map_location="cpu", weights_only=False)["state_dict"]
+        params = sum(v.numel() for v in state.values())
+        rows.append(f"| {name} | {m['precision']:.1f} | {m['recall']:.1f} | {m['auc@1']:.1f} | {m['auc@3']:.1f} | {m['auc@5']:.1f} | "
+                    f"{m['auc@10']:.1f} | {m['ms_per_pair']:.0f} | {params:,} | {timings[name] / 60:.1f} |")
+    header = (f"Ablation: {steps} steps × batch 4 (512 SIFT keypoints) on {args.data}, seed 0, model `{args.model}`, dual-softmax; "
+              f"evaluated on {args.eval_images} images of {args.val_data} (1024 keypoints, difficulty 1).\n\n")
+    (args.out / "ablation.md").write_text(header + "\n".join(rows) + "\n")
+    print(header + "\n".join(rows))
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    labels = ["nn-ratio"] + names
+    values = [base] + [metrics[str(args.runs / n)] for n in names]
+    fig, ax = plt.subplots(figsize=(max(7, 0.7 * len(labels)), 4.5))
+    x = range(len(labels))
+    for offset, key in ((-0.2, "auc@3"), (0.0, "auc@5"), (0.2, "recall")):
+        ax.bar([i + offset for i in x], [v[key] for v in values], 0.2, label=key)
+    ax.set_xticks(list(x), labels, rotation=45, ha="right", fontsize=8)
+    ax.set(ylabel="%", title="Ablation (same budget per variant)")
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    fig.savefig(args.out / "ablation.png", dpi=120)
+
+
+if __name__ == "__main__":
+    main()

@@ -33,6 +33,8 @@ def parser() -> argparse.ArgumentParser:
                    f"files or run folders (default: {default_methods()})")
     p.add_argument("--compare", nargs="+", type=Path, default=[], metavar="RUN",
                    help="run folders or checkpoints to add to --methods, one table and one plot across them")
+    p.add_argument("--match-threshold", type=float, help="learned models: match probability threshold (default: the model's)")
+    p.add_argument("--adaptive", action="store_true", help="learned models: early exit and point pruning on")
     p.add_argument("--out", type=Path, default=Path("eval-out"), help="folder for report.md, metrics.json and plots")
     p.add_argument("--draw", type=int, default=3, help="draw the matches of the first N pairs")
     return p
@@ -42,7 +44,10 @@ def main(argv=None) -> int:
     args = parser().parse_args(argv)
     start = time.perf_counter()
     names = [m.strip() for m in (args.methods or default_methods()).split(",") if m.strip()] + [str(r) for r in args.compare]
-    methods = {name: resolve_method(name, args.features) for name in names}
+    overrides = {"early_exit": True, "pruning": True} if args.adaptive else {}
+    if args.match_threshold is not None:
+        overrides["match_threshold"] = args.match_threshold
+    methods = {name: resolve_method(name, args.features, **overrides) for name in names}
     if args.pairs is not None:
         pairs = PairSet.load(args.pairs)
         source = f"pair set {args.pairs}"

@@ -9,24 +9,34 @@ from typing import Callable
 from .errors import PygmatchError
 
 
-def size_type(text: str) -> tuple[int, int]:
-    try:
-        w, h = (int(v) for v in text.lower().split("x"))
-        if w < 16 or h < 16:
-            raise ValueError
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected WIDTHxHEIGHT with both >= 16, e.g. 640x480, got {text!r}") from None
-    return w, h
+def int_pair(names: str, minimum: int, example: str):
+    """An argparse type for ``AxB`` flags, e.g. ``int_pair("WIDTHxHEIGHT", 16, "640x480")``."""
+    def parse(text: str) -> tuple[int, int]:
+        try:
+            a, b = (int(v) for v in text.lower().split("x"))
+            if a < minimum or b < minimum:
+                raise ValueError
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"expected {names} with both >= {minimum}, e.g. {example}, got {text!r}") from None
+        return a, b
+    return parse
 
 
-def positive_int(text: str) -> int:
-    try:
-        v = int(text)
-        if v < 1:
-            raise ValueError
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}") from None
-    return v
+def positive(kind=int):
+    """An argparse type for numbers > 0 of ``kind``."""
+    def parse(text: str):
+        try:
+            v = kind(text)
+            if not v > 0:
+                raise ValueError
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"expected a positive {kind.__name__}, got {text!r}") from None
+        return v
+    return parse
+
+
+size_type = int_pair("WIDTHxHEIGHT", 16, "640x480")
+positive_int = positive(int)
 
 
 def non_negative_float(text: str) -> float:

@@ -24,16 +24,17 @@ from . import viz
 MatchFn = Callable[[Keypoints, Keypoints, tuple[int, int]], tuple[np.ndarray, np.ndarray]]
 
 
-def resolve_method(name: str, features: str = "sift") -> MatchFn:
+def resolve_method(name: str, features: str = "sift", **overrides) -> MatchFn:
     """A baseline name (``nn``, ``nn-ratio``), ``default`` (the shipped model) or the path of a
-    trained checkpoint / run folder. A model trained on other features than ``features`` is refused."""
+    trained checkpoint / run folder. A model trained on other features than ``features`` is refused;
+    ``overrides`` set inference options of learned models (``match_threshold``, ``early_exit``, ...)."""
     if name in BASELINES:
         fn = BASELINES[name]
         return lambda kp0, kp1, size: fn(kp0, kp1)
     if name == "default" or Path(name).exists():
         from .matcher import Matcher  # noqa: PLC0415 (only needed for learned methods)
 
-        matcher = Matcher.load(name)
+        matcher = Matcher.load(name, **overrides)
         if matcher.cfg.features != features:
             raise PygmatchError(f"{name}: trained on {matcher.cfg.features} keypoints, but this evaluation uses {features} (--features)")
         return matcher.match_keypoints_fn()

@@ -38,20 +38,21 @@ class NonFiniteLoss(RuntimeError):
 
 
 def dense_ground_truth(batch, num_pairs: int, n: int, m: int):
-    """Ground truth in the padded (B, n, m) layout of the assignment matrix."""
+    """Ground truth in the padded (B, n, m) layout of the assignment matrix: (3, K) rows
+    (pair, i, j) of the matches, and the unmatched masks of both images."""
+    def local(batch_vector):  # position of each node inside its own pair
+        counts = torch.bincount(batch_vector, minlength=num_pairs)
+        return torch.arange(batch_vector.numel(), device=batch_vector.device) - (torch.cumsum(counts, 0) - counts)[batch_vector]
+
     b_s = batch.x_s_batch if "x_s_batch" in batch else torch.zeros(batch.x_s.size(0), dtype=torch.long)
     b_t = batch.x_t_batch if "x_t_batch" in batch else torch.zeros(batch.x_t.size(0), dtype=torch.long)
-    start_s = torch.cumsum(torch.bincount(b_s, minlength=num_pairs), 0) - torch.bincount(b_s, minlength=num_pairs)
-    start_t = torch.cumsum(torch.bincount(b_t, minlength=num_pairs), 0) - torch.bincount(b_t, minlength=num_pairs)
+    loc_s, loc_t = local(b_s), local(b_t)
     i, j = batch.gt_matches
-    b = b_s[i]
-    pairs = torch.stack([b, i - start_s[b], j - start_t[b]])
-    un0 = torch.zeros(num_pairs, n, dtype=torch.bool, device=i.device)
-    un1 = torch.zeros(num_pairs, m, dtype=torch.bool, device=i.device)
-    idx = torch.arange(b_s.numel(), device=i.device)
-    un0[b_s, idx - start_s[b_s]] = batch.gt_unmatched_s
-    idx = torch.arange(b_t.numel(), device=i.device)
-    un1[b_t, idx - start_t[b_t]] = batch.gt_unmatched_t
+    pairs = torch.stack([b_s[i], loc_s[i], loc_t[j]])
+    un0 = torch.zeros(num_pairs, n, dtype=torch.bool, device=b_s.device)
+    un1 = torch.zeros(num_pairs, m, dtype=torch.bool, device=b_s.device)
+    un0[b_s, loc_s] = batch.gt_unmatched_s
+    un1[b_t, loc_t] = batch.gt_unmatched_t
     return pairs, un0, un1
 
 

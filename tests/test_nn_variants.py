@@ -52,7 +52,7 @@ def test_frozen_first_values_come_from_the_input(pair_knn):
 
 def _encoder_args(model, data):
     from pygmatch.nn.model import side_inputs
-    x, pos, batch = side_inputs(data, "s", 1)
+    x, pos, batch = side_inputs(data, "s")
     return pos, data.scale_s, data.ori_s, data.score_s, batch, 1
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 import argparse
 from dataclasses import dataclass
 
+from ..cli import int_pair, positive
 from ..errors import PygmatchError
 from .complete import CompleteGraph
 from .cross import CompleteCross, DescriptorKNNCross
@@ -45,16 +46,6 @@ DEFAULTS = dict(graph="knn", k=16, radius=0.05, max_neighbors=32, cells=(4, 4), 
                 ks=(8, 16, 32, "all"), rings="nested", cross="complete", cross_k=16)
 
 
-def _cells(text: str) -> tuple[int, int]:
-    try:
-        c, r = (int(v) for v in text.lower().split("x"))
-        if c < 1 or r < 1:
-            raise ValueError
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected COLUMNSxROWS with positive integers, e.g. 4x4, got {text!r}") from None
-    return c, r
-
-
 def _ks(text: str) -> tuple:
     try:
         ks = tuple("all" if v.strip() == "all" else int(v) for v in text.split(","))
@@ -64,32 +55,20 @@ def _ks(text: str) -> tuple:
     return ks
 
 
-def _positive(kind):
-    def parse(text):
-        try:
-            v = kind(text)
-            if not v > 0:
-                raise ValueError
-        except ValueError:
-            raise argparse.ArgumentTypeError(f"expected a positive {kind.__name__}, got {text!r}") from None
-        return v
-    return parse
-
-
 def add_graph_args(parser: argparse.ArgumentParser) -> None:
     """The graph flags shared by ``train.run``, ``eval`` tools and ``pygmatch.viz``."""
     g = parser.add_argument_group("graph construction")
     g.add_argument("--graph", choices=list(GRAPHS), default=DEFAULTS["graph"], help="intra-image edge set")
-    g.add_argument("--k", type=_positive(int), default=DEFAULTS["k"], help="neighbours for knn / descriptor-knn")
-    g.add_argument("--radius", type=_positive(float), default=DEFAULTS["radius"], help="radius graph: fraction of the longer image side")
-    g.add_argument("--max-neighbors", type=_positive(int), default=DEFAULTS["max_neighbors"], help="radius graph: cap per keypoint")
-    g.add_argument("--cells", type=_cells, default=DEFAULTS["cells"], help="partition grid COLSxROWS")
+    g.add_argument("--k", type=positive(int), default=DEFAULTS["k"], help="neighbours for knn / descriptor-knn")
+    g.add_argument("--radius", type=positive(float), default=DEFAULTS["radius"], help="radius graph: fraction of the longer image side")
+    g.add_argument("--max-neighbors", type=positive(int), default=DEFAULTS["max_neighbors"], help="radius graph: cap per keypoint")
+    g.add_argument("--cells", type=int_pair("COLUMNSxROWS", 1, "4x4"), default=DEFAULTS["cells"], help="partition grid COLSxROWS")
     g.add_argument("--partition", choices=METHODS, default=DEFAULTS["partition"], help="partition by grid cells or k-means")
-    g.add_argument("--clusters", type=_positive(int), default=DEFAULTS["clusters"], help="partition kmeans: number of groups")
+    g.add_argument("--clusters", type=positive(int), default=DEFAULTS["clusters"], help="partition kmeans: number of groups")
     g.add_argument("--ks", type=_ks, default=DEFAULTS["ks"], help="multiscale: comma-separated k values, optionally ending in 'all'")
     g.add_argument("--rings", choices=MODES, default=DEFAULTS["rings"], help="multiscale: nested sets or disjoint rings")
     g.add_argument("--cross", choices=list(CROSS), default=DEFAULTS["cross"], help="inter-image edge set")
-    g.add_argument("--cross-k", type=_positive(int), default=DEFAULTS["cross_k"], help="descriptor-knn cross edges: neighbours")
+    g.add_argument("--cross-k", type=positive(int), default=DEFAULTS["cross_k"], help="descriptor-knn cross edges: neighbours")
 
 
 def make_graph(name: str = "knn", **params):

@@ -5,10 +5,10 @@ import torch
 from torch import Tensor, nn
 from torch_geometric.utils import scatter, to_dense_batch
 
+from ..graphs.descriptor_knn import descriptor_knn_edges
 from .assignment import DualSoftmaxHead, SinkhornHead, extract_matches
 from .attention import FourierPositions
 from .config import MatcherConfig
-from ..graphs.descriptor_knn import descriptor_knn_edges
 from .layers import ImageGraph, MatcherLayer
 
 
@@ -43,7 +43,7 @@ class KeypointEncoder(nn.Module):
         return out + self.attrs(torch.cat(cols, -1))
 
 
-def side_inputs(data, suffix: str, num_pairs: int):
+def side_inputs(data, suffix: str):
     """Node tensors of one image from a (batched) PairData, positions centred and scaled to [-1, 1]."""
     x = data[f"x_{suffix}"]
     key = f"x_{suffix}_batch"
@@ -69,7 +69,7 @@ class GraphMatcher(nn.Module):
         self.point_heads = nn.ModuleList(nn.Linear(cfg.dim, 2) for _ in range(cfg.layers - 1))
 
     def image_graph(self, data, suffix: str, num_pairs: int) -> ImageGraph:
-        x, pos, batch = side_inputs(data, suffix, num_pairs)
+        x, pos, batch = side_inputs(data, suffix)
         feats = self.encoder(x, pos, data[f"scale_{suffix}"], data[f"ori_{suffix}"], data[f"score_{suffix}"], batch, num_pairs)
         if f"edge_index_{suffix}" in data:
             edges, scale_of = data[f"edge_index_{suffix}"], data[f"edge_scale_{suffix}"]
@@ -87,6 +87,7 @@ class GraphMatcher(nn.Module):
         cross = None if bool(data.cross_complete.reshape(-1)[0]) else data.edge_index_cross
         adaptive = not self.training and (self.cfg.early_exit or self.cfg.pruning)
         n0, n1 = g0.x.size(0), g1.x.size(0)
+        batch0, batch1 = g0.batch, g1.batch
         keep0 = torch.arange(n0, device=g0.x.device)  # original index of each node still in play
         keep1 = torch.arange(n1, device=g1.x.device)
         out0, out1 = g0.x.clone(), g1.x.clone()
@@ -131,7 +132,6 @@ class GraphMatcher(nn.Module):
         active0 = torch.zeros(n0, dtype=torch.bool, device=out0.device)
         active1 = torch.zeros(n1, dtype=torch.bool, device=out1.device)
         active0[keep0], active1[keep1] = True, True
-        batch0, batch1 = side_inputs(data, "s", num_pairs)[2], side_inputs(data, "t", num_pairs)[2]
         raw = (data.x_s, data.x_t) if self.cfg.descriptor_prior else (None, None)
         result = self.assign(out0, out1, batch0, batch1, num_pairs, raw=raw)
         if not bool(active0.all() and active1.all()):  # pruned keypoints are unmatched

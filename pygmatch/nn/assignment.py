@@ -56,10 +56,16 @@ class Similarity(nn.Module):
     network at nearest-neighbour matching, so a short CPU training refines a sensible
     assignment instead of discovering descriptor matching from scratch."""
 
-    def __init__(self, dim: int, prior: bool = True, prior_scale: float = 40.0):
+    # Adam moves every parameter by about the learning rate per step, whatever its scale: these
+    # gains let the two scalars below travel their useful range (0 → ~1 for the gate, tens for
+    # the prior) within a few hundred steps instead of tens of thousands.
+    GATE_GAIN = 10.0
+    PRIOR_GAIN = 40.0
+
+    def __init__(self, dim: int, prior: bool = True):
         super().__init__()
         self.proj = nn.Linear(dim, dim)
-        self.prior_scale = nn.Parameter(torch.tensor(prior_scale)) if prior else None
+        self.prior_weight = nn.Parameter(torch.tensor(1.0)) if prior else None
         # With the prior, the learned term enters through a gate that starts at 0 (ReZero): the
         # untrained network then matches like mutual nearest neighbours, not like noise.
         self.gate = nn.Parameter(torch.tensor(0.0)) if prior else None
@@ -67,12 +73,12 @@ class Similarity(nn.Module):
     def forward(self, desc0: Tensor, desc1: Tensor, raw0: Tensor | None, raw1: Tensor | None) -> Tensor:
         d0, d1 = self.proj(desc0), self.proj(desc1)
         sim = d0 @ d1.transpose(1, 2) / math.sqrt(d0.size(-1))
-        if self.prior_scale is None:
+        if self.prior_weight is None:
             return sim
         if raw0 is None or raw1 is None:
             raise ValueError("this head has a descriptor prior: pass the input descriptors (raw0, raw1)")
         prior = F.normalize(raw0.float(), dim=-1) @ F.normalize(raw1.float(), dim=-1).transpose(1, 2)
-        return self.gate * sim + self.prior_scale * prior
+        return self.GATE_GAIN * self.gate * sim + self.PRIOR_GAIN * self.prior_weight * prior
 
 
 class SinkhornHead(nn.Module):

@@ -51,42 +51,46 @@ def log_sinkhorn(scores: Tensor, dustbin: Tensor, mask0: Tensor, mask1: Tensor, 
 
 
 class Similarity(nn.Module):
-    """Scaled dot product of projected matching descriptors, plus (``prior=True``) a learnable
-    multiple of the input descriptors' own cosine similarity. The prior starts the untrained
-    network at nearest-neighbour matching, so a short CPU training refines a sensible
-    assignment instead of discovering descriptor matching from scratch."""
+    """Similarity of the matching descriptors of two images.
 
-    # Adam moves every parameter by about the learning rate per step, whatever its scale: these
-    # gains let the two scalars below travel their useful range (0 → ~1 for the gate, tens for
-    # the prior) within a few hundred steps instead of tens of thousands.
-    GATE_GAIN = 10.0
+    Without a prior: scaled dot product of projected features (SuperGlue). With the descriptor
+    prior (default), the matching descriptor of a keypoint is its *input* descriptor plus a learned
+    correction, ``normalize(raw + W·x)``, with ``W`` initialised to zero, and the similarity is a
+    learnable multiple of their cosine. The untrained network therefore matches like mutual
+    nearest neighbours, and every gradient step refines the descriptors from the graph context:
+    short CPU trainings start from a sensible assignment instead of from noise.
+    """
+
+    # Adam moves every parameter by about the learning rate per step, whatever its scale: the
+    # gain lets the prior's temperature travel its useful range (tens) within a few hundred steps.
     PRIOR_GAIN = 40.0
 
-    def __init__(self, dim: int, prior: bool = True):
+    def __init__(self, dim: int, prior: bool = True, descriptor_dim: int = 128):
         super().__init__()
-        self.proj = nn.Linear(dim, dim)
-        self.prior_weight = nn.Parameter(torch.tensor(1.0)) if prior else None
-        # With the prior, the learned term enters through a gate that starts at 0 (ReZero): the
-        # untrained network then matches like mutual nearest neighbours, not like noise.
-        self.gate = nn.Parameter(torch.tensor(0.0)) if prior else None
+        self.prior = prior
+        self.proj = nn.Linear(dim, descriptor_dim if prior else dim)
+        if prior:
+            nn.init.zeros_(self.proj.weight)
+            nn.init.zeros_(self.proj.bias)
+            self.prior_weight = nn.Parameter(torch.tensor(1.0))
 
     def forward(self, desc0: Tensor, desc1: Tensor, raw0: Tensor | None, raw1: Tensor | None) -> Tensor:
-        d0, d1 = self.proj(desc0), self.proj(desc1)
-        sim = d0 @ d1.transpose(1, 2) / math.sqrt(d0.size(-1))
-        if self.prior_weight is None:
-            return sim
+        if not self.prior:
+            d0, d1 = self.proj(desc0), self.proj(desc1)
+            return d0 @ d1.transpose(1, 2) / math.sqrt(d0.size(-1))
         if raw0 is None or raw1 is None:
             raise ValueError("this head has a descriptor prior: pass the input descriptors (raw0, raw1)")
-        prior = F.normalize(raw0.float(), dim=-1) @ F.normalize(raw1.float(), dim=-1).transpose(1, 2)
-        return self.GATE_GAIN * self.gate * sim + self.PRIOR_GAIN * self.prior_weight * prior
+        m0 = F.normalize(raw0.float() + self.proj(desc0), dim=-1)
+        m1 = F.normalize(raw1.float() + self.proj(desc1), dim=-1)
+        return self.PRIOR_GAIN * self.prior_weight * (m0 @ m1.transpose(1, 2))
 
 
 class SinkhornHead(nn.Module):
     """Similarity + a learnable dustbin score, then Sinkhorn."""
 
-    def __init__(self, dim: int, iters: int = 50, prior: bool = True):
+    def __init__(self, dim: int, iters: int = 50, prior: bool = True, descriptor_dim: int = 128):
         super().__init__()
-        self.similarity = Similarity(dim, prior)
+        self.similarity = Similarity(dim, prior, descriptor_dim)
         self.dustbin = nn.Parameter(torch.tensor(1.0))
         self.iters = iters
 
@@ -100,9 +104,9 @@ class DualSoftmaxHead(nn.Module):
     """LightGlue: softmax over rows + softmax over columns of the similarity, plus a per-point
     matchability σ(z); unmatchable mass goes to the dustbin as log σ(−z)."""
 
-    def __init__(self, dim: int, prior: bool = True):
+    def __init__(self, dim: int, prior: bool = True, descriptor_dim: int = 128):
         super().__init__()
-        self.similarity = Similarity(dim, prior)
+        self.similarity = Similarity(dim, prior, descriptor_dim)
         self.matchability = nn.Linear(dim, 1)
         nn.init.constant_(self.matchability.bias, 2.0)  # start by calling most keypoints matchable
 

@@ -62,8 +62,8 @@ class GraphMatcher(nn.Module):
         self.encoder = KeypointEncoder(cfg)
         self.rope = FourierPositions(cfg.dim // cfg.heads) if cfg.positional in ("rotary", "both") else None
         self.layers = nn.ModuleList(MatcherLayer(cfg) for _ in range(cfg.layers))
-        self.head = (SinkhornHead(cfg.dim, cfg.sinkhorn_iters, cfg.descriptor_prior) if cfg.assignment == "sinkhorn"
-                     else DualSoftmaxHead(cfg.dim, cfg.descriptor_prior))
+        self.head = (SinkhornHead(cfg.dim, cfg.sinkhorn_iters, cfg.descriptor_prior, cfg.descriptor_dim) if cfg.assignment == "sinkhorn"
+                     else DualSoftmaxHead(cfg.dim, cfg.descriptor_prior, cfg.descriptor_dim))
         # Per layer but the last: [confidence logit, matchability logit] per keypoint (LightGlue's
         # early exit and pruning). Trained by deep supervision; cheap enough to always exist.
         self.point_heads = nn.ModuleList(nn.Linear(cfg.dim, 2) for _ in range(cfg.layers - 1))

@@ -18,7 +18,7 @@ def run_eval(*args):
 
 def test_evaluates_baselines_and_writes_the_report(tmp_path, coco_val):
     out = tmp_path / "out"
-    r = run_eval("--data", coco_val, "--max-images", 4, "--out", out, "--save-pairs", tmp_path / "p.npz", "--draw", 1)
+    r = run_eval("--data", coco_val, "--max-images", 4, "--methods", "nn,nn-ratio", "--out", out, "--save-pairs", tmp_path / "p.npz", "--draw", 1)
     assert r.returncode == 0, r.stderr
     metrics = json.loads((out / "metrics.json").read_text())
     assert set(metrics) == {"nn", "nn-ratio"}
@@ -36,7 +36,7 @@ def test_evaluates_baselines_and_writes_the_report(tmp_path, coco_val):
     assert "| nn-ratio" in r.stdout
 
     # the saved pair set evaluates as-is, to the same numbers
-    again = run_eval("--pairs", tmp_path / "p.npz", "--out", tmp_path / "again", "--draw", 0)
+    again = run_eval("--pairs", tmp_path / "p.npz", "--methods", "nn,nn-ratio", "--out", tmp_path / "again", "--draw", 0)
     assert again.returncode == 0, again.stderr
     metrics2 = json.loads((tmp_path / "again" / "metrics.json").read_text())
     for key in ("precision", "recall", "auc@3", "matches"):
@@ -96,3 +96,17 @@ def test_bad_input_gives_one_line_errors(tmp_path, args, message):
 def test_empty_folder(tmp_path):
     r = run_eval("--data", tmp_path, "--out", tmp_path / "o")
     assert r.returncode == 2 and "no images" in r.stderr and "Traceback" not in r.stderr
+
+
+def test_no_arguments_compares_the_shipped_model_with_the_baselines(tmp_path):
+    r = run_eval("--max-images", 2, "--out", tmp_path / "o", "--draw", 1)
+    assert r.returncode == 0, r.stderr[-2000:]
+    metrics = json.loads((tmp_path / "o" / "metrics.json").read_text())
+    assert list(metrics) == ["default", "nn", "nn-ratio"]
+    assert metrics["default"]["matches"] > 20  # the shipped weights load and match real images
+    assert (tmp_path / "o" / "precision_recall.png").is_file() and len(list((tmp_path / "o" / "matches").glob("*_default.png"))) == 1
+
+
+def test_a_model_for_other_features_is_refused(tmp_path):
+    r = run_eval("--methods", "default", "--features", "orb", "--out", tmp_path / "o")
+    assert r.returncode == 2 and "trained on sift keypoints, but this evaluation uses orb" in r.stderr

@@ -1,7 +1,7 @@
 """One image's graph inside the network, and the self/cross attention layer that updates it."""
 from __future__ import annotations
 
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 
 import torch
 from torch import Tensor, nn
@@ -24,6 +24,7 @@ class ImageGraph:
     exclusive: bool = False  # complete sets exclude the listed sets' edges (disjoint rings)
     rope: tuple[Tensor, Tensor] | None = None
     value: Tensor | None = None  # attention values from other features (research variants)
+    _exclusion: Tensor | None = field(default=None, repr=False)  # cached: the same for every layer
 
     def blocks(self, other: "ImageGraph | None" = None, exclude: Tensor | None = None) -> DenseBlocks:
         src = other if other is not None else self
@@ -33,6 +34,8 @@ class ImageGraph:
         """Dense (B, n, n) mask of the listed edges, for an exclusive complete set."""
         if not self.exclusive:
             return None
+        if self._exclusion is not None:
+            return self._exclusion
         counts = torch.bincount(self.batch, minlength=self.num_pairs)
         start = torch.cumsum(counts, 0) - counts
         n = int(counts.max()) if counts.numel() else 0
@@ -41,6 +44,7 @@ class ImageGraph:
             if not complete and e.numel():
                 b = self.batch[e[1]]
                 mask[b, e[1] - start[b], e[0] - start[b]] = True
+        self._exclusion = mask
         return mask
 
     def select(self, keep: Tensor) -> "ImageGraph":
@@ -49,7 +53,7 @@ class ImageGraph:
         sets = [subgraph(keep, e, relabel_nodes=True, num_nodes=n)[0] if e.numel() else e for e in self.edge_sets]
         rope = None if self.rope is None else (self.rope[0][keep], self.rope[1][keep])
         return replace(self, x=self.x[keep], batch=self.batch[keep], edge_sets=sets, rope=rope,
-                       value=None if self.value is None else self.value[keep])
+                       value=None if self.value is None else self.value[keep], _exclusion=None)
 
 
 def block_edges(blocks: DenseBlocks) -> Tensor:

@@ -247,6 +247,7 @@ def model_config(cfg: dict) -> MatcherConfig:
     graph = graph_config(argparse.Namespace(**cfg))
     return MatcherConfig(descriptor_dim=DESCRIPTOR_DIM[cfg["features"]], conv=cfg["conv"], assignment=cfg["assignment"],
                          positional=cfg["positional"], sinkhorn_iters=cfg["sinkhorn_iters"], deep_supervision=cfg["deep_supervision"],
+                         descriptor_prior=cfg.get("descriptor_prior", True),
                          num_scales=num_edge_sets(graph), graph=graph, features=cfg["features"], max_keypoints=cfg["max_keypoints"],
                          graph_update=cfg.get("graph_update", "static"), value_update=cfg.get("value_update", "every"),
                          dense_warmup_layers=cfg.get("dense_warmup_layers", 0), **sizes)

@@ -35,6 +35,8 @@ def test_config_round_trip(tmp_path):
     again = resolve(["--config", str(path)])
     assert again == cfg
     assert resolve(["--config", str(path), "--lr", "0.01"])["lr"] == 0.01  # flags override the file
+    from pygmatch.training import model_config
+    assert model_config(resolve(["--no-descriptor-prior"])).descriptor_prior is False
     path.write_text("graph: knn\nbogus: 3\n")
     with pytest.raises(PygmatchError, match="unknown key\\(s\\) bogus"):
         resolve(["--config", str(path)])

@@ -37,6 +37,8 @@ def parser() -> argparse.ArgumentParser:
     m.add_argument("--assignment", choices=ASSIGNMENTS, default="sinkhorn")
     m.add_argument("--positional", choices=POSITIONAL, default="rotary")
     m.add_argument("--sinkhorn-iters", type=positive_int, default=50)
+    m.add_argument("--descriptor-prior", action=argparse.BooleanOptionalAction, default=True,
+                   help="start from nearest-neighbour matching of the input descriptors (see README)")
     m.add_argument("--deep-supervision", action=argparse.BooleanOptionalAction, default=False,
                    help="loss at every layer; trains the early-exit / pruning heads")
     m.add_argument("--ortho-weight", type=non_negative_float, default=0.0, help="multi-scale: orthogonality loss between branches")

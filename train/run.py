@@ -29,12 +29,12 @@ def parser() -> argparse.ArgumentParser:
     d.add_argument("--difficulty", type=non_negative_float, default=1.0)
     add_graph_args(p)
     m = p.add_argument_group("model")
-    m.add_argument("--preset", choices=list(PRESETS), default="small", help="; ".join(f"{k}: {v}" for k, v in PRESETS.items()))
+    m.add_argument("--preset", choices=list(PRESETS), default="cpu", help="; ".join(f"{k}: {v}" for k, v in PRESETS.items()))
     m.add_argument("--dim", type=positive_int, help="override the preset's width")
     m.add_argument("--layers", type=positive_int, help="override the preset's depth")
     m.add_argument("--heads", type=positive_int, help="override the preset's heads")
     m.add_argument("--conv", choices=CONVS, default="attention")
-    m.add_argument("--assignment", choices=ASSIGNMENTS, default="sinkhorn")
+    m.add_argument("--assignment", choices=ASSIGNMENTS, default="dual-softmax", help="dual-softmax is ~2x faster than sinkhorn on CPU")
     m.add_argument("--positional", choices=POSITIONAL, default="rotary")
     m.add_argument("--sinkhorn-iters", type=positive_int, default=50)
     m.add_argument("--descriptor-prior", action=argparse.BooleanOptionalAction, default=True,
@@ -50,7 +50,7 @@ def parser() -> argparse.ArgumentParser:
     o.add_argument("--batch-size", type=positive_int, default=4)
     o.add_argument("--lr", type=float, default=3e-4)
     o.add_argument("--epochs", type=positive_int, default=None)
-    o.add_argument("--max-steps", type=positive_int, default=None, help="default: 300 when --epochs is not given")
+    o.add_argument("--max-steps", type=positive_int, default=None, help="default: 100 when --epochs is not given")
     o.add_argument("--warmup-steps", type=int, default=100)
     o.add_argument("--grad-clip", type=non_negative_float, default=1.0, help="0 disables")
     o.add_argument("--precision", choices=["32", "16-mixed", "bf16-mixed"], default="32")
@@ -102,7 +102,7 @@ def resolve(argv=None) -> dict:
     if cfg["resume"] and cfg["init"]:
         raise PygmatchError("--resume and --init exclude each other")
     if cfg["epochs"] is None and cfg["max_steps"] is None:
-        cfg["max_steps"] = 300
+        cfg["max_steps"] = 100
     return cfg
 
 

@@ -10,7 +10,6 @@ import argparse
 import json
 from pathlib import Path
 
-
 from pygmatch.attention import attention_span, choose_keypoints, draw_attention, group_keypoints, lookalikes, plot_span, record_attention
 from pygmatch.checkpoint import load_model
 from pygmatch.cli import non_negative_float, positive_int, run_cli
@@ -26,6 +25,8 @@ from pygmatch.ground_truth import ground_truth_matches
 def parser():
     p = argparse.ArgumentParser(prog="python -m eval.attention", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--ckpt", default="default", help="checkpoint, run folder or 'default'")
+    p.add_argument("--compare", nargs="+", default=[], metavar="CKPT",
+                   help="more checkpoints / run folders whose attention span on the same pair joins attention_span.png")
     p.add_argument("--image0", required=True, type=Path)
     p.add_argument("--image1", type=Path, help="second image (default: image 0 under a random homography)")
     p.add_argument("--layers", default="all", help="comma-separated layer indices, or 'all'")
@@ -37,6 +38,21 @@ def parser():
     p.add_argument("--difficulty", type=non_negative_float, default=1.0)
     p.add_argument("--out", type=Path, default=Path("attention-out"))
     return p
+
+
+def run_label(ckpt) -> str:
+    path = Path(str(ckpt))
+    return path.parent.name if path.suffix == ".ckpt" else path.stem if path.suffix == ".pt" else path.name
+
+
+def record_pair(model, im0, im1, max_keypoints: int | None):
+    """The model's own keypoints (its features and count unless overridden) and graphs on the pair, and its attention."""
+    cfg = model.cfg
+    n = max_keypoints or cfg.max_keypoints
+    kp0, kp1 = extract(im0, cfg.features, n), extract(im1, cfg.features, n)
+    intra, cross = graph_from_config(cfg.graph)
+    pair = make_pair_data(kp0, kp1, (im0.shape[1], im0.shape[0]), intra, cross, image_size1=(im1.shape[1], im1.shape[0]))
+    return record_attention(model, pair), kp0, kp1
 
 
 def main(argv=None) -> int:
@@ -54,11 +70,7 @@ def main(argv=None) -> int:
         im0, im1, H = make_pair(as_gray(args.image0, DEFAULT_SIZE), pair_rng(args.seed, 0), args.difficulty)
     else:
         im0, im1 = as_gray(args.image0), as_gray(args.image1)
-    n = args.max_keypoints or cfg.max_keypoints
-    kp0, kp1 = extract(im0, cfg.features, n), extract(im1, cfg.features, n)
-    intra, cross = graph_from_config(cfg.graph)
-    pair = make_pair_data(kp0, kp1, (im0.shape[1], im0.shape[0]), intra, cross, image_size1=(im1.shape[1], im1.shape[0]))
-    rec = record_attention(model, pair)
+    rec, kp0, kp1 = record_pair(model, im0, im1, args.max_keypoints)
     gt = ground_truth_matches(kp0.xy, kp1.xy, H)[0] if H is not None else None
     groups = group_keypoints(rec, gt)
     looks = lookalikes(kp0.descriptors)
@@ -73,13 +85,19 @@ def main(argv=None) -> int:
                 draw_attention(im0, im1, kp0.xy, kp1.xy, rec, layer, kind, chosen, head, args.out / name)
                 written.append(name)
     span = attention_span(rec, kp0.xy, kp1.xy, H)
-    plot_span({Path(str(args.ckpt)).name: span}, args.out / "attention_span.png")
+    spans = {run_label(args.ckpt): span}
+    for other in args.compare:
+        r, k0, k1 = record_pair(load_model(other), im0, im1, args.max_keypoints)
+        spans[run_label(other)] = attention_span(r, k0.xy, k1.xy, H)
+    plot_span(spans, args.out / "attention_span.png")
     counts = {g: int((groups == g).sum()) for g in ("easy", "medium", "hard")}
     summary = {"groups": counts, "chosen": chosen, "lookalikes_of_chosen": {g: [int(looks[i]) for i in v] for g, v in chosen.items()},
-               "attention_span_px": span, "ground_truth": H is not None}
+               "attention_span_px": spans, "ground_truth": H is not None}
     (args.out / "attention.json").write_text(json.dumps(summary, indent=2))
     print(f"keypoints: {len(kp0)} / {len(kp1)}; groups {counts}; {len(written)} drawings, attention_span.png and attention.json in {args.out}")
-    print("span (px) self: " + ", ".join(f"{v:.0f}" for v in span["self"]) + "; cross: " + ", ".join(f"{v:.0f}" for v in span["cross"]))
+    for label, sp in spans.items():
+        print(f"span (px) of {label}: self " + ", ".join(f"{v:.0f}" for v in sp["self"]) + "; cross " + ", ".join(f"{v:.0f}" for v in sp["cross"])
+              + f" (uniform attention: self {sp['uniform_self']:.0f}, cross {sp['uniform_cross']:.0f})")
     return 0
 
 

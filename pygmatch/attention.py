@@ -12,6 +12,7 @@ import matplotlib
 
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
+from matplotlib.ticker import MaxNLocator  # noqa: E402
 import numpy as np  # noqa: E402
 import torch  # noqa: E402
 
@@ -128,10 +129,15 @@ def draw_attention(image0, image1, xy0, xy1, rec: AttentionRecord, layer: int, k
     return canvas
 
 
-def attention_span(rec: AttentionRecord, xy0: np.ndarray, xy1: np.ndarray, H_0to1: np.ndarray | None = None) -> dict[str, list[float]]:
+def attention_span(rec: AttentionRecord, xy0: np.ndarray, xy1: np.ndarray, H_0to1: np.ndarray | None = None) -> dict:
     """Mean attention-weighted distance (px) from each keypoint of image 0 to what it attends to,
     per layer: 'self' in image 0; 'cross' in image 1, from the keypoint's true position there
-    (H·x) when the homography is known, else from its own pixel position."""
+    (H·x) when the homography is known, else from its own pixel position. Keypoints that attend to
+    nothing in a layer (pruned, or no edges) are left out of its mean.
+
+    'uniform_self' / 'uniform_cross' are the same distances under uniform attention over every
+    keypoint: a layer whose span is near them is not local at all, one far below them is what a
+    kNN graph could express."""
     anchor = warp_points(xy0, H_0to1) if H_0to1 is not None else xy0
     span = {"self": [], "cross": []}
     for layer in range(len(rec.layers)):
@@ -143,19 +149,29 @@ def attention_span(rec: AttentionRecord, xy0: np.ndarray, xy1: np.ndarray, H_0to
             w = a.mean(1)
             d = np.linalg.norm(src[e[0]] - dst[e[1]], axis=1)
             per_node = np.bincount(e[1], weights=w * d, minlength=len(xy0))
-            span[kind].append(float(per_node.mean()))
+            attends = np.bincount(e[1], minlength=len(xy0)) > 0
+            span[kind].append(float(per_node[attends].mean()))
+    for kind, src, dst in (("self", xy0, xy0), ("cross", xy1, anchor)):
+        span[f"uniform_{kind}"] = float(np.linalg.norm(dst[:, None] - src[None], axis=-1).mean()) if len(src) and len(dst) else float("nan")
     return span
 
 
-def plot_span(spans: dict[str, dict[str, list[float]]], path, title: str = "Attention span") -> None:
-    """One line per (model, kind); ``spans`` maps a label to attention_span's output."""
+def plot_span(spans: dict[str, dict], path, title: str = "Attention span") -> None:
+    """One line per (model, kind); ``spans`` maps a label to attention_span's output. Dotted
+    lines: the span of uniform attention (of the first model's pair)."""
     fig, ax = plt.subplots(figsize=(6, 4))
-    for label, span in spans.items():
+    for i, (label, span) in enumerate(spans.items()):
         for kind, style in (("self", "o-"), ("cross", "s--")):
-            ax.plot(range(len(span[kind])), span[kind], style, label=f"{label} {kind}")
+            ax.plot(range(len(span[kind])), span[kind], style, color=f"C{2 * i + (kind == 'cross')}", label=f"{label} {kind}")
+    first = next(iter(spans.values()), {})
+    for j, kind in enumerate(("self", "cross")):
+        if f"uniform_{kind}" in first:
+            ax.axhline(first[f"uniform_{kind}"], color=f"C{j}", ls=":", lw=1, label=f"uniform attention, {kind}")
     ax.set(xlabel="layer", ylabel="attention-weighted distance (px)", title=title)
+    ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+    ax.set_ylim(bottom=0)
     ax.grid(alpha=0.3)
-    ax.legend(fontsize=8)
+    ax.legend(fontsize=7)
     fig.tight_layout()
     fig.savefig(path, dpi=120)
     plt.close(fig)

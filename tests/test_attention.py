@@ -48,7 +48,8 @@ def test_span_and_groups_on_a_hand_made_record():
     la[0, 0], la[1, 2] = np.log(0.9), np.log(0.5)
     rec = AttentionRecord([{"self": ([(e, a)], None), "cross": ((e, a), None)}], la, np.array([0, 2, -1]))
     span = attention_span(rec, xy, xy)
-    assert span["self"][0] == pytest.approx((0.5 * 5 + 0.5 * 10 + 5) / 3)
+    assert span["self"][0] == pytest.approx((0.5 * 5 + 0.5 * 10 + 5) / 2)  # keypoint 2 attends to nothing: left out
+    assert span["uniform_self"] == pytest.approx((0 + 5 + 10 + 5 + 0 + 5 + 10 + 5 + 0) / 9)
     assert list(group_keypoints(rec)) == ["easy", "medium", "hard"]
     assert list(group_keypoints(rec, np.array([0, 1, -1]))) == ["easy", "hard", ""]
     assert lookalikes(np.array([[1.0, 0], [1, 0.01], [0, 1]])).tolist() == [1, 1, 0]
@@ -57,14 +58,20 @@ def test_span_and_groups_on_a_hand_made_record():
 def test_cli_writes_drawings_span_and_json(tmp_path, embedded_dir):
     torch.manual_seed(0)
     save_model(GraphMatcher(MatcherConfig(dim=32, layers=2, heads=2, max_keypoints=200, graph={"graph": "knn", "k": 6})), tmp_path / "m.pt")
+    save_model(GraphMatcher(MatcherConfig(dim=32, layers=2, heads=2, max_keypoints=200)), tmp_path / "complete.pt")
     image = sorted(embedded_dir.iterdir())[0]
     r = subprocess.run([sys.executable, "-m", "eval.attention", "--ckpt", tmp_path / "m.pt", "--image0", image, "--layers", "0,1",
-                        "--per-head", "--out", tmp_path / "att"], cwd=ROOT, capture_output=True, text=True, timeout=300)
+                        "--per-head", "--compare", tmp_path / "complete.pt", "--out", tmp_path / "att"],
+                       cwd=ROOT, capture_output=True, text=True, timeout=300)
     assert r.returncode == 0, r.stderr[-2000:]
     names = {p.name for p in (tmp_path / "att").iterdir()}
     assert {"layer0_self.png", "layer1_cross.png", "layer1_cross_head1.png", "attention_span.png", "attention.json"} <= names
     summary = json.loads((tmp_path / "att" / "attention.json").read_text())
-    assert summary["ground_truth"] is True and len(summary["attention_span_px"]["self"]) == 2
+    assert summary["ground_truth"] is True and set(summary["attention_span_px"]) == {"m", "complete"}
+    knn, complete = summary["attention_span_px"]["m"], summary["attention_span_px"]["complete"]
+    assert len(knn["self"]) == 2 and knn["uniform_self"] == pytest.approx(complete["uniform_self"])
+    assert max(knn["self"]) < 0.3 * knn["uniform_self"]  # 6 nearest neighbours of 200 keypoints: local
+    assert min(complete["self"]) > 0.5 * complete["uniform_self"]  # untrained, complete graph: near uniform
     bad = subprocess.run([sys.executable, "-m", "eval.attention", "--ckpt", tmp_path / "m.pt", "--image0", image, "--layers", "7"],
                          cwd=ROOT, capture_output=True, text=True, timeout=300)
     assert bad.returncode == 2 and "the model has layers 0..1" in bad.stderr

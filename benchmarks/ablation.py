@@ -1,7 +1,7 @@
 """The ablation table of the research notes: train every variant with the same budget and seed,
 evaluate them all in one ``eval.coco`` run, write a markdown table and a bar plot.
 
-    python benchmarks/ablation.py                      # CPU budget: ~2 h on 2 cores
+    python benchmarks/ablation.py                      # CPU budget: ~55 min on 2 cores
     python benchmarks/ablation.py --scale 20 --accelerator gpu --workers 8   # a real run on a GPU
     python benchmarks/ablation.py --variants complete,knn16 --steps 5       # a smoke test
 
@@ -17,6 +17,11 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+
+import numpy as np
+import torch
+
+from pygmatch.metrics import auc_difference
 
 VARIANTS = {
     "complete": ["--graph", "complete"],
@@ -78,18 +83,25 @@ def main(argv=None):
     subprocess.run([sys.executable, "-m", "eval.coco", "--data", args.val_data, "--max-images", str(args.eval_images), "--methods", "nn-ratio",
                     "--compare", *[str(args.runs / n) for n in names], "--out", str(ev), "--draw", "0"], check=True)
     metrics = json.loads((ev / "metrics.json").read_text())
-    import torch
+    errors = np.load(ev / "corner_errors.npz")
 
-    rows = ["| variant | P | R | AUC@1 | AUC@3 | AUC@5 | AUC@10 | ms/pair | parameters | train min |", "|---|" + "---:|" * 9]
-    base = metrics["nn-ratio"]
-    rows.append(f"| nn-ratio (no training) | {base['precision']:.1f} | {base['recall']:.1f} | {base['auc@1']:.1f} | {base['auc@3']:.1f} | "
-                f"{base['auc@5']:.1f} | {base['auc@10']:.1f} | {base['ms_per_pair']:.0f} | 0 | 0 |")
+    # Differences of a point or two are within what 50 pairs can tell apart: the last column is
+    # each variant's AUC@3 minus the complete graph's, with a paired bootstrap 90 % interval.
+    reference = str(args.runs / "complete") if "complete" in names else "nn-ratio"
+    rows = ["| variant | P | R | AUC@1 | AUC@3 | AUC@5 | AUC@10 | ms/pair | parameters | train min | "
+            f"AUC@3 − {Path(reference).name} [90 % CI] |", "|---|" + "---:|" * 10]
+
+    def row(label, key, params, minutes):
+        m = metrics[key]
+        d, lo, hi = auc_difference(errors[key], errors[reference])
+        return (f"| {label} | {m['precision']:.1f} | {m['recall']:.1f} | {m['auc@1']:.1f} | {m['auc@3']:.1f} | {m['auc@5']:.1f} | "
+                f"{m['auc@10']:.1f} | {m['ms_per_pair']:.0f} | {params:,} | {minutes:.1f} | {d:+.1f} [{lo:+.1f}, {hi:+.1f}] |")
+
+    rows.append(row("nn-ratio (no training)", "nn-ratio", 0, 0))
     for name in names:
-        m = metrics[str(args.runs / name)]
         state = torch.load(args.runs / name / "best.ckpt", map_location="cpu", weights_only=False)["state_dict"]
-        params = sum(v.numel() for v in state.values())
-        rows.append(f"| {name} | {m['precision']:.1f} | {m['recall']:.1f} | {m['auc@1']:.1f} | {m['auc@3']:.1f} | {m['auc@5']:.1f} | "
-                    f"{m['auc@10']:.1f} | {m['ms_per_pair']:.0f} | {params:,} | {timings[name] / 60:.1f} |")
+        rows.append(row(name, str(args.runs / name), sum(v.numel() for v in state.values()), timings[name] / 60))
+    base = metrics["nn-ratio"]
     header = (f"Ablation: {steps} steps × batch 4 (512 SIFT keypoints) on {args.data}, seed 0, model `{args.model}`, dual-softmax; "
               f"evaluated on {args.eval_images} images of {args.val_data} (1024 keypoints, difficulty 1).\n\n")
     (args.out / "ablation.md").write_text(header + "\n".join(rows) + "\n")

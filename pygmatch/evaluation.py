@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Callable
 
 import numpy as np
+from threadpoolctl import threadpool_limits
 from tqdm import tqdm
 
 from .baselines import BASELINES
@@ -72,31 +73,38 @@ def evaluate(
     times = {name: [] for name in methods}
     skipped = list(pairs.skipped)
     extract_ms = []
-    for k in tqdm(range(len(pairs)), desc="evaluating", unit="pair", disable=not progress):
-        im0, im1, H = pairs.image0[k], pairs.image1[k], pairs.H_0to1[k]
-        t = time.perf_counter()
-        kp0, kp1 = extract(im0, features, max_keypoints), extract(im1, features, max_keypoints)
-        extract_ms.append((time.perf_counter() - t) * 1e3 / 2)
-        if len(kp0) < 2 or len(kp1) < 2:
-            # Not matched, but not dropped either: it counts as a failed estimate for every
-            # method, so the AUCs stay comparable with sets where it has keypoints.
-            msg = f"pair {pairs.names[k]}: only {len(kp0)}/{len(kp1)} keypoints (counted as a failure)"
-            warnings.warn(f"skipping {msg}", stacklevel=2)
-            skipped.append(msg)
-            for name in methods:
-                per_pair[name].append(UNMATCHABLE)
-            continue
-        gt0, _ = ground_truth_matches(kp0.xy, kp1.xy, H)
-        for name, fn in methods.items():
+    # numpy's BLAS threads keep spinning after each call (the nn baselines, the DLT); on a small
+    # CPU they took the cores from whichever torch matcher ran next, slowing it by up to 2x.
+    # The matrices here are small, so one BLAS thread costs the baselines little.
+    with threadpool_limits(limits=1, user_api="blas"):
+        for k in tqdm(range(len(pairs)), desc="evaluating", unit="pair", disable=not progress):
+            im0, im1, H = pairs.image0[k], pairs.image1[k], pairs.H_0to1[k]
             t = time.perf_counter()
-            matches, scores = fn(kp0, kp1, pairs.size)
-            times[name].append((time.perf_counter() - t) * 1e3)
-            per_pair[name].append(pair_metrics(matches, scores, kp0.xy, kp1.xy, gt0, H, pairs.size))
-            if out is not None and k < draw:
-                err = np.linalg.norm(warp_points(kp0.xy[matches[:, 0]], H) - kp1.xy[matches[:, 1]], axis=1)
-                safe = name.replace("/", "_").replace("\\", "_")
-                viz.draw_matches(im0, im1, kp0.xy, kp1.xy, matches, err < 3.0, out / "matches" / f"{pairs.names[k]}_{safe}.png",
-                                 title=f"{name}: {int((err < 3).sum())}/{len(matches)} correct")
+            kp0, kp1 = extract(im0, features, max_keypoints), extract(im1, features, max_keypoints)
+            extract_ms.append((time.perf_counter() - t) * 1e3 / 2)
+            if len(kp0) < 2 or len(kp1) < 2:
+                # Not matched, but not dropped either: it counts as a failed estimate for every
+                # method, so the AUCs stay comparable with sets where it has keypoints.
+                msg = f"pair {pairs.names[k]}: only {len(kp0)}/{len(kp1)} keypoints (counted as a failure)"
+                warnings.warn(f"skipping {msg}", stacklevel=2)
+                skipped.append(msg)
+                for name in methods:
+                    per_pair[name].append(UNMATCHABLE)
+                continue
+            # Every matcher runs before any scoring, so each is timed after the same work.
+            outputs = {}
+            for name, fn in methods.items():
+                t = time.perf_counter()
+                outputs[name] = fn(kp0, kp1, pairs.size)
+                times[name].append((time.perf_counter() - t) * 1e3)
+            gt0, _ = ground_truth_matches(kp0.xy, kp1.xy, H)
+            for name, (matches, scores) in outputs.items():
+                per_pair[name].append(pair_metrics(matches, scores, kp0.xy, kp1.xy, gt0, H, pairs.size))
+                if out is not None and k < draw:
+                    err = np.linalg.norm(warp_points(kp0.xy[matches[:, 0]], H) - kp1.xy[matches[:, 1]], axis=1)
+                    safe = name.replace("/", "_").replace("\\", "_")
+                    viz.draw_matches(im0, im1, kp0.xy, kp1.xy, matches, err < 3.0, out / "matches" / f"{pairs.names[k]}_{safe}.png",
+                                     title=f"{name}: {int((err < 3).sum())}/{len(matches)} correct")
     if not any(times.values()):
         raise PygmatchError("no pair could be evaluated (every pair has fewer than 2 keypoints)")
     summary = {}
@@ -129,6 +137,9 @@ def format_table(summary: dict[str, dict]) -> str:
 def write_report(result: EvalResult, out: Path, context: str = "") -> None:
     out.mkdir(parents=True, exist_ok=True)
     (out / "metrics.json").write_text(json.dumps(result.summary, indent=2))
+    # Per-pair errors (inf = no homography), so models can be compared pair by pair later
+    # (pygmatch.metrics.auc_difference).
+    np.savez(out / "corner_errors.npz", **result.errors)
     viz.plot_error_curves(result.errors, out / "corner_error.png", title="RANSAC corner error")
     viz.plot_bars(result.summary, ["precision", "recall", "auc@3", "auc@5"], out / "precision_recall.png")
     any_method = next(iter(result.summary.values()))

@@ -101,6 +101,22 @@ def error_auc(errors, thresholds=AUC_THRESHOLDS) -> list[float]:
     return out
 
 
+def auc_difference(errors_a, errors_b, threshold: float = 3.0, resamples: int = 2000, level: float = 0.9, seed: int = 0) -> tuple[float, float, float]:
+    """AUC@threshold of A minus that of B on the same pairs, in percentage points, with a paired
+    bootstrap interval (pairs resampled with replacement, the same draw for both):
+    ``(difference, low, high)``.
+    An interval that contains 0 says the evaluation set cannot tell the two apart."""
+    a, b = np.asarray(errors_a, np.float64), np.asarray(errors_b, np.float64)
+    if a.shape != b.shape or a.ndim != 1:
+        raise ValueError(f"need per-pair errors of the same pairs, got shapes {a.shape} and {b.shape}")
+    def diff(idx):
+        return 100 * (error_auc(a[idx], (threshold,))[0] - error_auc(b[idx], (threshold,))[0])
+
+    draws = [diff(i) for i in np.random.default_rng(seed).integers(0, len(a), size=(resamples, len(a)))]
+    low, high = np.quantile(draws, [(1 - level) / 2, (1 + level) / 2])
+    return diff(np.arange(len(a))), float(low), float(high)
+
+
 def summarize(per_pair: list[dict], thresholds=AUC_THRESHOLDS) -> dict:
     """Aggregate pair metrics; precision and recall are averaged over pairs where they are
     defined (≥ 1 match, ≥ 1 ground-truth match). Percentages, as in the papers."""

@@ -30,6 +30,8 @@ def test_evaluates_baselines_and_writes_the_report(tmp_path, coco_val):
     assert metrics["nn-ratio"]["precision"] > metrics["nn"]["precision"] > 50
     assert metrics["nn"]["recall"] >= metrics["nn-ratio"]["recall"]
     assert 0 <= metrics["nn"]["auc@1"] <= metrics["nn"]["auc@3"] <= metrics["nn"]["auc@10"] <= 100
+    errors = np.load(out / "corner_errors.npz")  # per pair, for paired comparisons later
+    assert errors["nn"].shape == (4,) and 100 * error_auc(errors["nn"], (3,))[0] == pytest.approx(metrics["nn"]["auc@3"])
     for f in ("report.md", "corner_error.png", "precision_recall.png"):
         assert (out / f).stat().st_size > 500
     assert len(list((out / "matches").glob("*.png"))) == 2

@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 
 from pygmatch.baselines import nearest_neighbor_match
-from pygmatch.metrics import error_auc, estimate_homography, pair_metrics, summarize, weighted_dlt
+from pygmatch.metrics import auc_difference, error_auc, estimate_homography, pair_metrics, summarize, weighted_dlt
 from pygmatch.geometry import warp_points
 
 
@@ -14,6 +14,22 @@ def test_auc_hand_computed():
     assert error_auc([2.0, math.inf, 0.5], (1, 3)) == pytest.approx([0.25, 0.5])
     assert error_auc([0.0, 0.0], (1,)) == pytest.approx([1.0])
     assert error_auc([math.inf], (10,)) == [0.0]
+
+
+def test_auc_difference_is_paired_and_its_interval_says_when_sets_differ():
+    rng = np.random.default_rng(0)
+    a = rng.uniform(0, 2, 100)
+    assert auc_difference(a, a) == (0.0, 0.0, 0.0)  # same pairs resampled together: no spread
+    worse = a + rng.uniform(0, 2, 100)  # every pair worse, by up to 2 px
+    d, lo, hi = auc_difference(a, worse)
+    assert d == pytest.approx(100 * (error_auc(a, (3,))[0] - error_auc(worse, (3,))[0]))
+    assert 0 < lo < d < hi
+    noisy = a.copy()
+    noisy[:3] = math.inf  # 3 failures in 100 pairs: how many a resample holds varies a lot
+    d, lo, hi = auc_difference(noisy, a)
+    assert lo < d < hi < 0 and hi - lo > 2
+    with pytest.raises(ValueError, match="same pairs"):
+        auc_difference(a, a[:10])
 
 
 def test_dlt_recovers_an_exact_homography():

@@ -101,7 +101,6 @@ def main(argv=None):
     for name in names:
         state = torch.load(args.runs / name / "best.ckpt", map_location="cpu", weights_only=False)["state_dict"]
         rows.append(row(name, str(args.runs / name), sum(v.numel() for v in state.values()), timings[name] / 60))
-    base = metrics["nn-ratio"]
     header = (f"Ablation: {steps} steps × batch 4 (512 SIFT keypoints) on {args.data}, seed 0, model `{args.model}`, dual-softmax; "
               f"evaluated on {args.eval_images} images of {args.val_data} (1024 keypoints, difficulty 1).\n\n")
     (args.out / "ablation.md").write_text(header + "\n".join(rows) + "\n")
@@ -111,18 +110,23 @@ def main(argv=None):
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
+    keys = ["nn-ratio"] + [str(args.runs / n) for n in names]
     labels = ["nn-ratio"] + names
-    values = [base] + [metrics[str(args.runs / n)] for n in names]
-    fig, ax = plt.subplots(figsize=(max(7, 0.7 * len(labels)), 4.5))
-    x = range(len(labels))
-    for offset, key in ((-0.2, "auc@3"), (0.0, "auc@5"), (0.2, "recall")):
-        ax.bar([i + offset for i in x], [v[key] for v in values], 0.2, label=key)
-    ax.set_xticks(list(x), labels, rotation=45, ha="right", fontsize=8)
-    ax.set(ylabel="%", title="Ablation (same budget per variant)")
-    ax.legend(fontsize=8)
+    diffs = np.array([auc_difference(errors[k], errors[reference]) for k in keys])
+    fig, (left, right) = plt.subplots(1, 2, figsize=(12, 0.35 * len(labels) + 1.5), sharey=True)
+    y = np.arange(len(labels))[::-1]
+    left.errorbar(diffs[:, 0], y, xerr=[diffs[:, 0] - diffs[:, 1], diffs[:, 2] - diffs[:, 0]], fmt="o", capsize=3)
+    left.axvline(0, color="grey", lw=1)
+    left.set(yticks=y, yticklabels=labels, xlabel=f"AUC@3 − {Path(reference).name} (points, 90 % bootstrap interval)")
+    for offset, key in ((0.2, "precision"), (-0.2, "recall")):
+        right.barh(y + offset, [metrics[k][key] for k in keys], 0.4, label=key)
+    right.set(xlabel="%", xlim=(0, 100))
+    right.legend(fontsize=8, loc="lower right")
+    for ax in (left, right):
+        ax.grid(axis="x", alpha=0.3)
+    fig.suptitle(f"Ablation: {steps} steps per variant, {args.eval_images} validation pairs")
     fig.tight_layout()
     fig.savefig(args.out / "ablation.png", dpi=120)
-
 
 if __name__ == "__main__":
     main()

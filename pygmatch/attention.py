@@ -63,25 +63,29 @@ def lookalikes(descriptors: np.ndarray, threshold: float = 0.9) -> np.ndarray:
 
 
 def group_keypoints(rec: AttentionRecord, gt_matches0: np.ndarray | None = None) -> np.ndarray:
-    """'easy' / 'medium' / 'hard' / '' per keypoint of image 0.
+    """'easy' / 'medium' / 'hard' / '' per keypoint of image 0, by rank, so that every group is
+    filled whatever the head's probability scale (dual-softmax rarely gives any pair 0.8).
 
-    With ground truth (a synthetic pair): among keypoints that have a true partner, by the
-    probability the final assignment gives that partner: ≥ 0.8 easy, 0.2–0.8 medium, < 0.2 hard.
-    Without: by the final matching score: matched with p ≥ 0.8 easy, matched below 0.8 medium,
-    unmatched hard.
+    With ground truth (a synthetic pair): keypoints that have a true partner, ranked by the
+    probability the final assignment gives that partner: top third easy, bottom third hard.
+    Without: matched keypoints ranked by their matching score, top half easy, the rest medium;
+    unmatched ones hard.
     """
     prob = rec.log_assignment[:-1, :-1].exp().numpy()
     n = prob.shape[0]
     out = np.full(n, "", dtype=object)
     if gt_matches0 is not None:
-        has = gt_matches0 >= 0
-        p = np.zeros(n)
-        p[has] = prob[np.nonzero(has)[0], gt_matches0[has]]
-        out[has & (p >= 0.8)], out[has & (p >= 0.2) & (p < 0.8)], out[has & (p < 0.2)] = "easy", "medium", "hard"
+        idx = np.nonzero(gt_matches0 >= 0)[0]
+        order = idx[np.argsort(-prob[idx, gt_matches0[idx]], kind="stable")]
+        third = -(-len(order) // 3)
+        out[order] = "medium"
+        out[order[:third]], out[order[len(order) - third:]] = "easy", "hard"
     else:
         m = rec.matches0
-        p = np.where(m >= 0, prob[np.arange(n), np.maximum(m, 0)], 0)
-        out[(m >= 0) & (p >= 0.8)], out[(m >= 0) & (p < 0.8)], out[m < 0] = "easy", "medium", "hard"
+        idx = np.nonzero(m >= 0)[0]
+        order = idx[np.argsort(-prob[idx, m[idx]], kind="stable")]
+        half = -(-len(order) // 2)
+        out[order[:half]], out[order[half:]], out[m < 0] = "easy", "medium", "hard"
     return out
 
 

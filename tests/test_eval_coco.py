@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 
 from pygmatch.data import list_images, make_pairs
+from pygmatch.metrics import error_auc
 
 from .conftest import ROOT
 

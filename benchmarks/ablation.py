@@ -88,12 +88,15 @@ def main(argv=None):
     # Differences of a point or two are within what 50 pairs can tell apart: the last column is
     # each variant's AUC@3 minus the complete graph's, with a paired bootstrap 90 % interval.
     reference = str(args.runs / "complete") if "complete" in names else "nn-ratio"
+    keys = ["nn-ratio"] + [str(args.runs / n) for n in names]
+    labels = ["nn-ratio"] + names
+    diffs = {k: auc_difference(errors[k], errors[reference]) for k in keys}  # 2000 resamples each: once, for table and plot
     rows = ["| variant | P | R | AUC@1 | AUC@3 | AUC@5 | AUC@10 | ms/pair | parameters | train min | "
             f"AUC@3 − {Path(reference).name} [90 % CI] |", "|---|" + "---:|" * 10]
 
     def row(label, key, params, minutes):
         m = metrics[key]
-        d, lo, hi = auc_difference(errors[key], errors[reference])
+        d, lo, hi = diffs[key]
         return (f"| {label} | {m['precision']:.1f} | {m['recall']:.1f} | {m['auc@1']:.1f} | {m['auc@3']:.1f} | {m['auc@5']:.1f} | "
                 f"{m['auc@10']:.1f} | {m['ms_per_pair']:.0f} | {params:,} | {minutes:.1f} | {d:+.1f} [{lo:+.1f}, {hi:+.1f}] |")
 
@@ -110,12 +113,10 @@ def main(argv=None):
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    keys = ["nn-ratio"] + [str(args.runs / n) for n in names]
-    labels = ["nn-ratio"] + names
-    diffs = np.array([auc_difference(errors[k], errors[reference]) for k in keys])
+    ci = np.array([diffs[k] for k in keys])
     fig, (left, right) = plt.subplots(1, 2, figsize=(12, 0.35 * len(labels) + 1.5), sharey=True)
     y = np.arange(len(labels))[::-1]
-    left.errorbar(diffs[:, 0], y, xerr=[diffs[:, 0] - diffs[:, 1], diffs[:, 2] - diffs[:, 0]], fmt="o", capsize=3)
+    left.errorbar(ci[:, 0], y, xerr=[ci[:, 0] - ci[:, 1], ci[:, 2] - ci[:, 0]], fmt="o", capsize=3)
     left.axvline(0, color="grey", lw=1)
     left.set(yticks=y, yticklabels=labels, xlabel=f"AUC@3 − {Path(reference).name} (points, 90 % bootstrap interval)")
     for offset, key in ((0.2, "precision"), (-0.2, "recall")):

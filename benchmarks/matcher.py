@@ -139,9 +139,8 @@ def main(argv=None):
                                capture_output=True, text=True, check=True)
             results[v][n] = json.loads(r.stdout.strip().splitlines()[-1])
             print(f"n={n} {v}: {results[v][n]}", flush=True)
-    (args.out).mkdir(parents=True, exist_ok=True)
-    (args.out / "matcher.json").write_text(json.dumps({v: {str(n): r for n, r in res.items()} for v, res in results.items()}, indent=1))
     write_report(results, sizes, args.out, args.weights)
+    (args.out / "matcher.json").write_text(json.dumps({v: {str(n): r for n, r in res.items()} for v, res in results.items()}, indent=1))
 
 
 def write_report(results: dict, sizes: list[int], out: Path, weights: str) -> None:

@@ -158,8 +158,9 @@ def write_report(results: dict, sizes: list[int], out: Path, weights: str) -> No
             note = f", exit@{r['stop_layer']}, pruned {r['pruned'][0]}+{r['pruned'][1]}" if v.endswith("adaptive") else ""
             cells.append(f"{r['ms']:.0f} ({r['ms'] / base[n]['ms']:.2f}), +{r['growth_mb']:.0f} MB{note}")
         ra, rb = results[v][a], results[v][b]
-        exp = math.log(rb["ms"] / ra["ms"]) / math.log(rb["n"] / ra["n"])
-        lines.append(f"| {v} | " + " | ".join(cells) + f" | {exp:.2f} |")
+        # one size (or two that found the same count) gives no scaling exponent
+        exp = f"{math.log(rb['ms'] / ra['ms']) / math.log(rb['n'] / ra['n']):.2f}" if rb["n"] != ra["n"] else "–"
+        lines.append(f"| {v} | " + " | ".join(cells) + f" | {exp} |")
     table = "\n".join(lines)
     print(table)
     out.mkdir(parents=True, exist_ok=True)

@@ -6,7 +6,7 @@ import sys
 import warnings
 from typing import Callable
 
-from .errors import PygmatchError
+from .errors import Interrupted, PygmatchError
 
 
 def int_pair(names: str, minimum: int, example: str):
@@ -39,6 +39,16 @@ size_type = int_pair("WIDTHxHEIGHT", 16, "640x480")
 positive_int = positive(int)
 
 
+def non_negative_int(text: str) -> int:
+    try:
+        v = int(text)
+        if v < 0:
+            raise ValueError
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected an integer >= 0, got {text!r}") from None
+    return v
+
+
 def non_negative_float(text: str) -> float:
     try:
         v = float(text)
@@ -61,6 +71,9 @@ def run_cli(main: Callable[[list[str] | None], int | None], argv: list[str] | No
     except PygmatchError as e:
         print(f"error: {e}", file=sys.stderr)
         sys.exit(2)
+    except Interrupted as e:
+        print(str(e), file=sys.stderr)
+        sys.exit(e.code)
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         sys.exit(130)

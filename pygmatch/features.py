@@ -16,6 +16,7 @@ from .errors import PygmatchError
 
 FEATURES = ("sift", "orb")
 DESCRIPTOR_DIM = {"sift": 128, "orb": 256}
+RAW_DESCRIPTOR_BYTES = {"sift": 128, "orb": 32}
 
 
 @dataclass
@@ -33,10 +34,10 @@ class Keypoints:
         return Keypoints(self.xy[index], self.scale[index], self.ori[index], self.score[index], self.descriptors[index])
 
 
-def _from_cv(kps, desc: np.ndarray | None, dim: int, max_keypoints: int) -> Keypoints:
+def _from_cv(kps, desc: np.ndarray | None, dim: int, max_keypoints: int, dtype=np.float32) -> Keypoints:
     if not kps or desc is None:
         z = np.zeros(0, np.float32)
-        return Keypoints(np.zeros((0, 2), np.float32), z, z.copy(), z.copy(), np.zeros((0, dim), np.float32))
+        return Keypoints(np.zeros((0, 2), np.float32), z, z.copy(), z.copy(), np.zeros((0, dim), dtype))
     xy = np.array([k.pt for k in kps], np.float32)
     scale = np.array([k.size for k in kps], np.float32)
     ori = np.deg2rad(np.array([k.angle for k in kps], np.float32))
@@ -53,18 +54,34 @@ def root_sift(desc: np.ndarray) -> np.ndarray:
     return np.sqrt(desc)
 
 
-def extract(image: np.ndarray, features: str = "sift", max_keypoints: int = 1024) -> Keypoints:
-    """Detect up to ``max_keypoints`` keypoints on a grayscale uint8 image."""
+def detect(image: np.ndarray, features: str = "sift", max_keypoints: int = 1024) -> Keypoints:
+    """Detect up to ``max_keypoints`` keypoints with their *raw* descriptors: SIFT's 128 values
+    are integers in [0, 255] in OpenCV and ORB's 256 bits come packed in 32 bytes, so both are
+    kept losslessly as uint8 (what the feature bank stores). ``finish_descriptors`` turns them
+    into the unit-norm float descriptors every matcher uses."""
     if features not in FEATURES:
         raise PygmatchError(f"unknown features {features!r}; choose from {', '.join(FEATURES)}")
     if max_keypoints < 1:
         raise PygmatchError(f"max keypoints must be >= 1, got {max_keypoints}")
+    make = cv2.SIFT_create if features == "sift" else cv2.ORB_create
+    kps, desc = make(nfeatures=max_keypoints).detectAndCompute(image, None)
+    if desc is not None:
+        desc = np.clip(np.rint(desc), 0, 255).astype(np.uint8)
+    return _from_cv(kps, desc, RAW_DESCRIPTOR_BYTES[features], max_keypoints, np.uint8)
+
+
+def finish_descriptors(raw: np.ndarray, features: str) -> np.ndarray:
+    """Raw uint8 descriptors (``detect``) -> float32 unit-norm ones: rootSIFT, or ORB bits as ±1/16."""
     if features == "sift":
-        kps, desc = cv2.SIFT_create(nfeatures=max_keypoints).detectAndCompute(image, None)
-        if desc is not None:
-            desc = root_sift(desc)
-    else:
-        kps, desc = cv2.ORB_create(nfeatures=max_keypoints).detectAndCompute(image, None)
-        if desc is not None:
-            desc = (np.unpackbits(desc, axis=1).astype(np.float32) * 2 - 1) / math.sqrt(256)
-    return _from_cv(kps, desc, DESCRIPTOR_DIM[features], max_keypoints)
+        return root_sift(raw)
+    bits = np.unpackbits(np.asarray(raw, np.uint8).reshape(len(raw), -1), axis=1)
+    return (bits.astype(np.float32) * 2 - 1) / math.sqrt(256)
+
+
+def finish(kp: Keypoints, features: str) -> Keypoints:
+    return Keypoints(kp.xy, kp.scale, kp.ori, kp.score, finish_descriptors(kp.descriptors, features))
+
+
+def extract(image: np.ndarray, features: str = "sift", max_keypoints: int = 1024) -> Keypoints:
+    """Detect up to ``max_keypoints`` keypoints on a grayscale uint8 image (unit-norm descriptors)."""
+    return finish(detect(image, features, max_keypoints), features)

@@ -4,9 +4,12 @@ from __future__ import annotations
 
 import argparse
 import csv
+import logging
 import math
 import os
+import signal
 import time
+import warnings
 from pathlib import Path
 
 import lightning as L
@@ -20,9 +23,10 @@ from lightning.pytorch.loggers import CSVLogger, TensorBoardLogger
 from torch_geometric.loader import DataLoader
 
 from .checkpoint import load_weights, model_state, read_checkpoint
-from .data.dataset import HomographyPairs
+from .data.bank import FeatureBank
+from .data.dataset import BankPairs, HomographyPairs
 from .data.images import EMBEDDED_IMAGES
-from .errors import PygmatchError
+from .errors import Interrupted, PygmatchError
 from .features import DESCRIPTOR_DIM
 from .graphs.registry import graph_config, graph_from_args, num_edge_sets
 from .losses import assignment_nll, orthogonality
@@ -30,7 +34,7 @@ from .metrics import pair_metrics, summarize
 from .nn.config import PRESETS, MatcherConfig
 from .nn.model import GraphMatcher
 
-MONITOR = "val/auc@5"
+MONITOR = "val/auc@3"  # the metric the shipped model is judged by
 
 
 class NonFiniteLoss(RuntimeError):
@@ -131,7 +135,7 @@ class MatcherModule(L.LightningModule):
         self._val = []
         keys = ("precision", "recall", "auc@1", "auc@3", "auc@5", "auc@10", "matches")
         self.log_dict({f"val/{k}": float(s[k]) if math.isfinite(s[k]) else 0.0 for k in keys}, sync_dist=True, prog_bar=False)
-        self.log("auc5", float(s["auc@5"]), prog_bar=True, logger=False, sync_dist=True)
+        self.log("auc3", float(s["auc@3"]), prog_bar=True, logger=False, sync_dist=True)
 
     def configure_optimizers(self):
         hp = self.hparams
@@ -199,15 +203,45 @@ class LastCheckpoint(Callback):
         trainer.save_checkpoint(self.path)
 
 
+class StopOnSignal(Callback):
+    """SIGINT (Ctrl-C) or SIGTERM: finish the step under way, stop; ``LastCheckpoint`` then writes
+    ``last.ckpt`` at the end of training and the loggers flush, so nothing is lost and
+    ``--resume last`` continues from that step. A second signal stops at once."""
+
+    def __init__(self):
+        self.signum = None
+        self._previous = {}
+
+    def _handle(self, signum, frame):
+        if self.signum is not None:
+            raise KeyboardInterrupt
+        self.signum = signum
+
+    def __enter__(self):
+        for s in (signal.SIGINT, signal.SIGTERM):
+            self._previous[s] = signal.signal(s, self._handle)
+        return self
+
+    def __exit__(self, *exc):
+        for s, handler in self._previous.items():
+            signal.signal(s, handler)
+
+    def on_train_batch_end(self, trainer, module, outputs, batch, batch_idx):
+        if self.signum is not None:
+            trainer.should_stop = True
+
+    on_validation_batch_end = on_train_batch_end
+
+
 class EpochSeed(Callback):
     """A new epoch draws new homographies: item i of epoch e depends on (seed, e, i). Set in the
     main process before the epoch's (non-persistent) workers copy the dataset."""
 
-    def __init__(self, dataset: HomographyPairs):
+    def __init__(self, dataset: HomographyPairs | BankPairs):
         self.dataset = dataset
 
     def on_train_epoch_start(self, trainer, module):
-        self.dataset.set_epoch(trainer.current_epoch)
+        self.dataset.set_epoch(trainer.current_epoch)  # HomographyPairs and BankPairs alike
 
 
 class RankAgreement(Callback):
@@ -257,7 +291,16 @@ def make_datasets(cfg: dict):
     intra, cross = graph_from_args(argparse.Namespace(**cfg))
     common = dict(graph=intra, cross=cross, features=cfg["features"], max_keypoints=cfg["max_keypoints"], size=tuple(cfg["size"]),
                   difficulty=cfg["difficulty"])
-    train = HomographyPairs(cfg["data"] or EMBEDDED_IMAGES, seed=cfg["seed"], pairs_per_image=cfg["pairs_per_image"], **common)
+    gt = dict(match_px=cfg.get("gt_match_px", 3.0), unmatched_px=cfg.get("gt_unmatched_px", 5.0))
+    if cfg.get("bank"):
+        bank = FeatureBank(cfg["bank"])
+        bank.check_compatible(cfg["features"], cfg["max_keypoints"], tuple(cfg["size"]))
+        augment = tuple(a for a in str(cfg.get("augment", "")).split(",") if a.strip() and a.strip() != "none")
+        train = BankPairs(bank, graph=intra, cross=cross, max_keypoints=cfg["max_keypoints"], augment=tuple(a.strip() for a in augment),
+                          seed=cfg["seed"], **gt)
+    else:
+        train = HomographyPairs(cfg["data"] or EMBEDDED_IMAGES, seed=cfg["seed"], pairs_per_image=cfg["pairs_per_image"], **common, **gt)
+    # Validation keeps eval.coco's ground truth (3 / 5 px), so its recall means what eval.coco's does.
     val = HomographyPairs(cfg["val_data"] or EMBEDDED_IMAGES, seed=cfg["seed"] + 12345, fixed=True, cache=True,
                           max_images=cfg["val_images"], **common)
     return train, val
@@ -322,12 +365,19 @@ def check_resume(cfg: dict, out: Path) -> str | None:
 def train(cfg: dict) -> Path:
     """Run a training described by the resolved flags of ``train.run``; returns the run folder."""
     out = Path(cfg["out"])
+    if cfg.get("threads"):
+        torch.set_num_threads(cfg["threads"])
     L.seed_everything(cfg["seed"], workers=True, verbose=False)
     train_set, val_set = make_datasets(cfg)
     world = cfg["devices"] * cfg["num_nodes"] if isinstance(cfg["devices"], int) else 1
     if len(train_set) < cfg["batch_size"] * world:
         raise PygmatchError(f"{train_set.root}: {len(train_set)} pairs per epoch, fewer than --batch-size {cfg['batch_size']} × {world} processes")
     resume = check_resume(cfg, out)
+    if out.exists() and not out.is_dir():
+        raise PygmatchError(f"{out}: exists and is not a folder (--out names the run folder)")
+    if not resume and not cfg.get("overwrite") and any((out / name).exists() for name in ("last.ckpt", "best.ckpt", "config.yaml")):
+        raise PygmatchError(f"{out}: already holds a run; continue it with --resume last, choose another --out, "
+                            "or pass --overwrite to replace it")
     model_cfg = model_config(cfg)
     max_steps = cfg["max_steps"] if cfg["max_steps"] else -1
     total = max_steps if max_steps > 0 else (cfg["epochs"] or 1) * math.ceil(len(train_set) / cfg["batch_size"])
@@ -344,7 +394,8 @@ def train(cfg: dict) -> Path:
     val_loader = DataLoader(val_set, shuffle=False, **loader | {"num_workers": 0})
     best = ModelCheckpoint(dirpath=out, filename="best", monitor=MONITOR, mode="max", save_top_k=1, auto_insert_metric_name=False,
                            enable_version_counter=False)
-    callbacks = [best, LastCheckpoint(out / "last.ckpt", cfg["ckpt_every_steps"], cfg["ckpt_minutes"]), EpochSeed(train_set),
+    stop = StopOnSignal()
+    callbacks = [best, LastCheckpoint(out / "last.ckpt", cfg["ckpt_every_steps"], cfg["ckpt_minutes"]), EpochSeed(train_set), stop,
                  LearningRateMonitor("step"), Throughput(), RankAgreement(out)]
     if cfg["early_stop"]:
         callbacks.append(EarlyStopping(MONITOR, mode="max", patience=cfg["early_stop"]))
@@ -355,16 +406,25 @@ def train(cfg: dict) -> Path:
         # the early-exit heads get gradients only with deep supervision: let DDP tolerate unused ones
         strategy="ddp_find_unused_parameters_true" if world > 1 else "auto", gradient_clip_val=cfg["grad_clip"] or None, callbacks=callbacks,
         # one CSV per (re)start, csv/version_N/metrics.csv: a resumed run never overwrites the earlier log
-        logger=[TensorBoardLogger(out, name="tb", version=""), CSVLogger(out, name="csv")],
+        logger=[TensorBoardLogger(out, name="tb", version=""), CSVLogger(out, name="csv", flush_logs_every_n_steps=cfg["log_every"])],
         log_every_n_steps=cfg["log_every"], plugins=[AtomicCheckpointIO()], num_sanity_val_steps=0,
         enable_progress_bar=cfg.get("progress", True), enable_model_summary=False,
     )
+    # Lightning's advertisement and its warning about the folder we chose on purpose bury the useful lines
+    warnings.filterwarnings("ignore", message=".*exists and is not empty.*")
+    logging.getLogger("lightning.pytorch.utilities.rank_zero").addFilter(lambda record: "💡 Tip" not in record.getMessage())
     try:
-        trainer.fit(module, train_loader, val_loader, ckpt_path=resume)
+        with stop:
+            print(f"training: {train_set!r}; {max_steps if max_steps > 0 else 'all'} steps; run folder {out}", flush=True)
+            trainer.fit(module, train_loader, val_loader, ckpt_path=resume)
     except NonFiniteLoss as e:
         last = out / "last.ckpt"
         raise PygmatchError(f"stopped: {e}; the last good checkpoint is {last if last.exists() else 'not written yet'} "
                             f"(try a lower --lr or --grad-clip, then --resume last)") from None
     if trainer.global_rank == 0:
         write_curves(out)
+    if stop.signum is not None:
+        name = signal.Signals(stop.signum).name
+        raise Interrupted(f"{name}: stopped at step {trainer.global_step}; saved {out / 'last.ckpt'} — continue with "
+                          f"--config {out / 'config.yaml'} --resume last", 128 + stop.signum)
     return out

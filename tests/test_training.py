@@ -158,3 +158,47 @@ def test_corrupt_images_are_skipped_and_counted(tmp_path, embedded_dir):
     import csv
     rows = list(csv.DictReader((tmp_path / "run/csv/version_0/metrics.csv").open()))
     assert sum(float(r["data/skipped_images"]) for r in rows if r.get("data/skipped_images")) >= 2
+
+
+@pytest.mark.parametrize("sig, code", [(signal.SIGINT, 130), (signal.SIGTERM, 143)])
+def test_a_signal_saves_the_run_and_resume_continues_it(tmp_path, sig, code):
+    out = tmp_path / "run"
+    proc = subprocess.Popen(train_cmd("--max-steps", 500, "--val-every", 1000, "--ckpt-every-steps", 0, "--ckpt-minutes", 60, "--out", out),
+                            cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    for line in proc.stdout:  # printed once the signal handlers are in place
+        if line.startswith("training:"):
+            break
+    proc.send_signal(sig)
+    _, err = proc.communicate(timeout=300)
+    assert proc.returncode == code, err[-2000:]
+    assert "Traceback" not in err and "continue with" in err
+    saved = torch.load(out / "last.ckpt", weights_only=False)["global_step"]
+    assert 1 <= saved < 500  # no periodic checkpoint was due: the signal wrote this one
+    assert "train/loss" in (out / "csv/version_0/metrics.csv").read_text()
+    r = run_train("--max-steps", saved + 3, "--val-every", 1000, "--out", out, "--resume", "last")
+    assert r.returncode == 0, r.stderr[-2000:]
+    assert torch.load(out / "last.ckpt", weights_only=False)["global_step"] == saved + 3
+    steps = [int(line.split(",")[header_index(out, "step")]) for line in (out / "csv/version_1/metrics.csv").read_text().splitlines()[1:]]
+    assert min(steps) == saved
+
+
+def test_a_finished_run_is_never_overwritten_by_accident(tmp_path):
+    out = tmp_path / "run"
+    assert run_train("--max-steps", 2, "--val-every", 100, "--out", out).returncode == 0
+    before = (out / "last.ckpt").read_bytes()
+    r = run_train("--max-steps", 1, "--val-every", 100, "--out", out)
+    assert r.returncode == 2 and "already holds a run" in r.stderr and "--resume last" in r.stderr and "Traceback" not in r.stderr
+    assert (out / "last.ckpt").read_bytes() == before
+    r = run_train("--max-steps", 1, "--val-every", 100, "--out", out, "--overwrite")
+    assert r.returncode == 0, r.stderr[-2000:]
+    assert torch.load(out / "last.ckpt", weights_only=False)["global_step"] == 1
+    (tmp_path / "afile").write_text("x")
+    r = run_train("--max-steps", 1, "--out", tmp_path / "afile")
+    assert r.returncode == 2 and "is not a folder" in r.stderr
+
+
+@pytest.mark.parametrize("flag, value", [("--lr", "-1"), ("--workers", "-1"), ("--gt-match-px", "0")])
+def test_bad_numbers_stop_before_anything_is_written(tmp_path, flag, value):
+    r = run_train(flag, value, "--out", tmp_path / "run", "--max-steps", 1)
+    assert r.returncode == 2 and "Traceback" not in r.stderr and flag in r.stderr, r.stderr[-1000:]
+    assert not (tmp_path / "run").exists()

@@ -8,18 +8,27 @@ from pathlib import Path
 
 import yaml
 
-from pygmatch.cli import non_negative_float, positive_int, run_cli, size_type
+from pygmatch.cli import non_negative_float, non_negative_int, positive, positive_int, run_cli, size_type
 from pygmatch.errors import PygmatchError
 from pygmatch.features import FEATURES
 from pygmatch.graphs.registry import add_graph_args
 from pygmatch.nn.config import ASSIGNMENTS, CONVS, GRAPH_UPDATES, POSITIONAL, PRESETS
+
+positive_float = positive(float)
 
 
 def parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="python -m train.run", description=__doc__)
     p.add_argument("--config", type=Path, help="YAML of flag values (e.g. a run's config.yaml); flags given here override it")
     d = p.add_argument_group("data")
-    d.add_argument("--data", help="folder of training images (default: the embedded datasets/coco-mini)")
+    d.add_argument("--data", nargs="+", help="folder(s) of training images (default: the embedded datasets/coco-mini)")
+    d.add_argument("--bank", help="train from a feature bank (python -m train.bank) instead of extracting keypoints on the fly")
+    d.add_argument("--augment", default="swap,similarity,subset",
+                   help="bank augmentations, comma-separated from swap, similarity, subset ('none': off); see README")
+    d.add_argument("--gt-match-px", type=positive_float, default=3.0,
+                   help="training ground truth: mutual nearest reprojections closer than this are matches")
+    d.add_argument("--gt-unmatched-px", type=positive_float, default=5.0,
+                   help="... keypoints whose nearest reprojection is farther than this go to the dustbin (between: ignored)")
     d.add_argument("--val-data", help="folder of validation images (default: the embedded images)")
     d.add_argument("--val-images", type=positive_int, default=None, help="use only the first N validation images")
     d.add_argument("--pairs-per-image", type=positive_int, default=1, help="homographies per image and epoch")
@@ -45,13 +54,13 @@ def parser() -> argparse.ArgumentParser:
     m.add_argument("--graph-update", choices=GRAPH_UPDATES, default="static",
                    help="per-layer: rebuild the self edges as descriptor kNN (--k) from each layer's features")
     m.add_argument("--value-update", default="every", help="every | frozen-first-N | every-N: where attention values come from")
-    m.add_argument("--dense-warmup-layers", type=int, default=0, help="skip complete self-attention edge sets in the first N layers")
+    m.add_argument("--dense-warmup-layers", type=non_negative_int, default=0, help="skip complete self-attention edge sets in the first N layers")
     o = p.add_argument_group("optimisation")
     o.add_argument("--batch-size", type=positive_int, default=4)
-    o.add_argument("--lr", type=float, default=3e-4)
+    o.add_argument("--lr", type=positive_float, default=3e-4)
     o.add_argument("--epochs", type=positive_int, default=None)
     o.add_argument("--max-steps", type=positive_int, default=None, help="default: 100 when --epochs is not given")
-    o.add_argument("--warmup-steps", type=int, default=100)
+    o.add_argument("--warmup-steps", type=non_negative_int, default=100)
     o.add_argument("--grad-clip", type=non_negative_float, default=1.0, help="0 disables")
     o.add_argument("--precision", choices=["32", "16-mixed", "bf16-mixed"], default="32")
     o.add_argument("--seed", type=int, default=0)
@@ -59,15 +68,18 @@ def parser() -> argparse.ArgumentParser:
     r.add_argument("--accelerator", default="auto", choices=["auto", "cpu", "gpu", "cuda", "mps"])
     r.add_argument("--devices", type=positive_int, default=1)
     r.add_argument("--num-nodes", type=positive_int, default=1)
-    r.add_argument("--workers", type=int, default=2, help="data-loading processes")
+    r.add_argument("--workers", type=non_negative_int, default=None, help="data-loading processes (default: 2 on the fly, 0 from a bank)")
+    r.add_argument("--threads", type=positive_int, default=None, help="torch threads of the training process "
+                   "(default: 1 on the fly, where SIFT takes the other core; 2 from a bank)")
     r.add_argument("--out", default=None, help="run folder (default: runs/<graph>-<time>)")
     r.add_argument("--resume", help="'last' (the run folder's last.ckpt) or a checkpoint path")
     r.add_argument("--init", help="start from the weights of this checkpoint")
     r.add_argument("--val-every", type=positive_int, default=100, help="validate every N steps")
     r.add_argument("--log-every", type=positive_int, default=10)
-    r.add_argument("--ckpt-every-steps", type=int, default=100, help="write last.ckpt every N steps (0: only by time)")
-    r.add_argument("--ckpt-minutes", type=float, default=10.0, help="... and at least every N minutes")
-    r.add_argument("--early-stop", type=int, default=0, help="stop after N validations without a better AUC@5 (0: off)")
+    r.add_argument("--ckpt-every-steps", type=non_negative_int, default=100, help="write last.ckpt every N steps (0: only by time)")
+    r.add_argument("--ckpt-minutes", type=positive_float, default=2.0, help="... and at least every N minutes")
+    r.add_argument("--overwrite", action="store_true", help="replace the run already in --out (default: refuse)")
+    r.add_argument("--early-stop", type=non_negative_int, default=0, help="stop after N validations without a better AUC@5 (0: off)")
     r.add_argument("--no-progress", dest="progress", action="store_false", help="no progress bar (for logs)")
     return p
 
@@ -94,6 +106,7 @@ def resolve(argv=None) -> dict:
                 values[key] = tuple(values[key])
         values.pop("config", None)
         values.pop("resume", None)  # resuming is a decision of this command, not of the saved run
+        values.pop("overwrite", None)  # ... and so is replacing a run
         p.set_defaults(**values)
     cfg = vars(p.parse_args(argv))
     cfg.pop("config")
@@ -101,6 +114,12 @@ def resolve(argv=None) -> dict:
         cfg["out"] = str(Path("runs") / f"{cfg['graph']}-{time.strftime('%Y%m%d-%H%M%S')}")
     if cfg["resume"] and cfg["init"]:
         raise PygmatchError("--resume and --init exclude each other")
+    if cfg["gt_match_px"] > cfg["gt_unmatched_px"]:
+        raise PygmatchError(f"--gt-match-px {cfg['gt_match_px']} must not exceed --gt-unmatched-px {cfg['gt_unmatched_px']}")
+    if cfg["workers"] is None:
+        cfg["workers"] = 0 if cfg["bank"] else 2
+    if cfg["threads"] is None:
+        cfg["threads"] = 2 if cfg["bank"] else 1
     if cfg["epochs"] is None and cfg["max_steps"] is None:
         cfg["max_steps"] = 100
     return cfg

@@ -4,6 +4,7 @@ from __future__ import annotations
 import os
 import warnings
 
+import numpy as np
 import torch
 
 from ..errors import PygmatchError
@@ -33,8 +34,10 @@ class HomographyPairs(torch.utils.data.Dataset):
     def __init__(self, root: str | os.PathLike, graph=KNNGraph(16), cross=CompleteCross(), features: str = "sift",
                  max_keypoints: int = 1024, size: tuple[int, int] = DEFAULT_SIZE, difficulty: float = 1.0, seed: int = 0,
                  pairs_per_image: int = 1, fixed: bool = False, photometric: Photometric | None = Photometric(),
-                 max_images: int | None = None, cache: bool = False):
-        self.files = list_images(root)[:max_images]
+                 max_images: int | None = None, cache: bool = False, match_px: float = 3.0, unmatched_px: float = 5.0):
+        roots = [root] if isinstance(root, (str, os.PathLike)) else list(root)
+        self.files = [f for r in roots for f in list_images(r)][:max_images]
+        self.match_px, self.unmatched_px = match_px, unmatched_px
         self.root, self.graph, self.cross = root, graph, cross
         self.features, self.max_keypoints, self.size = features, max_keypoints, size
         self.difficulty, self.seed, self.pairs_per_image, self.fixed = difficulty, seed, pairs_per_image, fixed
@@ -66,7 +69,7 @@ class HomographyPairs(torch.utils.data.Dataset):
         im0, im1, H = make_pair(image, pair_rng(seed, k, repeat), self.difficulty, self.photometric)
         kp0 = extract(im0, self.features, self.max_keypoints)
         kp1 = extract(im1, self.features, self.max_keypoints)
-        pair = make_pair_data(kp0, kp1, self.size, self.graph, self.cross, H)
+        pair = make_pair_data(kp0, kp1, self.size, self.graph, self.cross, H, match_px=self.match_px, unmatched_px=self.unmatched_px)
         pair.name = self.files[k].stem
         pair.skipped_images = torch.tensor([attempt])  # unreadable files passed over for this item
         if self._cache is not None:
@@ -76,3 +79,48 @@ class HomographyPairs(torch.utils.data.Dataset):
     def __repr__(self) -> str:
         return (f"HomographyPairs({self.root}, {len(self)} pairs, graph={self.graph!r}, cross={self.cross!r}, "
                 f"features={self.features!r}, difficulty={self.difficulty})")
+
+
+class BankPairs(torch.utils.data.Dataset):
+    """Pairs of a feature bank (``pygmatch.data.bank``) as ``PairData``, with augmentations
+    that keep the ground truth exact (``pygmatch.data.augment``): each epoch a pair may be
+    swapped, its image-1 keypoints moved by a random similarity, and a different keypoint subset
+    kept. Item ``i`` depends only on (seed, epoch, i). No image is decoded, nothing is extracted.
+    """
+
+    def __init__(self, bank, graph=None, cross=CompleteCross(), max_keypoints: int = 1024, augment: tuple[str, ...] = ("swap", "similarity", "subset"),
+                 seed: int = 0, match_px: float = 3.0, unmatched_px: float = 5.0):
+        from .augment import AUGMENTATIONS, KeypointSubset  # noqa: PLC0415
+        from .bank import FeatureBank  # noqa: PLC0415
+
+        self.bank = bank if isinstance(bank, FeatureBank) else FeatureBank(bank)
+        unknown = [a for a in augment if a not in AUGMENTATIONS]
+        if unknown:
+            raise PygmatchError(f"unknown augmentation(s) {', '.join(unknown)}; choose from {', '.join(AUGMENTATIONS)}")
+        steps = [AUGMENTATIONS[a]() for a in ("swap", "similarity") if a in augment]
+        # the subset always runs (at least the strongest max_keypoints), randomly only if asked
+        steps.append(KeypointSubset(max_keypoints, p_random=0.5 if "subset" in augment else 0.0))
+        self.augment = steps
+        self.root, self.graph, self.cross, self.seed = self.bank.root, graph, cross, seed
+        self.match_px, self.unmatched_px = match_px, unmatched_px
+        self.size = tuple(self.bank.config.size)
+        self.epoch = 0
+
+    def set_epoch(self, epoch: int) -> None:
+        self.epoch = epoch
+
+    def __len__(self) -> int:
+        return len(self.bank)
+
+    def __getitem__(self, index: int):
+        kp0, kp1, H, _ = self.bank.keypoints(index)
+        rng = np.random.default_rng([self.seed, self.epoch, index])
+        for step in self.augment:
+            kp0, kp1, H = step(kp0, kp1, H, rng, self.size)
+        pair = make_pair_data(kp0, kp1, self.size, self.graph, self.cross, H, match_px=self.match_px, unmatched_px=self.unmatched_px)
+        pair.name = f"bank{index}"
+        pair.skipped_images = torch.tensor([0])
+        return pair
+
+    def __repr__(self) -> str:
+        return f"BankPairs({self.bank!r}, augment={self.augment}, graph={self.graph!r}, gt=({self.match_px}, {self.unmatched_px}) px)"

@@ -105,9 +105,10 @@ def attach_ground_truth(pair: PairData, H_0to1: np.ndarray, match_px: float = 3.
 
 
 def make_pair_data(kp0: Keypoints, kp1: Keypoints, image_size: tuple[int, int], graph=None, cross=None, H_0to1=None,
-                   image_size1: tuple[int, int] | None = None) -> PairData:
+                   image_size1: tuple[int, int] | None = None, match_px: float = 3.0, unmatched_px: float = 5.0) -> PairData:
     """Keypoints of two images -> ``PairData`` with intra-image graphs, cross edges and (given H)
-    ground truth. ``image_size1`` defaults to ``image_size``."""
+    ground truth at ``match_px`` / ``unmatched_px`` (``ground_truth_matches``). ``image_size1``
+    defaults to ``image_size``."""
     g_s, g_t = keypoints_to_data(kp0, image_size), keypoints_to_data(kp1, image_size1 or image_size)
     pair = PairData.from_graphs(g_s, g_t)
     if graph is not None:
@@ -115,5 +116,5 @@ def make_pair_data(kp0: Keypoints, kp1: Keypoints, image_size: tuple[int, int], 
     if cross is not None:
         pair = cross(pair)
     if H_0to1 is not None:
-        pair = attach_ground_truth(pair, H_0to1)
+        pair = attach_ground_truth(pair, H_0to1, match_px, unmatched_px)
     return pair

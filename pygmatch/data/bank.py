@@ -1,0 +1,306 @@
+"""The feature bank: homography pairs with their keypoints extracted once, stored for many epochs.
+
+SIFT on a 640×480 image costs ~100 ms, more than a training step of the shipped model, so a
+training that extracts on the fly spends half the CPU on it. A bank pays that once.
+
+On-disk format (``BANK/``; version 1)::
+
+    bank.json            {"format": "pygmatch-bank", "version": 1, "features", "max_keypoints",
+                          "size": [w, h], "sources": [folders], "seed", "difficulties",
+                          "shard_pairs", "photometric": {...}}
+    shard-00000/         one finished shard (written as shard-00000.tmp/, then renamed)
+      H.npy              (P, 3, 3) float64  H_0to1 of each pair (image-0 pixels -> image-1 pixels)
+      difficulty.npy     (P,) float32
+      image.npy          (P,) int64   index of the source image in the sorted list of all sources
+      offsets0.npy       (P + 1,) int64   pair p's image-0 keypoints are rows offsets0[p]:offsets0[p+1]
+      xy0.npy            (N0, 2) float32  pixel coordinates
+      scale0.npy, ori0.npy, score0.npy   (N0,) float32  diameter px, radians, detector response
+      desc0.npy          (N0, B) uint8  raw descriptors (SIFT: 128 values; ORB: 32 packed bytes)
+      offsets1.npy ... desc1.npy        the same for image 1
+      meta.json          {"pairs": P, "skipped": [unreadable images passed over]}
+
+Every array is a plain ``.npy`` opened with ``mmap_mode="r"``: a bank far larger than memory is
+read pair by pair. Pair ``p`` belongs to shard ``p // shard_pairs`` and depends only on
+(seed, p), so a build can be interrupted, resumed and extended (``--pairs`` raised) without
+changing or corrupting what is there: unfinished ``.tmp`` shards are discarded and redone.
+"""
+from __future__ import annotations
+
+import json
+import multiprocessing as mp
+import os
+import shutil
+import warnings
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import numpy as np
+
+from ..errors import PygmatchError
+from ..features import FEATURES, RAW_DESCRIPTOR_BYTES, Keypoints, detect, finish_descriptors
+from .images import CorruptImage, list_images, read_gray
+from .pairs import make_pair, pair_rng
+from .photometric import Photometric
+
+FORMAT, VERSION = "pygmatch-bank", 1
+SIDE_ARRAYS = ("xy", "scale", "ori", "score", "desc")
+
+
+@dataclass(frozen=True)
+class BankConfig:
+    """What a bank was (or is to be) built with; every shard of a bank shares it."""
+
+    sources: tuple[str, ...]
+    features: str = "sift"
+    max_keypoints: int = 1024
+    size: tuple[int, int] = (640, 480)
+    seed: int = 0
+    difficulties: tuple[float, ...] = (1.0, 2.0)
+    shard_pairs: int = 100
+
+    def to_json(self) -> dict:
+        return {"format": FORMAT, "version": VERSION, "sources": list(self.sources), "features": self.features,
+                "max_keypoints": self.max_keypoints, "size": list(self.size), "seed": self.seed,
+                "difficulties": list(self.difficulties), "shard_pairs": self.shard_pairs,
+                "photometric": asdict(Photometric())}
+
+    @classmethod
+    def from_json(cls, d: dict, path: Path) -> "BankConfig":
+        if not isinstance(d, dict) or d.get("format") != FORMAT:
+            raise PygmatchError(f"{path}: not a pygmatch feature bank (no '\"format\": \"{FORMAT}\"')")
+        if d.get("version") != VERSION:
+            raise PygmatchError(f"{path}: bank format version {d.get('version')!r}; this pygmatch reads version {VERSION}")
+        try:
+            cfg = cls(tuple(d["sources"]), d["features"], int(d["max_keypoints"]), tuple(int(v) for v in d["size"]),
+                      int(d["seed"]), tuple(float(v) for v in d["difficulties"]), int(d["shard_pairs"]))
+        except (KeyError, TypeError, ValueError) as e:
+            raise PygmatchError(f"{path}: incomplete bank description ({type(e).__name__}: {e})") from None
+        if cfg.features not in FEATURES:
+            raise PygmatchError(f"{path}: unknown features {cfg.features!r}")
+        return cfg
+
+
+def _shard_name(index: int) -> str:
+    return f"shard-{index:05d}"
+
+
+def _difficulty(cfg: BankConfig, pair: int) -> float:
+    return cfg.difficulties[pair % len(cfg.difficulties)]
+
+
+def _build_shard(job) -> tuple[int, int, list[str]]:
+    """Generate and write one shard; runs in a worker process."""
+    import cv2  # noqa: PLC0415
+
+    cv2.setNumThreads(1)  # one process per core: OpenCV's own threads would only fight
+    root, cfg, index, files = job
+    first = index * cfg.shard_pairs
+    order = np.random.default_rng(cfg.seed).permutation(len(files))  # images interleave across sources
+    per_side = {s: {k: [] for k in SIDE_ARRAYS} for s in (0, 1)}
+    counts = {0: [0], 1: [0]}
+    Hs, difficulties, images, skipped = [], [], [], []
+    for pair in range(first, first + cfg.shard_pairs):
+        for attempt in range(len(files)):
+            k = int(order[(pair + attempt) % len(files)])
+            try:
+                image = read_gray(files[k], cfg.size)
+                break
+            except CorruptImage as e:
+                skipped.append(str(e))
+        else:
+            raise PygmatchError(f"none of the {len(files)} source images could be read")
+        difficulty = _difficulty(cfg, pair)
+        im0, im1, H = make_pair(image, pair_rng(cfg.seed, pair), difficulty, Photometric())
+        for side, im in ((0, im0), (1, im1)):
+            kp = detect(im, cfg.features, cfg.max_keypoints)
+            for key, value in zip(SIDE_ARRAYS, (kp.xy, kp.scale, kp.ori, kp.score, kp.descriptors)):
+                per_side[side][key].append(value)
+            counts[side].append(counts[side][-1] + len(kp))
+        Hs.append(H)
+        difficulties.append(difficulty)
+        images.append(k)
+    tmp = Path(root) / (_shard_name(index) + ".tmp")
+    shutil.rmtree(tmp, ignore_errors=True)
+    tmp.mkdir()
+    np.save(tmp / "H.npy", np.asarray(Hs, np.float64))
+    np.save(tmp / "difficulty.npy", np.asarray(difficulties, np.float32))
+    np.save(tmp / "image.npy", np.asarray(images, np.int64))
+    for side in (0, 1):
+        np.save(tmp / f"offsets{side}.npy", np.asarray(counts[side], np.int64))
+        for key, parts in per_side[side].items():
+            np.save(tmp / f"{key}{side}.npy", np.concatenate(parts))
+    (tmp / "meta.json").write_text(json.dumps({"pairs": cfg.shard_pairs, "skipped": skipped}))
+    os.replace(tmp, Path(root) / _shard_name(index))  # a shard exists whole or not at all
+    return index, cfg.shard_pairs, skipped
+
+
+def source_files(sources) -> list[Path]:
+    """All images of the source folders, in a fixed order (folders as given, files sorted)."""
+    return [f for folder in sources for f in list_images(folder)]
+
+
+def build_bank(root: str | os.PathLike, cfg: BankConfig, pairs: int, workers: int = 2, progress: bool = True) -> "FeatureBank":
+    """Create, resume or extend the bank at ``root`` to hold at least ``pairs`` pairs (whole shards).
+
+    An existing bank must have been built with the same ``cfg`` (features, keypoints, size, seed,
+    sources, difficulties): its shards are kept, missing ones are made, in ``workers`` processes."""
+    from tqdm import tqdm  # noqa: PLC0415
+
+    root = Path(root)
+    if root.exists() and not root.is_dir():
+        raise PygmatchError(f"{root}: exists and is not a folder")
+    if cfg.features not in FEATURES:
+        raise PygmatchError(f"unknown features {cfg.features!r}; choose from {', '.join(FEATURES)}")
+    for name, value in (("pairs", pairs), ("max keypoints", cfg.max_keypoints), ("workers", workers), ("shard pairs", cfg.shard_pairs)):
+        if value < 1:
+            raise PygmatchError(f"{name} must be >= 1, got {value}")
+    if not cfg.difficulties or min(cfg.difficulties) < 0:
+        raise PygmatchError(f"difficulties must be >= 0, got {cfg.difficulties}")
+    files = source_files(cfg.sources)
+    description = root / "bank.json"
+    if description.exists():
+        saved = FeatureBank.read_config(root)
+        if saved != cfg:
+            differ = [k for k in cfg.__dataclass_fields__ if getattr(saved, k) != getattr(cfg, k)]
+            raise PygmatchError(f"{root}: this bank was built with other settings ({', '.join(f'{k} {getattr(saved, k)!r}' for k in differ)});"
+                                " extend it with the same ones or choose another --out")
+    elif root.exists() and any(root.iterdir()):
+        raise PygmatchError(f"{root}: folder is not empty and holds no bank.json; choose another --out")
+    root.mkdir(parents=True, exist_ok=True)
+    for tmp in root.glob("shard-*.tmp"):  # left by an interrupted build
+        shutil.rmtree(tmp, ignore_errors=True)
+    if not description.exists():
+        tmp = root / "bank.json.tmp"
+        tmp.write_text(json.dumps(cfg.to_json(), indent=1))
+        os.replace(tmp, description)
+    wanted = -(-pairs // cfg.shard_pairs)
+    todo = [i for i in range(wanted) if not (root / _shard_name(i)).is_dir()]
+    skipped = 0
+    if todo:
+        jobs = [(str(root), cfg, i, files) for i in todo]
+        bar = tqdm(total=len(todo) * cfg.shard_pairs, desc=f"bank {root.name}", unit="pair", disable=not progress)
+        if workers == 1:
+            results = map(_build_shard, jobs)
+            pool = None
+        else:
+            pool = mp.get_context("spawn").Pool(workers)
+            results = pool.imap_unordered(_build_shard, jobs)
+        try:
+            for _, n, bad in results:
+                skipped += len(bad)
+                bar.update(n)
+        finally:
+            bar.close()
+            if pool is not None:
+                pool.terminate()
+    if skipped:
+        warnings.warn(f"{skipped} unreadable image(s) passed over while building {root} (listed in the shards' meta.json)", stacklevel=2)
+    return FeatureBank(root)
+
+
+class FeatureBank:
+    """A bank opened for reading: ``len(bank)`` pairs, ``bank[p]`` -> (kp0, kp1, H, difficulty)
+    with raw uint8 descriptors; ``bank.keypoints(p)`` finishes them (rootSIFT / ORB bits)."""
+
+    def __init__(self, root: str | os.PathLike):
+        self.root = Path(root)
+        self.config = self.read_config(self.root)
+        self.shards = sorted(p for p in self.root.glob("shard-*") if p.is_dir() and not p.name.endswith(".tmp"))
+        names = {p.name for p in self.shards}
+        # only the leading run of shards counts: pair p must always be pair p
+        count = 0
+        while _shard_name(count) in names:
+            count += 1
+        self.shards = [self.root / _shard_name(i) for i in range(count)]
+        if not self.shards:
+            raise PygmatchError(f"{self.root}: the bank holds no finished shard yet")
+        self._open = {}
+
+    @staticmethod
+    def read_config(root: Path) -> BankConfig:
+        path = Path(root) / "bank.json"
+        if not Path(root).is_dir():
+            raise PygmatchError(f"{root}: no such bank folder")
+        if not path.is_file():
+            raise PygmatchError(f"{root}: not a feature bank (no bank.json); build one with python -m train.bank")
+        try:
+            d = json.loads(path.read_text())
+        except (UnicodeDecodeError, json.JSONDecodeError) as e:
+            raise PygmatchError(f"{path}: not valid JSON ({e})") from None
+        return BankConfig.from_json(d, path)
+
+    def __len__(self) -> int:
+        return len(self.shards) * self.config.shard_pairs
+
+    def _shard(self, index: int) -> dict:
+        if index not in self._open:
+            path = self.shards[index]
+            arrays = {}
+            names = ["H", "difficulty", "image"] + [f"{k}{s}" for s in (0, 1) for k in ("offsets",) + SIDE_ARRAYS]
+            for name in names:
+                try:
+                    arrays[name] = np.load(path / f"{name}.npy", mmap_mode="r", allow_pickle=False)
+                except (OSError, ValueError) as e:
+                    raise PygmatchError(f"{path / (name + '.npy')}: missing or unreadable ({e})") from None
+            self._check(path, arrays)
+            self._open[index] = arrays
+        return self._open[index]
+
+    def _check(self, path: Path, a: dict) -> None:
+        p = self.config.shard_pairs
+        width = RAW_DESCRIPTOR_BYTES[self.config.features]
+        problems = []
+        if a["H"].shape != (p, 3, 3):
+            problems.append(f"H.npy has shape {a['H'].shape}, expected ({p}, 3, 3)")
+        for s in (0, 1):
+            off = a[f"offsets{s}"]
+            n = a[f"xy{s}"].shape[0]
+            if off.shape != (p + 1,) or off[-1] != n:
+                problems.append(f"offsets{s}.npy does not describe xy{s}.npy's {n} rows")
+            elif int(np.diff(off).max(initial=0)) > self.config.max_keypoints:
+                problems.append(f"a pair holds more than max_keypoints {self.config.max_keypoints} keypoints")
+            if a[f"desc{s}"].shape != (n, width) or a[f"desc{s}"].dtype != np.uint8:
+                problems.append(f"desc{s}.npy is {a[f'desc{s}'].dtype} {a[f'desc{s}'].shape}, expected uint8 ({n}, {width}) "
+                                f"for {self.config.features}")
+            for key in ("scale", "ori", "score"):
+                if a[f"{key}{s}"].shape != (n,):
+                    problems.append(f"{key}{s}.npy has shape {a[f'{key}{s}'].shape}, expected ({n},)")
+        if problems:
+            raise PygmatchError(f"{path}: corrupt shard: {problems[0]}")
+
+    def raw(self, pair: int) -> tuple[Keypoints, Keypoints, np.ndarray, float]:
+        if not 0 <= pair < len(self):
+            raise IndexError(pair)
+        shard, local = divmod(pair, self.config.shard_pairs)
+        a = self._shard(shard)
+        sides = []
+        for s in (0, 1):
+            lo, hi = int(a[f"offsets{s}"][local]), int(a[f"offsets{s}"][local + 1])
+            sides.append(Keypoints(*(np.array(a[f"{k}{s}"][lo:hi]) for k in SIDE_ARRAYS)))
+        return sides[0], sides[1], np.array(a["H"][local]), float(a["difficulty"][local])
+
+    def keypoints(self, pair: int) -> tuple[Keypoints, Keypoints, np.ndarray, float]:
+        """Pair ``pair`` with unit-norm float descriptors, ready for a matcher."""
+        kp0, kp1, H, difficulty = self.raw(pair)
+        f = self.config.features
+        return (Keypoints(kp0.xy, kp0.scale, kp0.ori, kp0.score, finish_descriptors(kp0.descriptors, f)),
+                Keypoints(kp1.xy, kp1.scale, kp1.ori, kp1.score, finish_descriptors(kp1.descriptors, f)), H, difficulty)
+
+    def check_compatible(self, features: str, max_keypoints: int, size: tuple[int, int]) -> None:
+        """Refuse, in one line, a bank that cannot serve a training with these settings."""
+        c = self.config
+        if c.features != features:
+            raise PygmatchError(f"{self.root}: the bank holds {c.features} keypoints, but this training uses {features} (--features)")
+        if c.max_keypoints < max_keypoints:
+            raise PygmatchError(f"{self.root}: the bank holds at most {c.max_keypoints} keypoints per image, fewer than "
+                                f"--max-keypoints {max_keypoints}; rebuild it with --max-keypoints {max_keypoints}")
+        if tuple(c.size) != tuple(size):
+            raise PygmatchError(f"{self.root}: the bank's images are {c.size[0]}x{c.size[1]}, this training uses {size[0]}x{size[1]} (--size)")
+
+    def bytes_on_disk(self) -> int:
+        return sum(f.stat().st_size for s in self.shards for f in s.iterdir())
+
+    def __repr__(self) -> str:
+        c = self.config
+        return f"FeatureBank({self.root}, {len(self)} pairs, {c.features} ≤{c.max_keypoints}, {c.size[0]}x{c.size[1]})"
+

@@ -7,13 +7,9 @@ from pathlib import Path
 
 from pygmatch.cli import non_negative_float, positive_int, run_cli, size_type
 from pygmatch.data import DEFAULT_SIZE, EMBEDDED_IMAGES, PairSet, make_pairs
-from pygmatch.evaluation import evaluate, format_table, resolve_method, write_report
-from pygmatch.features import FEATURES
+from pygmatch.evaluation import add_method_args, default_methods, evaluate, format_table, methods_from_args, write_report
 
-def default_methods() -> str:
-    from pygmatch.checkpoint import WEIGHTS_DIR
-
-    return "default,nn,nn-ratio" if (WEIGHTS_DIR / "default.pt").is_file() else "nn,nn-ratio"
+__all__ = ["default_methods", "main", "parser"]
 
 
 def parser() -> argparse.ArgumentParser:
@@ -27,14 +23,7 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--difficulty", type=non_negative_float, default=1.0, help="scales every homography/photometric range (see README)")
     p.add_argument("--size", type=size_type, default=DEFAULT_SIZE, help="image size WxH (default 640x480)")
-    p.add_argument("--features", choices=FEATURES, default="sift")
-    p.add_argument("--max-keypoints", type=positive_int, default=1024)
-    p.add_argument("--methods", default=None, help=f"comma-separated: default (the shipped model), nn, nn-ratio, checkpoint "
-                   f"files or run folders (default: {default_methods()})")
-    p.add_argument("--compare", nargs="+", type=Path, default=[], metavar="RUN",
-                   help="run folders or checkpoints to add to --methods, one table and one plot across them")
-    p.add_argument("--match-threshold", type=float, help="learned models: match probability threshold (default: the model's)")
-    p.add_argument("--adaptive", action="store_true", help="learned models: early exit and point pruning on")
+    add_method_args(p)
     p.add_argument("--out", type=Path, default=Path("eval-out"), help="folder for report.md, metrics.json and plots")
     p.add_argument("--draw", type=int, default=3, help="draw the matches of the first N pairs")
     return p
@@ -43,11 +32,7 @@ def parser() -> argparse.ArgumentParser:
 def main(argv=None) -> int:
     args = parser().parse_args(argv)
     start = time.perf_counter()
-    names = [m.strip() for m in (args.methods or default_methods()).split(",") if m.strip()] + [str(r) for r in args.compare]
-    overrides = {"early_exit": True, "pruning": True} if args.adaptive else {}
-    if args.match_threshold is not None:
-        overrides["match_threshold"] = args.match_threshold
-    methods = {name: resolve_method(name, args.features, **overrides) for name in names}
+    methods = methods_from_args(args)
     if args.pairs is not None:
         pairs = PairSet.load(args.pairs)
         source = f"pair set {args.pairs}"

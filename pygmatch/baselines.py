@@ -1,9 +1,14 @@
-"""Classical matchers on descriptors: mutual nearest neighbour, with or without Lowe's ratio test."""
+"""Classical matchers on descriptors: mutual nearest neighbour, with or without Lowe's ratio test;
+and the oracle, the ground-truth matches of the true homography (a ceiling, not a matcher)."""
 from __future__ import annotations
+
+import math
 
 import numpy as np
 
+from .errors import PygmatchError
 from .features import Keypoints
+from .ground_truth import ground_truth_matches
 
 
 def nearest_neighbor_match(desc0: np.ndarray, desc1: np.ndarray, ratio: float | None = None) -> tuple[np.ndarray, np.ndarray]:
@@ -39,3 +44,23 @@ def match_nn_ratio(kp0: Keypoints, kp1: Keypoints, ratio: float = 0.8) -> tuple[
 
 
 BASELINES = {"nn": match_nn, "nn-ratio": match_nn_ratio}
+
+
+def oracle_match(xy0: np.ndarray, xy1: np.ndarray, H_0to1: np.ndarray, px: float = 3.0) -> tuple[np.ndarray, np.ndarray]:
+    """The ground-truth matches at ``px`` pixels: mutual nearest neighbours in reprojection error
+    ‖H·x_i − x_j‖ below ``px`` (``pygmatch.ground_truth``, the dustbin at ``max(px, 5)``), all
+    scored 1. It reads the true homography, so it is a ceiling for what the keypoints allow."""
+    m0, _ = ground_truth_matches(xy0, xy1, H_0to1, match_px=px, unmatched_px=max(px, 5.0))
+    i = np.nonzero(m0 >= 0)[0]
+    return np.stack([i, m0[i]], 1).astype(np.int64).reshape(-1, 2), np.ones(len(i), np.float32)
+
+
+def parse_oracle(name: str) -> float:
+    """The threshold of a method name ``oracle@PX`` (PX a number > 0)."""
+    try:
+        px = float(name.partition("@")[2])
+    except ValueError:
+        px = math.nan
+    if not (math.isfinite(px) and px > 0):
+        raise PygmatchError(f"bad method {name!r}: expected oracle@PX with PX a number of pixels > 0, e.g. oracle@3")
+    return px

@@ -1,10 +1,13 @@
-"""Evaluate matchers on a pair set: the library behind ``python -m eval.coco``."""
+"""Evaluate matchers on pairs of images: the one core behind ``python -m eval.coco`` (synthetic
+pairs, equal sizes) and ``python -m eval.hpatches`` (real photograph sequences, any two sizes)."""
 from __future__ import annotations
 
+import argparse
 import json
 import math
 import time
 import warnings
+from collections.abc import Collection
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
@@ -13,36 +16,80 @@ import numpy as np
 from threadpoolctl import threadpool_limits
 from tqdm import tqdm
 
-from .baselines import BASELINES
-from .data.pairs import PairSet
+from .baselines import BASELINES, oracle_match, parse_oracle
+from .cli import positive_int
+from .data.sequences import BadPair
 from .errors import PygmatchError
-from .features import Keypoints, extract
+from .features import FEATURES, Keypoints, extract
 from .geometry import warp_points
 from .ground_truth import ground_truth_matches
 from .metrics import AUC_THRESHOLDS, pair_metrics, summarize
 from . import viz
 
-MatchFn = Callable[[Keypoints, Keypoints, tuple[int, int]], tuple[np.ndarray, np.ndarray]]
+# fn(kp0, kp1, size0, size1, H_0to1) -> (matches (K, 2) int64, scores (K,)). Sizes are image 0's
+# and image 1's (width, height). H_0to1 is the true homography: only the oracle ceilings read it.
+MatchFn = Callable[[Keypoints, Keypoints, tuple[int, int], tuple[int, int], np.ndarray], tuple[np.ndarray, np.ndarray]]
 
 
 def resolve_method(name: str, features: str = "sift", **overrides) -> MatchFn:
-    """A baseline name (``nn``, ``nn-ratio``), ``default`` (the shipped model) or the path of a
-    trained checkpoint / run folder. A model trained on other features than ``features`` is refused;
-    ``overrides`` set inference options of learned models (``match_threshold``, ``early_exit``, ...)."""
+    """A baseline name (``nn``, ``nn-ratio``), ``oracle@PX`` (the ground-truth matches at PX
+    pixels: a ceiling that uses the true homography), ``default`` (the shipped model) or the
+    path of a trained checkpoint / run folder. A model trained on other features than
+    ``features`` is refused; ``overrides`` set inference options of learned models
+    (``match_threshold``, ``early_exit``, ...)."""
     if name in BASELINES:
         fn = BASELINES[name]
-        return lambda kp0, kp1, size: fn(kp0, kp1)
+        return lambda kp0, kp1, size0, size1, H: fn(kp0, kp1)
+    if name.startswith("oracle@"):
+        px = parse_oracle(name)
+        return lambda kp0, kp1, size0, size1, H: oracle_match(kp0.xy, kp1.xy, H, px)
     if name == "default" or Path(name).exists():
         from .matcher import Matcher  # noqa: PLC0415 (only needed for learned methods)
 
         matcher = Matcher.load(name, **overrides)
         if matcher.cfg.features != features:
             raise PygmatchError(f"{name}: trained on {matcher.cfg.features} keypoints, but this evaluation uses {features} (--features)")
-        return matcher.match_keypoints_fn()
-    raise PygmatchError(f"unknown method {name!r}: choose from default, {', '.join(BASELINES)} or give a checkpoint path")
+
+        def learned(kp0, kp1, size0, size1, H):
+            out = matcher.match_keypoints(kp0, kp1, size0, size1)
+            return out["matches"], out["scores"]
+        return learned
+    raise PygmatchError(f"unknown method {name!r}: choose from default, {', '.join(BASELINES)}, oracle@PX or give a checkpoint path")
 
 
-UNMATCHABLE = {"matches": 0, "precision": math.nan, "recall": math.nan, "ransac_error": math.inf, "dlt_error": math.inf}
+def default_methods() -> str:
+    """``default,nn,nn-ratio`` when the shipped weights are installed, else ``nn,nn-ratio``."""
+    from .checkpoint import WEIGHTS_DIR  # noqa: PLC0415
+
+    return "default,nn,nn-ratio" if (WEIGHTS_DIR / "default.pt").is_file() else "nn,nn-ratio"
+
+
+def add_method_args(p: argparse.ArgumentParser) -> None:
+    """The keypoint and method flags shared by ``eval.coco`` and ``eval.hpatches``."""
+    p.add_argument("--features", choices=FEATURES, default="sift")
+    p.add_argument("--max-keypoints", type=positive_int, default=1024)
+    p.add_argument("--methods", default=None, help=f"comma-separated: default (the shipped model), nn, nn-ratio, oracle@PX "
+                   f"(ground-truth matches at PX pixels: a ceiling, uses the true homography), checkpoint files or run folders "
+                   f"(default: {default_methods()})")
+    p.add_argument("--compare", nargs="+", type=Path, default=[], metavar="RUN",
+                   help="run folders or checkpoints to add to --methods, one table and one plot across them")
+    p.add_argument("--match-threshold", type=float, help="learned models: match probability threshold (default: the model's)")
+    p.add_argument("--adaptive", action="store_true", help="learned models: early exit and point pruning on")
+
+
+def methods_from_args(args: argparse.Namespace) -> dict[str, MatchFn]:
+    """``{name: MatchFn}`` from ``--methods``, ``--compare``, ``--match-threshold``, ``--adaptive``."""
+    names = [m.strip() for m in (args.methods or default_methods()).split(",") if m.strip()] + [str(r) for r in args.compare]
+    if not names:
+        raise PygmatchError("--methods is empty: name at least one method")
+    overrides = {"early_exit": True, "pruning": True} if args.adaptive else {}
+    if args.match_threshold is not None:
+        overrides["match_threshold"] = args.match_threshold
+    return {name: resolve_method(name, args.features, **overrides) for name in dict.fromkeys(names)}
+
+
+UNMATCHABLE = {"matches": 0, "precision": math.nan, "precision@1": math.nan, "recall": math.nan,
+               "ransac_error": math.inf, "dlt_error": math.inf, "failed": True}
 
 
 @dataclass
@@ -51,21 +98,37 @@ class EvalResult:
     errors: dict[str, np.ndarray]  # per method: RANSAC corner error of every evaluated pair
     skipped: list[str] = field(default_factory=list)
     extract_ms: float = math.nan
+    per_pair: dict[str, list[dict]] = field(default_factory=dict)  # per method: pair_metrics of every pair, in order
+
+
+def _load_pair(pairs, k: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """A ``PairSet`` (arrays) or anything with ``load_pair(k)`` (``SequencePairs``: read lazily,
+    raising ``BadPair``)."""
+    load = getattr(pairs, "load_pair", None)
+    if load is not None:
+        return load(k)
+    return pairs.image0[k], pairs.image1[k], pairs.H_0to1[k]
 
 
 def evaluate(
-    pairs: PairSet,
+    pairs,
     methods: dict[str, MatchFn],
     features: str = "sift",
     max_keypoints: int = 1024,
     out: str | Path | None = None,
-    draw: int = 3,
+    draw: int | Collection[int] = 3,
     progress: bool = True,
 ) -> EvalResult:
     """Extract keypoints once per pair, run every method on the same keypoints, score them.
 
-    With ``out``, the matches of the first ``draw`` pairs are drawn there (``write_report``
-    writes the tables and plots)."""
+    ``pairs``: a ``PairSet`` or a ``SequencePairs``, anything with ``names``, ``skipped``,
+    ``__len__`` and either ``image0``/``image1``/``H_0to1`` or ``load_pair(k)``; the two images of
+    a pair may have different sizes (the corner error is taken over image 0's corners, in image-1
+    pixels). A pair that cannot be read (``BadPair``) or has fewer than 2 keypoints in an image is
+    warned about, listed in ``skipped`` and counted as a failure of every method.
+
+    With ``out``, the matches of the first ``draw`` pairs (or of the pair indices in ``draw``)
+    are drawn there (``write_report`` writes the tables and plots)."""
     out = Path(out) if out is not None else None
     if out is not None:
         (out / "matches").mkdir(parents=True, exist_ok=True)
@@ -73,39 +136,55 @@ def evaluate(
     times = {name: [] for name in methods}
     skipped = list(pairs.skipped)
     extract_ms = []
+    unreadable = 0
+
+    def fail(message: str) -> None:
+        # Not matched, but not dropped either: it counts as a failed estimate for every method,
+        # so the AUCs stay comparable with sets where it could be evaluated.
+        with tqdm.external_write_mode():  # on a line of its own, not after the progress bar
+            warnings.warn(f"skipping {message}", stacklevel=3)
+        skipped.append(message)
+        for name in methods:
+            per_pair[name].append(dict(UNMATCHABLE))
+
     # numpy's BLAS threads keep spinning after each call (the nn baselines, the DLT); on a small
     # CPU they took the cores from whichever torch matcher ran next, slowing it by up to 2x.
     # The matrices here are small, so one BLAS thread costs the baselines little.
     with threadpool_limits(limits=1, user_api="blas"):
         for k in tqdm(range(len(pairs)), desc="evaluating", unit="pair", disable=not progress):
-            im0, im1, H = pairs.image0[k], pairs.image1[k], pairs.H_0to1[k]
+            try:
+                im0, im1, H = _load_pair(pairs, k)
+            except BadPair as e:
+                unreadable += 1
+                fail(f"pair {pairs.names[k]}: {e} (counted as a failure)")
+                continue
+            size0, size1 = (im0.shape[1], im0.shape[0]), (im1.shape[1], im1.shape[0])
             t = time.perf_counter()
             kp0, kp1 = extract(im0, features, max_keypoints), extract(im1, features, max_keypoints)
             extract_ms.append((time.perf_counter() - t) * 1e3 / 2)
             if len(kp0) < 2 or len(kp1) < 2:
-                # Not matched, but not dropped either: it counts as a failed estimate for every
-                # method, so the AUCs stay comparable with sets where it has keypoints.
-                msg = f"pair {pairs.names[k]}: only {len(kp0)}/{len(kp1)} keypoints (counted as a failure)"
-                warnings.warn(f"skipping {msg}", stacklevel=2)
-                skipped.append(msg)
-                for name in methods:
-                    per_pair[name].append(UNMATCHABLE)
+                fail(f"pair {pairs.names[k]}: only {len(kp0)}/{len(kp1)} keypoints (counted as a failure)")
                 continue
             # Every matcher runs before any scoring, so each is timed after the same work.
             outputs = {}
             for name, fn in methods.items():
                 t = time.perf_counter()
-                outputs[name] = fn(kp0, kp1, pairs.size)
+                outputs[name] = fn(kp0, kp1, size0, size1, H)
                 times[name].append((time.perf_counter() - t) * 1e3)
             gt0, _ = ground_truth_matches(kp0.xy, kp1.xy, H)
+            drawn = k < draw if isinstance(draw, int) else k in draw
             for name, (matches, scores) in outputs.items():
-                per_pair[name].append(pair_metrics(matches, scores, kp0.xy, kp1.xy, gt0, H, pairs.size))
-                if out is not None and k < draw:
+                per_pair[name].append(pair_metrics(matches, scores, kp0.xy, kp1.xy, gt0, H, size0))
+                if out is not None and drawn:
                     err = np.linalg.norm(warp_points(kp0.xy[matches[:, 0]], H) - kp1.xy[matches[:, 1]], axis=1)
                     safe = name.replace("/", "_").replace("\\", "_")
                     viz.draw_matches(im0, im1, kp0.xy, kp1.xy, matches, err < 3.0, out / "matches" / f"{pairs.names[k]}_{safe}.png",
                                      title=f"{name}: {int((err < 3).sum())}/{len(matches)} correct")
     if not any(times.values()):
+        if unreadable == len(pairs):
+            raise PygmatchError("no pair could be evaluated (no pair could be read)")
+        if unreadable:
+            raise PygmatchError(f"no pair could be evaluated ({unreadable} could not be read, the others have fewer than 2 keypoints)")
         raise PygmatchError("no pair could be evaluated (every pair has fewer than 2 keypoints)")
     summary = {}
     for name in methods:
@@ -114,27 +193,65 @@ def evaluate(
         s["skipped"] = len(skipped)
         summary[name] = s
     errors = {n: np.array([p["ransac_error"] for p in per_pair[n]]) for n in methods}
-    return EvalResult(summary, errors, skipped, float(np.median(extract_ms)))
+    return EvalResult(summary, errors, skipped, float(np.median(extract_ms)), per_pair)
 
 
-COLUMNS = [("P", "precision"), ("R", "recall")] + [(f"AUC@{t}", f"auc@{t}") for t in AUC_THRESHOLDS] + \
+def summarize_groups(result: EvalResult, groups: list[str]) -> dict[str, dict[str, dict]]:
+    """``{group: {method: summary}}``: the metrics of ``summarize`` over the pairs of each group
+    (``groups[k]`` names pair k's group; groups in first-seen order). ``failed`` counts the pairs of
+    the group that could not be evaluated (in the AUCs as infinite errors)."""
+    out: dict[str, dict[str, dict]] = {}
+    for group in dict.fromkeys(groups):
+        idx = [k for k, g in enumerate(groups) if g == group]
+        out[group] = {}
+        for name, per_pair in result.per_pair.items():
+            chosen = [per_pair[k] for k in idx]
+            s = summarize(chosen)
+            s["failed"] = sum(bool(p.get("failed")) for p in chosen)
+            out[group][name] = s
+    return out
+
+
+COLUMNS = [("P", "precision"), ("P@1", "precision@1"), ("R", "recall")] + [(f"AUC@{t}", f"auc@{t}") for t in AUC_THRESHOLDS] + \
     [(f"DLT@{t}", f"dlt_auc@{t}") for t in AUC_THRESHOLDS] + [("matches", "matches"), ("ms/pair", "ms_per_pair")]
+GROUP_COLUMNS = [("P", "precision"), ("P@1", "precision@1"), ("R", "recall")] + \
+    [(f"AUC@{t}", f"auc@{t}") for t in AUC_THRESHOLDS] + [("DLT@3", "dlt_auc@3"), ("matches", "matches"), ("pairs", "pairs"), ("failed", "failed")]
 
 
-def format_table(summary: dict[str, dict]) -> str:
+def _cell(value) -> str:
+    if isinstance(value, (int, np.integer)) and not isinstance(value, bool):
+        return str(value)
+    return f"{value:.1f}"
+
+
+def format_rows(rows: list[tuple[list[str], dict]], labels: list[str], columns=COLUMNS) -> str:
+    """A markdown table: each row is ``(label cells, summary)``; ``columns`` are (heading, key)."""
+    widths = [max(len(label), *(len(r[0][i]) for r in rows)) for i, label in enumerate(labels)]
+    cols = [(c.rjust(6), key) for c, key in columns]
+    head = "| " + " | ".join(label.ljust(w) for label, w in zip(labels, widths)) + " | " + " | ".join(c for c, _ in cols) + " |"
+    rule = "|" + "|".join("-" * (w + 2) for w in widths) + "|" + "|".join("-" * (len(c) + 1) + ":" for c, _ in cols) + "|"
+    lines = [head, rule]
+    for cells, s in rows:
+        values = [_cell(s[key]).rjust(len(c)) for c, key in cols]
+        lines.append("| " + " | ".join(v.ljust(w) for v, w in zip(cells, widths)) + " | " + " | ".join(values) + " |")
+    return "\n".join(lines)
+
+
+def format_table(summary: dict[str, dict], columns=COLUMNS) -> str:
     """A markdown table, one row per method."""
-    width = max(len("method"), *(len(n) for n in summary))
-    cols = [(c.rjust(6), key) for c, key in COLUMNS]
-    head = "| " + "method".ljust(width) + " | " + " | ".join(c for c, _ in cols) + " |"
-    rule = "|" + "-" * (width + 2) + "|" + "|".join("-" * (len(c) + 1) + ":" for c, _ in cols) + "|"
-    rows = [head, rule]
-    for name, s in summary.items():
-        cells = [f"{s[key]:.1f}".rjust(len(c)) for c, key in cols]
-        rows.append("| " + name.ljust(width) + " | " + " | ".join(cells) + " |")
-    return "\n".join(rows)
+    return format_rows([([name], s) for name, s in summary.items()], ["method"], columns)
 
 
-def write_report(result: EvalResult, out: Path, context: str = "") -> None:
+def format_group_table(groups: dict[str, dict[str, dict]], label: str, extra: dict[str, str] | None = None,
+                       extra_label: str = "", columns=GROUP_COLUMNS) -> str:
+    """One row per (group, method) of ``summarize_groups``; ``extra`` adds a column per group."""
+    labels = [label] + ([extra_label] if extra is not None else []) + ["method"]
+    rows = [([group] + ([extra[group]] if extra is not None else []) + [name], s)
+            for group, by_method in groups.items() for name, s in by_method.items()]
+    return format_rows(rows, labels, columns)
+
+
+def write_report(result: EvalResult, out: Path, context: str = "", sections: list[str] = ()) -> None:
     out.mkdir(parents=True, exist_ok=True)
     (out / "metrics.json").write_text(json.dumps(result.summary, indent=2))
     # Per-pair errors (inf = no homography), so models can be compared pair by pair later
@@ -149,12 +266,16 @@ def write_report(result: EvalResult, out: Path, context: str = "") -> None:
         context,
         f"Pairs evaluated: {any_method['pairs']}, skipped: {len(result.skipped)}. "
         f"Keypoint extraction: {result.extract_ms:.1f} ms per image (median). "
-        "P/R in %, AUC of the corner-error curve at 1/3/5/10 px with RANSAC (3 px) and with weighted DLT.",
+        "P (P@1): % of matches within 3 px (1 px) of the true homography's reprojection; R: % of ground-truth matches found; "
+        "AUC of the corner-error curve at 1/3/5/10 px with RANSAC (3 px) and with weighted DLT."
+        + (" oracle@PX rows are ceilings, not matchers: the ground-truth matches at PX px, computed with the true homography."
+           if any(name.startswith("oracle@") for name in result.summary) else ""),
         "",
         format_table(result.summary),
         "",
         "![corner error](corner_error.png) ![precision/recall](precision_recall.png)",
         "",
+        *sections,
     ]
     if result.skipped:
         lines += ["## Skipped", ""] + [f"- {s}" for s in result.skipped] + [""]

@@ -68,7 +68,11 @@ def pair_metrics(
     size: tuple[int, int],
     correct_px: float = 3.0,
 ) -> dict:
-    """Precision, recall and corner errors (RANSAC and weighted DLT) of one pair's matches."""
+    """Precision (< ``correct_px`` and < 1 px reprojection error under the true ``H_0to1``), recall
+    and corner errors (RANSAC and weighted DLT) of one pair's matches.
+
+    ``size`` is image 0's ``(width, height)``: the corner error is measured on image 0's own
+    corners, in image-1 pixels, so the two images may have different sizes."""
     matches = np.asarray(matches, np.int64).reshape(-1, 2)
     pts0, pts1 = xy0[matches[:, 0]], xy1[matches[:, 1]]
     err = np.linalg.norm(warp_points(pts0, H_0to1) - pts1, axis=1) if len(matches) else np.zeros(0)
@@ -77,6 +81,7 @@ def pair_metrics(
     return {
         "matches": len(matches),
         "precision": float((err < correct_px).mean()) if len(matches) else math.nan,
+        "precision@1": float((err < 1.0).mean()) if len(matches) else math.nan,
         "recall": recovered / n_gt if n_gt else math.nan,
         "ransac_error": corner_error(estimate_homography(pts0, pts1, "ransac"), H_0to1, size),
         "dlt_error": corner_error(estimate_homography(pts0, pts1, "dlt", weights=scores), H_0to1, size),
@@ -125,7 +130,7 @@ def summarize(per_pair: list[dict], thresholds=AUC_THRESHOLDS) -> dict:
         vals = vals[np.isfinite(vals)]
         return float(vals.mean()) if len(vals) else math.nan
 
-    out = {"precision": 100 * nanmean("precision"), "recall": 100 * nanmean("recall")}
+    out = {"precision": 100 * nanmean("precision"), "precision@1": 100 * nanmean("precision@1"), "recall": 100 * nanmean("recall")}
     for prefix, key in (("", "ransac_error"), ("dlt_", "dlt_error")):
         for t, a in zip(thresholds, error_auc([p[key] for p in per_pair], thresholds)):
             out[f"{prefix}auc@{t}"] = 100 * a

@@ -23,20 +23,21 @@ def test_evaluates_baselines_and_writes_the_report(tmp_path, coco_val):
     assert r.returncode == 0, r.stderr
     metrics = json.loads((out / "metrics.json").read_text())
     assert set(metrics) == {"nn", "nn-ratio"}
-    keys = {"precision", "recall", "matches", "ms_per_pair", "pairs", "skipped"}
+    keys = {"precision", "precision@1", "recall", "matches", "ms_per_pair", "pairs", "skipped"}
     keys |= {f"{p}auc@{t}" for p in ("", "dlt_") for t in (1, 3, 5, 10)}
     assert keys <= set(metrics["nn"])
     assert metrics["nn"]["pairs"] == 4 and metrics["nn"]["skipped"] == 0
     # the ratio test trades recall for precision, on real images as in the papers
     assert metrics["nn-ratio"]["precision"] > metrics["nn"]["precision"] > 50
     assert metrics["nn"]["recall"] >= metrics["nn-ratio"]["recall"]
+    assert 0 < metrics["nn"]["precision@1"] <= metrics["nn"]["precision"]
     assert 0 <= metrics["nn"]["auc@1"] <= metrics["nn"]["auc@3"] <= metrics["nn"]["auc@10"] <= 100
     errors = np.load(out / "corner_errors.npz")  # per pair, for paired comparisons later
     assert errors["nn"].shape == (4,) and 100 * error_auc(errors["nn"], (3,))[0] == pytest.approx(metrics["nn"]["auc@3"])
     for f in ("report.md", "corner_error.png", "precision_recall.png"):
         assert (out / f).stat().st_size > 500
     assert len(list((out / "matches").glob("*.png"))) == 2
-    assert "| nn-ratio" in r.stdout
+    assert "| nn-ratio" in r.stdout and "P@1" in r.stdout
 
     # the saved pair set evaluates as-is, to the same numbers
     again = run_eval("--pairs", tmp_path / "p.npz", "--methods", "nn,nn-ratio", "--out", tmp_path / "again", "--draw", 0)
@@ -83,6 +84,7 @@ def test_all_blank_pairs_is_an_error(tmp_path):
     [
         (["--data", "/no/such/dir"], "error: /no/such/dir: no such folder"),
         (["--methods", "nn,magic"], "error: unknown method 'magic'"),
+        (["--methods", "oracle@abc"], "error: bad method 'oracle@abc': expected oracle@PX"),
         (["--pairs", "/no/such.npz"], "error: /no/such.npz: no such pair file"),
         (["--features", "surf"], "invalid choice: 'surf'"),
         (["--size", "10x10"], "expected WIDTHxHEIGHT"),

@@ -3,7 +3,10 @@ import math
 import numpy as np
 import pytest
 
-from pygmatch.baselines import nearest_neighbor_match
+from pygmatch.baselines import nearest_neighbor_match, oracle_match, parse_oracle
+from pygmatch.data import make_pairs
+from pygmatch.errors import PygmatchError
+from pygmatch.evaluation import evaluate, resolve_method
 from pygmatch.metrics import auc_difference, error_auc, estimate_homography, pair_metrics, summarize, weighted_dlt
 from pygmatch.geometry import warp_points
 
@@ -57,13 +60,18 @@ def test_pair_metrics_on_a_known_case():
     matches = np.array([[0, 0], [1, 1], [2, 2], [3, 3], [4, 4], [5, 6]])  # 5 right, 1 wrong
     m = pair_metrics(matches, np.ones(6), xy0, xy1, gt0, H, (640, 480))
     assert m["matches"] == 6
-    assert m["precision"] == pytest.approx(5 / 6)
+    assert m["precision"] == m["precision@1"] == pytest.approx(5 / 6)
     assert m["recall"] == pytest.approx(5 / 10)
     assert m["ransac_error"] < 1e-3
     none = pair_metrics(np.zeros((0, 2)), np.zeros(0), xy0, xy1, gt0, H, (640, 480))
-    assert math.isnan(none["precision"]) and none["recall"] == 0 and none["ransac_error"] == math.inf
+    assert math.isnan(none["precision"]) and math.isnan(none["precision@1"]) and none["recall"] == 0 and none["ransac_error"] == math.inf
     s = summarize([m, none])
     assert s["precision"] == pytest.approx(100 * 5 / 6) and s["recall"] == pytest.approx(25)
+    assert s["precision@1"] == pytest.approx(100 * 5 / 6)
+    off = xy1.copy()
+    off[4] += [1.5, 0]  # within 3 px, not within 1 px
+    m = pair_metrics(matches, np.ones(6), xy0, off, gt0, H, (640, 480))
+    assert m["precision"] == pytest.approx(5 / 6) and m["precision@1"] == pytest.approx(4 / 6)
     assert s["auc@1"] == pytest.approx(50, abs=0.1) and s["pairs"] == 2
 
 
@@ -84,3 +92,34 @@ def test_nearest_neighbour_and_ratio():
     assert 0 not in m_ratio[:, 0] and len(m_ratio) == 49
     empty, _ = nearest_neighbor_match(d0[:0], d1)
     assert empty.shape == (0, 2)
+
+
+def test_oracle_matches_are_the_ground_truth_at_their_threshold():
+    H = np.array([[1, 0, 10.0], [0, 1, 0], [0, 0, 1]])
+    xy0 = np.array([[100.0, 100], [200, 200], [300, 300], [400, 100]])
+    xy1 = warp_points(xy0, H) + [[0.5, 0], [2.0, 0], [4.0, 0], [0, 0]]  # 0.5, 2, 4, 0 px off
+    matches, scores = oracle_match(xy0, xy1, H, 3.0)
+    assert matches.tolist() == [[0, 0], [1, 1], [3, 3]] and (scores == 1).all()
+    assert oracle_match(xy0, xy1, H, 1.0)[0].tolist() == [[0, 0], [3, 3]]
+    assert oracle_match(xy0, xy1, H, 10.0)[0].tolist() == [[0, 0], [1, 1], [2, 2], [3, 3]]  # dustbin moves with it
+    assert parse_oracle("oracle@2.5") == 2.5
+    for bad in ("oracle@", "oracle@x", "oracle@0", "oracle@-1", "oracle@inf"):
+        with pytest.raises(PygmatchError, match="expected oracle@PX"):
+            resolve_method(bad)
+
+
+def test_oracle_rows_and_precision_at_1px_on_a_real_pair(embedded_dir):
+    """Real image, real SIFT: the oracles are the ceilings they claim to be."""
+    pairs = make_pairs(embedded_dir, max_images=1)
+    names = ("nn", "nn-ratio", "oracle@1", "oracle@3")
+    r = evaluate(pairs, {n: resolve_method(n) for n in names}, progress=False).summary
+    assert r["oracle@3"]["precision"] == 100 and r["oracle@3"]["recall"] == 100  # exactly the ground truth
+    assert r["oracle@1"]["precision@1"] == 100 and r["oracle@1"]["precision"] == 100
+    assert r["oracle@1"]["matches"] < r["oracle@3"]["matches"]
+    assert 50 < r["oracle@1"]["recall"] < 100  # a subset of the 3 px ground truth
+    # same mutual nearest neighbours, filtered at 1 px: oracle@1 ⊂ oracle@3 = the ground truth
+    assert r["oracle@3"]["precision@1"] == pytest.approx(r["oracle@1"]["recall"])
+    for n in ("nn", "nn-ratio"):
+        assert 20 < r[n]["precision@1"] <= r[n]["precision"] <= 100
+        assert r[n]["matches"] > 100
+    assert r["oracle@3"]["recall"] > r["nn"]["recall"] and r["oracle@3"]["auc@10"] >= 90

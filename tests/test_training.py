@@ -202,3 +202,24 @@ def test_bad_numbers_stop_before_anything_is_written(tmp_path, flag, value):
     r = run_train(flag, value, "--out", tmp_path / "run", "--max-steps", 1)
     assert r.returncode == 2 and "Traceback" not in r.stderr and flag in r.stderr, r.stderr[-1000:]
     assert not (tmp_path / "run").exists()
+
+
+@pytest.mark.parametrize("text, message", [
+    ("graph: nosuch\n", "graph: 'nosuch' is not one of"),
+    ("batch_size: 0\n", "batch_size: expected a positive int, got '0'"),
+    ("lr: -1\n", "lr: expected a positive float"),
+    ("size: [640]\n", "size: expected WIDTHxHEIGHT"),
+    ("deep_supervision: maybe\n", "deep_supervision: expected true or false"),
+])
+def test_config_file_values_get_the_flags_validation(tmp_path, text, message):
+    path = tmp_path / "c.yaml"
+    path.write_text(text)
+    with pytest.raises(PygmatchError, match=f"c.yaml: {message}"):
+        resolve(["--config", str(path)])
+
+
+def test_a_binary_config_file_is_one_line(tmp_path):
+    path = tmp_path / "c.yaml"
+    path.write_bytes(bytes(range(256)))
+    with pytest.raises(PygmatchError, match="not a text \\(YAML\\) file|not valid YAML"):
+        resolve(["--config", str(path)])

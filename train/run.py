@@ -84,30 +84,65 @@ def parser() -> argparse.ArgumentParser:
     return p
 
 
+PAIR_FLAGS = ("size", "cells")  # typed as AxB; other lists as a,b,c
+
+
+def _as_flag_text(key: str, value) -> str:
+    """A YAML value as it would be typed on the command line."""
+    if isinstance(value, (list, tuple)):
+        return ("x" if key in PAIR_FLAGS else ",").join(str(v) for v in value)
+    return str(value)
+
+
+def config_file_values(p: argparse.ArgumentParser, path: Path) -> dict:
+    """The flag values of a YAML file, checked by the same types and choices as the flags."""
+    if not path.is_file():
+        raise PygmatchError(f"{path}: no such config file")
+    try:
+        values = yaml.safe_load(path.read_text()) or {}
+    except UnicodeDecodeError:
+        raise PygmatchError(f"{path}: not a text (YAML) file") from None
+    except yaml.YAMLError as e:
+        raise PygmatchError(f"{path}: not valid YAML ({str(e).splitlines()[0]})") from None
+    if not isinstance(values, dict):
+        raise PygmatchError(f"{path}: expected a mapping of flag names to values")
+    actions = {a.dest: a for a in p._actions}
+    unknown = sorted(set(values) - set(actions))
+    if unknown:
+        raise PygmatchError(f"{path}: unknown key(s) {', '.join(unknown)}")
+    for key in ("config", "resume", "overwrite"):  # decisions of this command, not of the saved run
+        values.pop(key, None)
+    checked = {}
+    for key, value in values.items():
+        action = actions[key]
+        if value is None:
+            checked[key] = None
+            continue
+        try:
+            if action.nargs in ("+", "*"):
+                items = value if isinstance(value, list) else [value]
+                value = [action.type(str(v)) if action.type else v for v in items]
+            elif isinstance(action, (argparse._StoreTrueAction, argparse._StoreFalseAction, argparse.BooleanOptionalAction)):
+                if not isinstance(value, bool):
+                    raise argparse.ArgumentTypeError(f"expected true or false, got {value!r}")
+            elif action.type is not None:
+                value = action.type(_as_flag_text(key, value))
+            elif action.choices is not None:
+                value = str(value)  # e.g. precision: 32 in YAML is the choice "32"
+            if action.choices is not None and value not in action.choices:
+                raise argparse.ArgumentTypeError(f"{value!r} is not one of {', '.join(map(str, action.choices))}")
+        except (argparse.ArgumentTypeError, ValueError, TypeError) as e:
+            raise PygmatchError(f"{path}: {key}: {e}") from None
+        checked[key] = value
+    return checked
+
+
 def resolve(argv=None) -> dict:
     """Flags over the --config file over the defaults; the dict written to the run's config.yaml."""
     p = parser()
     first, _ = p.parse_known_args(argv)
     if first.config is not None:
-        if not first.config.is_file():
-            raise PygmatchError(f"{first.config}: no such config file")
-        try:
-            values = yaml.safe_load(first.config.read_text()) or {}
-        except yaml.YAMLError as e:
-            raise PygmatchError(f"{first.config}: not valid YAML ({str(e).splitlines()[0]})") from None
-        if not isinstance(values, dict):
-            raise PygmatchError(f"{first.config}: expected a mapping of flag names to values")
-        known = {a.dest for a in p._actions}
-        unknown = sorted(set(values) - known)
-        if unknown:
-            raise PygmatchError(f"{first.config}: unknown key(s) {', '.join(unknown)}")
-        for key in ("size", "cells", "ks"):
-            if isinstance(values.get(key), list):
-                values[key] = tuple(values[key])
-        values.pop("config", None)
-        values.pop("resume", None)  # resuming is a decision of this command, not of the saved run
-        values.pop("overwrite", None)  # ... and so is replacing a run
-        p.set_defaults(**values)
+        p.set_defaults(**config_file_values(p, first.config))
     cfg = vars(p.parse_args(argv))
     cfg.pop("config")
     if cfg["out"] is None:

@@ -34,6 +34,9 @@ from .metrics import pair_metrics, summarize
 from .nn.config import PRESETS, MatcherConfig
 from .nn.model import GraphMatcher
 
+# Lightning's advertisements ("💡 Tip: ...") on every run bury the useful lines
+logging.getLogger("lightning.pytorch.utilities.rank_zero").addFilter(lambda record: "💡 Tip" not in record.getMessage())
+
 MONITOR = "val/auc@3"  # the metric the shipped model is judged by
 
 
@@ -399,6 +402,8 @@ def train(cfg: dict) -> Path:
                  LearningRateMonitor("step"), Throughput(), RankAgreement(out)]
     if cfg["early_stop"]:
         callbacks.append(EarlyStopping(MONITOR, mode="max", patience=cfg["early_stop"]))
+    # Lightning's advertisement and its warning about the folder we chose on purpose bury the useful lines
+    warnings.filterwarnings("ignore", message=".*exists and is not empty.*")
     trainer = L.Trainer(
         default_root_dir=out, max_steps=max_steps, max_epochs=cfg["epochs"] if cfg["epochs"] else (-1 if max_steps > 0 else 1),
         val_check_interval=cfg["val_every"], check_val_every_n_epoch=None,
@@ -410,9 +415,6 @@ def train(cfg: dict) -> Path:
         log_every_n_steps=cfg["log_every"], plugins=[AtomicCheckpointIO()], num_sanity_val_steps=0,
         enable_progress_bar=cfg.get("progress", True), enable_model_summary=False,
     )
-    # Lightning's advertisement and its warning about the folder we chose on purpose bury the useful lines
-    warnings.filterwarnings("ignore", message=".*exists and is not empty.*")
-    logging.getLogger("lightning.pytorch.utilities.rank_zero").addFilter(lambda record: "💡 Tip" not in record.getMessage())
     try:
         with stop:
             print(f"training: {train_set!r}; {max_steps if max_steps > 0 else 'all'} steps; run folder {out}", flush=True)

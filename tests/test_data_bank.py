@@ -145,3 +145,25 @@ def test_bank_pairs_are_reproducible_and_vary_by_epoch(bank):
 
 def torch_equal(x, y) -> bool:
     return x.shape == y.shape and bool((x == y).all())
+
+
+def test_training_refuses_a_bank_that_cannot_serve_it_in_one_line(bank, tmp_path):
+    import subprocess
+    import sys
+
+    from .conftest import ROOT
+
+    def train(*args):
+        return subprocess.run([sys.executable, "-m", "train.run", "--bank", str(bank.root), "--preset", "tiny", "--val-images", "2",
+                               "--max-steps", "1", "--out", str(tmp_path / "run"), *args], cwd=ROOT, capture_output=True, text=True, timeout=300)
+
+    for args, message in ((["--max-keypoints", "512"], "at most 300 keypoints per image"),
+                          (["--features", "orb", "--max-keypoints", "100"], "holds sift keypoints"),
+                          (["--max-keypoints", "100", "--batch-size", "8"], "6 pairs per epoch, fewer than --batch-size 8"),
+                          (["--max-keypoints", "100", "--augment", "flip"], "unknown augmentation(s) flip")):
+        r = train(*args)
+        assert r.returncode == 2 and message in r.stderr and "Traceback" not in r.stderr, r.stderr[-1500:]
+        assert not (tmp_path / "run" / "last.ckpt").exists()
+    r = subprocess.run([sys.executable, "-m", "train.bank", "--data", str(tmp_path / "nowhere"), "--out", str(tmp_path / "b2")],
+                       cwd=ROOT, capture_output=True, text=True, timeout=300)
+    assert r.returncode == 2 and "nowhere: no such folder" in r.stderr and "Traceback" not in r.stderr

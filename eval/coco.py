@@ -5,7 +5,7 @@ import argparse
 import time
 from pathlib import Path
 
-from pygmatch.cli import non_negative_float, positive_int, run_cli, size_type
+from pygmatch.cli import non_negative_float, non_negative_int, positive_int, run_cli, size_type, writable_file, writable_folder
 from pygmatch.data import DEFAULT_SIZE, EMBEDDED_IMAGES, PairSet, make_pairs
 from pygmatch.evaluation import add_method_args, default_methods, evaluate, format_table, methods_from_args, write_report
 
@@ -25,13 +25,17 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--size", type=size_type, default=DEFAULT_SIZE, help="image size WxH (default 640x480)")
     add_method_args(p)
     p.add_argument("--out", type=Path, default=Path("eval-out"), help="folder for report.md, metrics.json and plots")
-    p.add_argument("--draw", type=int, default=3, help="draw the matches of the first N pairs")
+    p.add_argument("--draw", type=non_negative_int, default=3, help="draw the matches of the first N pairs (0: none)")
     return p
 
 
 def main(argv=None) -> int:
     args = parser().parse_args(argv)
     start = time.perf_counter()
+    # Outputs first: a bad --out or --save-pairs is one line now, not a traceback after the work.
+    writable_folder(args.out, "--out")
+    if args.save_pairs:
+        writable_file(args.save_pairs, "--save-pairs", example="pairs.npz")
     methods = methods_from_args(args)
     if args.pairs is not None:
         pairs = PairSet.load(args.pairs)

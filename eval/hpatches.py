@@ -11,7 +11,7 @@ import json
 import time
 from pathlib import Path
 
-from pygmatch.cli import positive_int, run_cli
+from pygmatch.cli import non_negative_int, positive_int, run_cli, writable_folder, write_text
 from pygmatch.data.sequences import DEFAULT_MAX_SIDE, EMBEDDED_SEQUENCES, load_sequences
 from pygmatch.evaluation import (
     add_method_args, evaluate, format_group_table, format_table, methods_from_args, summarize_groups, write_report,
@@ -41,7 +41,7 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--max-sequences", type=positive_int, default=None, help="use only the first N sequences (sorted by name)")
     add_method_args(p)
     p.add_argument("--out", type=Path, default=Path("eval-out/hpatches"), help="folder for report.md, metrics.json and plots")
-    p.add_argument("--draw", type=int, default=3, help="draw the matches of the last pair (1, N) of the first N sequences")
+    p.add_argument("--draw", type=non_negative_int, default=3, help="draw the matches of the last pair (1, N) of the first N sequences (0: none)")
     return p
 
 
@@ -54,6 +54,7 @@ def last_pair_of_first_sequences(pairs, n: int) -> set[int]:
 def main(argv=None) -> int:
     args = parser().parse_args(argv)
     start = time.perf_counter()
+    writable_folder(args.out, "--out")  # a bad --out is one line now, not a traceback after the work
     methods = methods_from_args(args)
     data = args.data or EMBEDDED_SEQUENCES
     pairs = load_sequences(data, args.max_side, args.max_sequences)
@@ -73,7 +74,7 @@ def main(argv=None) -> int:
         "## By kind", "", "HPatches `i_*` = illumination, `v_*` = viewpoint; any other sequence name = other.", "",
         kind_table, "", "## By sequence", "", sequence_table, "",
     ])
-    (args.out / "by_sequence.json").write_text(json.dumps({"kind": by_kind, "sequence": by_sequence, "sequence_kind": kind_of}, indent=2))
+    write_text(args.out / "by_sequence.json", json.dumps({"kind": by_kind, "sequence": by_sequence, "sequence_kind": kind_of}, indent=2))
     print(context)
     print(format_table(result.summary))
     print("\nby kind:")

@@ -16,8 +16,9 @@ from matplotlib.ticker import MaxNLocator  # noqa: E402
 import numpy as np  # noqa: E402
 import torch  # noqa: E402
 
+from .cli import save_figure, write_image  # noqa: E402
 from .geometry import warp_points  # noqa: E402
-from .viz import side_by_side  # noqa: E402
+from .viz import put_label, side_by_side  # noqa: E402
 
 GROUPS = ("easy", "medium", "hard")
 
@@ -127,9 +128,9 @@ def draw_attention(image0, image1, xy0, xy1, rec: AttentionRecord, layer: int, k
                     cv2.line(canvas, p, q, tuple(int(c) for c in (colour * (0.35 + 0.65 * strength))), 1 + int(3 * strength), cv2.LINE_AA)
                 cv2.circle(canvas, tuple(np.round(xy0[i]).astype(int)), 6, tuple(int(c) for c in colour), 2, cv2.LINE_AA)
     label = f"layer {layer} {kind} {'mean of heads' if head is None else f'head {head}'}  green easy / orange medium / red hard"
-    cv2.putText(canvas, label, (8, 20), cv2.FONT_HERSHEY_SIMPLEX, 0.55, (255, 255, 255), 1, cv2.LINE_AA)
+    put_label(canvas, label, scale=0.55)
     if path is not None:
-        cv2.imwrite(str(path), canvas)
+        write_image(path, canvas)
     return canvas
 
 
@@ -177,5 +178,4 @@ def plot_span(spans: dict[str, dict], path, title: str = "Attention span") -> No
     ax.grid(alpha=0.3)
     ax.legend(fontsize=7)
     fig.tight_layout()
-    fig.savefig(path, dpi=120)
-    plt.close(fig)
+    save_figure(fig, path, dpi=120)

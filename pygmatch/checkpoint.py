@@ -1,13 +1,16 @@
 """Reading and writing model checkpoints: pygmatch ``.pt`` files and Lightning ``.ckpt`` files."""
 from __future__ import annotations
 
+import numbers
 import os
 import pickle
 import zipfile
 from pathlib import Path
 
+import numpy as np
 import torch
 
+from .cli import make_parent_folder, short_reason, writable_file
 from .errors import PygmatchError
 from .nn.config import MatcherConfig
 from .nn.model import GraphMatcher
@@ -30,7 +33,7 @@ def resolve_checkpoint(name: str | os.PathLike) -> Path:
                 return path / candidate
         raise PygmatchError(f"{path}: no best.ckpt, last.ckpt or model.pt in this folder")
     if not path.is_file():
-        raise PygmatchError(f"{path}: no such checkpoint")
+        raise PygmatchError(f"{path}: no such checkpoint file or run folder")
     return path
 
 
@@ -42,7 +45,7 @@ def read_checkpoint(path: str | os.PathLike) -> dict:
     except FileNotFoundError:
         raise PygmatchError(f"{path}: no such checkpoint") from None
     except (RuntimeError, EOFError, pickle.UnpicklingError, zipfile.BadZipFile, ValueError, OSError) as e:
-        raise PygmatchError(f"{path}: not a readable checkpoint (truncated or corrupt: {str(e).splitlines()[0][:120]})") from None
+        raise PygmatchError(f"{path}: not a readable checkpoint (truncated or corrupt: {short_reason(e)})") from None
     if not isinstance(ckpt, dict):
         raise PygmatchError(f"{path}: not a pygmatch checkpoint")
     return ckpt
@@ -70,9 +73,40 @@ def load_model(name: str | os.PathLike = "default", **overrides) -> GraphMatcher
         if not hasattr(cfg, key):
             raise PygmatchError(f"unknown model option {key!r}")
         setattr(cfg, key, value)
+    check_inference_options(cfg)
     model = GraphMatcher(cfg)
     load_weights(model, state, path)
     return model.eval()
+
+
+def _is_number(v) -> bool:
+    return isinstance(v, numbers.Real) and not isinstance(v, bool) and v == v
+
+
+def _is_int(v) -> bool:
+    return isinstance(v, numbers.Integral) and not isinstance(v, bool)
+
+
+# inference-only options: (test, what a valid value is)
+INFERENCE_OPTIONS = {
+    "match_threshold": (lambda v: _is_number(v) and 0 <= v < 1, "a probability in [0, 1)"),
+    "prune_matchability": (lambda v: _is_number(v) and 0 <= v < 1, "a probability in [0, 1)"),
+    "exit_confidence": (lambda v: _is_number(v) and 0 < v <= 1, "a probability in (0, 1]"),
+    "exit_ratio": (lambda v: _is_number(v) and 0 < v <= 1, "a fraction in (0, 1]"),
+    "early_exit": (lambda v: isinstance(v, (bool, np.bool_)), "True or False"),
+    "pruning": (lambda v: isinstance(v, (bool, np.bool_)), "True or False"),
+    "max_keypoints": (lambda v: _is_int(v) and v >= 1, "an integer >= 1"),
+    "sinkhorn_iters": (lambda v: _is_int(v) and v >= 1, "an integer >= 1"),
+}
+
+
+def check_inference_options(cfg: MatcherConfig) -> None:
+    """A one-line error for an inference option outside its range (e.g. ``match_threshold=5``,
+    which would silently return no match at all)."""
+    for key, (ok, what) in INFERENCE_OPTIONS.items():
+        value = getattr(cfg, key)
+        if not ok(value):
+            raise PygmatchError(f"{key} must be {what}, got {value!r}")
 
 
 def load_weights(model: GraphMatcher, state: dict, path, saved_cfg: MatcherConfig | None = None) -> None:
@@ -101,8 +135,15 @@ def load_weights(model: GraphMatcher, state: dict, path, saved_cfg: MatcherConfi
 def save_model(model: GraphMatcher, path: str | os.PathLike, extra: dict | None = None) -> Path:
     """A self-contained pygmatch checkpoint (config + weights), written atomically."""
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
+    writable_file(path, example="model.pt")  # a folder in the way, a read-only folder: one line, nothing half-written
+    make_parent_folder(path)
     tmp = path.with_name(path.name + ".tmp")
-    torch.save({"format": FORMAT, "config": model.cfg.to_dict(), "state_dict": model.state_dict(), **(extra or {})}, tmp)
-    os.replace(tmp, path)
+    try:
+        torch.save({"format": FORMAT, "config": model.cfg.to_dict(), "state_dict": model.state_dict(), **(extra or {})}, tmp)
+        os.replace(tmp, path)
+    except (OSError, RuntimeError) as e:  # torch.save reports a failed open / write as RuntimeError
+        reason = e.strerror if isinstance(e, OSError) and e.strerror else short_reason(e)
+        raise PygmatchError(f"{path}: could not write the checkpoint ({reason})") from None
+    finally:  # also on Ctrl-C; after the rename there is nothing left to remove
+        tmp.unlink(missing_ok=True)
     return path

@@ -17,7 +17,7 @@ from threadpoolctl import threadpool_limits
 from tqdm import tqdm
 
 from .baselines import BASELINES, oracle_match, parse_oracle
-from .cli import positive_int
+from .cli import make_folder, positive_int, probability_threshold, write_text, write_with
 from .data.sequences import BadPair
 from .errors import PygmatchError
 from .features import FEATURES, Keypoints, extract
@@ -31,12 +31,17 @@ from . import viz
 MatchFn = Callable[[Keypoints, Keypoints, tuple[int, int], tuple[int, int], np.ndarray], tuple[np.ndarray, np.ndarray]]
 
 
-def resolve_method(name: str, features: str = "sift", **overrides) -> MatchFn:
+def looks_like_path(name: str) -> bool:
+    """A method name meant as a checkpoint: it has a folder separator or a checkpoint extension."""
+    return "/" in name or "\\" in name or name.lower().endswith((".pt", ".ckpt"))
+
+
+def resolve_method(name: str, features: str = "sift", threads: int | None = 1, **overrides) -> MatchFn:
     """A baseline name (``nn``, ``nn-ratio``), ``oracle@PX`` (the ground-truth matches at PX
     pixels: a ceiling that uses the true homography), ``default`` (the shipped model) or the
     path of a trained checkpoint / run folder. A model trained on other features than
-    ``features`` is refused; ``overrides`` set inference options of learned models
-    (``match_threshold``, ``early_exit``, ...)."""
+    ``features`` is refused; learned models match with ``threads`` torch threads (``Matcher``'s
+    ``threads``); ``overrides`` set their inference options (``match_threshold``, ``early_exit``, ...)."""
     if name in BASELINES:
         fn = BASELINES[name]
         return lambda kp0, kp1, size0, size1, H: fn(kp0, kp1)
@@ -46,7 +51,7 @@ def resolve_method(name: str, features: str = "sift", **overrides) -> MatchFn:
     if name == "default" or Path(name).exists():
         from .matcher import Matcher  # noqa: PLC0415 (only needed for learned methods)
 
-        matcher = Matcher.load(name, **overrides)
+        matcher = Matcher.load(name, threads=threads, **overrides)
         if matcher.cfg.features != features:
             raise PygmatchError(f"{name}: trained on {matcher.cfg.features} keypoints, but this evaluation uses {features} (--features)")
 
@@ -54,6 +59,8 @@ def resolve_method(name: str, features: str = "sift", **overrides) -> MatchFn:
             out = matcher.match_keypoints(kp0, kp1, size0, size1)
             return out["matches"], out["scores"]
         return learned
+    if looks_like_path(name):
+        raise PygmatchError(f"{name}: no such checkpoint file or run folder (in --methods / --compare)")
     raise PygmatchError(f"unknown method {name!r}: choose from default, {', '.join(BASELINES)}, oracle@PX or give a checkpoint path")
 
 
@@ -73,8 +80,12 @@ def add_method_args(p: argparse.ArgumentParser) -> None:
                    f"(default: {default_methods()})")
     p.add_argument("--compare", nargs="+", type=Path, default=[], metavar="RUN",
                    help="run folders or checkpoints to add to --methods, one table and one plot across them")
-    p.add_argument("--match-threshold", type=float, help="learned models: match probability threshold (default: the model's)")
+    p.add_argument("--match-threshold", type=probability_threshold,
+                   help="learned models: match probability threshold in [0, 1) (default: the model's)")
     p.add_argument("--adaptive", action="store_true", help="learned models: early exit and point pruning on")
+    p.add_argument("--threads", type=positive_int, default=1,
+                   help="learned models: torch threads (default 1: on a CPU shared with another busy process, more threads "
+                        "spin-wait for each other and run many times slower; see README)")
 
 
 def methods_from_args(args: argparse.Namespace) -> dict[str, MatchFn]:
@@ -85,7 +96,8 @@ def methods_from_args(args: argparse.Namespace) -> dict[str, MatchFn]:
     overrides = {"early_exit": True, "pruning": True} if args.adaptive else {}
     if args.match_threshold is not None:
         overrides["match_threshold"] = args.match_threshold
-    return {name: resolve_method(name, args.features, **overrides) for name in dict.fromkeys(names)}
+    threads = getattr(args, "threads", 1)
+    return {name: resolve_method(name, args.features, threads, **overrides) for name in dict.fromkeys(names)}
 
 
 UNMATCHABLE = {"matches": 0, "precision": math.nan, "precision@1": math.nan, "recall": math.nan,
@@ -131,7 +143,7 @@ def evaluate(
     are drawn there (``write_report`` writes the tables and plots)."""
     out = Path(out) if out is not None else None
     if out is not None:
-        (out / "matches").mkdir(parents=True, exist_ok=True)
+        make_folder(out / "matches")
     per_pair = {name: [] for name in methods}
     times = {name: [] for name in methods}
     skipped = list(pairs.skipped)
@@ -252,11 +264,11 @@ def format_group_table(groups: dict[str, dict[str, dict]], label: str, extra: di
 
 
 def write_report(result: EvalResult, out: Path, context: str = "", sections: list[str] = ()) -> None:
-    out.mkdir(parents=True, exist_ok=True)
-    (out / "metrics.json").write_text(json.dumps(result.summary, indent=2))
+    make_folder(out)
+    write_text(out / "metrics.json", json.dumps(result.summary, indent=2))
     # Per-pair errors (inf = no homography), so models can be compared pair by pair later
     # (pygmatch.metrics.auc_difference).
-    np.savez(out / "corner_errors.npz", **result.errors)
+    write_with(out / "corner_errors.npz", lambda path: np.savez(path, **result.errors))
     viz.plot_error_curves(result.errors, out / "corner_error.png", title="RANSAC corner error")
     viz.plot_bars(result.summary, ["precision", "recall", "auc@3", "auc@5"], out / "precision_recall.png")
     any_method = next(iter(result.summary.values()))
@@ -279,4 +291,4 @@ def write_report(result: EvalResult, out: Path, context: str = "", sections: lis
     ]
     if result.skipped:
         lines += ["## Skipped", ""] + [f"- {s}" for s in result.skipped] + [""]
-    (out / "report.md").write_text("\n".join(lines))
+    write_text(out / "report.md", "\n".join(lines))

@@ -1,17 +1,73 @@
 """``Matcher``: the public API. Load weights, give two images, get matches."""
 from __future__ import annotations
 
+import contextlib
+import numbers
 import os
 
 import numpy as np
 import torch
 
-from .checkpoint import load_model
-from .data.images import as_gray
+from .checkpoint import check_inference_options, load_model
+from .data.images import MIN_SIDE, as_gray
 from .data.pair_data import make_pair_data
+from .data.sequences import downscale
+from .errors import PygmatchError
 from .features import Keypoints, extract
 from .graphs.registry import graph_from_config
 from .nn.model import GraphMatcher
+
+# Longer image side (px) keypoints are extracted at. The models train on 640×480 images; OpenCV's
+# SIFT on an 8000×6000 photograph took 65 s and 11.5 GB, at 1024 px it takes ~0.2 s.
+DEFAULT_RESIZE = 1024
+
+# torch threads for the matching. One, because on a CPU shared with another busy process torch's
+# default (one thread per core) collapses: its OpenMP threads spin-wait for each other at every
+# parallel region, and the one that shares a core with the other process stalls all the others
+# (the shipped model: 112 ms per pair with 1 thread, 3,955 ms with the default 2 threads while one
+# other job ran on this 2-core machine). Ask for more on a machine of your own;
+# ``OMP_WAIT_POLICY=PASSIVE`` (set before torch is imported) is the other lever. See
+# ``benchmarks/threads.py``.
+DEFAULT_THREADS = 1
+
+
+@contextlib.contextmanager
+def torch_threads(n: int | None):
+    """Run the block with ``torch.set_num_threads(n)``, then restore the previous count
+    (``None``: leave torch's setting alone). Process-wide while it lasts, as torch's setting is."""
+    before = torch.get_num_threads()
+    if n is None or n == before:
+        yield
+        return
+    torch.set_num_threads(n)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(before)
+
+
+def _check_threads(threads) -> int | None:
+    if threads is None or (isinstance(threads, numbers.Integral) and not isinstance(threads, bool) and threads >= 1):
+        return None if threads is None else int(threads)
+    raise PygmatchError(f"threads must be an integer >= 1 (or None to keep torch's setting), got {threads!r}")
+
+
+def _check_resize(resize) -> int | None:
+    if resize is None or (isinstance(resize, numbers.Integral) and not isinstance(resize, bool) and resize >= MIN_SIDE):
+        return None if resize is None else int(resize)
+    raise PygmatchError(f"resize must be a number of pixels >= {MIN_SIDE} (the longer image side), or None for the original size, got {resize!r}")
+
+
+def to_original(kp: Keypoints, S: np.ndarray) -> Keypoints:
+    """Keypoints found on an image resized by ``S`` (``pygmatch.data.sequences.downscale``: pixel
+    centres move as u = s·(x + 0.5) − 0.5 per axis) in the original image's pixels: positions
+    mapped back, sizes divided by the mean scale factor."""
+    sx, sy = float(S[0, 0]), float(S[1, 1])
+    if sx == sy == 1.0:
+        return kp
+    xy = ((kp.xy.astype(np.float64) + 0.5) / np.array([sx, sy]) - 0.5).astype(np.float32)
+    scale = (kp.scale / np.sqrt(sx * sy)).astype(np.float32)
+    return Keypoints(xy, scale, kp.ori, kp.score, kp.descriptors)
 
 
 class Matcher:
@@ -22,34 +78,63 @@ class Matcher:
         out["keypoints0"], out["keypoints1"], out["matches"], out["scores"]
 
     ``matches`` is a (K, 2) array of keypoint indices, ``scores`` their probabilities. Keypoints
-    are extracted inside with the model's features (``cfg.features``, ``cfg.max_keypoints``)
-    on the images at their own size; the graphs are those the model was trained with.
+    are extracted inside with the model's features (``cfg.features``, ``cfg.max_keypoints``); the
+    graphs are those the model was trained with.
+
+    ``resize`` (default 1024, as LightGlue's): images whose longer side is larger are downscaled
+    to it (OpenCV ``INTER_AREA``, never enlarged) for keypoint extraction and matching, and the
+    keypoints are returned in the original image's pixels. ``None`` keeps the original size (SIFT
+    on a 48-megapixel photograph takes a minute and ~11 GB).
+
+    ``threads`` (default 1): torch threads while matching, restored afterwards; ``None`` keeps
+    torch's own setting. One thread degrades gracefully on a shared CPU (see ``DEFAULT_THREADS``).
     """
 
-    def __init__(self, model: GraphMatcher, device: str | torch.device = "cpu"):
+    def __init__(self, model: GraphMatcher, device: str | torch.device = "cpu", threads: int | None = DEFAULT_THREADS,
+                 resize: int | None = DEFAULT_RESIZE):
+        check_inference_options(model.cfg)
+        self.threads = _check_threads(threads)
+        self.resize = _check_resize(resize)
         self.model = model.to(device).eval()
         self.device = torch.device(device)
         self.cfg = model.cfg
         self.graph, self.cross = graph_from_config(self.cfg.graph)
 
     @classmethod
-    def load(cls, name: str | os.PathLike = "default", device: str = "cpu", **overrides) -> "Matcher":
-        return cls(load_model(name, **overrides), device)
+    def load(cls, name: str | os.PathLike = "default", device: str = "cpu", threads: int | None = DEFAULT_THREADS,
+             resize: int | None = DEFAULT_RESIZE, **overrides) -> "Matcher":
+        """``name``: ``"default"`` (the shipped weights), a ``.pt`` / ``.ckpt`` file or a run folder;
+        ``overrides``: inference options of the model (``match_threshold`` in [0, 1),
+        ``early_exit``, ``pruning``, ``max_keypoints``)."""
+        threads, resize = _check_threads(threads), _check_resize(resize)  # before the (slower) load
+        return cls(load_model(name, **overrides), device, threads, resize)
+
+    def _extract(self, image) -> tuple[np.ndarray, Keypoints, tuple[int, int], np.ndarray]:
+        """(original gray image, keypoints on the resized image, its (w, h), the resize matrix)."""
+        gray = as_gray(image)
+        small, S = downscale(gray, self.resize)
+        return gray, extract(small, self.cfg.features, self.cfg.max_keypoints), (small.shape[1], small.shape[0]), S
 
     def extract(self, image) -> tuple[np.ndarray, Keypoints]:
-        gray = as_gray(image)
-        return gray, extract(gray, self.cfg.features, self.cfg.max_keypoints)
+        """(grayscale image, keypoints in its pixels), found at most ``resize`` px large."""
+        gray, kp, _, S = self._extract(image)
+        return gray, to_original(kp, S)
 
     def match(self, image0, image1) -> dict:
-        im0, kp0 = self.extract(image0)
-        im1, kp1 = self.extract(image1)
-        return self.match_keypoints(kp0, kp1, (im0.shape[1], im0.shape[0]), (im1.shape[1], im1.shape[0]))
+        """Keypoints of both images (in their original pixels) and the matches between them."""
+        _, kp0, size0, S0 = self._extract(image0)
+        _, kp1, size1, S1 = self._extract(image1)
+        out = self.match_keypoints(kp0, kp1, size0, size1)
+        out["keypoints0"], out["keypoints1"] = to_original(kp0, S0).xy, to_original(kp1, S1).xy
+        return out
 
     @torch.no_grad()
     def match_keypoints(self, kp0: Keypoints, kp1: Keypoints, image_size0: tuple[int, int], image_size1: tuple[int, int] | None = None) -> dict:
-        """Lower-level call on already extracted keypoints (``pygmatch.features.Keypoints``)."""
-        pair = make_pair_data(kp0, kp1, image_size0, self.graph, self.cross, image_size1=image_size1).to(self.device)
-        out = self.model(pair)
+        """Lower-level call on already extracted keypoints (``pygmatch.features.Keypoints``), in
+        the pixels of images of the given (w, h) sizes; no resizing here."""
+        with torch_threads(self.threads):  # the graphs too: some backends run torch ops
+            pair = make_pair_data(kp0, kp1, image_size0, self.graph, self.cross, image_size1=image_size1).to(self.device)
+            out = self.model(pair)
         m0 = out["matches0"][0].cpu().numpy()
         i = np.nonzero(m0 >= 0)[0]
         return {

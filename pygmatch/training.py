@@ -372,6 +372,8 @@ def train(cfg: dict) -> Path:
         torch.set_num_threads(cfg["threads"])
     L.seed_everything(cfg["seed"], workers=True, verbose=False)
     train_set, val_set = make_datasets(cfg)
+    if isinstance(train_set, HomographyPairs):
+        train_set.check_readable()
     world = cfg["devices"] * cfg["num_nodes"] if isinstance(cfg["devices"], int) else 1
     if len(train_set) < cfg["batch_size"] * world:
         raise PygmatchError(f"{train_set.root}: {len(train_set)} pairs per epoch, fewer than --batch-size {cfg['batch_size']} × {world} processes")

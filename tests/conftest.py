@@ -23,3 +23,31 @@ def coco_val() -> Path:
 @pytest.fixture(scope="session")
 def image() -> np.ndarray:
     return read_gray(list_images(EMBEDDED_IMAGES)[0])
+
+
+@pytest.fixture
+def readonly_dir(tmp_path) -> Path:
+    """A folder no file can be created in. A mode-555 folder when that stops this process; as
+    root (which ignores permission bits) ``/sys``, which refuses new files to everyone."""
+    d = tmp_path / "readonly"
+    d.mkdir()
+    d.chmod(0o555)
+    try:
+        (d / "probe").write_bytes(b"")
+    except OSError:
+        yield d
+        d.chmod(0o755)
+        return
+    (d / "probe").unlink()
+    d.chmod(0o755)
+    if not Path("/sys").is_dir():
+        pytest.skip("running as root without /sys: no read-only folder to test with")
+    yield Path("/sys")
+
+
+def one_line_error(err: str) -> str:
+    """The last line of stderr, checked to be a one-line ``error: ...`` without a traceback."""
+    assert "Traceback" not in err, err
+    last = err.strip().splitlines()[-1]
+    assert "error: " in last, err
+    return last

@@ -75,3 +75,66 @@ def test_cli_writes_drawings_span_and_json(tmp_path, embedded_dir):
     bad = subprocess.run([sys.executable, "-m", "eval.attention", "--ckpt", tmp_path / "m.pt", "--image0", image, "--layers", "7"],
                          cwd=ROOT, capture_output=True, text=True, timeout=300)
     assert bad.returncode == 2 and "the model has layers 0..1" in bad.stderr
+
+
+
+def attention_cli(argv, capsys):
+    from eval.attention import main
+    from pygmatch.cli import run_cli
+
+    with pytest.raises(SystemExit) as e:
+        run_cli(main, [str(a) for a in argv])
+    out = capsys.readouterr()
+    return e.value.code, out.out, out.err
+
+
+def test_cli_bad_input_is_one_line(tmp_path, embedded_dir, readonly_dir, capsys):
+    import cv2
+
+    from .conftest import one_line_error
+
+    torch.manual_seed(0)
+    save_model(GraphMatcher(MatcherConfig(dim=32, layers=2, heads=2, max_keypoints=100)), tmp_path / "m.pt")
+    image = sorted(embedded_dir.iterdir())[0]
+    blank = tmp_path / "blank.png"
+    cv2.imwrite(str(blank), np.full((480, 640), 90, np.uint8))
+    (tmp_path / "a_file").write_text("x")
+    out = tmp_path / "att"
+    cases = [
+        (["--layers", "abc"], "error: --layers: expected comma-separated layer indices (0..1) or 'all', got 'abc'"),
+        (["--layers", "0,x"], "error: --layers: expected comma-separated layer indices (0..1) or 'all', got '0,x'"),
+        (["--layers", "5"], "error: --layers: the model has layers 0..1, got 5"),
+        (["--image0", blank], f"error: {blank}: 0 SIFT keypoint(s) found, at least 2 are needed to look at attention"),
+        (["--image1", blank], f"error: {blank}: 0 SIFT keypoint(s) found, at least 2 are needed"),
+        (["--out", tmp_path / "a_file"], f"error: --out {tmp_path / 'a_file'}: exists and is not a folder"),
+        (["--out", readonly_dir], f"error: --out {readonly_dir}: cannot write into this folder ("),
+        (["--out", readonly_dir / "att"], f"error: --out {readonly_dir / 'att'}: cannot create the folder ("),
+        (["--ckpt", tmp_path / "gone.pt"], f"error: {tmp_path / 'gone.pt'}: no such checkpoint file or run folder"),
+        (["--threads", "0"], "argument --threads: expected a positive int, got '0'"),
+    ]
+    for args, message in cases:
+        argv = ["--ckpt", tmp_path / "m.pt", "--image0", image, "--out", out]
+        for k in range(0, len(args), 2):  # the case's flags replace the defaults
+            if args[k] in argv:
+                argv[argv.index(args[k]) + 1] = args[k + 1]
+            else:
+                argv += args[k:k + 2]
+        code, stdout, err = attention_cli(argv, capsys)
+        assert code == 2 and stdout == "", args
+        assert message in one_line_error(err), (args, err)
+    assert not out.exists() or not any(p.suffix in (".png", ".json") for p in out.iterdir())  # no drawing, no nan span
+
+
+def test_cli_downscales_large_pairs(tmp_path, embedded_dir, capsys):
+    import cv2
+
+    torch.manual_seed(0)
+    save_model(GraphMatcher(MatcherConfig(dim=32, layers=2, heads=2, max_keypoints=100)), tmp_path / "m.pt")
+    image = sorted(embedded_dir.iterdir())[0]
+    big = tmp_path / "big.png"
+    cv2.imwrite(str(big), cv2.resize(cv2.imread(str(image), cv2.IMREAD_GRAYSCALE), (2400, 1800)))
+    code, stdout, err = attention_cli(["--ckpt", tmp_path / "m.pt", "--image0", big, "--image1", big, "--layers", "1", "--kind", "cross",
+                                       "--max-side", 600, "--out", tmp_path / "att"], capsys)
+    assert code == 0, err
+    drawing = cv2.imread(str(tmp_path / "att" / "layer1_cross.png"))
+    assert drawing.shape[0] == 450 and drawing.shape[1] == 2 * 600 + 10  # both images at 600 px, side by side

@@ -103,3 +103,31 @@ def test_resize_crop_covers_the_target(embedded_dir):
     portrait = np.random.default_rng(0).integers(0, 255, (300, 100), np.uint8)
     assert resize_crop(portrait, (640, 480)).shape == (480, 640)  # small images are upscaled
     assert read_gray(list_images(embedded_dir)[0], (320, 240)).shape == (240, 320)
+
+
+def test_saving_to_a_folder_or_a_read_only_folder_leaves_nothing(tmp_path, embedded_dir, readonly_dir):
+    pairs = make_pairs(embedded_dir, max_images=1)
+    (tmp_path / "sets").mkdir()
+    with pytest.raises(PygmatchError, match=f"{tmp_path / 'sets'}: is a folder; give a file name such as {tmp_path / 'sets' / 'pairs.npz'}"):
+        pairs.save(tmp_path / "sets")
+    with pytest.raises(PygmatchError, match=f"{readonly_dir / 'p.npz'}: cannot write into the folder"):
+        pairs.save(readonly_dir / "p.npz")
+    assert list((tmp_path / "sets").iterdir()) == []  # no stray sets.tmp.npz either
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["readonly", "sets"]
+    pairs.save(tmp_path / "new" / "p.npz")  # a missing folder is created
+    assert [p.name for p in (tmp_path / "new").iterdir()] == ["p.npz"]
+
+
+def test_singular_homographies_are_refused_by_pair_index(tmp_path, embedded_dir):
+    pairs = make_pairs(embedded_dir, max_images=3)
+    good = pairs.H_0to1.copy()
+    for k, H, why in [(2, np.zeros((3, 3)), "all zeros"), (0, np.array([[1, 2, 3], [2, 4, 6], [0, 0, 1.0]]), "singular (determinant 0)")]:
+        pairs.H_0to1 = good.copy()
+        pairs.H_0to1[k] = H
+        pairs.save(tmp_path / "p.npz")
+        with pytest.raises(PygmatchError) as e:
+            PairSet.load(tmp_path / "p.npz")
+        assert str(e.value) == f"{tmp_path / 'p.npz'}: H_0to1[{k}] (pair {pairs.names[k]!r}) is {why}: a homography must be invertible"
+    pairs.H_0to1 = good
+    pairs.save(tmp_path / "p.npz")
+    np.testing.assert_array_equal(PairSet.load(tmp_path / "p.npz").H_0to1, good)

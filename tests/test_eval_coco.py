@@ -4,13 +4,14 @@ import shutil
 import subprocess
 import sys
 
+import cv2
 import numpy as np
 import pytest
 
-from pygmatch.data import list_images, make_pairs
+from pygmatch.data import PairSet, list_images, make_pairs
 from pygmatch.metrics import error_auc
 
-from .conftest import ROOT
+from .conftest import ROOT, one_line_error
 
 
 def run_eval(*args):
@@ -115,3 +116,72 @@ def test_no_arguments_compares_the_shipped_model_with_the_baselines(tmp_path):
 def test_a_model_for_other_features_is_refused(tmp_path):
     r = run_eval("--methods", "default", "--features", "orb", "--out", tmp_path / "o")
     assert r.returncode == 2 and "trained on sift keypoints, but this evaluation uses orb" in r.stderr
+
+
+def cli(argv, capsys):
+    """``python -m eval.coco`` in-process, as the console runs it: (exit status, stdout, stderr)."""
+    from eval.coco import main
+    from pygmatch.cli import run_cli
+
+    with pytest.raises(SystemExit) as e:
+        run_cli(main, [str(a) for a in argv])
+    out = capsys.readouterr()
+    return e.value.code, out.out, out.err
+
+
+def test_bad_outputs_and_values_stop_before_any_work(tmp_path, embedded_dir, readonly_dir, capsys):
+    (tmp_path / "a_file").write_text("x")
+    (tmp_path / "folder").mkdir()
+    pairs = make_pairs(embedded_dir, max_images=3)
+    pairs.H_0to1[1] = 0
+    pairs.save(tmp_path / "zero.npz")
+    pairs.H_0to1[1] = [[1, 0, 0], [2, 0, 0], [0, 0, 1]]
+    pairs.save(tmp_path / "singular.npz")
+    out = tmp_path / "o"
+    cases = [
+        (["--out", tmp_path / "a_file"], f"error: --out {tmp_path / 'a_file'}: exists and is not a folder"),
+        (["--out", readonly_dir], f"error: --out {readonly_dir}: cannot write into this folder ("),
+        (["--out", readonly_dir / "eval"], f"error: --out {readonly_dir / 'eval'}: cannot create the folder ("),
+        (["--save-pairs", tmp_path / "folder"], f"error: --save-pairs {tmp_path / 'folder'}: is a folder; give a file name such as "
+                                                f"{tmp_path / 'folder' / 'pairs.npz'}"),
+        (["--save-pairs", readonly_dir / "p.npz"], f"error: --save-pairs {readonly_dir / 'p.npz'}: cannot write into the folder {readonly_dir} ("),
+        (["--match-threshold", "2"], "argument --match-threshold: expected a probability threshold in [0, 1), got '2'"),
+        (["--match-threshold", "-0.5"], "argument --match-threshold: expected a probability threshold in [0, 1), got '-0.5'"),
+        (["--draw", "-1"], "argument --draw: expected an integer >= 0, got '-1'"),
+        (["--threads", "0"], "argument --threads: expected a positive int, got '0'"),
+        (["--methods", "nn,runs/missing"], "error: runs/missing: no such checkpoint file or run folder"),
+        (["--methods", "missing.pt"], "error: missing.pt: no such checkpoint file or run folder"),
+        (["--compare", tmp_path / "run"], f"error: {tmp_path / 'run'}: no such checkpoint file or run folder"),
+        (["--methods", "magic"], "error: unknown method 'magic'"),
+        (["--pairs", tmp_path / "zero.npz"], f"error: {tmp_path / 'zero.npz'}: H_0to1[1] (pair '{pairs.names[1]}') is all zeros: "
+                                             "a homography must be invertible"),
+        (["--pairs", tmp_path / "singular.npz"], f"error: {tmp_path / 'singular.npz'}: H_0to1[1] (pair '{pairs.names[1]}') is singular"),
+    ]
+    for args, message in cases:
+        extra = [] if "--methods" in args else ["--methods", "nn"]
+        code, stdout, err = cli([*args, *extra, "--max-images", 1] + ([] if "--out" in args else ["--out", out]), capsys)
+        assert code == 2, args
+        assert message in one_line_error(err), (args, err)
+        assert stdout == ""  # stopped before evaluating or saving anything
+    assert not any(p.name.endswith(".tmp.npz") for p in tmp_path.rglob("*"))  # no stray temporary pair file
+    assert list((tmp_path / "folder").iterdir()) == []
+    assert not (out / "metrics.json").exists()
+
+
+def test_outputs_go_into_new_folders_and_threads_are_used(tmp_path, embedded_dir, capsys, monkeypatch):
+    import torch
+
+    from pygmatch.nn.model import GraphMatcher
+
+    seen = []
+    forward = GraphMatcher.forward
+    monkeypatch.setattr(GraphMatcher, "forward", lambda self, *a, **k: seen.append(torch.get_num_threads()) or forward(self, *a, **k))
+    out, saved = tmp_path / "new" / "eval", tmp_path / "sets" / "p.npz"
+    code, stdout, err = cli(["--data", embedded_dir, "--max-images", 1, "--methods", "default", "--threads", 1, "--draw", 1,
+                             "--out", out, "--save-pairs", saved], capsys)
+    assert code == 0, err
+    assert seen and set(seen) == {1}
+    assert json.loads((out / "metrics.json").read_text())["default"]["pairs"] == 1
+    drawing = cv2.imread(str(next((out / "matches").glob("*_default.png"))))
+    assert drawing is not None and drawing.shape[1] > 1000
+    assert len(PairSet.load(saved)) == 1 and sorted(p.name for p in saved.parent.iterdir()) == ["p.npz"]

@@ -228,3 +228,23 @@ def test_homography_files(tmp_path):
     with pytest.raises(PygmatchError, match="not a homography"):
         read_homography(f)
     assert [sequence_kind(n) for n in ("i_ajuntament", "v_graffiti", "leuven")] == ["illumination", "viewpoint", "other"]
+
+
+def test_bad_outputs_stop_before_any_work(tmp_path, readonly_dir, capsys):
+    from .conftest import one_line_error
+
+    (tmp_path / "a_file").write_text("x")
+    cases = [
+        (["--out", tmp_path / "a_file"], f"error: --out {tmp_path / 'a_file'}: exists and is not a folder"),
+        (["--out", readonly_dir], f"error: --out {readonly_dir}: cannot write into this folder ("),
+        (["--out", readonly_dir / "hp"], f"error: --out {readonly_dir / 'hp'}: cannot create the folder ("),
+        (["--draw", "-1", "--out", tmp_path / "o"], "argument --draw: expected an integer >= 0, got '-1'"),
+        (["--match-threshold", "2", "--out", tmp_path / "o"], "argument --match-threshold: expected a probability threshold in [0, 1), got '2'"),
+        (["--threads", "-2", "--out", tmp_path / "o"], "argument --threads: expected a positive int, got '-2'"),
+        (["--methods", "runs/gone", "--out", tmp_path / "o"], "error: runs/gone: no such checkpoint file or run folder"),
+    ]
+    for args, message in cases:
+        code, stdout, err = cli([*args] + ([] if "--methods" in args else ["--methods", "nn"]), capsys)
+        assert code == 2 and stdout == "", args
+        assert message in one_line_error(err), (args, err)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["a_file", "readonly"]  # nothing written, not even an empty folder

@@ -134,6 +134,11 @@ def test_bad_input(tmp_path, embedded_dir):
     assert "fewer than --batch-size 2" in err("--data", small)
     assert "invalid choice: 'star'" in err("--graph", "star")
     assert "no such folder" in err("--data", tmp_path / "missing")
+    broken = tmp_path / "broken"
+    broken.mkdir()
+    for k in range(3):
+        (broken / f"{k}.jpg").write_bytes(b"not a jpeg")
+    assert "none of the 3 images could be read (e.g. " in err("--data", broken)
 
 
 def test_init_from_another_architecture_is_refused(tmp_path):

@@ -6,7 +6,7 @@ import argparse
 from pathlib import Path
 
 from pygmatch.checkpoint import load_model, save_model
-from pygmatch.cli import positive_int, run_cli
+from pygmatch.cli import positive_int, probability_threshold, run_cli, writable_file
 
 
 def main(argv=None) -> int:
@@ -14,8 +14,9 @@ def main(argv=None) -> int:
     p.add_argument("run", help="run folder (its best.ckpt) or checkpoint file")
     p.add_argument("--out", type=Path, required=True)
     p.add_argument("--max-keypoints", type=positive_int, help="keypoints the Matcher extracts (inference only)")
-    p.add_argument("--match-threshold", type=float, help="match probability threshold (inference only)")
+    p.add_argument("--match-threshold", type=probability_threshold, help="match probability threshold in [0, 1) (inference only)")
     args = p.parse_args(argv)
+    writable_file(args.out, "--out", example="model.pt")  # a folder, a read-only folder: one line, before any work
     overrides = {k: v for k, v in (("max_keypoints", args.max_keypoints), ("match_threshold", args.match_threshold)) if v is not None}
     model = load_model(args.run, **overrides)
     path = save_model(model, args.out, {"source": str(args.run)})

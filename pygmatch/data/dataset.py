@@ -49,6 +49,17 @@ class HomographyPairs(torch.utils.data.Dataset):
     def set_epoch(self, epoch: int) -> None:
         self.epoch = epoch
 
+    def check_readable(self) -> None:
+        """Stop in one line when no image can be read; decodes only up to the first good one."""
+        first_error = None
+        for f in self.files:
+            try:
+                read_gray(f, self.size)
+                return
+            except CorruptImage as e:
+                first_error = first_error or str(e)
+        raise PygmatchError(f"{self.root}: none of the {len(self.files)} images could be read (e.g. {first_error}); nothing to train on")
+
     def __len__(self) -> int:
         return len(self.files) * self.pairs_per_image
 

@@ -8,6 +8,7 @@ from pathlib import Path
 
 import numpy as np
 
+from ..cli import make_parent_folder, writable_file
 from ..errors import PygmatchError
 from ..geometry import sample_homography, warp_image
 from .images import DEFAULT_SIZE, CorruptImage, list_images, read_gray, warn_skip
@@ -49,11 +50,18 @@ class PairSet:
         return (self.image0.shape[2], self.image0.shape[1])
 
     def save(self, path: str | os.PathLike) -> None:
-        path = Path(path)
-        path.parent.mkdir(parents=True, exist_ok=True)
+        """Written to a temporary file next to ``path``, then renamed: never a half-written set,
+        and no temporary file left behind when writing fails."""
+        path = writable_file(path, example="pairs.npz")
+        make_parent_folder(path)
         tmp = path.with_name(path.name + ".tmp.npz")
-        np.savez_compressed(tmp, image0=self.image0, image1=self.image1, H_0to1=self.H_0to1, names=np.array(self.names, dtype=str))
-        os.replace(tmp, path)
+        try:
+            np.savez_compressed(tmp, image0=self.image0, image1=self.image1, H_0to1=self.H_0to1, names=np.array(self.names, dtype=str))
+            os.replace(tmp, path)
+        except OSError as e:
+            raise PygmatchError(f"{path}: could not write the pair set ({e.strerror or e})") from None
+        finally:  # also on Ctrl-C; after the rename there is nothing left to remove
+            tmp.unlink(missing_ok=True)
 
     @classmethod
     def load(cls, path: str | os.PathLike) -> "PairSet":
@@ -77,12 +85,28 @@ class PairSet:
             raise PygmatchError(f"{path}: H_0to1 has shape {H.shape}, expected ({len(im0)}, 3, 3)")
         if not np.issubdtype(H.dtype, np.floating) or not np.all(np.isfinite(H)):
             raise PygmatchError(f"{path}: H_0to1 must be finite floats")
-        if min(im0.shape[1:]) < 16:
-            raise PygmatchError(f"{path}: images are {im0.shape[2]}x{im0.shape[1]}, too small to match")
         names = [str(n) for n in arrays["names"]] if "names" in arrays else []
         if names and len(names) != len(im0):
             raise PygmatchError(f"{path}: names has {len(names)} entries for {len(im0)} pairs")
+        bad = singular_homographies(H)
+        if bad:
+            k, why = bad[0]
+            more = f" ({len(bad) - 1} more pair(s) too)" if len(bad) > 1 else ""
+            raise PygmatchError(f"{path}: H_0to1[{k}]{f' (pair {names[k]!r})' if names else ''} is {why}: "
+                                f"a homography must be invertible{more}")
+        if min(im0.shape[1:]) < 16:
+            raise PygmatchError(f"{path}: images are {im0.shape[2]}x{im0.shape[1]}, too small to match")
         return cls(im0, im1, H.astype(np.float64), names or [f"pair{i:04d}" for i in range(len(im0))])
+
+
+def singular_homographies(H: np.ndarray) -> list[tuple[int, str]]:
+    """``(index, why)`` of each 3×3 matrix in ``H`` (N×3×3) that is not an invertible homography:
+    all zeros, or singular to float64 precision (the test of ``sequences.read_homography``)."""
+    s = np.linalg.svd(np.asarray(H, np.float64), compute_uv=False)
+    bad = []
+    for k in np.nonzero((s[:, 0] == 0) | (s[:, -1] <= 1e-12 * s[:, 0]))[0]:
+        bad.append((int(k), "all zeros" if s[k, 0] == 0 else f"singular (determinant {np.linalg.det(H[k]):.3g})"))
+    return bad
 
 
 def make_pairs(

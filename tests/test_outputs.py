@@ -1,0 +1,114 @@
+"""Every writer creates missing folders and reports what it could not write (issue #14, item 3):
+``python -m pygmatch.viz``, the drawing and plot helpers, and the match drawings' titles (item 10)."""
+import cv2
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+import pytest  # noqa: E402
+import torch  # noqa: E402
+
+from pygmatch.cli import run_cli, save_figure, short_reason, write_image, write_text  # noqa: E402
+from pygmatch.data import list_images  # noqa: E402
+from pygmatch.errors import PygmatchError  # noqa: E402
+from pygmatch.viz import draw_matches, main as viz_main, put_label, side_by_side  # noqa: E402
+
+from .conftest import one_line_error  # noqa: E402
+
+
+def viz(argv, capsys):
+    with pytest.raises(SystemExit) as e:
+        run_cli(viz_main, [str(a) for a in argv])
+    out = capsys.readouterr()
+    return e.value.code, out.out, out.err
+
+
+@pytest.fixture(scope="module")
+def image_file(embedded_dir):
+    return list_images(embedded_dir)[0]
+
+
+def graph_args(image_file, out):
+    return ["graph", image_file, "--graph", "knn", "--k", 4, "--max-keypoints", 100, "--out", out]
+
+
+def test_viz_creates_a_missing_folder_and_writes_the_drawing(tmp_path, image_file, capsys):
+    out = tmp_path / "not" / "yet" / "graph.png"
+    code, stdout, err = viz(graph_args(image_file, out), capsys)
+    assert code == 0, err
+    drawn = cv2.imread(str(out))
+    assert drawn is not None and drawn.shape[:2] == cv2.imread(str(image_file)).shape[:2]
+    assert "100 keypoints, 400 edges" in stdout and stdout.strip().endswith(f"-> {out}")
+
+
+def test_viz_refuses_what_it_cannot_write(tmp_path, image_file, readonly_dir, capsys):
+    (tmp_path / "a_file").write_text("x")
+    cases = [
+        (readonly_dir / "graph.png", f"error: --out {readonly_dir / 'graph.png'}: cannot write into the folder {readonly_dir} ("),
+        (readonly_dir / "sub" / "graph.png", f"error: --out {readonly_dir / 'sub' / 'graph.png'}: cannot create the folder {readonly_dir / 'sub'} ("),
+        (tmp_path / "graph.txt", f"error: --out {tmp_path / 'graph.txt'}: cannot write an image with extension '.txt'; use one of .png, .jpg"),
+        (tmp_path / "graph", f"error: --out {tmp_path / 'graph'}: cannot write an image with no extension"),
+        (tmp_path, f"error: --out {tmp_path}: is a folder; give a file name"),
+        (tmp_path / "a_file" / "graph.png", f"error: --out {tmp_path / 'a_file' / 'graph.png'}: {tmp_path / 'a_file'} is a file, not a folder"),
+    ]
+    for out, message in cases:
+        code, stdout, err = viz(graph_args(image_file, out), capsys)
+        assert code == 2 and "->" not in stdout, out
+        assert one_line_error(err).startswith(message), err
+        assert not out.exists() or out.is_dir() or out == tmp_path / "a_file"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["a_file", "readonly"]  # nothing else written
+
+
+def test_writers_raise_instead_of_returning_false(tmp_path, readonly_dir):
+    canvas = np.zeros((20, 30, 3), np.uint8)
+    with pytest.raises(PygmatchError, match=f"{readonly_dir / 'x.png'}: could not write the image \\(cannot write into the folder"):
+        write_image(readonly_dir / "x.png", canvas)
+    with pytest.raises(PygmatchError, match="could not write the image"):
+        write_image(tmp_path / "empty.png", np.zeros((0, 5), np.uint8))  # OpenCV refuses an empty image
+    fig = plt.figure()
+    with pytest.raises(PygmatchError, match=f"{readonly_dir / 'plot.png'}: could not write the figure"):
+        save_figure(fig, readonly_dir / "plot.png")
+    assert not plt.fignum_exists(fig.number)  # closed all the same
+    with pytest.raises(PygmatchError, match=f"{readonly_dir / 'm.json'}: could not write"):
+        write_text(readonly_dir / "m.json", "{}")
+    # and a missing folder is created
+    assert cv2.imread(str(write_image(tmp_path / "a" / "b.png", canvas))).shape == (20, 30, 3)
+    save_figure(plt.figure(), tmp_path / "c" / "d.png")
+    assert (tmp_path / "c" / "d.png").stat().st_size > 500
+
+
+def test_match_titles_are_drawn_once(image):
+    """The title used to be drawn twice (thick dark, then thin white); in OpenCV 5 the glyph advance
+    grows with the thickness, so the passes drifted apart ("522/531 correctct")."""
+    grey = np.full_like(image, 128)
+    title = "default: 522/531 correct"
+    canvas = draw_matches(grey, grey, np.zeros((0, 2)), np.zeros((0, 2)), np.zeros((0, 2), np.int64), title=title)
+    expected, _ = side_by_side(grey, grey)
+    x0, y0, x1, y1 = put_label(expected, title)
+    np.testing.assert_array_equal(canvas, expected)  # one pass of the text on one box, nothing else
+    (w, h), base = cv2.getTextSize(title, cv2.FONT_HERSHEY_SIMPLEX, 0.6, 1)
+    assert (x1 - x0, y1 - y0) == (w + 8, h + base + 8)
+    box = canvas[y0:y1, x0:x1]
+    text_columns = np.nonzero((box > 200).any(axis=(0, 2)))[0]
+    assert text_columns.min() <= 6 and text_columns.max() >= w - 2  # the text fills the box once ...
+    assert (canvas[:y1 + 2, x1:grey.shape[1]] == 128).all()  # ... and nothing is drawn beyond it (in image 0)
+
+
+def test_checkpoint_errors_end_at_a_sentence(tmp_path):
+    from pygmatch.checkpoint import read_checkpoint
+    from pygmatch.checkpoint import WEIGHTS_DIR
+
+    data = (WEIGHTS_DIR / "default.pt").read_bytes()
+    (tmp_path / "cut.pt").write_bytes(data[: len(data) // 2])
+    with pytest.raises(Exception) as raw:
+        torch.load(tmp_path / "cut.pt", weights_only=False)
+    with pytest.raises(PygmatchError) as e:
+        read_checkpoint(tmp_path / "cut.pt")
+    message = str(e.value)
+    reason = message.split("(truncated or corrupt: ", 1)[1][:-1]
+    first_line = str(raw.value).splitlines()[0]
+    assert first_line.startswith(reason) and reason[-1] in ".!?" and message.endswith(")"), message
+    assert "\n" not in message and len(message) < 250
+    assert short_reason("It failed. If you trust the source, do this.") == "It failed."
+    assert short_reason("word " * 100, limit=20) == "word word word word ..."

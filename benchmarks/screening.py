@@ -118,12 +118,16 @@ def main() -> None:
     import matplotlib.pyplot as plt  # noqa: PLC0415
 
     fig, ax = plt.subplots(figsize=(8, 5))
+    low = min(levels.values()) - 12  # zoom on the levels; a recipe far below shows as "off the scale"
     for n, c in curves.items():
         if c:
-            ax.plot(*zip(*c), "o-", ms=3, label=n)
-    for (k, v), style in zip(levels.items(), ("--", "-.", ":", ":")):
-        ax.axhline(v, color="gray" if k.startswith("nn") else "black", ls=style, lw=1)
-        ax.annotate(f"{k} {v:.1f}", (1, v), xycoords=("axes fraction", "data"), ha="right", va="bottom", fontsize=8)
+            below = max(v for _, v in c) < low
+            ax.plot(*zip(*[(x, max(v, low)) for x, v in c]), "o-", ms=3, label=n + (" (below the plot)" if below else ""))
+    for k, ((name, v), style) in enumerate(zip(sorted(levels.items(), key=lambda kv: kv[1]), ("--", "-.", ":", ":"))):
+        ax.axhline(v, color="gray" if name.startswith("nn") else "black", ls=style, lw=1)
+        ax.annotate(f"{name} {v:.1f}", (k % 2, v), xycoords=("axes fraction", "data"), ha="right" if k % 2 else "left",
+                    va="bottom" if k % 2 else "top", fontsize=8)
+    ax.set_ylim(low - 1, max(levels.values()) + 3)
     ax.set(xlabel="training pairs seen", ylabel="validation AUC@3 (%)", title="recipe screening")
     ax.grid(alpha=0.3)
     ax.legend(fontsize=8)

@@ -1,1 +1,1 @@
-"""Command-line evaluation tools (``python -m eval.coco``); the library code is in pygmatch."""
+"""``python -m eval.coco`` / ``eval.hpatches`` / ``eval.attention`` from a source checkout: shims over pygmatch.commands (not installed)."""

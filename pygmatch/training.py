@@ -380,7 +380,10 @@ def train(cfg: dict) -> Path:
     resume = check_resume(cfg, out)
     if out.exists() and not out.is_dir():
         raise PygmatchError(f"{out}: exists and is not a folder (--out names the run folder)")
-    if not resume and not cfg.get("overwrite") and any((out / name).exists() for name in ("last.ckpt", "best.ckpt", "config.yaml")):
+    # DDP starts the other ranks by re-running this command after rank 0 wrote config.yaml: only
+    # the first process decides whether the folder is free.
+    first_process = all(os.environ.get(k, "0") == "0" for k in ("RANK", "LOCAL_RANK", "NODE_RANK"))
+    if first_process and not resume and not cfg.get("overwrite") and any((out / name).exists() for name in ("last.ckpt", "best.ckpt", "config.yaml")):
         raise PygmatchError(f"{out}: already holds a run; continue it with --resume last, choose another --out, "
                             "or pass --overwrite to replace it")
     model_cfg = model_config(cfg)

@@ -1,1 +1,1 @@
-"""Command-line training (``python -m train.run``); the library code is in pygmatch.training."""
+"""``python -m train.run`` / ``train.bank`` / ``train.export`` from a source checkout: shims over pygmatch.commands (not installed)."""

@@ -1,61 +1,11 @@
-"""``python -m train.bank --data DIR [DIR ...] --pairs N --out BANK``: extract keypoints of homography
-pairs once, for many trainings (``python -m train.run --bank BANK``). Run it again with a larger
-``--pairs`` to extend the bank, or after an interruption to finish it; finished shards are kept."""
-from __future__ import annotations
+"""``python -m train.bank``: build a feature bank (installed: ``pygmatch-bank``).
 
-import argparse
+A shim kept for a source checkout (not installed); the code is in ``pygmatch.commands.train_bank``."""
 import sys
-import time
-from pathlib import Path
 
-from pygmatch.cli import non_negative_float, positive_int, run_cli, size_type
-from pygmatch.features import FEATURES
-
-
-def float_list(text: str) -> tuple[float, ...]:
-    try:
-        values = tuple(non_negative_float(v) for v in text.split(","))
-    except argparse.ArgumentTypeError:
-        raise argparse.ArgumentTypeError(f"expected comma-separated numbers >= 0, e.g. 1,2, got {text!r}") from None
-    return values
-
-
-def parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="python -m train.bank", description=__doc__)
-    p.add_argument("--data", nargs="+", required=True, help="image folders (pairs cycle through all their images)")
-    p.add_argument("--out", type=Path, required=True, help="bank folder (created, resumed or extended)")
-    p.add_argument("--pairs", type=positive_int, default=10000, help="pairs the bank should hold (rounded up to whole shards)")
-    p.add_argument("--difficulty", type=float_list, default=(1.0, 2.0), help="difficulties, cycled pair by pair (default 1,2)")
-    p.add_argument("--features", choices=FEATURES, default="sift")
-    p.add_argument("--max-keypoints", type=positive_int, default=1024, help="stored per image; trainings may use fewer")
-    p.add_argument("--size", type=size_type, default=(640, 480))
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--shard-pairs", type=positive_int, default=100, help="pairs per shard (the unit of resuming)")
-    p.add_argument("--workers", type=positive_int, default=2, help="extraction processes (one per core)")
-    return p
-
-
-def main(argv=None) -> int:
-    from pygmatch.data.bank import BankConfig, build_bank  # noqa: PLC0415
-
-    args = parser().parse_args(argv)
-    cfg = BankConfig(tuple(str(Path(d)) for d in args.data), args.features, args.max_keypoints, tuple(args.size), args.seed,
-                     tuple(args.difficulty), args.shard_pairs)
-    start = time.perf_counter()
-    before = 0
-    if (args.out / "bank.json").is_file():
-        from pygmatch.data.bank import FeatureBank  # noqa: PLC0415
-        try:
-            before = len(FeatureBank(args.out))
-        except Exception:  # noqa: BLE001 (an empty or unfinished bank: counted as 0)
-            before = 0
-    bank = build_bank(args.out, cfg, args.pairs, args.workers)
-    made = len(bank) - before
-    took = time.perf_counter() - start
-    size = bank.bytes_on_disk()
-    print(f"{bank}: {made} new pairs in {took:.0f} s ({made / took:.1f} pairs/s); "
-          f"{size / 2**20:.0f} MiB on disk, {size / len(bank) / 1024:.0f} KiB per pair")
-    return 0
+from pygmatch.cli import run_cli
+from pygmatch.commands.train_bank import *  # noqa: F403
+from pygmatch.commands.train_bank import main, parser  # noqa: F401
 
 
 if __name__ == "__main__":

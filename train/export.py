@@ -1,28 +1,9 @@
-"""``python -m train.export RUN --out FILE.pt``: a run's best weights as a small self-contained
-pygmatch checkpoint (config + weights, no optimiser state), e.g. the shipped default model."""
-from __future__ import annotations
+"""``python -m train.export``: a run's weights as a small checkpoint (installed: ``pygmatch-export``).
 
-import argparse
-from pathlib import Path
-
-from pygmatch.checkpoint import load_model, save_model
-from pygmatch.cli import positive_int, probability_threshold, run_cli, writable_file
-
-
-def main(argv=None) -> int:
-    p = argparse.ArgumentParser(prog="python -m train.export", description=__doc__)
-    p.add_argument("run", help="run folder (its best.ckpt) or checkpoint file")
-    p.add_argument("--out", type=Path, required=True)
-    p.add_argument("--max-keypoints", type=positive_int, help="keypoints the Matcher extracts (inference only)")
-    p.add_argument("--match-threshold", type=probability_threshold, help="match probability threshold in [0, 1) (inference only)")
-    args = p.parse_args(argv)
-    writable_file(args.out, "--out", example="model.pt")  # a folder, a read-only folder: one line, before any work
-    overrides = {k: v for k, v in (("max_keypoints", args.max_keypoints), ("match_threshold", args.match_threshold)) if v is not None}
-    model = load_model(args.run, **overrides)
-    path = save_model(model, args.out, {"source": str(args.run)})
-    params = sum(t.numel() for t in model.parameters())
-    print(f"{path}: {params:,} parameters, {path.stat().st_size / 1e6:.2f} MB")
-    return 0
+A shim kept for a source checkout (not installed); the code is in ``pygmatch.commands.train_export``."""
+from pygmatch.cli import run_cli
+from pygmatch.commands.train_export import *  # noqa: F403
+from pygmatch.commands.train_export import main  # noqa: F401
 
 
 if __name__ == "__main__":

@@ -22,8 +22,8 @@ class HomographyPairs(torch.utils.data.Dataset):
     both real images, the intra-image graphs (``graph``), the cross edges (``cross``) and the ground
     truth, as one ``PairData``. Swap the graph in one line::
 
-        HomographyPairs("datasets/coco-mini", graph=KNNGraph(k=16))
-        HomographyPairs("datasets/coco-mini", graph=MultiScaleGraph((8, 16, "all"), "disjoint"))
+        HomographyPairs(EMBEDDED_IMAGES, graph=KNNGraph(k=16))
+        HomographyPairs(EMBEDDED_IMAGES, graph=MultiScaleGraph((8, 16, "all"), "disjoint"))
 
     Reproducible: item ``i`` depends only on (seed, epoch, i). ``fixed=True`` (validation) ignores
     the epoch, so every pass sees the same pairs. Only file names are listed up front; each item

@@ -13,7 +13,7 @@ from ..errors import PygmatchError
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp", ".ppm", ".pgm")
 DEFAULT_SIZE = (640, 480)
 MIN_SIDE = 32  # below this an image carries no usable keypoints, whatever the upscaling
-EMBEDDED_IMAGES = Path(__file__).resolve().parents[2] / "datasets" / "coco-mini"
+EMBEDDED_IMAGES = Path(__file__).resolve().parents[1] / "datasets" / "coco-mini"  # package data: pygmatch/datasets/coco-mini
 
 
 class CorruptImage(Exception):

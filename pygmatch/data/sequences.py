@@ -25,7 +25,7 @@ import numpy as np
 from ..errors import PygmatchError
 from .images import IMAGE_SUFFIXES, CorruptImage, read_gray
 
-EMBEDDED_SEQUENCES = Path(__file__).resolve().parents[2] / "datasets" / "real-mini"
+EMBEDDED_SEQUENCES = Path(__file__).resolve().parents[1] / "datasets" / "real-mini"  # package data: pygmatch/datasets/real-mini
 DEFAULT_MAX_SIDE = 640  # the longer side of the training images (640x480)
 
 _EXT = "|".join(re.escape(s[1:]) for s in IMAGE_SUFFIXES)

@@ -3,7 +3,7 @@
 Every intra-image transform is a PyG ``BaseTransform`` that works on one image's ``Data`` or on a
 ``PairData``; swap one for another in one line::
 
-    pairs = HomographyPairs("datasets/coco-mini", graph=KNNGraph(k=16))
+    pairs = HomographyPairs("pygmatch/datasets/coco-mini", graph=KNNGraph(k=16))
 """
 from .base import GraphTransform, complete_edges
 from .complete import CompleteGraph

@@ -1,0 +1,13 @@
+"""The command-line tools, one module per command, each with ``main(argv)`` (and ``parser()``
+where the tests or other tools use it) and ``cli()``, the installed console script:
+
+- ``train_run``: ``python -m train.run`` from a checkout, ``pygmatch-train`` installed
+- ``train_bank``: ``python -m train.bank``, ``pygmatch-bank``
+- ``train_export``: ``python -m train.export``, ``pygmatch-export``
+- ``eval_coco``: ``python -m eval.coco``, ``pygmatch-eval``
+- ``eval_hpatches``: ``python -m eval.hpatches``, ``pygmatch-hpatches``
+- ``eval_attention``: ``python -m eval.attention``, ``pygmatch-attention``
+
+``train/`` and ``eval/`` of the source checkout are thin shims over these modules and are not
+installed; ``python -m pygmatch.commands.eval_coco`` (etc.) works wherever pygmatch is installed.
+"""

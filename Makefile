@@ -8,7 +8,7 @@ TORCH ?= torch==2.13.0
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test test-slow train bench clean
+.PHONY: demo test clean
 
 $(STAMP): pyproject.toml Makefile
 	$(PYTHON) -m venv $(VENV)
@@ -21,10 +21,8 @@ demo: $(STAMP)
 	$(PY) -m eval.coco
 
 test: $(STAMP)
+	$(PY) -m ruff check .
 	$(PY) -m pytest -q
-
-test-slow: $(STAMP)
-	$(PY) -m pytest -q -m slow
 
 clean:
 	rm -rf $(VENV) eval-out .pytest_cache

@@ -82,7 +82,8 @@ def main() -> None:
     names = [n for n in args.recipes.split(",") if n]
     for name in names:
         run = args.runs / name
-        if (run / "last.ckpt").exists() and read_curve(run, args.batch_size) and read_curve(run, args.batch_size)[-1][0] >= args.steps * args.batch_size:
+        curve = read_curve(run, args.batch_size) if (run / "last.ckpt").exists() else []
+        if curve and curve[-1][0] >= args.steps * args.batch_size:  # finished: keep it
             continue
         if args.report_only:
             continue

@@ -10,7 +10,7 @@ import torch
 
 from .checkpoint import check_inference_options, load_model
 from .data.images import MIN_SIDE, as_gray
-from .data.pair_data import make_pair_data
+from .data.pair_data import PairData, make_pair_data
 from .data.sequences import downscale
 from .errors import PygmatchError
 from .features import Keypoints, extract
@@ -128,12 +128,24 @@ class Matcher:
         out["keypoints0"], out["keypoints1"] = to_original(kp0, S0).xy, to_original(kp1, S1).xy
         return out
 
+    def prepare(self, kp0: Keypoints, kp1: Keypoints, image_size0: tuple[int, int], image_size1: tuple[int, int] | None = None,
+                *, graph=None, cross=None) -> PairData:
+        """The network's input for two sets of keypoints in the pixels of images of (w, h) sizes
+        ``image_size0`` and ``image_size1`` (default: the same): the ``PairData`` with each image's
+        graph and the cross edges built by the model's transforms (``graph`` / ``cross``: other
+        transforms instead, e.g. to time a graph the model was not trained on), on the matcher's
+        device. No resizing here. The one preparation behind ``match_keypoints``, the attention
+        drawings (``python -m eval.attention``) and ``benchmarks/matcher.py``."""
+        graph = self.graph if graph is None else graph
+        cross = self.cross if cross is None else cross
+        return make_pair_data(kp0, kp1, image_size0, graph, cross, image_size1=image_size1).to(self.device)
+
     @torch.no_grad()
     def match_keypoints(self, kp0: Keypoints, kp1: Keypoints, image_size0: tuple[int, int], image_size1: tuple[int, int] | None = None) -> dict:
         """Lower-level call on already extracted keypoints (``pygmatch.features.Keypoints``), in
         the pixels of images of the given (w, h) sizes; no resizing here."""
         with torch_threads(self.threads):  # the graphs too: some backends run torch ops
-            pair = make_pair_data(kp0, kp1, image_size0, self.graph, self.cross, image_size1=image_size1).to(self.device)
+            pair = self.prepare(kp0, kp1, image_size0, image_size1)
             out = self.model(pair)
         m0 = out["matches0"][0].cpu().numpy()
         i = np.nonzero(m0 >= 0)[0]

@@ -48,7 +48,8 @@ def weighted_dlt(pts0: np.ndarray, pts1: np.ndarray, weights: np.ndarray | None 
     return H / H[2, 2]
 
 
-def estimate_homography(pts0: np.ndarray, pts1: np.ndarray, method: str = "ransac", weights: np.ndarray | None = None, ransac_px: float = 3.0) -> np.ndarray | None:
+def estimate_homography(pts0: np.ndarray, pts1: np.ndarray, method: str = "ransac", weights: np.ndarray | None = None,
+                        ransac_px: float = 3.0) -> np.ndarray | None:
     """Homography from matched points by OpenCV RANSAC or by (weighted) DLT; None if impossible."""
     if len(pts0) < 4:
         return None
@@ -106,7 +107,8 @@ def error_auc(errors, thresholds=AUC_THRESHOLDS) -> list[float]:
     return out
 
 
-def auc_difference(errors_a, errors_b, threshold: float = 3.0, resamples: int = 2000, level: float = 0.9, seed: int = 0) -> tuple[float, float, float]:
+def auc_difference(errors_a, errors_b, threshold: float = 3.0, resamples: int = 2000, level: float = 0.9,
+                   seed: int = 0) -> tuple[float, float, float]:
     """AUC@threshold of A minus that of B on the same pairs, in percentage points, with a paired
     bootstrap interval (pairs resampled with replacement, the same draw for both):
     ``(difference, low, high)``.

@@ -244,7 +244,7 @@ class EpochSeed(Callback):
         self.dataset = dataset
 
     def on_train_epoch_start(self, trainer, module):
-        self.dataset.set_epoch(trainer.current_epoch)  # HomographyPairs and BankPairs alike
+        self.dataset.set_epoch(trainer.current_epoch)
 
 
 class RankAgreement(Callback):
@@ -298,9 +298,8 @@ def make_datasets(cfg: dict):
     if cfg.get("bank"):
         bank = FeatureBank(cfg["bank"])
         bank.check_compatible(cfg["features"], cfg["max_keypoints"], tuple(cfg["size"]))
-        augment = tuple(a for a in str(cfg.get("augment", "")).split(",") if a.strip() and a.strip() != "none")
-        train = BankPairs(bank, graph=intra, cross=cross, max_keypoints=cfg["max_keypoints"], augment=tuple(a.strip() for a in augment),
-                          seed=cfg["seed"], **gt)
+        augment = tuple(a.strip() for a in str(cfg.get("augment") or "").split(",") if a.strip() not in ("", "none"))
+        train = BankPairs(bank, graph=intra, cross=cross, max_keypoints=cfg["max_keypoints"], augment=augment, seed=cfg["seed"], **gt)
     else:
         train = HomographyPairs(cfg["data"] or EMBEDDED_IMAGES, seed=cfg["seed"], pairs_per_image=cfg["pairs_per_image"], **common, **gt)
     # Validation keeps eval.coco's ground truth (3 / 5 px), so its recall means what eval.coco's does.

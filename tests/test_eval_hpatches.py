@@ -62,7 +62,8 @@ def cli(argv, capsys):
 
 def test_no_arguments_runs_on_the_embedded_sequence(tmp_path):
     out = tmp_path / "o"
-    r = subprocess.run([sys.executable, "-m", "eval.hpatches", "--out", str(out), "--draw", "1"], cwd=ROOT, capture_output=True, text=True, timeout=300)
+    r = subprocess.run([sys.executable, "-m", "eval.hpatches", "--out", str(out), "--draw", "1"],
+                       cwd=ROOT, capture_output=True, text=True, timeout=300)
     assert r.returncode == 0, r.stderr[-2000:]
     metrics = json.loads((out / "metrics.json").read_text())
     assert list(metrics) == ["default", "nn", "nn-ratio"]

@@ -200,3 +200,26 @@ def test_export_and_save_model_report_what_they_cannot_write(tmp_path, tiny_ckpt
         save_model(tiny_ckpt[1], readonly_dir / "m.pt")
     assert sorted(p.name for p in tmp_path.iterdir()) == ["a_file", "new", "readonly"]  # nothing else written
     assert [p.name for p in (tmp_path / "new").iterdir()] == ["m.pt"]  # no temporary file left
+
+
+def test_prepare_is_the_pair_match_keypoints_runs(tiny_ckpt, image):
+    """``Matcher.prepare``: the model's graphs on the keypoints (what match_keypoints, eval.attention and
+    benchmarks/matcher.py feed the network), with the image sizes given; other transforms on request."""
+    from pygmatch.data.pair_data import make_pair_data
+    from pygmatch.graphs import CompleteCross, KNNGraph
+
+    m = Matcher.load(tiny_ckpt[0])
+    kp0, kp1 = extract(image, "sift", 120), extract(image[:400, :500], "sift", 100)
+    pair = m.prepare(kp0, kp1, (640, 480), (500, 400))
+    expected = make_pair_data(kp0, kp1, (640, 480), KNNGraph(6), CompleteCross(), image_size1=(500, 400))
+    assert sorted(pair.keys()) == sorted(expected.keys())
+    for key in expected.keys():
+        a, b = pair[key], expected[key]
+        assert torch.equal(a, b) if isinstance(a, torch.Tensor) else a == b, key
+    with torch.no_grad():
+        out = m.model(pair)
+    ref = m.match_keypoints(kp0, kp1, (640, 480), (500, 400))
+    m0 = out["matches0"][0].numpy()
+    assert np.array_equal(ref["matches"], np.stack([np.nonzero(m0 >= 0)[0], m0[m0 >= 0]], 1).reshape(-1, 2))
+    other = m.prepare(kp0, kp1, (640, 480), graph=KNNGraph(3))
+    assert other.edge_index_s.size(1) == 3 * len(kp0) and torch.equal(other.image_size_t, other.image_size_s)

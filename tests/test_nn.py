@@ -110,11 +110,15 @@ def test_dual_softmax_does_not_leak_padding():
     m0 = torch.tensor([[1, 1, 1, 0, 0], [1] * 5], dtype=torch.bool)
     m1 = torch.tensor([[1] * 4, [1, 1, 0, 0]], dtype=torch.bool)
     la = head(d0, d1, m0, m1)
-    alone = head(d0[:1, :3], d1[:1], m0[:1, :3], m1[:1])
-    torch.testing.assert_close(la[0, :3, :4], alone[0, :3, :4])
-    torch.testing.assert_close(la[0, :3, -1], alone[0, :3, -1])
-    rows = la[1, :5, :2].exp().sum(1)
-    assert (rows <= 1 + 1e-5).all()
+    # each pair padded into the batch (pair 0: rows 3..4 padding, pair 1: columns 2..3) gives what it
+    # gives alone: the real block, the dustbin column and the dustbin row
+    for b, (n, m) in enumerate([(3, 4), (5, 2)]):
+        alone = head(d0[b:b + 1, :n], d1[b:b + 1, :m], m0[b:b + 1, :n], m1[b:b + 1, :m])
+        assert alone.shape == (1, n + 1, m + 1)
+        torch.testing.assert_close(la[b, :n, :m], alone[0, :n, :m], atol=1e-5, rtol=0)
+        torch.testing.assert_close(la[b, :n, -1], alone[0, :n, -1], atol=1e-5, rtol=0)
+        torch.testing.assert_close(la[b, -1, :m], alone[0, -1, :m], atol=1e-5, rtol=0)
+        assert la[b, n:-1].exp().sum() == 0 and la[b, :, m:-1].exp().sum() == 0  # padding gets nothing
 
 
 def test_extract_matches_is_mutual_and_thresholded():
@@ -188,8 +192,16 @@ def test_degenerate_sizes(keypoints, n0, n1):
         model = GraphMatcher(MatcherConfig(**TINY, assignment=assignment)).eval()
         with torch.no_grad():
             out = model(pair(keypoints, n0, n1, KNNGraph(4)))
-        assert out["matches0"].shape == (1, n0) and out["log_assignment"].shape == (1, n0 + 1, n1 + 1)
-        assert torch.isfinite(out["log_assignment"]).all()
+        assert out["matches0"].shape == (1, n0) and out["matches1"].shape == (1, n1)
+        assert out["log_assignment"].shape == (1, n0 + 1, n1 + 1) and torch.isfinite(out["log_assignment"]).all()
+        if n0 == 0 or n1 == 0:  # nothing to match with: every keypoint unmatched
+            assert (out["matches0"] == -1).all() and (out["matches1"] == -1).all()
+            if assignment == "sinkhorn":  # ... and its whole mass in the dustbin
+                P = out["log_assignment"][0].exp()
+                torch.testing.assert_close(P[:n0, -1], torch.ones(n0), atol=1e-4, rtol=0)
+                torch.testing.assert_close(P[-1, :n1], torch.ones(n1), atol=1e-4, rtol=0)
+        else:  # one keypoint against its identical copy: the (untrained) descriptor prior matches them
+            assert out["matches0"].tolist() == [[0]] and out["matches1"].tolist() == [[0]]
 
 
 @pytest.mark.parametrize("conv", ["gat", "gatv2", "transformer"])

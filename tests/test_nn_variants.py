@@ -19,13 +19,22 @@ def pair_knn(image):
 
 
 def record_self_calls(model):
-    """(layer, value, edge_index, dense?) of every self-attention call on image 0."""
-    calls = []
+    """(layer, value, edge_index, dense?) of every self-attention call on image 0 (side "s")."""
+    calls, image0 = [], {}
+    build_graph = model.image_graph
+
+    def image_graph(data, side, *args, **kwargs):  # remember image 0's graph: its x is the conv's input
+        g = build_graph(data, side, *args, **kwargs)
+        if side == "s":
+            image0["graph"] = g
+        return g
+
+    model.image_graph = image_graph
     for k, layer in enumerate(model.layers):
         for conv in layer.self_convs:
             def hook(mod, args, kwargs, k=k):
                 x = args[0]
-                if isinstance(x, tuple) and x[0].size(0) == 80:
+                if isinstance(x, tuple) and x[0] is image0["graph"].x:
                     calls.append((k, kwargs.get("value"), args[1] if len(args) > 1 else kwargs.get("edge_index"), kwargs.get("dense") is not None))
             conv.register_forward_pre_hook(hook, with_kwargs=True)
     return calls

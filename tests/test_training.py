@@ -55,7 +55,8 @@ def test_a_short_run_writes_everything(tmp_path):
     ckpt = torch.load(out / "last.ckpt", weights_only=False)
     assert ckpt["global_step"] == 8
     # the checkpoint is a model eval.coco can compare with the baseline
-    ev = subprocess.run([sys.executable, "-m", "eval.coco", "--methods", f"nn-ratio,{out}", "--max-images", "2", "--out", tmp_path / "ev", "--draw", "0"],
+    ev = subprocess.run([sys.executable, "-m", "eval.coco", "--methods", f"nn-ratio,{out}", "--max-images", "2",
+                         "--out", tmp_path / "ev", "--draw", "0"],
                         cwd=ROOT, capture_output=True, text=True, timeout=600)
     assert ev.returncode == 0, ev.stderr[-2000:]
     assert str(out) in ev.stdout

@@ -16,12 +16,10 @@ from pygmatch.checkpoint import load_model
 from pygmatch.cli import non_negative_float, positive_int, run_cli, writable_folder, write_text
 from pygmatch.data import DEFAULT_SIZE, make_pair, pair_rng
 from pygmatch.data.images import MIN_SIDE, as_gray
-from pygmatch.data.pair_data import make_pair_data
 from pygmatch.data.sequences import downscale
 from pygmatch.errors import PygmatchError
 from pygmatch.features import extract
-from pygmatch.graphs.registry import graph_from_config
-from pygmatch.matcher import torch_threads
+from pygmatch.matcher import Matcher, torch_threads
 from pygmatch.ground_truth import ground_truth_matches
 
 
@@ -88,8 +86,8 @@ def record_pair(model, im0, im1, max_keypoints: int | None, names: tuple[str, st
         if len(kp) < 2:
             raise PygmatchError(f"{name}: {len(kp)} {cfg.features.upper()} keypoint(s) found, at least 2 are needed to look at attention "
                                 "(a blank or featureless image?)")
-    intra, cross = graph_from_config(cfg.graph)
-    pair = make_pair_data(kp0, kp1, (im0.shape[1], im0.shape[0]), intra, cross, image_size1=(im1.shape[1], im1.shape[0]))
+    # the model's graphs, as Matcher builds them (threads and resizing are handled by the caller)
+    pair = Matcher(model, threads=None, resize=None).prepare(kp0, kp1, (im0.shape[1], im0.shape[0]), (im1.shape[1], im1.shape[0]))
     return record_attention(model, pair), kp0, kp1
 
 

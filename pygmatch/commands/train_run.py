@@ -167,7 +167,8 @@ def main(argv=None) -> int:
     out = train(cfg)
     best = out / "best.ckpt"
     print(f"\nrun folder: {out}\n  checkpoints: {best if best.exists() else '(no validation yet)'}, {out / 'last.ckpt'}"
-          f"\n  config: {out / 'config.yaml'}; curves: {out / 'curves.png'}; logs: {out / 'csv'}/version_*/metrics.csv, tensorboard --logdir {out / 'tb'}"
+          f"\n  config: {out / 'config.yaml'}; curves: {out / 'curves.png'}; logs: {out / 'csv'}/version_*/metrics.csv,"
+          f" tensorboard --logdir {out / 'tb'}"
           f"\ncompare with the baseline:\n  python -m eval.coco --methods nn-ratio,{out}")
     return 0
 

@@ -99,7 +99,8 @@ class BankPairs(torch.utils.data.Dataset):
     kept. Item ``i`` depends only on (seed, epoch, i). No image is decoded, nothing is extracted.
     """
 
-    def __init__(self, bank, graph=None, cross=CompleteCross(), max_keypoints: int = 1024, augment: tuple[str, ...] = ("swap", "similarity", "subset"),
+    def __init__(self, bank, graph=None, cross=CompleteCross(), max_keypoints: int = 1024,
+                 augment: tuple[str, ...] = ("swap", "similarity", "subset"),
                  seed: int = 0, match_px: float = 3.0, unmatched_px: float = 5.0):
         from .augment import AUGMENTATIONS, KeypointSubset  # noqa: PLC0415
         from .bank import FeatureBank  # noqa: PLC0415

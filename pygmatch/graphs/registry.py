@@ -36,7 +36,8 @@ GRAPHS: dict[str, GraphSpec] = {
     "complete": GraphSpec(lambda a: CompleteGraph(), (), "--graph complete", "every keypoint to every keypoint (SuperGlue; dense path)"),
     "multiscale": GraphSpec(lambda a: MultiScaleGraph(a.ks, a.rings), ("ks", "rings"),
                             "--graph multiscale --ks 8,16,32,all --rings disjoint", "several kNN edge sets, nested or disjoint rings"),
-    "descriptor-knn": GraphSpec(lambda a: DescriptorKNNGraph(a.k), ("k",), "--graph descriptor-knn --k 16", "k nearest descriptors in the same image"),
+    "descriptor-knn": GraphSpec(lambda a: DescriptorKNNGraph(a.k), ("k",), "--graph descriptor-knn --k 16",
+                                "k nearest descriptors in the same image"),
 }
 CROSS: dict[str, callable] = {
     "complete": lambda a: CompleteCross(),
@@ -51,7 +52,8 @@ def _ks(text: str) -> tuple:
         ks = tuple("all" if v.strip() == "all" else int(v) for v in text.split(","))
         MultiScaleGraph(ks)
     except ValueError:
-        raise argparse.ArgumentTypeError(f"expected increasing positive integers, optionally ending in 'all', e.g. 8,16,32,all; got {text!r}") from None
+        raise argparse.ArgumentTypeError(
+            f"expected increasing positive integers, optionally ending in 'all', e.g. 8,16,32,all; got {text!r}") from None
     return ks
 
 

@@ -5,7 +5,7 @@ One layer, two executions:
   (``torch_geometric.utils.softmax``), so any graph (kNN, radius, MST, ...) works;
 - dense: for complete edge sets (SuperGlue's graph, complete cross edges) the same weights are
   applied with ``scaled_dot_product_attention`` on padded per-pair blocks, never listing n·m edges.
-Both give the same result (tests/test_nn_attention.py), including per-edge attention weights.
+Both give the same result (tests/test_nn.py), including per-edge attention weights.
 """
 from __future__ import annotations
 

@@ -54,8 +54,6 @@ def side_inputs(data, suffix: str):
 
 
 class GraphMatcher(nn.Module):
-    default_conf = MatcherConfig()
-
     def __init__(self, cfg: MatcherConfig | None = None):
         super().__init__()
         self.cfg = cfg = cfg or MatcherConfig()

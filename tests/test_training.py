@@ -188,6 +188,17 @@ def test_a_signal_saves_the_run_and_resume_continues_it(tmp_path, sig, code):
     assert min(steps) == saved
 
 
+def test_a_run_started_with_init_resumes_from_its_saved_config(tmp_path):
+    first = tmp_path / "first"
+    assert run_train("--max-steps", 2, "--val-every", 100, "--out", first).returncode == 0
+    out = tmp_path / "run"
+    assert run_train("--max-steps", 2, "--val-every", 100, "--init", first / "last.ckpt", "--out", out).returncode == 0
+    cfg = resolve(["--config", str(out / "config.yaml"), "--resume", "last"])  # what the SIGINT message tells
+    assert cfg["init"] is None and cfg["resume"] == "last"
+    with pytest.raises(PygmatchError, match="--resume and --init exclude each other"):
+        resolve(["--config", str(out / "config.yaml"), "--resume", "last", "--init", str(first / "last.ckpt")])
+
+
 def test_a_finished_run_is_never_overwritten_by_accident(tmp_path):
     out = tmp_path / "run"
     assert run_train("--max-steps", 2, "--val-every", 100, "--out", out).returncode == 0

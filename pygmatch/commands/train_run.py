@@ -148,7 +148,9 @@ def resolve(argv=None) -> dict:
     if cfg["out"] is None:
         cfg["out"] = str(Path("runs") / f"{cfg['graph']}-{time.strftime('%Y%m%d-%H%M%S')}")
     if cfg["resume"] and cfg["init"]:
-        raise PygmatchError("--resume and --init exclude each other")
+        if "--init" in (argv if argv is not None else sys.argv[1:]):
+            raise PygmatchError("--resume and --init exclude each other")
+        cfg["init"] = None  # the saved run's starting weights: resuming continues from its checkpoint instead
     if cfg["gt_match_px"] > cfg["gt_unmatched_px"]:
         raise PygmatchError(f"--gt-match-px {cfg['gt_match_px']} must not exceed --gt-unmatched-px {cfg['gt_unmatched_px']}")
     if cfg["workers"] is None:

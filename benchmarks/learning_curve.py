@@ -17,7 +17,7 @@ import yaml
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from benchmarks.screening import read_curve  # noqa: E402
+from benchmarks.screening import draw_levels, read_curve  # noqa: E402
 
 
 def main() -> None:
@@ -40,10 +40,7 @@ def main() -> None:
         ax.plot(*zip(*curve), "o-", ms=3, label=label)
         best = max(curve, key=lambda c: c[1])
         print(f"{run}: {len(curve)} validations, last {curve[-1][1]:.1f} at {curve[-1][0]} pairs, best {best[1]:.1f} at {best[0]} pairs")
-    for k, ((name, v), style) in enumerate(zip(sorted(levels.items(), key=lambda kv: kv[1]), ("--", "-.", ":", ":"))):
-        ax.axhline(v, color="gray" if name.startswith("nn") else "black", ls=style, lw=1)
-        ax.annotate(f"{name} {v:.1f}", (k % 2, v), xycoords=("axes fraction", "data"), ha="right" if k % 2 else "left",
-                    va="bottom" if k % 2 else "top", fontsize=8)
+    draw_levels(ax, levels)
     ax.set(xlabel="training pairs seen in this run", ylabel="validation AUC@3 (%)", title="learning curve against the baselines")
     ax.grid(alpha=0.3)
     ax.legend(fontsize=8)

@@ -57,6 +57,14 @@ def baseline_levels(cfg: dict) -> dict:
     return {name: summarize(rows)["auc@3"] for name, rows in per.items()}
 
 
+def draw_levels(ax, levels: dict) -> None:
+    """The baselines and ceilings as labelled horizontal lines, labels alternating left and right."""
+    for k, ((name, v), style) in enumerate(zip(sorted(levels.items(), key=lambda kv: kv[1]), ("--", "-.", ":", ":"))):
+        ax.axhline(v, color="gray" if name.startswith("nn") else "black", ls=style, lw=1)
+        ax.annotate(f"{name} {v:.1f}", (k % 2, v), xycoords=("axes fraction", "data"), ha="right" if k % 2 else "left",
+                    va="bottom" if k % 2 else "top", fontsize=8)
+
+
 def read_curve(run: Path, batch: int) -> list[tuple[int, float]]:
     rows = [r for p in sorted((run / "csv").glob("version_*/metrics.csv")) for r in csv.DictReader(p.open())]
     return sorted({int(r["step"]) * batch: float(r["val/auc@3"]) for r in rows if r.get("val/auc@3")}.items())
@@ -124,10 +132,7 @@ def main() -> None:
         if c:
             below = max(v for _, v in c) < low
             ax.plot(*zip(*[(x, max(v, low)) for x, v in c]), "o-", ms=3, label=n + (" (below the plot)" if below else ""))
-    for k, ((name, v), style) in enumerate(zip(sorted(levels.items(), key=lambda kv: kv[1]), ("--", "-.", ":", ":"))):
-        ax.axhline(v, color="gray" if name.startswith("nn") else "black", ls=style, lw=1)
-        ax.annotate(f"{name} {v:.1f}", (k % 2, v), xycoords=("axes fraction", "data"), ha="right" if k % 2 else "left",
-                    va="bottom" if k % 2 else "top", fontsize=8)
+    draw_levels(ax, levels)
     ax.set_ylim(low - 1, max(levels.values()) + 3)
     ax.set(xlabel="training pairs seen", ylabel="validation AUC@3 (%)", title="recipe screening")
     ax.grid(alpha=0.3)

@@ -42,24 +42,21 @@ size_type = int_pair("WIDTHxHEIGHT", 16, "640x480")
 positive_int = positive(int)
 
 
-def non_negative_int(text: str) -> int:
-    try:
-        v = int(text)
-        if v < 0:
-            raise ValueError
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected an integer >= 0, got {text!r}") from None
-    return v
+def non_negative(kind=float, noun: str = "a number"):
+    """An argparse type for numbers >= 0 of ``kind`` (``noun`` names them in the message)."""
+    def parse(text: str):
+        try:
+            v = kind(text)
+            if not v >= 0:
+                raise ValueError
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"expected {noun} >= 0, got {text!r}") from None
+        return v
+    return parse
 
 
-def non_negative_float(text: str) -> float:
-    try:
-        v = float(text)
-        if not v >= 0:
-            raise ValueError
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a number >= 0, got {text!r}") from None
-    return v
+non_negative_float = non_negative(float)
+non_negative_int = non_negative(int, "an integer")
 
 
 def _one_line_warning(message, category, filename, lineno, line=None):

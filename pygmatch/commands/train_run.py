@@ -79,7 +79,7 @@ def parser() -> argparse.ArgumentParser:
     r.add_argument("--ckpt-every-steps", type=non_negative_int, default=100, help="write last.ckpt every N steps (0: only by time)")
     r.add_argument("--ckpt-minutes", type=positive_float, default=2.0, help="... and at least every N minutes")
     r.add_argument("--overwrite", action="store_true", help="replace the run already in --out (default: refuse)")
-    r.add_argument("--early-stop", type=non_negative_int, default=0, help="stop after N validations without a better AUC@5 (0: off)")
+    r.add_argument("--early-stop", type=non_negative_int, default=0, help="stop after N validations without a better AUC@3 (0: off)")
     r.add_argument("--no-progress", dest="progress", action="store_false", help="no progress bar (for logs)")
     return p
 
@@ -148,7 +148,7 @@ def resolve(argv=None) -> dict:
     if cfg["out"] is None:
         cfg["out"] = str(Path("runs") / f"{cfg['graph']}-{time.strftime('%Y%m%d-%H%M%S')}")
     if cfg["resume"] and cfg["init"]:
-        if "--init" in (argv if argv is not None else sys.argv[1:]):
+        if first.init is not None:  # given on this command line, not read from --config
             raise PygmatchError("--resume and --init exclude each other")
         cfg["init"] = None  # the saved run's starting weights: resuming continues from its checkpoint instead
     if cfg["gt_match_px"] > cfg["gt_unmatched_px"]:

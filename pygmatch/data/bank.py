@@ -37,7 +37,7 @@ from pathlib import Path
 import numpy as np
 
 from ..errors import PygmatchError
-from ..features import FEATURES, RAW_DESCRIPTOR_BYTES, Keypoints, detect, finish_descriptors
+from ..features import FEATURES, RAW_DESCRIPTOR_BYTES, Keypoints, detect, finish
 from .images import CorruptImage, list_images, read_gray
 from .pairs import make_pair, pair_rng
 from .photometric import Photometric
@@ -199,15 +199,14 @@ def build_bank(root: str | os.PathLike, cfg: BankConfig, pairs: int, workers: in
 
 
 class FeatureBank:
-    """A bank opened for reading: ``len(bank)`` pairs, ``bank[p]`` -> (kp0, kp1, H, difficulty)
+    """A bank opened for reading: ``len(bank)`` pairs, ``bank.raw(p)`` -> (kp0, kp1, H, difficulty)
     with raw uint8 descriptors; ``bank.keypoints(p)`` finishes them (rootSIFT / ORB bits)."""
 
     def __init__(self, root: str | os.PathLike):
         self.root = Path(root)
         self.config = self.read_config(self.root)
-        self.shards = sorted(p for p in self.root.glob("shard-*") if p.is_dir() and not p.name.endswith(".tmp"))
-        names = {p.name for p in self.shards}
-        # only the leading run of shards counts: pair p must always be pair p
+        names = {p.name for p in self.root.glob("shard-*") if p.is_dir()}
+        # only the leading run of finished shards counts: pair p must always be pair p
         count = 0
         while _shard_name(count) in names:
             count += 1
@@ -282,9 +281,7 @@ class FeatureBank:
     def keypoints(self, pair: int) -> tuple[Keypoints, Keypoints, np.ndarray, float]:
         """Pair ``pair`` with unit-norm float descriptors, ready for a matcher."""
         kp0, kp1, H, difficulty = self.raw(pair)
-        f = self.config.features
-        return (Keypoints(kp0.xy, kp0.scale, kp0.ori, kp0.score, finish_descriptors(kp0.descriptors, f)),
-                Keypoints(kp1.xy, kp1.scale, kp1.ori, kp1.score, finish_descriptors(kp1.descriptors, f)), H, difficulty)
+        return finish(kp0, self.config.features), finish(kp1, self.config.features), H, difficulty
 
     def check_compatible(self, features: str, max_keypoints: int, size: tuple[int, int]) -> None:
         """Refuse, in one line, a bank that cannot serve a training with these settings."""

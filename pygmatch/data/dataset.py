@@ -11,6 +11,8 @@ from ..errors import PygmatchError
 from ..features import extract
 from ..graphs.cross import CompleteCross
 from ..graphs.knn import KNNGraph
+from .augment import AUGMENTATIONS, KeypointSubset
+from .bank import FeatureBank
 from .images import DEFAULT_SIZE, CorruptImage, list_images, read_gray
 from .pair_data import make_pair_data
 from .pairs import make_pair, pair_rng
@@ -102,9 +104,6 @@ class BankPairs(torch.utils.data.Dataset):
     def __init__(self, bank, graph=None, cross=CompleteCross(), max_keypoints: int = 1024,
                  augment: tuple[str, ...] = ("swap", "similarity", "subset"),
                  seed: int = 0, match_px: float = 3.0, unmatched_px: float = 5.0):
-        from .augment import AUGMENTATIONS, KeypointSubset  # noqa: PLC0415
-        from .bank import FeatureBank  # noqa: PLC0415
-
         self.bank = bank if isinstance(bank, FeatureBank) else FeatureBank(bank)
         unknown = [a for a in augment if a not in AUGMENTATIONS]
         if unknown:

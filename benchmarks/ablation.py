@@ -21,7 +21,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from pygmatch.metrics import auc_difference
+from pygmatch.evaluation.metrics import auc_difference
 
 VARIANTS = {
     "complete": ["--graph", "complete"],

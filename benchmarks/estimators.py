@@ -18,10 +18,10 @@ import numpy as np
 from tqdm import tqdm
 
 from pygmatch.data import make_pairs
-from pygmatch.evaluation import resolve_method
-from pygmatch.features import extract
-from pygmatch.geometry import corner_error
-from pygmatch.metrics import error_auc, weighted_dlt
+from pygmatch.evaluation.evaluate import resolve_method
+from pygmatch.data.features import extract
+from pygmatch.data.geometry import corner_error
+from pygmatch.evaluation.metrics import error_auc, weighted_dlt
 
 
 def estimators(pts0, pts1, scores) -> dict:

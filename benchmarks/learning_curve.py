@@ -31,12 +31,14 @@ def main() -> None:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt  # noqa: PLC0415
 
+    from pygmatch.training.config import TrainConfig  # noqa: PLC0415
+
     levels = json.loads(args.levels.read_text())["levels"]
     fig, ax = plt.subplots(figsize=(8, 5))
     for run in args.runs:
-        cfg = yaml.safe_load((run / "config.yaml").read_text())
-        curve = read_curve(run, cfg["batch_size"])
-        label = run.name + (f" (from {Path(cfg['init']).name})" if cfg.get("init") else "")
+        cfg = TrainConfig.from_dict(yaml.safe_load((run / "config.yaml").read_text()))  # either config layout
+        curve = read_curve(run, cfg.optim.batch_size)
+        label = run.name + (f" (from {Path(cfg.run.init).name})" if cfg.run.init else "")
         ax.plot(*zip(*curve), "o-", ms=3, label=label)
         best = max(curve, key=lambda c: c[1])
         print(f"{run}: {len(curve)} validations, last {curve[-1][1]:.1f} at {curve[-1][0]} pairs, best {best[1]:.1f} at {best[0]} pairs")

@@ -65,7 +65,7 @@ class PlainTransformer(nn.Module):
 
 def keypoints(n: int):
     from pygmatch.data import EMBEDDED_IMAGES, list_images, make_pair, pair_rng, read_gray
-    from pygmatch.features import extract
+    from pygmatch.data.features import extract
 
     image = read_gray(list_images(EMBEDDED_IMAGES)[0], (1280, 960))  # larger, so 4096 SIFT keypoints exist
     im0, im1, _ = make_pair(image, pair_rng(0, 0), 1.0)
@@ -75,6 +75,7 @@ def keypoints(n: int):
 def run_one(variant: str, n: int, weights: str, repeats: int) -> dict:
     """Time one variant at one size in this process; report ms (median) and peak RSS growth."""
     from pygmatch.checkpoint import load_model
+    from pygmatch.nn.model import MatchOutput
     from pygmatch.matcher import Matcher
     from pygmatch.graphs import CompleteCross, CompleteGraph, DescriptorKNNCross, KNNGraph
 
@@ -111,7 +112,7 @@ def run_one(variant: str, n: int, weights: str, repeats: int) -> dict:
         times.append((time.perf_counter() - t) * 1e3)
     done.set()
     sampler.join()
-    extra = {"stop_layer": out["stop_layer"], "pruned": list(out["pruned"])} if isinstance(out, dict) else {}
+    extra = {"stop_layer": out.stop_layer, "pruned": list(out.pruned)} if isinstance(out, MatchOutput) else {}
     return {"ms": float(np.median(times)), "growth_mb": peak[0] - base, "n": len(kp0), **extra}
 
 

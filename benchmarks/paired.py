@@ -10,7 +10,7 @@ from pathlib import Path
 
 import numpy as np
 
-from pygmatch.metrics import auc_difference
+from pygmatch.evaluation.metrics import auc_difference
 
 
 def main() -> None:

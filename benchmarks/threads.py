@@ -63,7 +63,7 @@ def measure(config: str, repeats: int, warmup: int) -> dict:
 
     from pygmatch import Matcher
     from pygmatch.data import EMBEDDED_IMAGES, list_images, make_pair, pair_rng, read_gray
-    from pygmatch.features import extract
+    from pygmatch.data.features import extract
     from pygmatch.matcher import torch_threads
 
     threads, _ = parse_config(config)

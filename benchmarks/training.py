@@ -25,7 +25,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from pygmatch.data.dataset import BankPairs, HomographyPairs  # noqa: E402
 from pygmatch.graphs import CompleteCross, CompleteGraph  # noqa: E402
 from pygmatch.nn.config import PRESETS, MatcherConfig  # noqa: E402
-from pygmatch.training import MatcherModule  # noqa: E402
+from pygmatch.training.module import MatcherModule  # noqa: E402
 
 
 def module_for(args) -> MatcherModule:

@@ -1,7 +1,7 @@
 """pygmatch: keypoint matching as a graph neural network on PyTorch Geometric."""
 from .data.pair_data import PairData
 from .errors import PygmatchError
-from .features import Keypoints, extract
+from .data.features import Keypoints, extract
 from .matcher import Matcher
 from .nn import GraphMatcher, MatcherConfig
 

@@ -13,8 +13,8 @@ from .data.images import MIN_SIDE, as_gray
 from .data.pair_data import PairData, make_pair_data
 from .data.sequences import downscale
 from .errors import PygmatchError
-from .features import Keypoints, extract
-from .graphs.registry import graph_from_config
+from .data.features import Keypoints, extract
+from .graphs.registry import cross_from_params, graph_from_params
 from .nn.model import GraphMatcher
 
 # Longer image side (px) keypoints are extracted at. The models train on 640×480 images; OpenCV's
@@ -98,7 +98,7 @@ class Matcher:
         self.model = model.to(device).eval()
         self.device = torch.device(device)
         self.cfg = model.cfg
-        self.graph, self.cross = graph_from_config(self.cfg.graph)
+        self.graph, self.cross = graph_from_params(self.cfg.graph), cross_from_params(self.cfg.cross)
 
     @classmethod
     def load(cls, name: str | os.PathLike = "default", device: str = "cpu", threads: int | None = DEFAULT_THREADS,
@@ -142,18 +142,18 @@ class Matcher:
 
     @torch.no_grad()
     def match_keypoints(self, kp0: Keypoints, kp1: Keypoints, image_size0: tuple[int, int], image_size1: tuple[int, int] | None = None) -> dict:
-        """Lower-level call on already extracted keypoints (``pygmatch.features.Keypoints``), in
+        """Lower-level call on already extracted keypoints (``pygmatch.data.features.Keypoints``), in
         the pixels of images of the given (w, h) sizes; no resizing here."""
         with torch_threads(self.threads):  # the graphs too: some backends run torch ops
             pair = self.prepare(kp0, kp1, image_size0, image_size1)
             out = self.model(pair)
-        m0 = out["matches0"][0].cpu().numpy()
+        m0 = out.matches0[0].cpu().numpy()
         i = np.nonzero(m0 >= 0)[0]
         return {
             "keypoints0": kp0.xy, "keypoints1": kp1.xy,
             "matches": np.stack([i, m0[i]], 1).astype(np.int64).reshape(-1, 2),
-            "scores": out["scores0"][0].cpu().numpy()[i].astype(np.float32),
-            "stop_layer": out["stop_layer"], "pruned": out["pruned"],
+            "scores": out.matching_scores0[0].cpu().numpy()[i].astype(np.float32),
+            "stop_layer": out.stop_layer, "pruned": out.pruned,
         }
 
     def match_keypoints_fn(self):

@@ -122,7 +122,7 @@ def main(argv=None) -> int:
 
     from .data.images import as_gray
     from .data.pair_data import keypoints_to_data
-    from .features import FEATURES, extract
+    from .data.features import FEATURES, extract
     from .graphs.registry import add_graph_args, graph_from_args
 
     p = argparse.ArgumentParser(prog="python -m pygmatch.viz", description="Draw what pygmatch builds.")

@@ -7,10 +7,10 @@ import numpy as np
 import pytest
 import torch
 
-from pygmatch.attention import attention_span, group_keypoints, lookalikes, record_attention
+from pygmatch.evaluation.attention import attention_span, group_keypoints, lookalikes, record_attention
 from pygmatch.checkpoint import save_model
 from pygmatch.data.pair_data import make_pair_data
-from pygmatch.features import extract
+from pygmatch.data.features import extract
 from pygmatch.graphs import CompleteGraph, KNNGraph
 from pygmatch.nn import GraphMatcher, MatcherConfig
 
@@ -40,7 +40,7 @@ def test_records_normalised_per_edge_weights(kp, graph):
 
 
 def test_span_and_groups_on_a_hand_made_record():
-    from pygmatch.attention import AttentionRecord
+    from pygmatch.evaluation.attention import AttentionRecord
     xy = np.array([[0.0, 0], [3, 4], [6, 8]])
     e = torch.tensor([[1, 2, 0], [0, 0, 1]])  # 0 attends to 1 and 2 (0.5 each); 1 attends to 0 (1.0)
     a = torch.tensor([[0.5], [0.5], [1.0]])
@@ -57,7 +57,7 @@ def test_span_and_groups_on_a_hand_made_record():
 
 def test_cli_writes_drawings_span_and_json(tmp_path, embedded_dir):
     torch.manual_seed(0)
-    save_model(GraphMatcher(MatcherConfig(dim=32, layers=2, heads=2, max_keypoints=200, graph={"graph": "knn", "k": 6})), tmp_path / "m.pt")
+    save_model(GraphMatcher(MatcherConfig(dim=32, layers=2, heads=2, max_keypoints=200, graph={"name": "knn", "k": 6})), tmp_path / "m.pt")
     save_model(GraphMatcher(MatcherConfig(dim=32, layers=2, heads=2, max_keypoints=200)), tmp_path / "complete.pt")
     image = sorted(embedded_dir.iterdir())[0]
     r = subprocess.run([sys.executable, "-m", "eval.attention", "--ckpt", tmp_path / "m.pt", "--image0", image, "--layers", "0,1",

@@ -15,9 +15,9 @@ from pygmatch.data.bank import BankConfig, FeatureBank, build_bank, source_files
 from pygmatch.data.dataset import BankPairs
 from pygmatch.data.images import read_gray
 from pygmatch.errors import PygmatchError
-from pygmatch.features import Keypoints, detect, extract
-from pygmatch.geometry import warp_points
-from pygmatch.ground_truth import ground_truth_matches, reprojection_error
+from pygmatch.data.features import Keypoints, detect, extract
+from pygmatch.data.geometry import warp_points
+from pygmatch.data.ground_truth import ground_truth_matches, reprojection_error
 
 CFG = BankConfig((str(EMBEDDED_IMAGES),), max_keypoints=300, shard_pairs=3, seed=5, difficulties=(1.0, 2.0))
 

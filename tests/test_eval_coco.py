@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from pygmatch.data import PairSet, list_images, make_pairs
-from pygmatch.metrics import error_auc
+from pygmatch.evaluation.metrics import error_auc
 
 from .conftest import ROOT, one_line_error
 

@@ -10,13 +10,13 @@ import numpy as np
 import pytest
 
 from eval.hpatches import main
-from pygmatch.baselines import match_nn_ratio
+from pygmatch.evaluation.baselines import match_nn_ratio
 from pygmatch.cli import run_cli
 from pygmatch.data.sequences import EMBEDDED_SEQUENCES, load_sequences, read_homography, sequence_kind
 from pygmatch.errors import PygmatchError
-from pygmatch.evaluation import evaluate, resolve_method
-from pygmatch.features import extract
-from pygmatch.geometry import image_corners, warp_points
+from pygmatch.evaluation.evaluate import evaluate, resolve_method
+from pygmatch.data.features import extract
+from pygmatch.data.geometry import image_corners, warp_points
 
 from .conftest import ROOT
 

@@ -2,7 +2,7 @@ import numpy as np
 import pytest
 
 from pygmatch.errors import PygmatchError
-from pygmatch.features import extract
+from pygmatch.data.features import extract
 
 
 def test_sift_on_a_real_image(image):

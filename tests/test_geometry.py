@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 
 from pygmatch.errors import PygmatchError
-from pygmatch.geometry import corner_error, image_overlap, sample_homography, warp_image, warp_points
+from pygmatch.data.geometry import corner_error, image_overlap, sample_homography, warp_image, warp_points
 
 SIZE = (640, 480)
 

@@ -13,7 +13,7 @@ from torch_geometric.utils import scatter
 
 from pygmatch.data.pair_data import PairData, keypoints_to_data, make_pair_data
 from pygmatch.errors import PygmatchError
-from pygmatch.features import extract
+from pygmatch.data.features import extract
 from pygmatch.graphs import (
     CompleteCross, CompleteGraph, DescriptorKNNCross, DescriptorKNNGraph, KNNGraph, MSTGraph, MultiScaleGraph,
     PartitionGraph, RadiusGraph, add_graph_args, complete_edges, graph_from_args, make_graph,
@@ -209,7 +209,7 @@ def test_registry_builds_from_flags_and_python():
     intra, cross = graph_from_args(p.parse_args(["--graph", "multiscale", "--ks", "8,16,all", "--rings", "disjoint", "--cross", "descriptor-knn"]))
     assert repr(intra) == "MultiScaleGraph(ks=(8, 16, 'all'), mode='disjoint')" and repr(cross) == "DescriptorKNNCross(k=16)"
     assert repr(graph_from_args(p.parse_args(["--graph", "partition", "--cells", "3x2"]))[0]) == "PartitionGraph(cells=(3, 2), method='grid')"
-    assert repr(make_graph("radius", radius=0.1)) == "RadiusGraph(r=0.1, max_neighbors=32)"
+    assert repr(make_graph("radius", r=0.1)) == "RadiusGraph(r=0.1, max_neighbors=32)"
 
 
 def test_registry_errors_list_the_choices(capsys):

@@ -1,6 +1,6 @@
 import numpy as np
 
-from pygmatch.ground_truth import IGNORE, UNMATCHED, ground_truth_matches, reprojection_error
+from pygmatch.data.ground_truth import IGNORE, UNMATCHED, ground_truth_matches, reprojection_error
 
 SHIFT = np.array([[1, 0, 10.0], [0, 1, 0.0], [0, 0, 1]])  # image 1 = image 0 moved 10 px right
 

@@ -10,8 +10,8 @@ from pygmatch.cli import run_cli
 from pygmatch.data import list_images, read_gray
 from pygmatch.data.sequences import downscale
 from pygmatch.errors import PygmatchError
-from pygmatch.features import extract
-from pygmatch.geometry import sample_homography, warp_points
+from pygmatch.data.features import extract
+from pygmatch.data.geometry import sample_homography, warp_points
 from pygmatch.nn import GraphMatcher, MatcherConfig
 from train.export import main as export_main
 
@@ -21,7 +21,7 @@ from .conftest import one_line_error
 @pytest.fixture(scope="module")
 def tiny_ckpt(tmp_path_factory):
     torch.manual_seed(0)
-    model = GraphMatcher(MatcherConfig(dim=32, layers=2, heads=2, max_keypoints=200, graph={"graph": "knn", "k": 6, "cross": "complete"}))
+    model = GraphMatcher(MatcherConfig(dim=32, layers=2, heads=2, max_keypoints=200, graph={"name": "knn", "k": 6}))
     return save_model(model, tmp_path_factory.mktemp("ckpt") / "tiny.pt"), model
 
 
@@ -219,7 +219,7 @@ def test_prepare_is_the_pair_match_keypoints_runs(tiny_ckpt, image):
     with torch.no_grad():
         out = m.model(pair)
     ref = m.match_keypoints(kp0, kp1, (640, 480), (500, 400))
-    m0 = out["matches0"][0].numpy()
+    m0 = out.matches0[0].numpy()
     assert np.array_equal(ref["matches"], np.stack([np.nonzero(m0 >= 0)[0], m0[m0 >= 0]], 1).reshape(-1, 2))
     other = m.prepare(kp0, kp1, (640, 480), graph=KNNGraph(3))
     assert other.edge_index_s.size(1) == 3 * len(kp0) and torch.equal(other.image_size_t, other.image_size_s)

@@ -3,12 +3,12 @@ import math
 import numpy as np
 import pytest
 
-from pygmatch.baselines import nearest_neighbor_match, oracle_match, parse_oracle
+from pygmatch.evaluation.baselines import nearest_neighbor_match, oracle_match, parse_oracle
 from pygmatch.data import make_pairs
 from pygmatch.errors import PygmatchError
-from pygmatch.evaluation import evaluate, resolve_method
-from pygmatch.metrics import auc_difference, error_auc, estimate_homography, pair_metrics, summarize, weighted_dlt
-from pygmatch.geometry import warp_points
+from pygmatch.evaluation.evaluate import evaluate, resolve_method
+from pygmatch.evaluation.metrics import auc_difference, error_auc, estimate_homography, pair_metrics, summarize, weighted_dlt
+from pygmatch.data.geometry import warp_points
 
 
 def test_auc_hand_computed():

@@ -5,7 +5,8 @@ import torch
 from torch_geometric.loader import DataLoader
 
 from pygmatch.data.pair_data import make_pair_data
-from pygmatch.features import extract
+from pygmatch.data.features import extract
+from pygmatch.graphs.registry import graph_params
 from pygmatch.graphs import CompleteGraph, DescriptorKNNCross, KNNGraph, MultiScaleGraph, complete_edges
 from pygmatch.nn import DenseBlocks, DualSoftmaxHead, FourierPositions, GraphAttention, GraphMatcher, MatcherConfig, log_sinkhorn
 from pygmatch.nn.assignment import extract_matches
@@ -154,15 +155,14 @@ def test_permuting_keypoints_permutes_the_output(keypoints, graph, assignment):
     kp_perm = keypoints.subset(perm.numpy())
     q = make_pair_data(kp_perm, keypoints.subset(np.arange(50)), (640, 480), graph, None, np.eye(3))
     with torch.no_grad():
-        a, b = model(p)["log_assignment"][0], model(q)["log_assignment"][0]
+        a, b = model(p).log_assignment[0], model(q).log_assignment[0]
     torch.testing.assert_close(b[:-1], a[:-1][perm], atol=1e-4, rtol=1e-4)
 
 
 @pytest.mark.parametrize("graph, cross", [(CompleteGraph(), None), (KNNGraph(6), DescriptorKNNCross(4)),
                                           (MultiScaleGraph((3, 6, "all"), "disjoint"), None)], ids=["complete", "knn", "multiscale"])
 def test_batch_equals_per_pair(keypoints, graph, cross):
-    n_scales = 3 if isinstance(graph, MultiScaleGraph) else 1
-    model = GraphMatcher(MatcherConfig(**TINY, num_scales=n_scales)).eval()
+    model = GraphMatcher(MatcherConfig(**TINY, graph=graph_params(graph))).eval()
     pairs = [pair(keypoints, 70, 40, graph, cross), pair(keypoints, 20, 90, graph, cross), pair(keypoints, 3, 5, graph, cross)]
     batch = next(iter(DataLoader(pairs, batch_size=3, follow_batch=["x_s", "x_t"])))
     with torch.no_grad():
@@ -170,13 +170,13 @@ def test_batch_equals_per_pair(keypoints, graph, cross):
         for b, p in enumerate(pairs):
             one = model(p)
             n, m = p.x_s.size(0), p.x_t.size(0)
-            torch.testing.assert_close(out["log_assignment"][b, :n, :m], one["log_assignment"][0, :n, :m], atol=1e-4, rtol=1e-4)
-            assert torch.equal(out["matches0"][b, :n], one["matches0"][0])
+            torch.testing.assert_close(out.log_assignment[b, :n, :m], one.log_assignment[0, :n, :m], atol=1e-4, rtol=1e-4)
+            assert torch.equal(out.matches0[b, :n], one.matches0[0])
 
 
 def test_gradients_reach_every_parameter(keypoints):
-    from pygmatch.training import MatcherModule
-    cfg = MatcherConfig(**TINY, num_scales=2, deep_supervision=True, assignment="dual-softmax")
+    from pygmatch.training.module import MatcherModule
+    cfg = MatcherConfig(**TINY, graph={"name": "multiscale", "ks": [4, "all"]}, deep_supervision=True, assignment="dual-softmax")
     module = MatcherModule(cfg.to_dict(), ortho_weight=0.1)
     p = pair(keypoints, 60, 60, MultiScaleGraph((4, "all"), "nested"))
     batch = next(iter(DataLoader([p, p], batch_size=2, follow_batch=["x_s", "x_t"])))
@@ -192,16 +192,16 @@ def test_degenerate_sizes(keypoints, n0, n1):
         model = GraphMatcher(MatcherConfig(**TINY, assignment=assignment)).eval()
         with torch.no_grad():
             out = model(pair(keypoints, n0, n1, KNNGraph(4)))
-        assert out["matches0"].shape == (1, n0) and out["matches1"].shape == (1, n1)
-        assert out["log_assignment"].shape == (1, n0 + 1, n1 + 1) and torch.isfinite(out["log_assignment"]).all()
+        assert out.matches0.shape == (1, n0) and out.matches1.shape == (1, n1)
+        assert out.log_assignment.shape == (1, n0 + 1, n1 + 1) and torch.isfinite(out.log_assignment).all()
         if n0 == 0 or n1 == 0:  # nothing to match with: every keypoint unmatched
-            assert (out["matches0"] == -1).all() and (out["matches1"] == -1).all()
+            assert (out.matches0 == -1).all() and (out.matches1 == -1).all()
             if assignment == "sinkhorn":  # ... and its whole mass in the dustbin
-                P = out["log_assignment"][0].exp()
+                P = out.log_assignment[0].exp()
                 torch.testing.assert_close(P[:n0, -1], torch.ones(n0), atol=1e-4, rtol=0)
                 torch.testing.assert_close(P[-1, :n1], torch.ones(n1), atol=1e-4, rtol=0)
         else:  # one keypoint against its identical copy: the (untrained) descriptor prior matches them
-            assert out["matches0"].tolist() == [[0]] and out["matches1"].tolist() == [[0]]
+            assert out.matches0.tolist() == [[0]] and out.matches1.tolist() == [[0]]
 
 
 @pytest.mark.parametrize("conv", ["gat", "gatv2", "transformer"])
@@ -209,7 +209,7 @@ def test_pyg_convs(keypoints, conv):
     model = GraphMatcher(MatcherConfig(**TINY, conv=conv, positional="absolute")).eval()
     with torch.no_grad():
         out = model(pair(keypoints, 30, 25, KNNGraph(4)))
-    assert torch.isfinite(out["log_assignment"]).all()
+    assert torch.isfinite(out.log_assignment).all()
 
 
 def test_early_exit_and_pruning_change_the_computation(keypoints):
@@ -222,6 +222,6 @@ def test_early_exit_and_pruning_change_the_computation(keypoints):
         early = model(p)
         cfg.early_exit, cfg.pruning, cfg.prune_matchability = False, True, 1.1  # everyone is "unmatchable"
         pruned = model(p)
-    assert full["stop_layer"] == 4 and early["stop_layer"] == 1
-    assert not torch.allclose(full["log_assignment"], early["log_assignment"])
-    assert pruned["pruned"] == (50, 50) and (pruned["matches0"] == -1).all()
+    assert full.stop_layer == 4 and early.stop_layer == 1
+    assert not torch.allclose(full.log_assignment, early.log_assignment)
+    assert pruned.pruned == (50, 50) and (pruned.matches0 == -1).all()

@@ -6,7 +6,7 @@ from torch_geometric.loader import DataLoader
 
 from pygmatch.data.pair_data import make_pair_data
 from pygmatch.errors import PygmatchError
-from pygmatch.features import extract
+from pygmatch.data.features import extract
 from pygmatch.graphs import KNNGraph, MultiScaleGraph
 from pygmatch.graphs.descriptor_knn import descriptor_knn_edges
 from pygmatch.nn import GraphMatcher, MatcherConfig
@@ -43,7 +43,7 @@ def record_self_calls(model):
 def build(**kw):
     torch.manual_seed(0)
     # no descriptor prior: its gate starts at 0 and would hide the features from the assignment
-    return GraphMatcher(MatcherConfig(dim=32, layers=3, heads=2, graph={"graph": "knn", "k": 6}, descriptor_prior=False, **kw)).eval()
+    return GraphMatcher(MatcherConfig(dim=32, layers=3, heads=2, graph={"name": "knn", "k": 6}, descriptor_prior=False, **kw)).eval()
 
 
 def test_frozen_first_values_come_from_the_input(pair_knn):
@@ -56,7 +56,7 @@ def test_frozen_first_values_come_from_the_input(pair_knn):
     enc = model.encoder(*[pair_knn[k] for k in ("x_s",)], *_encoder_args(model, pair_knn))
     torch.testing.assert_close(values[0], enc)
     with torch.no_grad():
-        assert not torch.allclose(out["log_assignment"], build()(pair_knn)["log_assignment"])
+        assert not torch.allclose(out.log_assignment, build()(pair_knn).log_assignment)
 
 
 def _encoder_args(model, data):
@@ -93,7 +93,7 @@ def test_per_layer_graphs_follow_the_updated_descriptors(pair_knn):
 def test_dense_warmup_skips_complete_sets(image):
     kp = extract(image, "sift", 80)
     pair = make_pair_data(kp, kp, (640, 480), MultiScaleGraph((4, "all"), "nested"), None, np.eye(3))
-    model = GraphMatcher(MatcherConfig(dim=32, layers=3, heads=2, num_scales=2, dense_warmup_layers=2)).eval()
+    model = GraphMatcher(MatcherConfig(dim=32, layers=3, heads=2, graph={"name": "multiscale", "ks": [4, "all"]}, dense_warmup_layers=2)).eval()
     calls = record_self_calls(model)
     with torch.no_grad():
         model(pair)
@@ -110,12 +110,12 @@ def test_bad_variant_values():
 
 
 def test_orthogonality_loss_pushes_branches_apart(image):
-    from pygmatch.training import MatcherModule
+    from pygmatch.training.module import MatcherModule
     kp = extract(image, "sift", 100)
     pair = make_pair_data(kp, kp, (640, 480), MultiScaleGraph((4, 16), "nested"), None, np.eye(3))
     batch = next(iter(DataLoader([pair], batch_size=1, follow_batch=["x_s", "x_t"])))
     torch.manual_seed(0)
-    module = MatcherModule(MatcherConfig(dim=32, layers=2, heads=2, num_scales=2).to_dict(), ortho_weight=1.0)
+    module = MatcherModule(MatcherConfig(dim=32, layers=2, heads=2, graph={"name": "multiscale", "ks": [4, "all"]}).to_dict(), ortho_weight=1.0)
     for layer in module.model.layers:  # identical branches on overlapping graphs: strongly aligned outputs
         layer.self_convs[1].load_state_dict(layer.self_convs[0].state_dict())
     before = module.losses(batch, module.model(batch))["ortho"].item()

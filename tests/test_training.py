@@ -5,13 +5,14 @@ import shutil
 import signal
 import subprocess
 import sys
-import time
 
 import pytest
 import torch
 import yaml
 
 from pygmatch.errors import PygmatchError
+from pygmatch.nn.config import MatcherConfig
+from pygmatch.training.config import DataConfig, GraphConfig, ModelConfig, OptimConfig, RunConfig, TrainConfig
 from train.run import resolve
 
 from .conftest import ROOT
@@ -30,16 +31,50 @@ def run_train(*args, timeout=600):
 
 def test_config_round_trip(tmp_path):
     cfg = resolve(["--graph", "multiscale", "--ks", "4,8,all", "--rings", "disjoint", "--lr", "0.001", "--out", str(tmp_path / "r")])
+    assert cfg.graph.intra == {"name": "multiscale", "ks": [4, 8, "all"], "mode": "disjoint"}  # the transform's own parameters
+    assert cfg.matcher_config().num_scales == 3  # derived from the graph, not stored
     path = tmp_path / "config.yaml"
-    path.write_text(yaml.safe_dump({k: list(v) if isinstance(v, tuple) else v for k, v in cfg.items()}))
+    path.write_text(yaml.safe_dump(cfg.to_dict()))
+    assert "num_scales" not in path.read_text() and "radius" not in path.read_text()
     again = resolve(["--config", str(path)])
-    assert again == cfg
-    assert resolve(["--config", str(path), "--lr", "0.01"])["lr"] == 0.01  # flags override the file
-    from pygmatch.training import model_config
-    assert model_config(resolve(["--no-descriptor-prior"])).descriptor_prior is False
+    assert again == cfg == TrainConfig.from_dict(yaml.safe_load(path.read_text()))
+    assert resolve(["--config", str(path), "--lr", "0.01"]).optim.lr == 0.01  # flags override the file
+    assert resolve(["--no-descriptor-prior"]).matcher_config().descriptor_prior is False
     path.write_text("graph: knn\nbogus: 3\n")
     with pytest.raises(PygmatchError, match="unknown key\\(s\\) bogus"):
         resolve(["--config", str(path)])
+
+
+def test_python_config_gets_the_flags_validation():
+    with pytest.raises(PygmatchError, match="^lr: expected a positive float, got '-1'$"):
+        OptimConfig(lr=-1)
+    with pytest.raises(PygmatchError, match="^size: expected WIDTHxHEIGHT"):
+        DataConfig(size=(640,))
+    with pytest.raises(PygmatchError, match="^gt_match_px 4.0 must not exceed gt_unmatched_px 3.0$"):
+        DataConfig(gt_match_px=4, gt_unmatched_px=3)
+    with pytest.raises(PygmatchError, match="^graph 'knn' takes k; got ks$"):
+        GraphConfig(intra={"name": "knn", "ks": [4]})
+    with pytest.raises(PygmatchError, match="has no rotary positions"):
+        TrainConfig(model=ModelConfig(conv="gat"))
+    assert DataConfig(size=[320, 240]).size == (320, 240)  # YAML lists become the flag's tuple
+
+
+def test_old_flat_configs_and_the_shipped_weights_keep_loading():
+    from pygmatch.checkpoint import load_model
+
+    old = yaml.safe_load((ROOT / "benchmarks/results/long-run/noprior-config.yaml").read_text())
+    assert "graph" in old and old["graph"] == "complete" and "ks" in old  # the first, flat layout
+    cfg = TrainConfig.from_dict(old)
+    assert cfg.graph.intra == {"name": "complete"} and cfg.graph.cross == {"name": "complete"}
+    assert (cfg.data.gt_match_px, cfg.data.max_keypoints, cfg.model.descriptor_prior, cfg.optim.max_steps) == (1.0, 512, False, 20000)
+    assert TrainConfig.from_dict(cfg.to_dict()) == cfg
+    saved = load_model(ROOT / "benchmarks/results/long-run/noprior-best.pt").cfg
+    assert cfg.matcher_config().architecture() == saved.architecture()
+    shipped = load_model("default").cfg  # saved in the flat layout with num_scales
+    assert shipped.graph == {"name": "complete"} and shipped.cross == {"name": "complete"} and shipped.num_scales == 1
+    assert MatcherConfig.from_dict(shipped.to_dict()) == shipped
+    with pytest.raises(PygmatchError, match="num_scales 2 does not match"):
+        MatcherConfig.from_dict({"graph": {"graph": "knn"}, "num_scales": 2})
 
 
 def test_a_short_run_writes_everything(tmp_path):
@@ -51,7 +86,7 @@ def test_a_short_run_writes_everything(tmp_path):
     assert f"python -m eval.coco --methods nn-ratio,{out}" in r.stdout
     metrics = (out / "csv/version_0/metrics.csv").read_text()
     assert "val/auc@5" in metrics and "train/nll" in metrics and "lr-AdamW" in metrics
-    assert yaml.safe_load((out / "config.yaml").read_text())["k"] == 6
+    assert yaml.safe_load((out / "config.yaml").read_text())["graph"]["intra"] == {"name": "knn", "k": 6}
     ckpt = torch.load(out / "last.ckpt", weights_only=False)
     assert ckpt["global_step"] == 8
     # the checkpoint is a model eval.coco can compare with the baseline
@@ -65,15 +100,13 @@ def test_a_short_run_writes_everything(tmp_path):
 def test_resume_after_kill_continues_the_step_count(tmp_path):
     out = tmp_path / "run"
     proc = subprocess.Popen(train_cmd("--max-steps", 40, "--val-every", 100, "--ckpt-every-steps", 4, "--out", out),
-                            cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
-    saved = 0
-    deadline = time.time() + 300
-    while time.time() < deadline and saved < 8:
-        time.sleep(0.5)
-        if (out / "last.ckpt").is_file():
-            saved = torch.load(out / "last.ckpt", weights_only=False)["global_step"]
+                            cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True, start_new_session=True)
+    for line in proc.stdout:  # the run prints each checkpoint it has written (renamed into place)
+        if line.startswith(f"saved {out / 'last.ckpt'} at step 8"):
+            break
     os.killpg(proc.pid, signal.SIGKILL)
     proc.wait()
+    saved = torch.load(out / "last.ckpt", weights_only=False)["global_step"]
     assert 8 <= saved < 40, f"the run reached step {saved} before the kill"
     killed_at = torch.load(out / "last.ckpt", weights_only=False)
     r = run_train("--max-steps", 40, "--val-every", 100, "--ckpt-every-steps", 4, "--out", out, "--resume", "last")
@@ -91,9 +124,10 @@ def header_index(out, name):
 
 
 def test_nan_guard_keeps_the_last_good_checkpoint(tmp_path, monkeypatch):
-    from pygmatch import training
+    from pygmatch.training.module import MatcherModule
+    from pygmatch.training.run import train
 
-    real = training.MatcherModule.losses
+    real = MatcherModule.losses
 
     def poisoned(self, batch, out):
         terms = real(self, batch, out)
@@ -101,13 +135,16 @@ def test_nan_guard_keeps_the_last_good_checkpoint(tmp_path, monkeypatch):
             terms["loss"] = terms["loss"] * float("nan")
         return terms
 
-    monkeypatch.setattr(training.MatcherModule, "losses", poisoned)
-    cfg = resolve([*FAST, "--max-steps", "10", "--val-every", "100", "--ckpt-every-steps", "1", "--out", str(tmp_path / "run")])
+    monkeypatch.setattr(MatcherModule, "losses", poisoned)
+    cfg = TrainConfig(data=DataConfig(max_keypoints=128, val_images=3), graph=GraphConfig(intra={"name": "knn", "k": 6}),
+                      model=ModelConfig(preset="tiny"), optim=OptimConfig(batch_size=2, warmup_steps=2, max_steps=10),
+                      run=RunConfig(workers=0, progress=False, log_every=1, val_every=100, ckpt_every_steps=1, out=str(tmp_path / "run")))
     with pytest.raises(PygmatchError, match=r"the loss became nan at step 3.*last good checkpoint is .*last.ckpt"):
-        training.train(cfg)
+        train(cfg)
     ckpt = torch.load(tmp_path / "run" / "last.ckpt", weights_only=False)
     assert ckpt["global_step"] == 3
     assert all(torch.isfinite(v).all() for v in ckpt["state_dict"].values() if v.is_floating_point())
+    assert TrainConfig.from_dict(yaml.safe_load((tmp_path / "run" / "config.yaml").read_text())) == cfg
 
 
 def test_ddp_two_cpu_processes_agree(tmp_path):
@@ -194,7 +231,7 @@ def test_a_run_started_with_init_resumes_from_its_saved_config(tmp_path):
     out = tmp_path / "run"
     assert run_train("--max-steps", 2, "--val-every", 100, "--init", first / "last.ckpt", "--out", out).returncode == 0
     cfg = resolve(["--config", str(out / "config.yaml"), "--resume", "last"])  # what the SIGINT message tells
-    assert cfg["init"] is None and cfg["resume"] == "last"
+    assert cfg.run.init is None and cfg.run.resume == "last"
     with pytest.raises(PygmatchError, match="--resume and --init exclude each other"):
         resolve(["--config", str(out / "config.yaml"), "--resume", "last", "--init", str(first / "last.ckpt")])
 

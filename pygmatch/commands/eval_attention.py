@@ -11,16 +11,16 @@ import json
 import sys
 from pathlib import Path
 
-from pygmatch.attention import attention_span, choose_keypoints, draw_attention, group_keypoints, lookalikes, plot_span, record_attention
+from pygmatch.evaluation.attention import attention_span, choose_keypoints, draw_attention, group_keypoints, lookalikes, plot_span, record_attention
 from pygmatch.checkpoint import load_model
 from pygmatch.cli import non_negative_float, positive_int, run_cli, writable_folder, write_text
 from pygmatch.data import DEFAULT_SIZE, make_pair, pair_rng
 from pygmatch.data.images import MIN_SIDE, as_gray
 from pygmatch.data.sequences import downscale
 from pygmatch.errors import PygmatchError
-from pygmatch.features import extract
+from pygmatch.data.features import extract
 from pygmatch.matcher import Matcher, torch_threads
-from pygmatch.ground_truth import ground_truth_matches
+from pygmatch.data.ground_truth import ground_truth_matches
 
 
 def parser():

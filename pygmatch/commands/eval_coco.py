@@ -8,7 +8,8 @@ from pathlib import Path
 
 from pygmatch.cli import non_negative_float, non_negative_int, positive_int, run_cli, size_type, writable_file, writable_folder
 from pygmatch.data import DEFAULT_SIZE, EMBEDDED_IMAGES, PairSet, make_pairs
-from pygmatch.evaluation import add_method_args, default_methods, evaluate, format_table, methods_from_args, write_report
+from pygmatch.evaluation.evaluate import add_method_args, default_methods, evaluate, methods_from_args
+from pygmatch.evaluation.report import format_table, write_report
 
 __all__ = ["cli", "default_methods", "main", "parser"]
 

@@ -14,9 +14,8 @@ from pathlib import Path
 
 from pygmatch.cli import non_negative_int, positive_int, run_cli, writable_folder, write_text
 from pygmatch.data.sequences import DEFAULT_MAX_SIDE, EMBEDDED_SEQUENCES, load_sequences
-from pygmatch.evaluation import (
-    add_method_args, evaluate, format_group_table, format_table, methods_from_args, summarize_groups, write_report,
-)
+from pygmatch.evaluation.evaluate import add_method_args, evaluate, methods_from_args, summarize_groups
+from pygmatch.evaluation.report import format_group_table, format_table, write_report
 
 KIND_ORDER = ("illumination", "viewpoint", "other")
 PRINT_SEQUENCES = 30  # the per-sequence table goes to stdout up to this many sequences (always to report.md)

@@ -9,7 +9,7 @@ import time
 from pathlib import Path
 
 from pygmatch.cli import non_negative_float, positive_int, run_cli, size_type
-from pygmatch.features import FEATURES
+from pygmatch.data.features import FEATURES
 
 
 def float_list(text: str) -> tuple[float, ...]:

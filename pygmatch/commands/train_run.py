@@ -3,99 +3,98 @@ from __future__ import annotations
 
 import argparse
 import sys
-import time
+from dataclasses import MISSING, fields
 from pathlib import Path
 
 import yaml
 
-from pygmatch.cli import non_negative_float, non_negative_int, positive, positive_int, run_cli, size_type
+from pygmatch.cli import run_cli
 from pygmatch.errors import PygmatchError
-from pygmatch.features import FEATURES
 from pygmatch.graphs.registry import add_graph_args
-from pygmatch.nn.config import ASSIGNMENTS, CONVS, GRAPH_UPDATES, POSITIONAL, PRESETS
+from pygmatch.nn.config import PRESETS
+from pygmatch.training.config import (DEFAULT_STEPS, DataConfig, ModelConfig, OptimConfig, RunConfig, TrainConfig, as_flag_text,
+                                      is_nested)
 
-positive_float = positive(float)
+
+def _flag(group, name: str, section: type, help: str | None = None, **kw) -> None:
+    """``--name`` with the default, parser and choices of the config field it sets."""
+    f = next(f for f in fields(section) if f.name == name.lstrip("-").replace("-", "_"))
+    default = f.default_factory() if f.default is MISSING else f.default
+    if isinstance(default, bool):
+        kw.setdefault("action", argparse.BooleanOptionalAction)
+    else:
+        if f.metadata.get("parse"):
+            kw.setdefault("type", f.metadata["parse"])
+        if f.metadata.get("choices"):
+            kw.setdefault("choices", list(f.metadata["choices"]))
+    if isinstance(default, tuple) and f.name == "augment":
+        default = ",".join(default)
+    group.add_argument(name, default=default, help=help, **kw)
 
 
 def parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="python -m train.run", description=__doc__)
-    p.add_argument("--config", type=Path, help="YAML of flag values (e.g. a run's config.yaml); flags given here override it")
+    p.add_argument("--config", type=Path, help="YAML of a run's config (its config.yaml) or of flag values; flags given here override it")
     d = p.add_argument_group("data")
-    d.add_argument("--data", nargs="+", help="folder(s) of training images (default: the embedded pygmatch/datasets/coco-mini)")
-    d.add_argument("--bank", help="train from a feature bank (python -m train.bank) instead of extracting keypoints on the fly")
-    d.add_argument("--augment", default="swap,similarity,subset",
-                   help="bank augmentations, comma-separated from swap, similarity, subset ('none': off); see README")
-    d.add_argument("--gt-match-px", type=positive_float, default=3.0,
-                   help="training ground truth: mutual nearest reprojections closer than this are matches")
-    d.add_argument("--gt-unmatched-px", type=positive_float, default=5.0,
-                   help="... keypoints whose nearest reprojection is farther than this go to the dustbin (between: ignored)")
-    d.add_argument("--val-data", help="folder of validation images (default: the embedded images)")
-    d.add_argument("--val-images", type=positive_int, default=None, help="use only the first N validation images")
-    d.add_argument("--pairs-per-image", type=positive_int, default=1, help="homographies per image and epoch")
-    d.add_argument("--features", choices=FEATURES, default="sift")
-    d.add_argument("--max-keypoints", type=positive_int, default=1024)
-    d.add_argument("--size", type=size_type, default=(640, 480))
-    d.add_argument("--difficulty", type=non_negative_float, default=1.0)
+    _flag(d, "--data", DataConfig, "folder(s) of training images (default: the embedded pygmatch/datasets/coco-mini)", nargs="+")
+    _flag(d, "--bank", DataConfig, "train from a feature bank (python -m train.bank) instead of extracting keypoints on the fly")
+    _flag(d, "--augment", DataConfig, "bank augmentations, comma-separated from swap, similarity, subset ('none': off); see README")
+    _flag(d, "--gt-match-px", DataConfig, "training ground truth: mutual nearest reprojections closer than this are matches")
+    _flag(d, "--gt-unmatched-px", DataConfig, "... keypoints whose nearest reprojection is farther than this go to the dustbin (between: ignored)")
+    _flag(d, "--val-data", DataConfig, "folder of validation images (default: the embedded images)")
+    _flag(d, "--val-images", DataConfig, "use only the first N validation images")
+    _flag(d, "--pairs-per-image", DataConfig, "homographies per image and epoch")
+    _flag(d, "--features", DataConfig)
+    _flag(d, "--max-keypoints", DataConfig)
+    _flag(d, "--size", DataConfig)
+    _flag(d, "--difficulty", DataConfig)
     add_graph_args(p)
     m = p.add_argument_group("model")
-    m.add_argument("--preset", choices=list(PRESETS), default="cpu", help="; ".join(f"{k}: {v}" for k, v in PRESETS.items()))
-    m.add_argument("--dim", type=positive_int, help="override the preset's width")
-    m.add_argument("--layers", type=positive_int, help="override the preset's depth")
-    m.add_argument("--heads", type=positive_int, help="override the preset's heads")
-    m.add_argument("--conv", choices=CONVS, default="attention")
-    m.add_argument("--assignment", choices=ASSIGNMENTS, default="dual-softmax", help="dual-softmax is ~2x faster than sinkhorn on CPU")
-    m.add_argument("--positional", choices=POSITIONAL, default="rotary")
-    m.add_argument("--sinkhorn-iters", type=positive_int, default=50)
-    m.add_argument("--descriptor-prior", action=argparse.BooleanOptionalAction, default=True,
-                   help="start from nearest-neighbour matching of the input descriptors (see README)")
-    m.add_argument("--deep-supervision", action=argparse.BooleanOptionalAction, default=False,
-                   help="loss at every layer; trains the early-exit / pruning heads")
-    m.add_argument("--ortho-weight", type=non_negative_float, default=0.0, help="multi-scale: orthogonality loss between branches")
-    m.add_argument("--graph-update", choices=GRAPH_UPDATES, default="static",
-                   help="per-layer: rebuild the self edges as descriptor kNN (--k) from each layer's features")
-    m.add_argument("--value-update", default="every", help="every | frozen-first-N | every-N: where attention values come from")
-    m.add_argument("--dense-warmup-layers", type=non_negative_int, default=0, help="skip complete self-attention edge sets in the first N layers")
+    _flag(m, "--preset", ModelConfig, "; ".join(f"{k}: {v}" for k, v in PRESETS.items()))
+    _flag(m, "--dim", ModelConfig, "override the preset's width")
+    _flag(m, "--layers", ModelConfig, "override the preset's depth")
+    _flag(m, "--heads", ModelConfig, "override the preset's heads")
+    _flag(m, "--conv", ModelConfig)
+    _flag(m, "--assignment", ModelConfig, "dual-softmax is ~2x faster than sinkhorn on CPU")
+    _flag(m, "--positional", ModelConfig)
+    _flag(m, "--sinkhorn-iters", ModelConfig)
+    _flag(m, "--descriptor-prior", ModelConfig, "start from nearest-neighbour matching of the input descriptors (see README)")
+    _flag(m, "--deep-supervision", ModelConfig, "loss at every layer; trains the early-exit / pruning heads")
+    _flag(m, "--ortho-weight", ModelConfig, "multi-scale: orthogonality loss between branches")
+    _flag(m, "--graph-update", ModelConfig, "per-layer: rebuild the self edges as descriptor kNN (--k) from each layer's features")
+    _flag(m, "--value-update", ModelConfig, "every | frozen-first-N | every-N: where attention values come from")
+    _flag(m, "--dense-warmup-layers", ModelConfig, "skip complete self-attention edge sets in the first N layers")
     o = p.add_argument_group("optimisation")
-    o.add_argument("--batch-size", type=positive_int, default=4)
-    o.add_argument("--lr", type=positive_float, default=3e-4)
-    o.add_argument("--epochs", type=positive_int, default=None)
-    o.add_argument("--max-steps", type=positive_int, default=None, help="default: 100 when --epochs is not given")
-    o.add_argument("--warmup-steps", type=non_negative_int, default=100)
-    o.add_argument("--grad-clip", type=non_negative_float, default=1.0, help="0 disables")
-    o.add_argument("--precision", choices=["32", "16-mixed", "bf16-mixed"], default="32")
-    o.add_argument("--seed", type=int, default=0)
+    _flag(o, "--batch-size", OptimConfig)
+    _flag(o, "--lr", OptimConfig)
+    _flag(o, "--epochs", OptimConfig)
+    _flag(o, "--max-steps", OptimConfig, f"default: {DEFAULT_STEPS} when --epochs is not given")
+    _flag(o, "--warmup-steps", OptimConfig)
+    _flag(o, "--grad-clip", OptimConfig, "0 disables")
+    _flag(o, "--precision", OptimConfig)
+    _flag(o, "--seed", OptimConfig)
     r = p.add_argument_group("run")
-    r.add_argument("--accelerator", default="auto", choices=["auto", "cpu", "gpu", "cuda", "mps"])
-    r.add_argument("--devices", type=positive_int, default=1)
-    r.add_argument("--num-nodes", type=positive_int, default=1)
-    r.add_argument("--workers", type=non_negative_int, default=None, help="data-loading processes (default: 2 on the fly, 0 from a bank)")
-    r.add_argument("--threads", type=positive_int, default=None, help="torch threads of the training process "
-                   "(default: 1 on the fly, where SIFT takes the other core; 2 from a bank)")
-    r.add_argument("--out", default=None, help="run folder (default: runs/<graph>-<time>)")
-    r.add_argument("--resume", help="'last' (the run folder's last.ckpt) or a checkpoint path")
-    r.add_argument("--init", help="start from the weights of this checkpoint")
-    r.add_argument("--val-every", type=positive_int, default=100, help="validate every N steps")
-    r.add_argument("--log-every", type=positive_int, default=10)
-    r.add_argument("--ckpt-every-steps", type=non_negative_int, default=100, help="write last.ckpt every N steps (0: only by time)")
-    r.add_argument("--ckpt-minutes", type=positive_float, default=2.0, help="... and at least every N minutes")
-    r.add_argument("--overwrite", action="store_true", help="replace the run already in --out (default: refuse)")
-    r.add_argument("--early-stop", type=non_negative_int, default=0, help="stop after N validations without a better AUC@3 (0: off)")
+    _flag(r, "--accelerator", RunConfig)
+    _flag(r, "--devices", RunConfig)
+    _flag(r, "--num-nodes", RunConfig)
+    _flag(r, "--workers", RunConfig, "data-loading processes (default: 2 on the fly, 0 from a bank)")
+    _flag(r, "--threads", RunConfig, "torch threads of the training process (default: 1 on the fly, where SIFT takes the other core; 2 from a bank)")
+    _flag(r, "--out", RunConfig, "run folder (default: runs/<graph>-<time>)")
+    _flag(r, "--resume", RunConfig, "'last' (the run folder's last.ckpt) or a checkpoint path")
+    _flag(r, "--init", RunConfig, "start from the weights of this checkpoint")
+    _flag(r, "--val-every", RunConfig, "validate every N steps")
+    _flag(r, "--log-every", RunConfig)
+    _flag(r, "--ckpt-every-steps", RunConfig, "write last.ckpt every N steps (0: only by time)")
+    _flag(r, "--ckpt-minutes", RunConfig, "... and at least every N minutes")
+    _flag(r, "--overwrite", RunConfig, "replace the run already in --out (default: refuse)", action="store_true")
+    _flag(r, "--early-stop", RunConfig, "stop after N validations without a better AUC@3 (0: off)")
     r.add_argument("--no-progress", dest="progress", action="store_false", help="no progress bar (for logs)")
     return p
 
 
-PAIR_FLAGS = ("size", "cells")  # typed as AxB; other lists as a,b,c
-
-
-def _as_flag_text(key: str, value) -> str:
-    """A YAML value as it would be typed on the command line."""
-    if isinstance(value, (list, tuple)):
-        return ("x" if key in PAIR_FLAGS else ",").join(str(v) for v in value)
-    return str(value)
-
-
 def config_file_values(p: argparse.ArgumentParser, path: Path) -> dict:
-    """The flag values of a YAML file, checked by the same types and choices as the flags."""
+    """The flag values of a YAML file (a run's nested config.yaml, or flat flag values as the first
+    layout saved them), checked by the same parsers and choices as the flags."""
     if not path.is_file():
         raise PygmatchError(f"{path}: no such config file")
     try:
@@ -106,6 +105,11 @@ def config_file_values(p: argparse.ArgumentParser, path: Path) -> dict:
         raise PygmatchError(f"{path}: not valid YAML ({str(e).splitlines()[0]})") from None
     if not isinstance(values, dict):
         raise PygmatchError(f"{path}: expected a mapping of flag names to values")
+    if is_nested(values):
+        try:
+            values = TrainConfig.from_dict(values).to_flags()
+        except PygmatchError as e:
+            raise PygmatchError(f"{path}: {e}") from None
     actions = {a.dest: a for a in p._actions}
     unknown = sorted(set(values) - set(actions))
     if unknown:
@@ -126,7 +130,7 @@ def config_file_values(p: argparse.ArgumentParser, path: Path) -> dict:
                 if not isinstance(value, bool):
                     raise argparse.ArgumentTypeError(f"expected true or false, got {value!r}")
             elif action.type is not None:
-                value = action.type(_as_flag_text(key, value))
+                value = action.type(as_flag_text(key, value))
             elif action.choices is not None:
                 value = str(value)  # e.g. precision: 32 in YAML is the choice "32"
             if action.choices is not None and value not in action.choices:
@@ -137,34 +141,24 @@ def config_file_values(p: argparse.ArgumentParser, path: Path) -> dict:
     return checked
 
 
-def resolve(argv=None) -> dict:
-    """Flags over the --config file over the defaults; the dict written to the run's config.yaml."""
+def resolve(argv=None) -> TrainConfig:
+    """Flags over the --config file over the defaults, as the run's ``TrainConfig``."""
     p = parser()
     first, _ = p.parse_known_args(argv)
     if first.config is not None:
         p.set_defaults(**config_file_values(p, first.config))
-    cfg = vars(p.parse_args(argv))
-    cfg.pop("config")
-    if cfg["out"] is None:
-        cfg["out"] = str(Path("runs") / f"{cfg['graph']}-{time.strftime('%Y%m%d-%H%M%S')}")
-    if cfg["resume"] and cfg["init"]:
+    flags = vars(p.parse_args(argv))
+    flags.pop("config")
+    if flags["resume"] and flags["init"]:
         if first.init is not None:  # given on this command line, not read from --config
             raise PygmatchError("--resume and --init exclude each other")
-        cfg["init"] = None  # the saved run's starting weights: resuming continues from its checkpoint instead
-    if cfg["gt_match_px"] > cfg["gt_unmatched_px"]:
-        raise PygmatchError(f"--gt-match-px {cfg['gt_match_px']} must not exceed --gt-unmatched-px {cfg['gt_unmatched_px']}")
-    if cfg["workers"] is None:
-        cfg["workers"] = 0 if cfg["bank"] else 2
-    if cfg["threads"] is None:
-        cfg["threads"] = 2 if cfg["bank"] else 1
-    if cfg["epochs"] is None and cfg["max_steps"] is None:
-        cfg["max_steps"] = 100
-    return cfg
+        flags["init"] = None  # the saved run's starting weights: resuming continues from its checkpoint instead
+    return TrainConfig.from_flags(flags).with_out()
 
 
 def main(argv=None) -> int:
     cfg = resolve(argv)
-    from pygmatch.training import train  # noqa: PLC0415 (Lightning is slow to import; flags first)
+    from pygmatch.training.run import train  # noqa: PLC0415 (Lightning is slow to import; flags first)
 
     out = train(cfg)
     best = out / "best.ckpt"

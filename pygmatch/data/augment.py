@@ -10,7 +10,7 @@ import math
 
 import numpy as np
 
-from ..features import Keypoints
+from .features import Keypoints
 
 
 class SwapImages:

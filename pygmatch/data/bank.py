@@ -37,7 +37,7 @@ from pathlib import Path
 import numpy as np
 
 from ..errors import PygmatchError
-from ..features import FEATURES, RAW_DESCRIPTOR_BYTES, Keypoints, detect, finish
+from .features import FEATURES, RAW_DESCRIPTOR_BYTES, Keypoints, detect, finish
 from .images import CorruptImage, list_images, read_gray
 from .pairs import make_pair, pair_rng
 from .photometric import Photometric

@@ -8,9 +8,7 @@ import numpy as np
 import torch
 
 from ..errors import PygmatchError
-from ..features import extract
-from ..graphs.cross import CompleteCross
-from ..graphs.knn import KNNGraph
+from .features import extract
 from .augment import AUGMENTATIONS, KeypointSubset
 from .bank import FeatureBank
 from .images import DEFAULT_SIZE, CorruptImage, list_images, read_gray
@@ -22,7 +20,9 @@ from .photometric import Photometric
 class HomographyPairs(torch.utils.data.Dataset):
     """Every item: an image, a random homography + photometric change of it, keypoints extracted on
     both real images, the intra-image graphs (``graph``), the cross edges (``cross``) and the ground
-    truth, as one ``PairData``. Swap the graph in one line::
+    truth, as one ``PairData``. ``graph`` and ``cross`` are any transforms of ``pygmatch.graphs``
+    (None: no intra-image edges, which the model reads as complete graphs, and complete cross
+    edges). Swap the graph in one line::
 
         HomographyPairs(EMBEDDED_IMAGES, graph=KNNGraph(k=16))
         HomographyPairs(EMBEDDED_IMAGES, graph=MultiScaleGraph((8, 16, "all"), "disjoint"))
@@ -33,7 +33,7 @@ class HomographyPairs(torch.utils.data.Dataset):
     An unreadable image is skipped with a warning: the item falls through to the next image.
     """
 
-    def __init__(self, root: str | os.PathLike, graph=KNNGraph(16), cross=CompleteCross(), features: str = "sift",
+    def __init__(self, root: str | os.PathLike, graph=None, cross=None, features: str = "sift",
                  max_keypoints: int = 1024, size: tuple[int, int] = DEFAULT_SIZE, difficulty: float = 1.0, seed: int = 0,
                  pairs_per_image: int = 1, fixed: bool = False, photometric: Photometric | None = Photometric(),
                  max_images: int | None = None, cache: bool = False, match_px: float = 3.0, unmatched_px: float = 5.0):
@@ -101,7 +101,7 @@ class BankPairs(torch.utils.data.Dataset):
     kept. Item ``i`` depends only on (seed, epoch, i). No image is decoded, nothing is extracted.
     """
 
-    def __init__(self, bank, graph=None, cross=CompleteCross(), max_keypoints: int = 1024,
+    def __init__(self, bank, graph=None, cross=None, max_keypoints: int = 1024,
                  augment: tuple[str, ...] = ("swap", "similarity", "subset"),
                  seed: int = 0, match_px: float = 3.0, unmatched_px: float = 5.0):
         self.bank = bank if isinstance(bank, FeatureBank) else FeatureBank(bank)

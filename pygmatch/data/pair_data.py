@@ -18,8 +18,8 @@ import numpy as np
 import torch
 from torch_geometric.data import Data
 
-from ..features import Keypoints
-from ..ground_truth import ground_truth_matches
+from .features import Keypoints
+from .ground_truth import ground_truth_matches
 
 NODE_KEYS = ("x", "pos", "pos_norm", "scale", "ori", "score")
 GRAPH_KEYS = ("edge_index", "edge_scale", "scale_complete", "scale_exclusive")

@@ -13,6 +13,9 @@ class CompleteCross(BaseTransform):
         data.cross_complete = torch.tensor([[True]])
         return data
 
+    def params(self) -> dict:
+        return {}
+
     def __repr__(self):
         return "CompleteCross()"
 
@@ -35,6 +38,9 @@ class DescriptorKNNCross(BaseTransform):
         data.edge_index_cross = torch.stack([key // max(n_t, 1), key % max(n_t, 1)])
         data.cross_complete = torch.tensor([[False]])
         return data
+
+    def params(self) -> dict:
+        return {"k": self.k}
 
     def __repr__(self):
         return f"DescriptorKNNCross(k={self.k})"

@@ -1,7 +1,10 @@
-"""Graph names -> transforms, for ``--graph NAME`` flags and for Python (``make_graph("knn", k=16)``)."""
+"""Graph names <-> transforms. ``make_graph("knn", k=16)`` builds a transform from its own
+parameters; ``graph_params(transform)`` gives them back (``{"name": "knn", "k": 16}``, what
+configs and checkpoints record); ``--graph NAME`` flags map onto the same parameters."""
 from __future__ import annotations
 
 import argparse
+from collections.abc import Mapping
 from dataclasses import dataclass
 
 from ..cli import int_pair, positive
@@ -18,31 +21,31 @@ from .radius import RadiusGraph
 
 @dataclass(frozen=True)
 class GraphSpec:
-    """Which flags a graph name reads, and how to build it from them."""
+    """A transform class, and which command-line flag sets which of its parameters."""
 
-    build: callable
-    flags: tuple[str, ...]
-    example: str
-    summary: str
+    cls: type
+    flags: dict[str, str]  # flag dest -> the transform's parameter
+    example: str = ""
+    summary: str = ""
 
 
 GRAPHS: dict[str, GraphSpec] = {
-    "knn": GraphSpec(lambda a: KNNGraph(a.k), ("k",), "--graph knn --k 16", "k nearest keypoints in the image"),
-    "radius": GraphSpec(lambda a: RadiusGraph(a.radius, a.max_neighbors), ("radius", "max_neighbors"),
+    "knn": GraphSpec(KNNGraph, {"k": "k"}, "--graph knn --k 16", "k nearest keypoints in the image"),
+    "radius": GraphSpec(RadiusGraph, {"radius": "r", "max_neighbors": "max_neighbors"},
                         "--graph radius --radius 0.05 --max-neighbors 32", "keypoints within a radius (fraction of the longer image side)"),
-    "mst": GraphSpec(lambda a: MSTGraph(), (), "--graph mst", "Euclidean minimum spanning tree, undirected"),
-    "partition": GraphSpec(lambda a: PartitionGraph(a.cells, a.partition, a.clusters), ("cells", "partition", "clusters"),
+    "mst": GraphSpec(MSTGraph, {}, "--graph mst", "Euclidean minimum spanning tree, undirected"),
+    "partition": GraphSpec(PartitionGraph, {"cells": "cells", "partition": "method", "clusters": "clusters"},
                            "--graph partition --cells 4x4  (or --partition kmeans --clusters 16)", "disjoint groups, complete inside each"),
-    "complete": GraphSpec(lambda a: CompleteGraph(), (), "--graph complete", "every keypoint to every keypoint (SuperGlue; dense path)"),
-    "multiscale": GraphSpec(lambda a: MultiScaleGraph(a.ks, a.rings), ("ks", "rings"),
+    "complete": GraphSpec(CompleteGraph, {}, "--graph complete", "every keypoint to every keypoint (SuperGlue; dense path)"),
+    "multiscale": GraphSpec(MultiScaleGraph, {"ks": "ks", "rings": "mode"},
                             "--graph multiscale --ks 8,16,32,all --rings disjoint", "several kNN edge sets, nested or disjoint rings"),
-    "descriptor-knn": GraphSpec(lambda a: DescriptorKNNGraph(a.k), ("k",), "--graph descriptor-knn --k 16",
-                                "k nearest descriptors in the same image"),
+    "descriptor-knn": GraphSpec(DescriptorKNNGraph, {"k": "k"}, "--graph descriptor-knn --k 16", "k nearest descriptors in the same image"),
 }
-CROSS: dict[str, callable] = {
-    "complete": lambda a: CompleteCross(),
-    "descriptor-knn": lambda a: DescriptorKNNCross(a.cross_k),
+CROSS: dict[str, GraphSpec] = {
+    "complete": GraphSpec(CompleteCross, {}),
+    "descriptor-knn": GraphSpec(DescriptorKNNCross, {"cross_k": "k"}),
 }
+# the flags' defaults; a saved config of the old flat layout holds exactly these keys
 DEFAULTS = dict(graph="knn", k=16, radius=0.05, max_neighbors=32, cells=(4, 4), partition="grid", clusters=16,
                 ks=(8, 16, 32, "all"), rings="nested", cross="complete", cross_k=16)
 
@@ -73,52 +76,85 @@ def add_graph_args(parser: argparse.ArgumentParser) -> None:
     g.add_argument("--cross-k", type=positive(int), default=DEFAULTS["cross_k"], help="descriptor-knn cross edges: neighbours")
 
 
-def make_graph(name: str = "knn", **params):
-    """``make_graph("knn", k=16)`` -> ``KNNGraph(k=16)``; unknown names or parameters raise a
-    ``PygmatchError`` that lists the valid choices."""
-    if name not in GRAPHS:
-        raise PygmatchError(f"unknown graph {name!r}; choose from {', '.join(GRAPHS)}")
-    spec = GRAPHS[name]
-    unknown = set(params) - set(spec.flags)
+def _build(table: dict[str, GraphSpec], kind: str, name: str, params: dict):
+    if name not in table:
+        raise PygmatchError(f"unknown {kind} {name!r}; choose from {', '.join(table)}")
+    takes = tuple(table[name].flags.values())
+    unknown = set(params) - set(takes)
     if unknown:
-        raise PygmatchError(f"graph {name!r} takes {', '.join(spec.flags) or 'no parameters'}; got {', '.join(sorted(unknown))}")
-    args = argparse.Namespace(**{**DEFAULTS, **params})
-    try:
-        return spec.build(args)
-    except ValueError as e:
-        raise PygmatchError(f"graph {name!r}: {e}") from None
+        raise PygmatchError(f"{kind} {name!r} takes {', '.join(takes) or 'no parameters'}; got {', '.join(sorted(unknown))}")
+    try:  # YAML gives lists where the transforms keep tuples (ks, cells)
+        return table[name].cls(**{k: tuple(v) if isinstance(v, list) else v for k, v in params.items()})
+    except (ValueError, TypeError) as e:
+        raise PygmatchError(f"{kind} {name!r}: {e}") from None
 
 
-def make_cross(name: str = "complete", k: int = 16):
-    if name not in CROSS:
-        raise PygmatchError(f"unknown cross graph {name!r}; choose from {', '.join(CROSS)}")
-    try:
-        return CROSS[name](argparse.Namespace(cross_k=k))
-    except ValueError as e:
-        raise PygmatchError(f"cross graph {name!r}: {e}") from None
+def make_graph(name: str = "knn", **params):
+    """``make_graph("knn", k=16)`` -> ``KNNGraph(k=16)``: the transform from its own parameters;
+    unknown names or parameters raise a ``PygmatchError`` that lists the valid choices."""
+    return _build(GRAPHS, "graph", name, params)
 
 
-def graph_from_args(args: argparse.Namespace):
-    """(intra-image transform, cross transform) from parsed ``add_graph_args`` flags."""
-    params = {f: getattr(args, f) for f in GRAPHS[args.graph].flags}
-    return make_graph(args.graph, **params), make_cross(args.cross, args.cross_k)
+def make_cross(name: str = "complete", **params):
+    """``make_cross("descriptor-knn", k=16)`` -> ``DescriptorKNNCross(k=16)``."""
+    return _build(CROSS, "cross graph", name, params)
 
 
-def graph_config(args: argparse.Namespace) -> dict:
-    """The graph flags as a plain dict (saved with checkpoints so a run can be rebuilt)."""
-    return {key: list(v) if isinstance(v, tuple) else v for key, v in ((k, getattr(args, k)) for k in DEFAULTS)}
+def _params(table: dict[str, GraphSpec], transform) -> dict:
+    name = next((n for n, spec in table.items() if type(transform) is spec.cls), None)
+    if name is None:
+        raise PygmatchError(f"{transform!r} is not a registered transform ({', '.join(table)})")
+    return {"name": name, **{k: list(v) if isinstance(v, tuple) else v for k, v in transform.params().items()}}
 
 
-def graph_from_config(config: dict):
-    """(intra, cross) transforms from a saved ``graph_config`` dict (as stored in model configs)."""
-    args = argparse.Namespace(**{**DEFAULTS, **config})
-    if args.graph not in GRAPHS:
-        raise PygmatchError(f"unknown graph {args.graph!r} in the model config; choose from {', '.join(GRAPHS)}")
-    args.ks = tuple(args.ks)
-    args.cells = tuple(args.cells)
-    return graph_from_args(args)
+def graph_params(transform) -> dict:
+    """``KNNGraph(k=16)`` -> ``{"name": "knn", "k": 16}`` (plain YAML values): what configs record."""
+    return _params(GRAPHS, transform)
 
 
-def num_edge_sets(config: dict) -> int:
-    """How many edge sets (model branches) the configured graph produces."""
-    return len(config.get("ks", DEFAULTS["ks"])) if config.get("graph") == "multiscale" else 1
+def cross_params(transform) -> dict:
+    """``CompleteCross()`` -> ``{"name": "complete"}``."""
+    return _params(CROSS, transform)
+
+
+def graph_from_params(params: Mapping):
+    """The transform of a recorded ``{"name": ..., **parameters}``."""
+    params = dict(params)
+    return make_graph(params.pop("name", "knn"), **params)
+
+
+def cross_from_params(params: Mapping):
+    params = dict(params)
+    return make_cross(params.pop("name", "complete"), **params)
+
+
+def graph_from_args(args: argparse.Namespace | Mapping):
+    """(intra-image transform, cross transform) from ``add_graph_args`` flag values (a parsed
+    namespace, or a dict such as a saved config of the old flat layout; missing flags take
+    their defaults)."""
+    flags = {**DEFAULTS, **(vars(args) if isinstance(args, argparse.Namespace) else dict(args))}
+    if flags["graph"] not in GRAPHS:
+        raise PygmatchError(f"unknown graph {flags['graph']!r}; choose from {', '.join(GRAPHS)}")
+    if flags["cross"] not in CROSS:
+        raise PygmatchError(f"unknown cross graph {flags['cross']!r}; choose from {', '.join(CROSS)}")
+    intra = make_graph(flags["graph"], **{p: flags[f] for f, p in GRAPHS[flags["graph"]].flags.items()})
+    cross = make_cross(flags["cross"], **{p: flags[f] for f, p in CROSS[flags["cross"]].flags.items()})
+    return intra, cross
+
+
+def flags_from_params(graph: Mapping, cross: Mapping) -> dict:
+    """The flag values that rebuild recorded graph parameters (the inverse of ``graph_from_args``)."""
+    intra_spec, cross_spec = GRAPHS.get(graph.get("name")), CROSS.get(cross.get("name"))
+    if intra_spec is None:
+        raise PygmatchError(f"unknown graph {graph.get('name')!r}; choose from {', '.join(GRAPHS)}")
+    if cross_spec is None:
+        raise PygmatchError(f"unknown cross graph {cross.get('name')!r}; choose from {', '.join(CROSS)}")
+    flags = {"graph": graph["name"], "cross": cross["name"]}
+    flags.update({f: graph[p] for f, p in intra_spec.flags.items() if p in graph})
+    flags.update({f: cross[p] for f, p in cross_spec.flags.items() if p in cross})
+    return flags
+
+
+def num_edge_sets(graph: Mapping) -> int:
+    """How many edge sets (model branches) the recorded graph produces: derived, never stored."""
+    return len(graph["ks"]) if graph.get("name") == "multiscale" else 1

@@ -1,5 +1,13 @@
-"""``GraphMatcher``: keypoint encoder → L × (self, cross) attention layers → assignment head."""
+"""``GraphMatcher``: keypoint encoder → L × (self, cross) attention layers → assignment head.
+
+Read it like LightGlue's ``lightglue.py``: ``forward`` encodes both images' keypoints, runs the
+layers (self attention over each image's edge sets, cross attention between the images), asks
+``check_if_stop`` after each layer and ``get_pruning_mask`` which keypoints to drop (both only at
+inference with ``early_exit`` / ``pruning``), then assigns. The two images are 0 and 1 throughout.
+"""
 from __future__ import annotations
+
+from dataclasses import dataclass, field
 
 import torch
 from torch import Tensor, nn
@@ -53,7 +61,53 @@ def side_inputs(data, suffix: str):
     return x, pos, batch
 
 
+@dataclass
+class TrainingOutputs:
+    """What only the loss reads."""
+
+    branches: list[tuple[list[Tensor], list[Tensor]]]  # per layer, per image: each edge set's messages (multi-scale)
+    point_logits: list[tuple[Tensor, Tensor]] = field(default_factory=list)  # deep supervision, per layer but the last:
+    # per image (n, 2) [confidence, matchability] logits
+    layer_log_assignments: list[Tensor] = field(default_factory=list)  # deep supervision: (B, N+1, M+1) per layer but the last
+
+
+@dataclass
+class MatchOutput:
+    """The matches of B pairs; image 0 has up to N keypoints, image 1 up to M (padded per pair)."""
+
+    log_assignment: Tensor  # (B, N+1, M+1) log-probabilities, the last row / column the dustbins
+    matches0: Tensor  # (B, N) index of the match in image 1, -1 for none (and for padding)
+    matches1: Tensor  # (B, M) index of the match in image 0, -1 for none
+    matching_scores0: Tensor  # (B, N) probability of each match, 0 where there is none
+    mask0: Tensor  # (B, N) bool: a real keypoint, not padding
+    mask1: Tensor  # (B, M)
+    batch0: Tensor  # (n0,) the pair of each keypoint of image 0 (the batch's node order)
+    batch1: Tensor  # (n1,)
+    stop_layer: int  # layers run (early exit: fewer than cfg.layers)
+    prune_mask0: Tensor  # (n0,) bool: the keypoint stayed to the end (pruning drops the others; they are unmatched)
+    prune_mask1: Tensor  # (n1,)
+    training: TrainingOutputs  # what only the loss reads
+    attention: list[dict] | None = None  # return_attention=True: per layer {"self": (att0, att1), "cross": att}
+
+    @property
+    def pruned(self) -> tuple[int, int]:
+        """Keypoints dropped by pruning in images 0 and 1."""
+        return int((~self.prune_mask0).sum()), int((~self.prune_mask1).sum())
+
+
 class GraphMatcher(nn.Module):
+    """Matches the keypoints of pairs of images.
+
+    Input: a (batched) ``PairData`` whose images 0 and 1 are the ``_s`` / ``_t`` attributes, in PyG's
+    pair convention: ``x_s`` (n0, descriptor_dim) descriptors, ``pos_s`` (n0, 2) pixels,
+    ``scale_s`` / ``ori_s`` / ``score_s`` (n0,), ``image_size_s`` (B, 2) as (w, h), optionally
+    ``edge_index_s`` (2, E) with ``edge_scale_s`` / ``scale_complete_s`` from a graph transform
+    (none: complete graphs), the same for image 1 with ``_t``, and ``edge_index_cross`` /
+    ``cross_complete`` from a cross transform; batched by ``DataLoader(follow_batch=["x_s", "x_t"])``.
+
+    Output: a ``MatchOutput`` (shapes there).
+    """
+
     def __init__(self, cfg: MatcherConfig | None = None):
         super().__init__()
         self.cfg = cfg = cfg or MatcherConfig()
@@ -79,7 +133,7 @@ class GraphMatcher(nn.Module):
         rope = self.rope(pos) if self.rope is not None else None
         return ImageGraph(feats, batch, num_pairs, sets, complete, exclusive, rope)
 
-    def forward(self, data, return_attention: bool = False) -> dict:
+    def forward(self, data, return_attention: bool = False) -> MatchOutput:
         num_pairs = int(data.num_graphs) if hasattr(data, "num_graphs") and "x_s_batch" in data else 1
         g0, g1 = self.image_graph(data, "s", num_pairs), self.image_graph(data, "t", num_pairs)
         cross = None if bool(data.cross_complete.reshape(-1)[0]) else data.edge_index_cross
@@ -89,7 +143,8 @@ class GraphMatcher(nn.Module):
         keep0 = torch.arange(n0, device=g0.x.device)  # original index of each node still in play
         keep1 = torch.arange(n1, device=g1.x.device)
         out0, out1 = g0.x.clone(), g1.x.clone()
-        layer_feats, point_logits, branches, attention = [], [], [], []
+        training = TrainingOutputs(branches=[])
+        layer_feats, attention = [], []
         stop = self.cfg.layers
         initial, snapshots = (g0.x, g1.x), [None, None]
         for k, layer in enumerate(self.layers):
@@ -97,7 +152,7 @@ class GraphMatcher(nn.Module):
             skip = k < self.cfg.dense_warmup_layers
             x0, msg0, att0 = layer.self_attention(g0, skip_complete=skip, return_attention=return_attention)
             x1, msg1, att1 = layer.self_attention(g1, skip_complete=skip, return_attention=return_attention)
-            branches.append((msg0, msg1))
+            training.branches.append((msg0, msg1))
             g0.x, g1.x = x0, x1
             x0, x1, cross_att = layer.cross_attention(g0, g1, cross, return_attention)
             g0.x, g1.x = x0, x1
@@ -107,44 +162,50 @@ class GraphMatcher(nn.Module):
                 break
             if self.training and self.cfg.deep_supervision:
                 layer_feats.append((x0, x1))
-                point_logits.append((self.point_heads[k](x0.detach()), self.point_heads[k](x1.detach())))
-            if adaptive:
-                l0, l1 = self.point_heads[k](x0), self.point_heads[k](x1)
-                conf0, conf1 = l0[:, 0].sigmoid(), l1[:, 0].sigmoid()
-                if self.cfg.early_exit:
-                    confident = torch.cat([conf0, conf1]) > self.cfg.exit_confidence
-                    if confident.numel() == 0 or confident.float().mean() >= self.cfg.exit_ratio:
-                        stop = k + 1
-                        break
-                if self.cfg.pruning:
-                    out0[keep0], out1[keep1] = x0, x1
-                    drop0 = (conf0 > self.cfg.exit_confidence) & (l0[:, 1].sigmoid() < self.cfg.prune_matchability)
-                    drop1 = (conf1 > self.cfg.exit_confidence) & (l1[:, 1].sigmoid() < self.cfg.prune_matchability)
-                    if drop0.any() or drop1.any():
-                        g0, g1 = g0.select(~drop0), g1.select(~drop1)
-                        if cross is not None:
-                            cross = _select_bipartite(cross, ~drop0, ~drop1)
-                        keep0, keep1 = keep0[~drop0], keep1[~drop1]
-                        snapshots = [None if v is None else v[~d] for v, d in zip(snapshots, (drop0, drop1))]
+                training.point_logits.append((self.point_heads[k](x0.detach()), self.point_heads[k](x1.detach())))
+            if not adaptive:
+                continue
+            logits0, logits1 = self.point_heads[k](x0), self.point_heads[k](x1)
+            if self.cfg.early_exit and self.check_if_stop(logits0, logits1):
+                stop = k + 1
+                break
+            if self.cfg.pruning:
+                out0[keep0], out1[keep1] = x0, x1
+                drop0, drop1 = ~self.get_pruning_mask(logits0), ~self.get_pruning_mask(logits1)
+                if drop0.any() or drop1.any():
+                    g0, g1 = g0.select(~drop0), g1.select(~drop1)
+                    if cross is not None:
+                        cross = _select_bipartite(cross, ~drop0, ~drop1)
+                    keep0, keep1 = keep0[~drop0], keep1[~drop1]
+                    snapshots = [None if v is None else v[~d] for v, d in zip(snapshots, (drop0, drop1))]
         out0[keep0], out1[keep1] = g0.x, g1.x
         active0 = torch.zeros(n0, dtype=torch.bool, device=out0.device)
         active1 = torch.zeros(n1, dtype=torch.bool, device=out1.device)
         active0[keep0], active1[keep1] = True, True
         raw = (data.x_s, data.x_t) if self.cfg.descriptor_prior else (None, None)
-        result = self.assign(out0, out1, batch0, batch1, num_pairs, raw=raw)
+        log_assignment, mask0, mask1 = self.assign(out0, out1, batch0, batch1, num_pairs, raw)
+        a0, a1 = mask0, mask1
         if not bool(active0.all() and active1.all()):  # pruned keypoints are unmatched
-            a0, _ = to_dense_batch(active0, batch0, batch_size=num_pairs)
-            a1, _ = to_dense_batch(active1, batch1, batch_size=num_pairs)
-            result["matches0"], result["matches1"], result["scores0"] = extract_matches(
-                result["log_assignment"], result["mask0"] & a0, result["mask1"] & a1, self.cfg.match_threshold)
-        result.update(stop_layer=stop, pruned=(n0 - keep0.numel(), n1 - keep1.numel()), branches=branches,
-                      point_logits=point_logits, batch0=batch0, batch1=batch1)
-        if layer_feats:
-            result["layer_log_assignments"] = [self.assign(a, b, batch0, batch1, num_pairs, matches=False, raw=raw)["log_assignment"]
-                                               for a, b in layer_feats]
-        if return_attention:
-            result["attention"] = attention
-        return result
+            a0 = mask0 & to_dense_batch(active0, batch0, batch_size=num_pairs)[0]
+            a1 = mask1 & to_dense_batch(active1, batch1, batch_size=num_pairs)[0]
+        matches0, matches1, scores0 = extract_matches(log_assignment, a0, a1, self.cfg.match_threshold)
+        training.layer_log_assignments = [self.assign(x0, x1, batch0, batch1, num_pairs, raw)[0] for x0, x1 in layer_feats]
+        return MatchOutput(log_assignment=log_assignment, matches0=matches0, matches1=matches1, matching_scores0=scores0,
+                           mask0=mask0, mask1=mask1, batch0=batch0, batch1=batch1, stop_layer=stop, prune_mask0=active0,
+                           prune_mask1=active1, training=training, attention=attention if return_attention else None)
+
+    def check_if_stop(self, logits0: Tensor, logits1: Tensor) -> bool:
+        """Early exit (LightGlue): stop when at least ``exit_ratio`` of all keypoints are confident
+        (their confidence head says this layer already predicts what the last one will)."""
+        confident = torch.cat([logits0[:, 0], logits1[:, 0]]).sigmoid() > self.cfg.exit_confidence
+        return confident.numel() == 0 or bool(confident.float().mean() >= self.cfg.exit_ratio)
+
+    def get_pruning_mask(self, logits: Tensor) -> Tensor:
+        """Pruning (LightGlue): (n,) True for the keypoints to keep; a keypoint goes when it is
+        confident and its matchability is below ``prune_matchability``."""
+        confident = logits[:, 0].sigmoid() > self.cfg.exit_confidence
+        unmatchable = logits[:, 1].sigmoid() < self.cfg.prune_matchability
+        return ~(confident & unmatchable)
 
     def _research_variants(self, k: int, g0: ImageGraph, g1: ImageGraph, initial: tuple[Tensor, Tensor], snapshots: list) -> None:
         """The research notes' variants, applied before layer ``k`` (see MatcherConfig)."""
@@ -161,16 +222,14 @@ class GraphMatcher(nn.Module):
                 g.edge_sets = [descriptor_knn_per_pair(g.x.detach(), g.batch, self.cfg.graph.get("k", 16))]
                 g.complete, g.exclusive = [False], False
 
-    def assign(self, x0: Tensor, x1: Tensor, batch0: Tensor, batch1: Tensor, num_pairs: int, matches: bool = True, raw=(None, None)) -> dict:
+    def assign(self, x0: Tensor, x1: Tensor, batch0: Tensor, batch1: Tensor, num_pairs: int, raw=(None, None)) -> tuple[Tensor, Tensor, Tensor]:
+        """(log_assignment (B, N+1, M+1), mask0 (B, N), mask1 (B, M)) of the node features of both
+        images; ``raw``: the input descriptors for the descriptor prior."""
         d0, mask0 = to_dense_batch(x0, batch0, batch_size=num_pairs)
         d1, mask1 = to_dense_batch(x1, batch1, batch_size=num_pairs)
         r0 = to_dense_batch(raw[0], batch0, batch_size=num_pairs)[0] if raw[0] is not None else None
         r1 = to_dense_batch(raw[1], batch1, batch_size=num_pairs)[0] if raw[1] is not None else None
-        log_assignment = self.head(d0, d1, mask0, mask1, r0, r1)
-        out = {"log_assignment": log_assignment, "mask0": mask0, "mask1": mask1}
-        if matches:
-            out["matches0"], out["matches1"], out["scores0"] = extract_matches(log_assignment, mask0, mask1, self.cfg.match_threshold)
-        return out
+        return self.head(d0, d1, mask0, mask1, r0, r1), mask0, mask1
 
 
 def _select_bipartite(edges: Tensor, keep0: Tensor, keep1: Tensor) -> Tensor:

@@ -16,9 +16,9 @@ from matplotlib.ticker import MaxNLocator  # noqa: E402
 import numpy as np  # noqa: E402
 import torch  # noqa: E402
 
-from .cli import save_figure, write_image  # noqa: E402
-from .geometry import warp_points  # noqa: E402
-from .viz import put_label, side_by_side  # noqa: E402
+from ..cli import save_figure, write_image  # noqa: E402
+from ..data.geometry import warp_points  # noqa: E402
+from ..viz import put_label, side_by_side  # noqa: E402
 
 GROUPS = ("easy", "medium", "hard")
 
@@ -51,7 +51,7 @@ def record_attention(model, pair) -> AttentionRecord:
         out = model(pair, return_attention=True)
     finally:
         model.cfg.early_exit, model.cfg.pruning = was
-    return AttentionRecord(out["attention"], out["log_assignment"][0], out["matches0"][0].numpy())
+    return AttentionRecord(out.attention, out.log_assignment[0], out.matches0[0].numpy())
 
 
 def lookalikes(descriptors: np.ndarray, threshold: float = 0.9) -> np.ndarray:

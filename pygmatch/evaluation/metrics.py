@@ -6,7 +6,7 @@ import math
 import cv2
 import numpy as np
 
-from .geometry import corner_error, warp_points
+from ..data.geometry import corner_error, warp_points
 
 AUC_THRESHOLDS = (1, 3, 5, 10)
 

@@ -11,7 +11,7 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 
-from .errors import PygmatchError
+from ..errors import PygmatchError
 
 
 @dataclass(frozen=True)

@@ -6,9 +6,9 @@ import math
 
 import numpy as np
 
-from .errors import PygmatchError
-from .features import Keypoints
-from .ground_truth import ground_truth_matches
+from ..errors import PygmatchError
+from ..data.features import Keypoints
+from ..data.ground_truth import ground_truth_matches
 
 
 def nearest_neighbor_match(desc0: np.ndarray, desc1: np.ndarray, ratio: float | None = None) -> tuple[np.ndarray, np.ndarray]:
@@ -48,7 +48,7 @@ BASELINES = {"nn": match_nn, "nn-ratio": match_nn_ratio}
 
 def oracle_match(xy0: np.ndarray, xy1: np.ndarray, H_0to1: np.ndarray, px: float = 3.0) -> tuple[np.ndarray, np.ndarray]:
     """The ground-truth matches at ``px`` pixels: mutual nearest neighbours in reprojection error
-    ‖H·x_i − x_j‖ below ``px`` (``pygmatch.ground_truth``, the dustbin at ``max(px, 5)``), all
+    ‖H·x_i − x_j‖ below ``px`` (``pygmatch.data.ground_truth``, the dustbin at ``max(px, 5)``), all
     scored 1. It reads the true homography, so it is a ceiling for what the keypoints allow."""
     m0, _ = ground_truth_matches(xy0, xy1, H_0to1, match_px=px, unmatched_px=max(px, 5.0))
     i = np.nonzero(m0 >= 0)[0]

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 
-from .errors import PygmatchError
+from ..errors import PygmatchError
 
 FEATURES = ("sift", "orb")
 DESCRIPTOR_DIM = {"sift": 128, "orb": 256}

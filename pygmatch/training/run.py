@@ -1,0 +1,114 @@
+"""``train(cfg)``: run a training described by a ``TrainConfig``; returns the run folder."""
+from __future__ import annotations
+
+import math
+import os
+import signal
+import warnings
+from pathlib import Path
+
+import lightning as L
+import torch
+import yaml
+from lightning.pytorch.callbacks import EarlyStopping, LearningRateMonitor, ModelCheckpoint
+from lightning.pytorch.loggers import CSVLogger, TensorBoardLogger
+from torch_geometric.loader import DataLoader
+
+from ..checkpoint import load_weights, model_state, read_checkpoint
+from ..data.dataset import HomographyPairs
+from ..errors import Interrupted, PygmatchError
+from .callbacks import AtomicCheckpointIO, EpochSeed, LastCheckpoint, RankAgreement, StopOnSignal, Throughput
+from .config import TrainConfig
+from .curves import write_curves
+from .dataset import make_datasets
+from .module import MONITOR, MatcherModule, NonFiniteLoss
+
+
+def check_resume(cfg: TrainConfig, out: Path) -> str | None:
+    """The checkpoint to resume from (``resume: last`` = the run folder's), checked to hold this
+    config's architecture; None when not resuming."""
+    if not cfg.run.resume:
+        return None
+    path = out / "last.ckpt" if cfg.run.resume == "last" else Path(cfg.run.resume)
+    if not path.is_file():
+        raise PygmatchError(f"{path}: no checkpoint to resume from")
+    saved, _ = model_state(read_checkpoint(path), path)
+    mine = cfg.matcher_config().architecture()
+    diff = {k: (v, mine[k]) for k, v in saved.architecture().items() if mine[k] != v}
+    if diff:
+        raise PygmatchError(f"{path}: the checkpoint's architecture differs from these flags: " +
+                            "; ".join(f"{k} {a!r} vs {b!r}" for k, (a, b) in diff.items()))
+    return str(path)
+
+
+def train(cfg: TrainConfig) -> Path:
+    """Run the training ``cfg`` describes; returns the run folder (``cfg.run.out``, or
+    ``runs/<graph>-<time>`` when that is None)."""
+    cfg = cfg.with_out()
+    optim, run = cfg.optim, cfg.run
+    out = Path(run.out)
+    torch.set_num_threads(cfg.threads)
+    L.seed_everything(optim.seed, workers=True, verbose=False)
+    train_set, val_set = make_datasets(cfg)
+    if isinstance(train_set, HomographyPairs):
+        train_set.check_readable()
+    world = run.devices * run.num_nodes
+    if len(train_set) < optim.batch_size * world:
+        raise PygmatchError(f"{train_set.root}: {len(train_set)} pairs per epoch, fewer than --batch-size {optim.batch_size} × {world} processes")
+    resume = check_resume(cfg, out)
+    if out.exists() and not out.is_dir():
+        raise PygmatchError(f"{out}: exists and is not a folder (--out names the run folder)")
+    # DDP starts the other ranks by re-running this command after rank 0 wrote config.yaml: only
+    # the first process decides whether the folder is free.
+    first_process = all(os.environ.get(k, "0") == "0" for k in ("RANK", "LOCAL_RANK", "NODE_RANK"))
+    if first_process and not resume and not run.overwrite and any((out / name).exists() for name in ("last.ckpt", "best.ckpt", "config.yaml")):
+        raise PygmatchError(f"{out}: already holds a run; continue it with --resume last, choose another --out, "
+                            "or pass --overwrite to replace it")
+    max_steps = cfg.max_steps or -1
+    total = max_steps if max_steps > 0 else (optim.epochs or 1) * math.ceil(len(train_set) / optim.batch_size)
+    module = MatcherModule(cfg.matcher_config().to_dict(), lr=optim.lr, warmup_steps=optim.warmup_steps, total_steps=total,
+                           ortho_weight=cfg.model.ortho_weight)
+    if run.init:
+        saved_cfg, state = model_state(read_checkpoint(run.init), run.init)
+        load_weights(module.model, state, run.init, saved_cfg)
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "config.yaml").write_text(yaml.safe_dump(cfg.to_dict(), sort_keys=False))
+
+    loader = dict(batch_size=optim.batch_size, num_workers=cfg.workers, follow_batch=["x_s", "x_t"])
+    train_loader = DataLoader(train_set, shuffle=True, drop_last=True, **loader)
+    val_loader = DataLoader(val_set, shuffle=False, **loader | {"num_workers": 0})
+    best = ModelCheckpoint(dirpath=out, filename="best", monitor=MONITOR, mode="max", save_top_k=1, auto_insert_metric_name=False,
+                           enable_version_counter=False)
+    stop = StopOnSignal()
+    callbacks = [best, LastCheckpoint(out / "last.ckpt", run.ckpt_every_steps, run.ckpt_minutes), EpochSeed(train_set), stop,
+                 LearningRateMonitor("step"), Throughput(), RankAgreement(out)]
+    if run.early_stop:
+        callbacks.append(EarlyStopping(MONITOR, mode="max", patience=run.early_stop))
+    # Lightning's warning about the folder we chose on purpose buries the useful lines
+    warnings.filterwarnings("ignore", message=".*exists and is not empty.*")
+    trainer = L.Trainer(
+        default_root_dir=out, max_steps=max_steps, max_epochs=optim.epochs if optim.epochs else (-1 if max_steps > 0 else 1),
+        val_check_interval=run.val_every, check_val_every_n_epoch=None,
+        precision=optim.precision, accelerator=run.accelerator, devices=run.devices, num_nodes=run.num_nodes,
+        # the early-exit heads get gradients only with deep supervision: let DDP tolerate unused ones
+        strategy="ddp_find_unused_parameters_true" if world > 1 else "auto", gradient_clip_val=optim.grad_clip or None, callbacks=callbacks,
+        # one CSV per (re)start, csv/version_N/metrics.csv: a resumed run never overwrites the earlier log
+        logger=[TensorBoardLogger(out, name="tb", version=""), CSVLogger(out, name="csv", flush_logs_every_n_steps=run.log_every)],
+        log_every_n_steps=run.log_every, plugins=[AtomicCheckpointIO()], num_sanity_val_steps=0,
+        enable_progress_bar=run.progress, enable_model_summary=False,
+    )
+    try:
+        with stop:
+            print(f"training: {train_set!r}; {max_steps if max_steps > 0 else 'all'} steps; run folder {out}", flush=True)
+            trainer.fit(module, train_loader, val_loader, ckpt_path=resume)
+    except NonFiniteLoss as e:
+        last = out / "last.ckpt"
+        raise PygmatchError(f"stopped: {e}; the last good checkpoint is {last if last.exists() else 'not written yet'} "
+                            f"(try a lower --lr or --grad-clip, then --resume last)") from None
+    if trainer.global_rank == 0:
+        write_curves(out)
+    if stop.signum is not None:
+        name = signal.Signals(stop.signum).name
+        raise Interrupted(f"{name}: stopped at step {trainer.global_step}; saved {out / 'last.ckpt'} — continue with "
+                          f"--config {out / 'config.yaml'} --resume last", 128 + stop.signum)
+    return out

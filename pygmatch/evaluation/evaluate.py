@@ -37,8 +37,9 @@ def looks_like_path(name: str) -> bool:
 
 def resolve_method(name: str, features: str = "sift", threads: int | None = 1, **overrides) -> MatchFn:
     """A baseline name (``nn``, ``nn-ratio``), ``oracle@PX`` (the ground-truth matches at PX
-    pixels: a ceiling that uses the true homography), ``default`` (the shipped model) or the
-    path of a trained checkpoint / run folder. A model trained on other features than
+    pixels: a ceiling that uses the true homography), ``default`` (the shipped attention model),
+    ``verifier`` (the shipped candidate verifier, ``pygmatch.verifier``), the path of a trained
+    checkpoint / run folder or of a verifier file (``python -m train.verifier``). A model trained on other features than
     ``features`` is refused; learned models match with ``threads`` torch threads (``Matcher``'s
     ``threads``); ``overrides`` set their inference options (``match_threshold``, ``early_exit``, ...)."""
     if name in BASELINES:
@@ -47,6 +48,14 @@ def resolve_method(name: str, features: str = "sift", threads: int | None = 1, *
     if name.startswith("oracle@"):
         px = parse_oracle(name)
         return lambda kp0, kp1, size0, size1, H: oracle_match(kp0.xy, kp1.xy, H, px)
+    from ..verifier import CandidateVerifier, is_verifier_file  # noqa: PLC0415 (only needed for learned methods)
+
+    if name == "verifier" or is_verifier_file(name):
+        if features != "sift":
+            raise PygmatchError(f"{name}: the verifier is trained on sift keypoints, but this evaluation uses {features} (--features)")
+        options = {"threshold": overrides["match_threshold"]} if "match_threshold" in overrides else {}
+        verifier = CandidateVerifier.load("default" if name == "verifier" else name, **options)
+        return lambda kp0, kp1, size0, size1, H: verifier.match(kp0, kp1)
     if name == "default" or Path(name).exists():
         from ..matcher import Matcher  # noqa: PLC0415 (only needed for learned methods)
 
@@ -60,7 +69,7 @@ def resolve_method(name: str, features: str = "sift", threads: int | None = 1, *
         return learned
     if looks_like_path(name):
         raise PygmatchError(f"{name}: no such checkpoint file or run folder (in --methods / --compare)")
-    raise PygmatchError(f"unknown method {name!r}: choose from default, {', '.join(BASELINES)}, oracle@PX or give a checkpoint path")
+    raise PygmatchError(f"unknown method {name!r}: choose from default, verifier, {', '.join(BASELINES)}, oracle@PX or give a checkpoint path")
 
 
 def default_methods() -> str:

@@ -1,0 +1,80 @@
+"""``python -m train.verifier --bank BANK --out verifier.pt``: train the ``CandidateVerifier`` (mutual
+nearest neighbours kept or dropped by a learned verifier, ``pygmatch.verifier``) from a feature bank,
+then measure it against nn and nn-ratio on held-out pairs (``--val-data``; never ``coco/val``)."""
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from pathlib import Path
+
+from pygmatch.cli import make_parent_folder, positive, probability_threshold, run_cli, write_text, writable_file
+
+
+def parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="python -m train.verifier", description=__doc__)
+    p.add_argument("--bank", type=Path, required=True, help="feature bank (python -m train.bank), SIFT")
+    p.add_argument("--out", type=Path, required=True, help="weights file to write (.pt); a .json of the run is written beside it")
+    p.add_argument("--overwrite", action="store_true", help="replace an existing --out")
+    p.add_argument("--pairs", type=positive(int), default=None, help="train on the bank's first N pairs (default: all)")
+    p.add_argument("--epochs", type=positive(int), default=8)
+    p.add_argument("--lr", type=positive(float), default=2e-3)
+    p.add_argument("--batch-size", type=positive(int), default=1024, help="candidates per step")
+    p.add_argument("--hidden", type=positive(int), default=64)
+    p.add_argument("--layers", type=positive(int), default=2)
+    p.add_argument("--precise-px", type=positive(float), default=1.0, help="label: the candidate is within this many px of the truth")
+    p.add_argument("--threshold", type=probability_threshold, default=0.7, help="inference: keep candidates above this probability")
+    p.add_argument("--min-keep", type=int, default=20, help="inference: and at least this many of the most probable")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--workers", type=positive(int), default=2, help="processes computing the candidates' features")
+    p.add_argument("--val-data", type=Path, default=None, help="held-out image folder measured after training (never coco/val)")
+    p.add_argument("--val-images", type=positive(int), default=100, help="held-out images per difficulty")
+    return p
+
+
+def main(argv=None) -> int:
+    import torch  # noqa: PLC0415 (keeps --help fast)
+
+    from pygmatch.evaluation.baselines import match_nn, match_nn_ratio  # noqa: PLC0415
+    from pygmatch.errors import PygmatchError  # noqa: PLC0415
+    from pygmatch.verifier import VerifierConfig  # noqa: PLC0415
+    from pygmatch.training.verifier import bank_candidates, fit_verifier, heldout_auc, heldout_pairs  # noqa: PLC0415
+
+    args = parser().parse_args(argv)
+    if args.out.exists() and not args.overwrite:
+        raise PygmatchError(f"--out {args.out}: already exists; choose another --out or pass --overwrite to replace it")
+    writable_file(args.out, "--out", example="verifier.pt")
+    if args.min_keep < 0:
+        raise PygmatchError(f"--min-keep must be >= 0, got {args.min_keep}")
+    cfg = VerifierConfig(hidden=args.hidden, layers=args.layers, precise_px=args.precise_px, threshold=args.threshold, min_keep=args.min_keep)
+    torch.set_num_threads(1)
+    start = time.perf_counter()
+    train = bank_candidates(args.bank, args.pairs, args.workers)
+    pairs = int(train.pair.max()) + 1
+    print(f"{len(train)} candidates from {pairs} bank pairs ({100 * (train.error < cfg.precise_px).mean():.1f} % within {cfg.precise_px:g} px)")
+    model = fit_verifier(train, cfg, args.epochs, args.lr, args.batch_size, args.seed)
+    took = time.perf_counter() - start
+    record = {"bank": str(args.bank), "pairs": pairs, "candidates": len(train), "epochs": args.epochs, "lr": args.lr,
+              "batch_size": args.batch_size, "seed": args.seed, "minutes": round(took / 60, 2), "config": vars(cfg)}
+    if args.val_data is not None:
+        items = heldout_pairs(args.val_data, args.val_images)
+        record["heldout"] = {"data": str(args.val_data), "images": args.val_images, "seed": 7, "auc": {
+            name: {str(d): v for d, v in heldout_auc(fn, items).items()}
+            for name, fn in (("verifier", model.match), ("nn", match_nn), ("nn-ratio", match_nn_ratio))}}
+        for name, by_d in record["heldout"]["auc"].items():
+            print(f"held-out AUC@3 {name:9s} " + "  ".join(f"d{d}: {v['auc@3']:.1f}" for d, v in by_d.items()))
+    make_parent_folder(args.out)
+    model.save(args.out, training=record)
+    write_text(args.out.with_suffix(".json"), json.dumps(record, indent=2))
+    print(f"wrote {args.out} ({took / 60:.1f} min of training)")
+    return 0
+
+
+def cli() -> None:
+    """The ``pygmatch-verifier`` console script."""
+    run_cli(main, sys.argv[1:])
+
+
+if __name__ == "__main__":
+    cli()

@@ -1,0 +1,12 @@
+"""``python -m train.verifier``: train the candidate verifier (installed: ``pygmatch-verifier``).
+
+A shim kept for a source checkout (not installed); the code is in ``pygmatch.commands.train_verifier``."""
+import sys
+
+from pygmatch.cli import run_cli
+from pygmatch.commands.train_verifier import *  # noqa: F403
+from pygmatch.commands.train_verifier import main, parser  # noqa: F401
+
+
+if __name__ == "__main__":
+    run_cli(main, sys.argv[1:])

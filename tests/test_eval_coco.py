@@ -104,12 +104,13 @@ def test_empty_folder(tmp_path):
     assert r.returncode == 2 and "no images" in r.stderr and "Traceback" not in r.stderr
 
 
-def test_no_arguments_compares_the_shipped_model_with_the_baselines(tmp_path):
+def test_no_arguments_compares_the_shipped_models_with_the_baselines(tmp_path):
     r = run_eval("--max-images", 2, "--out", tmp_path / "o", "--draw", 1)
     assert r.returncode == 0, r.stderr[-2000:]
     metrics = json.loads((tmp_path / "o" / "metrics.json").read_text())
-    assert list(metrics) == ["default", "nn", "nn-ratio"]
+    assert list(metrics) == ["verifier", "default", "nn", "nn-ratio"]
     assert metrics["default"]["matches"] > 20  # the shipped weights load and match real images
+    assert metrics["verifier"]["matches"] > 20 and metrics["verifier"]["precision"] > metrics["nn"]["precision"]
     assert (tmp_path / "o" / "precision_recall.png").is_file() and len(list((tmp_path / "o" / "matches").glob("*_default.png"))) == 1
 
 

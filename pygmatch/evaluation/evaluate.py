@@ -73,10 +73,11 @@ def resolve_method(name: str, features: str = "sift", threads: int | None = 1, *
 
 
 def default_methods() -> str:
-    """``default,nn,nn-ratio`` when the shipped weights are installed, else ``nn,nn-ratio``."""
+    """The shipped models that are installed (``verifier``, ``default``), then ``nn,nn-ratio``."""
     from ..checkpoint import WEIGHTS_DIR  # noqa: PLC0415
 
-    return "default,nn,nn-ratio" if (WEIGHTS_DIR / "default.pt").is_file() else "nn,nn-ratio"
+    shipped = [name for name, file in (("verifier", "verifier.pt"), ("default", "default.pt")) if (WEIGHTS_DIR / file).is_file()]
+    return ",".join(shipped + ["nn", "nn-ratio"])
 
 
 def add_method_args(p: argparse.ArgumentParser) -> None:

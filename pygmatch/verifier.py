@@ -50,6 +50,7 @@ WEIGHTS = Path(__file__).resolve().parent / "weights" / "verifier.pt"
 NEIGHBOURS = (6, 12, 24)  # sizes of the candidate kNN graphs the local motion is fitted on
 SUPPORT_RATIO = 0.8  # Lowe's ratio a candidate must pass to support its neighbours' fits
 MIN_CANDIDATES = 8  # fewer mutual NN candidates: nothing to verify against, all are kept
+MAX_KEYPOINTS = 1024  # match_images extracts this many per image: what the shipped weights were trained on
 FEATURE_NAMES = (
     ["descriptor_distance2", "ratio0", "ratio1", "log_scale0", "log_scale1", "response0", "response1"]
     + [f"{name}_k{k}" for k in NEIGHBOURS for name in ("log1p_residual", "log1p_neighbour_residual")]
@@ -184,14 +185,15 @@ class CandidateVerifier(nn.Module):
     def match_images(self, image0, image1, resize: int | None = 1024) -> dict:
         """Two images (paths or uint8 arrays, gray or BGR) → the same dict as ``Matcher.match``:
         ``keypoints0`` (N, 2), ``keypoints1`` (M, 2) in the original images' pixels, ``matches``
-        (K, 2), ``scores`` (K,). SIFT is extracted with the longer side at most ``resize`` px."""
+        (K, 2), ``scores`` (K,). Up to ``MAX_KEYPOINTS`` SIFT keypoints are extracted per image, at
+        most ``resize`` px on the longer side."""
         from .matcher import _check_resize, to_original  # noqa: PLC0415 (the matcher imports the model stack)
 
         resize = _check_resize(resize)
         found = []
         for image in (image0, image1):
             small, S = downscale(as_gray(image), resize)
-            found.append((extract(small, self.cfg.features, 1024), S))
+            found.append((extract(small, self.cfg.features, MAX_KEYPOINTS), S))
         (kp0, S0), (kp1, S1) = found
         matches, scores = self.match(kp0, kp1)
         return {"keypoints0": to_original(kp0, S0).xy, "keypoints1": to_original(kp1, S1).xy, "matches": matches, "scores": scores}

@@ -43,9 +43,9 @@ def baseline_levels(cfg: dict) -> dict:
     per = {k: [] for k in ("nn", "nn-ratio", "oracle@1", "oracle@3")}
     for k in range(len(val)):
         pair = val[k]
-        x0, x1, p0, p1 = pair.x_s.numpy(), pair.x_t.numpy(), pair.pos_s.numpy().astype(np.float64), pair.pos_t.numpy().astype(np.float64)
+        x0, x1, p0, p1 = pair.x_0.numpy(), pair.x_1.numpy(), pair.pos_0.numpy().astype(np.float64), pair.pos_1.numpy().astype(np.float64)
         H = pair.H_0to1[0].double().numpy()
-        size = tuple(int(v) for v in pair.image_size_s.reshape(-1).tolist())
+        size = tuple(int(v) for v in pair.image_size_0.reshape(-1).tolist())
         gt0, _ = ground_truth_matches(p0, p1, H)
         found = {"nn": nearest_neighbor_match(x0, x1), "nn-ratio": nearest_neighbor_match(x0, x1, 0.8)}
         for t in (1, 3):

@@ -81,13 +81,13 @@ def main() -> None:
     # (a) today's on-the-fly path: two loader processes extract SIFT, the model uses torch's default threads
     torch.set_num_threads(os.cpu_count() or 2)
     fly = HomographyPairs(args.data, max_keypoints=args.max_keypoints, **common)
-    loader = DataLoader(fly, batch_size=args.batch_size, shuffle=True, num_workers=2, follow_batch=["x_s", "x_t"], persistent_workers=True)
+    loader = DataLoader(fly, batch_size=args.batch_size, shuffle=True, num_workers=2, follow_batch=["x_0", "x_1"], persistent_workers=True)
     results["on-the-fly (2 loader processes, default threads)"] = run(loader, module_for(args), args.steps)
     del loader
     # (b) the bank path: no extraction, so both cores go to the model, in the training process
     torch.set_num_threads(2)
     bank = BankPairs(args.bank, max_keypoints=args.max_keypoints, **common)
-    loader = DataLoader(bank, batch_size=args.batch_size, shuffle=True, num_workers=0, follow_batch=["x_s", "x_t"])
+    loader = DataLoader(bank, batch_size=args.batch_size, shuffle=True, num_workers=0, follow_batch=["x_0", "x_1"])
     results["bank (in-process, 2 threads)"] = run(loader, module_for(args), args.steps)
     base = next(iter(results.values()))["pairs_per_s"]
     lines = [f"Training throughput, dim 64 / 5 layers / 2 heads (cpu preset), complete graphs, dual-softmax, deep supervision, "

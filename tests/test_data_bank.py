@@ -132,13 +132,13 @@ def test_augmented_ground_truth_stays_exact(bank):
 def test_bank_pairs_are_reproducible_and_vary_by_epoch(bank):
     data = BankPairs(bank, max_keypoints=200, seed=1, match_px=1.0, unmatched_px=2.0)
     a, b = data[2], data[2]
-    assert a.x_s.shape[0] <= 200 and a.x_t.shape[0] <= 200
-    assert torch_equal(a.pos_t, b.pos_t) and torch_equal(a.gt_matches, b.gt_matches)
+    assert a.x_0.shape[0] <= 200 and a.x_1.shape[0] <= 200
+    assert torch_equal(a.pos_1, b.pos_1) and torch_equal(a.gt_matches, b.gt_matches)
     data.set_epoch(1)
-    assert not torch_equal(data[2].pos_t, a.pos_t)
+    assert not torch_equal(data[2].pos_1, a.pos_1)
     # ground truth at 1 px: every match within 1 px under the stored H
     H = a.H_0to1[0].double().numpy()
-    err = reprojection_error(a.pos_s.numpy(), a.pos_t.numpy(), H)
+    err = reprojection_error(a.pos_0.numpy(), a.pos_1.numpy(), H)
     i, j = a.gt_matches.numpy()
     assert len(i) > 10 and err[i, j].max() < 1.0
 

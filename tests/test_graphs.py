@@ -153,9 +153,9 @@ def test_backends_on_duplicates_stay_valid():
 
 
 def test_cross_edges():
-    x_s = torch.eye(4)
-    x_t = torch.eye(4)[[2, 0, 3, 1]]
-    pair = PairData.from_graphs(points(LINE[:4], x=x_s), points(LINE[:4], x=x_t))
+    x0 = torch.eye(4)
+    x1 = torch.eye(4)[[2, 0, 3, 1]]
+    pair = PairData.from_graphs(points(LINE[:4], x=x0), points(LINE[:4], x=x1))
     knn = DescriptorKNNCross(k=1)(pair)
     assert edge_set(knn.edge_index_cross) == {(0, 1), (1, 3), (2, 0), (3, 2)}
     assert knn.cross_complete.tolist() == [[False]]
@@ -165,9 +165,9 @@ def test_cross_edges():
 def test_compose_and_pairdata(image):
     kp = unique_keypoints(image, 200)
     pair = make_pair_data(kp, kp.subset(np.arange(150)), (640, 480), graph=Compose([KNNGraph(8)]), cross=DescriptorKNNCross(4), H_0to1=np.eye(3))
-    assert pair.edge_index_s.size(1) == 200 * 8 and pair.edge_index_t.size(1) == 150 * 8
+    assert pair.edge_index_0.size(1) == 200 * 8 and pair.edge_index_1.size(1) == 150 * 8
     assert torch.equal(pair.gt_matches, torch.arange(150).repeat(2, 1))  # identity: each kept keypoint matches itself
-    assert int(pair.gt_unmatched_s.sum()) >= 30 and not pair.gt_unmatched_t.any()
+    assert int(pair.gt_unmatched_0.sum()) >= 30 and not pair.gt_unmatched_1.any()
 
 
 def test_batching_equals_per_pair(image):
@@ -177,21 +177,21 @@ def test_batching_equals_per_pair(image):
     pairs = [make_pair_data(kp.subset(np.arange(n0)), kp.subset(np.arange(n1)), (640, 480), KNNGraph(6), DescriptorKNNCross(3), np.eye(3))
              for n0, n1 in ((300, 120), (50, 210), (7, 3))]
 
-    def step(pos_s, pos_t, e_s, e_cross):
-        intra = scatter(pos_s[e_s[0]], e_s[1], 0, dim_size=pos_s.size(0), reduce="mean")
-        cross = scatter(pos_t[e_cross[1]], e_cross[0], 0, dim_size=pos_s.size(0), reduce="sum")
+    def step(pos0, pos1, e0, e_cross):
+        intra = scatter(pos0[e0[0]], e0[1], 0, dim_size=pos0.size(0), reduce="mean")
+        cross = scatter(pos1[e_cross[1]], e_cross[0], 0, dim_size=pos0.size(0), reduce="sum")
         return intra + cross
 
-    batch = next(iter(DataLoader(pairs, batch_size=3, follow_batch=["x_s", "x_t"])))
-    assert batch.x_s.size(0) == 357 and batch.x_t.size(0) == 333
-    assert batch.x_s_batch.bincount().tolist() == [300, 50, 7]
-    assert batch.image_size_s.shape == (3, 2) and batch.H_0to1.shape == (3, 3, 3) and batch.scale_complete_s.shape == (3, 1)
-    out = step(batch.pos_s, batch.pos_t, batch.edge_index_s, batch.edge_index_cross)
+    batch = next(iter(DataLoader(pairs, batch_size=3, follow_batch=["x_0", "x_1"])))
+    assert batch.x_0.size(0) == 357 and batch.x_1.size(0) == 333
+    assert batch.x_0_batch.bincount().tolist() == [300, 50, 7]
+    assert batch.image_size_0.shape == (3, 2) and batch.H_0to1.shape == (3, 3, 3) and batch.scale_complete_0.shape == (3, 1)
+    out = step(batch.pos_0, batch.pos_1, batch.edge_index_0, batch.edge_index_cross)
     for b, p in enumerate(pairs):
-        ref = step(p.pos_s, p.pos_t, p.edge_index_s, p.edge_index_cross)
-        torch.testing.assert_close(out[batch.x_s_batch == b], ref)
-    offsets_t = torch.tensor([0, 120, 330])
-    gt = torch.cat([p.gt_matches + torch.tensor([[o_s], [o_t]]) for p, o_s, o_t in zip(pairs, (0, 300, 350), offsets_t)], 1)
+        ref = step(p.pos_0, p.pos_1, p.edge_index_0, p.edge_index_cross)
+        torch.testing.assert_close(out[batch.x_0_batch == b], ref)
+    offsets1 = torch.tensor([0, 120, 330])
+    gt = torch.cat([p.gt_matches + torch.tensor([[o0], [o1]]) for p, o0, o1 in zip(pairs, (0, 300, 350), offsets1)], 1)
     assert torch.equal(batch.gt_matches, gt)
 
 

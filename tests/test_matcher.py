@@ -222,4 +222,4 @@ def test_prepare_is_the_pair_match_keypoints_runs(tiny_ckpt, image):
     m0 = out.matches0[0].numpy()
     assert np.array_equal(ref["matches"], np.stack([np.nonzero(m0 >= 0)[0], m0[m0 >= 0]], 1).reshape(-1, 2))
     other = m.prepare(kp0, kp1, (640, 480), graph=KNNGraph(3))
-    assert other.edge_index_s.size(1) == 3 * len(kp0) and torch.equal(other.image_size_t, other.image_size_s)
+    assert other.edge_index_0.size(1) == 3 * len(kp0) and torch.equal(other.image_size_1, other.image_size_0)

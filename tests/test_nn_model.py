@@ -164,12 +164,12 @@ def test_permuting_keypoints_permutes_the_output(keypoints, graph, assignment):
 def test_batch_equals_per_pair(keypoints, graph, cross):
     model = GraphMatcher(MatcherConfig(**TINY, graph=graph_params(graph))).eval()
     pairs = [pair(keypoints, 70, 40, graph, cross), pair(keypoints, 20, 90, graph, cross), pair(keypoints, 3, 5, graph, cross)]
-    batch = next(iter(DataLoader(pairs, batch_size=3, follow_batch=["x_s", "x_t"])))
+    batch = next(iter(DataLoader(pairs, batch_size=3, follow_batch=["x_0", "x_1"])))
     with torch.no_grad():
         out = model(batch)
         for b, p in enumerate(pairs):
             one = model(p)
-            n, m = p.x_s.size(0), p.x_t.size(0)
+            n, m = p.x_0.size(0), p.x_1.size(0)
             torch.testing.assert_close(out.log_assignment[b, :n, :m], one.log_assignment[0, :n, :m], atol=1e-4, rtol=1e-4)
             assert torch.equal(out.matches0[b, :n], one.matches0[0])
 
@@ -179,7 +179,7 @@ def test_gradients_reach_every_parameter(keypoints):
     cfg = MatcherConfig(**TINY, graph={"name": "multiscale", "ks": [4, "all"]}, deep_supervision=True, assignment="dual-softmax")
     module = MatcherModule(cfg.to_dict(), ortho_weight=0.1)
     p = pair(keypoints, 60, 60, MultiScaleGraph((4, "all"), "nested"))
-    batch = next(iter(DataLoader([p, p], batch_size=2, follow_batch=["x_s", "x_t"])))
+    batch = next(iter(DataLoader([p, p], batch_size=2, follow_batch=["x_0", "x_1"])))
     loss = module.losses(batch, module.model(batch))["loss"]
     loss.backward()
     missing = [n for n, w in module.model.named_parameters() if w.grad is None or not w.grad.abs().sum() > 0]

@@ -19,13 +19,13 @@ def pair_knn(image):
 
 
 def record_self_calls(model):
-    """(layer, value, edge_index, dense?) of every self-attention call on image 0 (side "s")."""
+    """(layer, value, edge_index, dense?) of every self-attention call on image 0 (side "0")."""
     calls, image0 = [], {}
     build_graph = model.image_graph
 
     def image_graph(data, side, *args, **kwargs):  # remember image 0's graph: its x is the conv's input
         g = build_graph(data, side, *args, **kwargs)
-        if side == "s":
+        if side == "0":
             image0["graph"] = g
         return g
 
@@ -53,7 +53,7 @@ def test_frozen_first_values_come_from_the_input(pair_knn):
         out = model(pair_knn)
     values = [v for _, v, _, _ in calls]
     assert values[0] is not None and values[1] is values[0] and values[2] is None
-    enc = model.encoder(*[pair_knn[k] for k in ("x_s",)], *_encoder_args(model, pair_knn))
+    enc = model.encoder(*[pair_knn[k] for k in ("x_0",)], *_encoder_args(model, pair_knn))
     torch.testing.assert_close(values[0], enc)
     with torch.no_grad():
         assert not torch.allclose(out.log_assignment, build()(pair_knn).log_assignment)
@@ -61,8 +61,8 @@ def test_frozen_first_values_come_from_the_input(pair_knn):
 
 def _encoder_args(model, data):
     from pygmatch.nn.model import side_inputs
-    x, pos, batch = side_inputs(data, "s")
-    return pos, data.scale_s, data.ori_s, data.score_s, batch, 1
+    x, pos, batch = side_inputs(data, "0")
+    return pos, data.scale_0, data.ori_0, data.score_0, batch, 1
 
 
 def test_every_n_values_are_refreshed_every_n_layers(pair_knn):
@@ -87,7 +87,7 @@ def test_per_layer_graphs_follow_the_updated_descriptors(pair_knn):
         model(pair_knn)
     x, edges = inputs[0]  # image 0 at layer 1
     assert torch.equal(edges, descriptor_knn_edges(x, 6))
-    assert not torch.equal(edges, pair_knn.edge_index_s)  # not the positional kNN any more
+    assert not torch.equal(edges, pair_knn.edge_index_0)  # not the positional kNN any more
 
 
 def test_dense_warmup_skips_complete_sets(image):
@@ -113,7 +113,7 @@ def test_orthogonality_loss_pushes_branches_apart(image):
     from pygmatch.training.module import MatcherModule
     kp = extract(image, "sift", 100)
     pair = make_pair_data(kp, kp, (640, 480), MultiScaleGraph((4, 16), "nested"), None, np.eye(3))
-    batch = next(iter(DataLoader([pair], batch_size=1, follow_batch=["x_s", "x_t"])))
+    batch = next(iter(DataLoader([pair], batch_size=1, follow_batch=["x_0", "x_1"])))
     torch.manual_seed(0)
     module = MatcherModule(MatcherConfig(dim=32, layers=2, heads=2, graph={"name": "multiscale", "ks": [4, "all"]}).to_dict(), ortho_weight=1.0)
     for layer in module.model.layers:  # identical branches on overlapping graphs: strongly aligned outputs

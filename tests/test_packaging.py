@@ -26,6 +26,7 @@ SCRIPTS = {
     "pygmatch-eval": "pygmatch.commands.eval_coco:cli",
     "pygmatch-hpatches": "pygmatch.commands.eval_hpatches:cli",
     "pygmatch-attention": "pygmatch.commands.eval_attention:cli",
+    "pygmatch-verifier": "pygmatch.commands.train_verifier:cli",
 }
 
 

@@ -34,8 +34,8 @@ class GraphTransform(BaseTransform):
 
     def forward(self, data: Data) -> Data:
         if isinstance(data, PairData):
-            for suffix in ("s", "t"):
-                data.set_side(suffix, self.forward(data.side(suffix)))
+            for image in ("0", "1"):
+                data.set_side(image, self.forward(data.side(image)))
             return data
         sets = self.edge_sets(data)
         data.edge_index = torch.cat([e for e, _ in sets], 1) if sets else torch.zeros(2, 0, dtype=torch.long)

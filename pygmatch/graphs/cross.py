@@ -30,12 +30,12 @@ class DescriptorKNNCross(BaseTransform):
         self.k = int(k)
 
     def forward(self, data):
-        n_t = data.x_t.size(0)
-        t_to_s = bipartite_knn(data.x_t, data.x_s, self.k).flip(0)  # (i, j): j among i's nearest
-        s_to_t = bipartite_knn(data.x_s, data.x_t, self.k)  # (i, j): i among j's nearest
-        pairs = torch.cat([t_to_s, s_to_t], 1)
-        key = torch.unique(pairs[0] * max(n_t, 1) + pairs[1])
-        data.edge_index_cross = torch.stack([key // max(n_t, 1), key % max(n_t, 1)])
+        n1 = data.x_1.size(0)
+        one_to_zero = bipartite_knn(data.x_1, data.x_0, self.k).flip(0)  # (i, j): j among i's nearest
+        zero_to_one = bipartite_knn(data.x_0, data.x_1, self.k)  # (i, j): i among j's nearest
+        pairs = torch.cat([one_to_zero, zero_to_one], 1)
+        key = torch.unique(pairs[0] * max(n1, 1) + pairs[1])
+        data.edge_index_cross = torch.stack([key // max(n1, 1), key % max(n1, 1)])
         data.cross_complete = torch.tensor([[False]])
         return data
 

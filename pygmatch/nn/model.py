@@ -51,13 +51,14 @@ class KeypointEncoder(nn.Module):
         return out + self.attrs(torch.cat(cols, -1))
 
 
-def side_inputs(data, suffix: str):
-    """Node tensors of one image from a (batched) PairData, positions centred and scaled to [-1, 1]."""
-    x = data[f"x_{suffix}"]
-    key = f"x_{suffix}_batch"
+def side_inputs(data, image: str):
+    """Node tensors of image ``"0"`` or ``"1"`` from a (batched) PairData, positions centred and
+    scaled to [-1, 1]."""
+    x = data[f"x_{image}"]
+    key = f"x_{image}_batch"
     batch = data[key] if key in data else torch.zeros(x.size(0), dtype=torch.long, device=x.device)
-    size = data[f"image_size_{suffix}"].reshape(-1, 2)[batch]
-    pos = (data[f"pos_{suffix}"] - size / 2) / (size.max(-1, keepdim=True).values / 2)
+    size = data[f"image_size_{image}"].reshape(-1, 2)[batch]
+    pos = (data[f"pos_{image}"] - size / 2) / (size.max(-1, keepdim=True).values / 2)
     return x, pos, batch
 
 
@@ -98,12 +99,12 @@ class MatchOutput:
 class GraphMatcher(nn.Module):
     """Matches the keypoints of pairs of images.
 
-    Input: a (batched) ``PairData`` whose images 0 and 1 are the ``_s`` / ``_t`` attributes, in PyG's
-    pair convention: ``x_s`` (n0, descriptor_dim) descriptors, ``pos_s`` (n0, 2) pixels,
-    ``scale_s`` / ``ori_s`` / ``score_s`` (n0,), ``image_size_s`` (B, 2) as (w, h), optionally
-    ``edge_index_s`` (2, E) with ``edge_scale_s`` / ``scale_complete_s`` from a graph transform
-    (none: complete graphs), the same for image 1 with ``_t``, and ``edge_index_cross`` /
-    ``cross_complete`` from a cross transform; batched by ``DataLoader(follow_batch=["x_s", "x_t"])``.
+    Input: a (batched) ``PairData`` whose images 0 and 1 are the ``_0`` / ``_1`` attributes:
+    ``x_0`` (n0, descriptor_dim) descriptors, ``pos_0`` (n0, 2) pixels,
+    ``scale_0`` / ``ori_0`` / ``score_0`` (n0,), ``image_size_0`` (B, 2) as (w, h), optionally
+    ``edge_index_0`` (2, E) with ``edge_scale_0`` / ``scale_complete_0`` from a graph transform
+    (none: complete graphs), the same for image 1 with ``_1``, and ``edge_index_cross`` /
+    ``cross_complete`` from a cross transform; batched by ``DataLoader(follow_batch=["x_0", "x_1"])``.
 
     Output: a ``MatchOutput`` (shapes there).
     """
@@ -120,13 +121,13 @@ class GraphMatcher(nn.Module):
         # early exit and pruning). Trained by deep supervision; cheap enough to always exist.
         self.point_heads = nn.ModuleList(nn.Linear(cfg.dim, 2) for _ in range(cfg.layers - 1))
 
-    def image_graph(self, data, suffix: str, num_pairs: int) -> ImageGraph:
-        x, pos, batch = side_inputs(data, suffix)
-        feats = self.encoder(x, pos, data[f"scale_{suffix}"], data[f"ori_{suffix}"], data[f"score_{suffix}"], batch, num_pairs)
-        if f"edge_index_{suffix}" in data:
-            edges, scale_of = data[f"edge_index_{suffix}"], data[f"edge_scale_{suffix}"]
-            complete = data[f"scale_complete_{suffix}"].reshape(num_pairs, -1)[0].tolist() if num_pairs else [True]
-            exclusive = bool(data[f"scale_exclusive_{suffix}"].reshape(-1)[0]) if f"scale_exclusive_{suffix}" in data and num_pairs else False
+    def image_graph(self, data, image: str, num_pairs: int) -> ImageGraph:
+        x, pos, batch = side_inputs(data, image)
+        feats = self.encoder(x, pos, data[f"scale_{image}"], data[f"ori_{image}"], data[f"score_{image}"], batch, num_pairs)
+        if f"edge_index_{image}" in data:
+            edges, scale_of = data[f"edge_index_{image}"], data[f"edge_scale_{image}"]
+            complete = data[f"scale_complete_{image}"].reshape(num_pairs, -1)[0].tolist() if num_pairs else [True]
+            exclusive = bool(data[f"scale_exclusive_{image}"].reshape(-1)[0]) if f"scale_exclusive_{image}" in data and num_pairs else False
             sets = [edges[:, scale_of == s] for s in range(len(complete))]
         else:  # no graph transform: SuperGlue's complete graph
             sets, complete, exclusive = [torch.zeros(2, 0, dtype=torch.long, device=x.device)], [True], False
@@ -134,8 +135,8 @@ class GraphMatcher(nn.Module):
         return ImageGraph(feats, batch, num_pairs, sets, complete, exclusive, rope)
 
     def forward(self, data, return_attention: bool = False) -> MatchOutput:
-        num_pairs = int(data.num_graphs) if hasattr(data, "num_graphs") and "x_s_batch" in data else 1
-        g0, g1 = self.image_graph(data, "s", num_pairs), self.image_graph(data, "t", num_pairs)
+        num_pairs = int(data.num_graphs) if hasattr(data, "num_graphs") and "x_0_batch" in data else 1
+        g0, g1 = self.image_graph(data, "0", num_pairs), self.image_graph(data, "1", num_pairs)
         cross = None if bool(data.cross_complete.reshape(-1)[0]) else data.edge_index_cross
         adaptive = not self.training and (self.cfg.early_exit or self.cfg.pruning)
         n0, n1 = g0.x.size(0), g1.x.size(0)
@@ -182,7 +183,7 @@ class GraphMatcher(nn.Module):
         active0 = torch.zeros(n0, dtype=torch.bool, device=out0.device)
         active1 = torch.zeros(n1, dtype=torch.bool, device=out1.device)
         active0[keep0], active1[keep1] = True, True
-        raw = (data.x_s, data.x_t) if self.cfg.descriptor_prior else (None, None)
+        raw = (data.x_0, data.x_1) if self.cfg.descriptor_prior else (None, None)
         log_assignment, mask0, mask1 = self.assign(out0, out1, batch0, batch1, num_pairs, raw)
         a0, a1 = mask0, mask1
         if not bool(active0.all() and active1.all()):  # pruned keypoints are unmatched

@@ -32,15 +32,15 @@ def dense_ground_truth(batch, num_pairs: int, n: int, m: int):
         counts = torch.bincount(batch_vector, minlength=num_pairs)
         return torch.arange(batch_vector.numel(), device=batch_vector.device) - (torch.cumsum(counts, 0) - counts)[batch_vector]
 
-    b_s = batch.x_s_batch if "x_s_batch" in batch else torch.zeros(batch.x_s.size(0), dtype=torch.long)
-    b_t = batch.x_t_batch if "x_t_batch" in batch else torch.zeros(batch.x_t.size(0), dtype=torch.long)
-    loc_s, loc_t = local(b_s), local(b_t)
+    b0 = batch.x_0_batch if "x_0_batch" in batch else torch.zeros(batch.x_0.size(0), dtype=torch.long)
+    b1 = batch.x_1_batch if "x_1_batch" in batch else torch.zeros(batch.x_1.size(0), dtype=torch.long)
+    loc0, loc1 = local(b0), local(b1)
     i, j = batch.gt_matches
-    pairs = torch.stack([b_s[i], loc_s[i], loc_t[j]])
-    un0 = torch.zeros(num_pairs, n, dtype=torch.bool, device=b_s.device)
-    un1 = torch.zeros(num_pairs, m, dtype=torch.bool, device=b_s.device)
-    un0[b_s, loc_s] = batch.gt_unmatched_s
-    un1[b_t, loc_t] = batch.gt_unmatched_t
+    pairs = torch.stack([b0[i], loc0[i], loc1[j]])
+    un0 = torch.zeros(num_pairs, n, dtype=torch.bool, device=b0.device)
+    un1 = torch.zeros(num_pairs, m, dtype=torch.bool, device=b0.device)
+    un0[b0, loc0] = batch.gt_unmatched_0
+    un1[b1, loc1] = batch.gt_unmatched_1
     return pairs, un0, un1
 
 
@@ -138,13 +138,13 @@ class MatcherModule(L.LightningModule):
 def pair_results(batch, out) -> list[dict]:
     """Per-pair metrics of a batch, with the same code as ``eval.coco``."""
     results = []
-    b_s, b_t = out.batch0.cpu(), out.batch1.cpu()
-    pos_s, pos_t = batch.pos_s.cpu().numpy(), batch.pos_t.cpu().numpy()
+    b0, b1 = out.batch0.cpu(), out.batch1.cpu()
+    pos0, pos1 = batch.pos_0.cpu().numpy(), batch.pos_1.cpu().numpy()
     gt = batch.gt_matches.cpu()
     for b in range(out.matches0.size(0)):
-        sel_s, sel_t = (b_s == b).nonzero().flatten(), (b_t == b).nonzero().flatten()
-        s0, t0 = (int(sel_s[0]) if sel_s.numel() else 0), (int(sel_t[0]) if sel_t.numel() else 0)
-        n = sel_s.numel()
+        sel0, sel1 = (b0 == b).nonzero().flatten(), (b1 == b).nonzero().flatten()
+        s0, t0 = (int(sel0[0]) if sel0.numel() else 0), (int(sel1[0]) if sel1.numel() else 0)
+        n = sel0.numel()
         m0 = out.matches0[b, :n].cpu().numpy()
         i = np.nonzero(m0 >= 0)[0]
         matches = np.stack([i, m0[i]], 1)
@@ -152,7 +152,7 @@ def pair_results(batch, out) -> list[dict]:
         gt0 = np.full(n, -1)
         in_pair = (gt[0] >= s0) & (gt[0] < s0 + n)
         gt0[(gt[0, in_pair] - s0).numpy()] = (gt[1, in_pair] - t0).numpy()
-        size = tuple(int(v) for v in batch.image_size_s.reshape(-1, 2)[b].tolist())
-        results.append(pair_metrics(matches, scores, pos_s[s0:s0 + n], pos_t[t0:t0 + sel_t.numel()], gt0,
+        size = tuple(int(v) for v in batch.image_size_0.reshape(-1, 2)[b].tolist())
+        results.append(pair_metrics(matches, scores, pos0[s0:s0 + n], pos1[t0:t0 + sel1.numel()], gt0,
                                     batch.H_0to1[b].cpu().double().numpy(), size))
     return results

@@ -74,7 +74,7 @@ def train(cfg: TrainConfig) -> Path:
     out.mkdir(parents=True, exist_ok=True)
     (out / "config.yaml").write_text(yaml.safe_dump(cfg.to_dict(), sort_keys=False))
 
-    loader = dict(batch_size=optim.batch_size, num_workers=cfg.workers, follow_batch=["x_s", "x_t"])
+    loader = dict(batch_size=optim.batch_size, num_workers=cfg.workers, follow_batch=["x_0", "x_1"])
     train_loader = DataLoader(train_set, shuffle=True, drop_last=True, **loader)
     val_loader = DataLoader(val_set, shuffle=False, **loader | {"num_workers": 0})
     best = ModelCheckpoint(dirpath=out, filename="best", monitor=MONITOR, mode="max", save_top_k=1, auto_insert_metric_name=False,

@@ -5,11 +5,12 @@ from __future__ import annotations
 
 import argparse
 import json
+from dataclasses import asdict
 import sys
 import time
 from pathlib import Path
 
-from pygmatch.cli import make_parent_folder, positive, probability_threshold, run_cli, write_text, writable_file
+from pygmatch.cli import make_parent_folder, non_negative_int, positive, probability_threshold, run_cli, write_text, writable_file
 
 
 def parser() -> argparse.ArgumentParser:
@@ -25,7 +26,7 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--layers", type=positive(int), default=2)
     p.add_argument("--precise-px", type=positive(float), default=1.0, help="label: the candidate is within this many px of the truth")
     p.add_argument("--threshold", type=probability_threshold, default=0.7, help="inference: keep candidates above this probability")
-    p.add_argument("--min-keep", type=int, default=20, help="inference: and at least this many of the most probable")
+    p.add_argument("--min-keep", type=non_negative_int, default=20, help="inference: and at least this many of the most probable")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--workers", type=positive(int), default=2, help="processes computing the candidates' features")
     p.add_argument("--val-data", type=Path, default=None, help="held-out image folder measured after training (never coco/val)")
@@ -37,6 +38,7 @@ def main(argv=None) -> int:
     import torch  # noqa: PLC0415 (keeps --help fast)
 
     from pygmatch.evaluation.baselines import match_nn, match_nn_ratio  # noqa: PLC0415
+    from pygmatch.data.bank import FeatureBank  # noqa: PLC0415
     from pygmatch.errors import PygmatchError  # noqa: PLC0415
     from pygmatch.verifier import VerifierConfig  # noqa: PLC0415
     from pygmatch.training.verifier import bank_candidates, fit_verifier, heldout_auc, heldout_pairs  # noqa: PLC0415
@@ -45,18 +47,16 @@ def main(argv=None) -> int:
     if args.out.exists() and not args.overwrite:
         raise PygmatchError(f"--out {args.out}: already exists; choose another --out or pass --overwrite to replace it")
     writable_file(args.out, "--out", example="verifier.pt")
-    if args.min_keep < 0:
-        raise PygmatchError(f"--min-keep must be >= 0, got {args.min_keep}")
     cfg = VerifierConfig(hidden=args.hidden, layers=args.layers, precise_px=args.precise_px, threshold=args.threshold, min_keep=args.min_keep)
     torch.set_num_threads(1)
     start = time.perf_counter()
     train = bank_candidates(args.bank, args.pairs, args.workers)
-    pairs = int(train.pair.max()) + 1
+    pairs = args.pairs or len(FeatureBank(args.bank))
     print(f"{len(train)} candidates from {pairs} bank pairs ({100 * (train.error < cfg.precise_px).mean():.1f} % within {cfg.precise_px:g} px)")
     model = fit_verifier(train, cfg, args.epochs, args.lr, args.batch_size, args.seed)
     took = time.perf_counter() - start
     record = {"bank": str(args.bank), "pairs": pairs, "candidates": len(train), "epochs": args.epochs, "lr": args.lr,
-              "batch_size": args.batch_size, "seed": args.seed, "minutes": round(took / 60, 2), "config": vars(cfg)}
+              "batch_size": args.batch_size, "seed": args.seed, "minutes": round(took / 60, 2), "config": asdict(cfg)}
     if args.val_data is not None:
         items = heldout_pairs(args.val_data, args.val_images)
         record["heldout"] = {"data": str(args.val_data), "images": args.val_images, "seed": 7, "auc": {

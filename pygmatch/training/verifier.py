@@ -19,7 +19,7 @@ from ..data.geometry import corner_error, warp_points
 from ..data.pairs import make_pairs
 from ..errors import PygmatchError
 from ..evaluation.metrics import error_auc, estimate_homography
-from ..verifier import FEATURE_NAMES, CandidateVerifier, VerifierConfig, candidate_features
+from ..verifier import CandidateVerifier, VerifierConfig, candidate_features
 
 
 @dataclass
@@ -142,4 +142,4 @@ def heldout_auc(match, items: HeldOut, size=(640, 480)) -> dict[float, dict[str,
     return {d: {f"auc@{t}": 100 * a for t, a in zip((1, 3, 5), error_auc(np.array(e), (1, 3, 5)))} for d, e in errors.items()}
 
 
-__all__ = ["CandidateSet", "FEATURE_NAMES", "bank_candidates", "fit_verifier", "heldout_auc", "heldout_pairs", "pair_candidates"]
+__all__ = ["CandidateSet", "bank_candidates", "fit_verifier", "heldout_auc", "heldout_pairs", "pair_candidates"]

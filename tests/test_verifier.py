@@ -167,6 +167,11 @@ def test_train_verifier_command(tmp_path, bank):
     assert out.read_bytes() == before  # nothing overwritten
     r = run("--bank", bank.root, "--out", tmp_path / "w.pt", "--pairs", "999", "--workers", "1")
     assert r.returncode == 2 and "fewer than the 999" in one_line_error(r.stderr)
+    r = run("--bank", bank.root, "--out", tmp_path / "w.pt", "--val-data", tmp_path / "novaldata")
+    assert r.returncode == 2 and "no such folder" in one_line_error(r.stderr)
+    assert not (tmp_path / "w.pt").exists()  # refused before any work
+    r = run("--bank", bank.root, "--out", tmp_path)
+    assert r.returncode == 2 and "folder" in one_line_error(r.stderr)
     r = run("--bank", tmp_path / "nobank", "--out", tmp_path / "w.pt")
     assert r.returncode == 2 and "no such bank folder" in one_line_error(r.stderr)
     r = run("--bank", bank.root, "--out", tmp_path / "w.pt", "--min-keep", "-1")

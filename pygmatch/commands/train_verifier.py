@@ -39,14 +39,18 @@ def main(argv=None) -> int:
 
     from pygmatch.evaluation.baselines import match_nn, match_nn_ratio  # noqa: PLC0415
     from pygmatch.data.bank import FeatureBank  # noqa: PLC0415
+    from pygmatch.data.images import list_images  # noqa: PLC0415
     from pygmatch.errors import PygmatchError  # noqa: PLC0415
     from pygmatch.verifier import VerifierConfig  # noqa: PLC0415
     from pygmatch.training.verifier import bank_candidates, fit_verifier, heldout_auc, heldout_pairs  # noqa: PLC0415
 
     args = parser().parse_args(argv)
+    # Everything that could fail after the training is checked before it: no work is lost.
+    writable_file(args.out, "--out", example="verifier.pt")
     if args.out.exists() and not args.overwrite:
         raise PygmatchError(f"--out {args.out}: already exists; choose another --out or pass --overwrite to replace it")
-    writable_file(args.out, "--out", example="verifier.pt")
+    if args.val_data is not None:
+        list_images(args.val_data)  # a missing or imageless folder is one line now, not after the training
     cfg = VerifierConfig(hidden=args.hidden, layers=args.layers, precise_px=args.precise_px, threshold=args.threshold, min_keep=args.min_keep)
     torch.set_num_threads(1)
     start = time.perf_counter()

@@ -45,6 +45,17 @@ def readonly_dir(tmp_path) -> Path:
     yield Path("/sys")
 
 
+def run_command(main, argv, capsys) -> tuple[int, str, str]:
+    """A command's ``main`` run in-process as its console script runs it (one-line errors, exit
+    statuses): ``(exit status, stdout, stderr)``."""
+    from pygmatch.cli import run_cli
+
+    with pytest.raises(SystemExit) as e:
+        run_cli(main, [str(a) for a in argv])
+    out = capsys.readouterr()
+    return e.value.code, out.out, out.err
+
+
 def one_line_error(err: str) -> str:
     """The last line of stderr, checked to be a one-line ``error: ...`` without a traceback."""
     assert "Traceback" not in err, err

@@ -11,7 +11,7 @@ import pytest
 from pygmatch.data import PairSet, list_images, make_pairs
 from pygmatch.evaluation.metrics import error_auc
 
-from .conftest import ROOT, one_line_error
+from .conftest import ROOT, one_line_error, run_command
 
 
 def run_eval(*args):
@@ -122,12 +122,8 @@ def test_a_model_for_other_features_is_refused(tmp_path):
 def cli(argv, capsys):
     """``python -m eval.coco`` in-process, as the console runs it: (exit status, stdout, stderr)."""
     from eval.coco import main
-    from pygmatch.cli import run_cli
 
-    with pytest.raises(SystemExit) as e:
-        run_cli(main, [str(a) for a in argv])
-    out = capsys.readouterr()
-    return e.value.code, out.out, out.err
+    return run_command(main, argv, capsys)
 
 
 def test_bad_outputs_and_values_stop_before_any_work(tmp_path, embedded_dir, readonly_dir, capsys):

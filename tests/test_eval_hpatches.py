@@ -11,14 +11,13 @@ import pytest
 
 from eval.hpatches import main
 from pygmatch.evaluation.baselines import match_nn_ratio
-from pygmatch.cli import run_cli
 from pygmatch.data.sequences import EMBEDDED_SEQUENCES, load_sequences, read_homography, sequence_kind
 from pygmatch.errors import PygmatchError
 from pygmatch.evaluation.evaluate import evaluate, resolve_method
 from pygmatch.data.features import extract
 from pygmatch.data.geometry import image_corners, warp_points
 
-from .conftest import ROOT
+from .conftest import ROOT, run_command
 
 LEUVEN = EMBEDDED_SEQUENCES / "leuven"  # Oxford layout, 320x213 PNG
 SUMMARY_KEYS = {"precision", "precision@1", "recall", "matches", "ms_per_pair", "pairs", "skipped"} | \
@@ -54,10 +53,7 @@ def enlarged(dst, factor=1.5):
 
 def cli(argv, capsys):
     """Run the command in-process as the console does: (exit status, stdout, stderr)."""
-    with pytest.raises(SystemExit) as e:
-        run_cli(main, [str(a) for a in argv])
-    out = capsys.readouterr()
-    return e.value.code, out.out, out.err
+    return run_command(main, argv, capsys)
 
 
 def test_no_arguments_runs_on_the_embedded_sequence(tmp_path):

@@ -14,7 +14,7 @@ from pygmatch.data.features import extract
 from pygmatch.graphs import CompleteGraph, KNNGraph
 from pygmatch.nn import GraphMatcher, MatcherConfig
 
-from .conftest import ROOT
+from .conftest import ROOT, run_command
 
 
 @pytest.fixture(scope="module")
@@ -80,12 +80,8 @@ def test_cli_writes_drawings_span_and_json(tmp_path, embedded_dir):
 
 def attention_cli(argv, capsys):
     from eval.attention import main
-    from pygmatch.cli import run_cli
 
-    with pytest.raises(SystemExit) as e:
-        run_cli(main, [str(a) for a in argv])
-    out = capsys.readouterr()
-    return e.value.code, out.out, out.err
+    return run_command(main, argv, capsys)
 
 
 def test_cli_bad_input_is_one_line(tmp_path, embedded_dir, readonly_dir, capsys):

@@ -6,7 +6,6 @@ import torch
 
 from pygmatch import Matcher
 from pygmatch.checkpoint import load_model, save_model
-from pygmatch.cli import run_cli
 from pygmatch.data import list_images, read_gray
 from pygmatch.data.sequences import downscale
 from pygmatch.errors import PygmatchError
@@ -15,7 +14,7 @@ from pygmatch.data.geometry import sample_homography, warp_points
 from pygmatch.nn import GraphMatcher, MatcherConfig
 from train.export import main as export_main
 
-from .conftest import one_line_error
+from .conftest import one_line_error, run_command
 
 
 @pytest.fixture(scope="module")
@@ -173,10 +172,7 @@ def test_resize_options(tiny_ckpt, embedded_dir):
 
 
 def export(argv, capsys):
-    with pytest.raises(SystemExit) as e:
-        run_cli(export_main, [str(a) for a in argv])
-    out = capsys.readouterr()
-    return e.value.code, out.out, out.err
+    return run_command(export_main, argv, capsys)
 
 
 def test_export_and_save_model_report_what_they_cannot_write(tmp_path, tiny_ckpt, readonly_dir, capsys):

@@ -9,19 +9,16 @@ import numpy as np  # noqa: E402
 import pytest  # noqa: E402
 import torch  # noqa: E402
 
-from pygmatch.cli import run_cli, save_figure, short_reason, write_image, write_text  # noqa: E402
+from pygmatch.cli import save_figure, short_reason, write_image, write_text  # noqa: E402
 from pygmatch.data import list_images  # noqa: E402
 from pygmatch.errors import PygmatchError  # noqa: E402
 from pygmatch.viz import draw_matches, main as viz_main, put_label, side_by_side  # noqa: E402
 
-from .conftest import one_line_error  # noqa: E402
+from .conftest import one_line_error, run_command  # noqa: E402
 
 
 def viz(argv, capsys):
-    with pytest.raises(SystemExit) as e:
-        run_cli(viz_main, [str(a) for a in argv])
-    out = capsys.readouterr()
-    return e.value.code, out.out, out.err
+    return run_command(viz_main, argv, capsys)
 
 
 @pytest.fixture(scope="module")

@@ -17,7 +17,6 @@ from pathlib import Path
 import cv2
 import numpy as np
 import torch
-from scipy.spatial import cKDTree
 from tqdm import tqdm
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -28,24 +27,14 @@ from pygmatch.data.geometry import corner_error, warp_points  # noqa: E402
 from pygmatch.data.pairs import make_pairs  # noqa: E402
 from pygmatch.evaluation.baselines import match_nn, match_nn_ratio  # noqa: E402
 from pygmatch.evaluation.metrics import error_auc, estimate_homography  # noqa: E402
-from pygmatch.verifier import CandidateVerifier  # noqa: E402
+from pygmatch.verifier import CandidateVerifier, fit_local_motion  # noqa: E402
 
 
-def local_affines(p0: np.ndarray, p1: np.ndarray, k: int = 12, iterations: int = 4) -> np.ndarray:
-    """(n, 2, 2): the linear part of the affine motion around each match, fitted to its k nearest
-    matches (itself included) by IRLS with Cauchy weights at 1 px."""
-    n = len(p0)
-    kk = min(k, n)
-    _, nb = cKDTree(p0).query(p0, kk)
-    nb = np.asarray(nb).reshape(n, kk)
-    X = np.concatenate([p0[nb] - p0[:, None], np.ones((n, kk, 1))], -1)
-    Y = p1[nb] - p1[:, None]
-    w = np.ones((n, kk))
-    for _ in range(iterations):
-        XtW = X.transpose(0, 2, 1) * w[:, None, :]
-        A = np.linalg.solve(XtW @ X + 1e-6 * np.eye(3), XtW @ Y)
-        w = 1 / (1 + np.linalg.norm(X @ A - Y, axis=-1) ** 2)
-    return A[:, :2, :].transpose(0, 2, 1)
+def local_affines(p0: np.ndarray, p1: np.ndarray, k: int = 12) -> np.ndarray:
+    """(n, 2, 2): the linear part of the affine motion around each match, fitted to it and its k
+    nearest matches (the verifier's ``fit_local_motion``)."""
+    A, _, _ = fit_local_motion(p0, p1, np.arange(len(p0)), k, exclude_self=False)
+    return A[:, :2, :].transpose(0, 2, 1) / 50.0
 
 
 def refine(im0, im1, p0, p1, half: int = 7, search: int = 3, min_ncc: float = 0.8) -> np.ndarray:

@@ -58,28 +58,40 @@ FEATURE_NAMES = (
 )
 
 
-def local_motion_residuals(p0: np.ndarray, p1: np.ndarray, support: np.ndarray, k: int, iterations: int = 4) -> tuple[np.ndarray, np.ndarray]:
-    """For every candidate ``p0[i] -> p1[i]`` (float64 pixels): fit an affine motion to its ``k``
-    nearest support candidates in image 0 (``support``: indices; the candidate itself excluded)
-    by iteratively reweighted least squares with Cauchy weights at 1 px, and return
-    ``(residual, neighbour_residual)``: the candidate's distance from the fitted motion and the
-    neighbours' mean distance from it (how well the neighbourhood agrees), both in pixels."""
+def fit_local_motion(p0: np.ndarray, p1: np.ndarray, support: np.ndarray, k: int, iterations: int = 4,
+                     exclude_self: bool = True) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """For every match ``p0[i] -> p1[i]`` (float64 pixels): an affine motion fitted to its ``k``
+    nearest support matches in image 0 (``support``: indices; the match itself excluded unless
+    ``exclude_self`` is False) by iteratively reweighted least squares with Cauchy weights at 1 px.
+
+    Returns ``(A, neighbour_residuals, neighbour_mask)``: ``A`` (n, 3, 2) maps ``[(x0' − x0) / 50, 1]``
+    to ``x1' − x1`` around each match (so ``A[:, 2]`` is the motion's miss at the match itself and
+    ``A[:, :2] / 50`` its linear part), the neighbours' distances from it (n, k') in pixels, and which
+    of the k' neighbours counted (n, k')."""
     n = len(p0)
     kk = min(k + 1, len(support))
     _, nb = cKDTree(p0[support]).query(p0, kk)
     nb = np.asarray(nb).reshape(n, kk)
-    not_self = (support[nb] != np.arange(n)[:, None]).astype(np.float64)
-    # Coordinates relative to the candidate (scaled to ~1) keep the 3x3 systems well conditioned,
-    # and make the fitted motion's value at the candidate simply the translation row.
+    counted = (support[nb] != np.arange(n)[:, None]).astype(np.float64) if exclude_self else np.ones((n, kk))
+    # Coordinates relative to the match (scaled to ~1) keep the 3x3 systems well conditioned,
+    # and make the fitted motion's value at the match simply the translation row.
     X = np.concatenate([(p0[support][nb] - p0[:, None]) / 50.0, np.ones((n, kk, 1))], -1)
     Y = p1[support][nb] - p1[:, None]
-    w = not_self
+    w = counted
     for _ in range(iterations + 1):
         XtW = X.transpose(0, 2, 1) * w[:, None, :]
         A = np.linalg.solve(XtW @ X + 1e-4 * np.eye(3), XtW @ Y)
         r_nb = np.linalg.norm(X @ A - Y, axis=-1)
-        w = not_self / (1.0 + r_nb**2)
-    return np.linalg.norm(A[:, 2], axis=1), np.average(r_nb, axis=1, weights=not_self + 1e-9)
+        w = counted / (1.0 + r_nb**2)
+    return A, r_nb, counted
+
+
+def local_motion_residuals(p0: np.ndarray, p1: np.ndarray, support: np.ndarray, k: int, iterations: int = 4) -> tuple[np.ndarray, np.ndarray]:
+    """``(residual, neighbour_residual)`` of every candidate against the motion ``fit_local_motion``
+    fits to its ``k`` nearest support candidates (itself excluded): the candidate's distance from
+    the motion and the neighbours' mean distance from it (how well the neighbourhood agrees), in pixels."""
+    A, r_nb, counted = fit_local_motion(p0, p1, support, k, iterations)
+    return np.linalg.norm(A[:, 2], axis=1), np.average(r_nb, axis=1, weights=counted + 1e-9)
 
 
 def candidate_features(kp0: Keypoints, kp1: Keypoints) -> tuple[np.ndarray, np.ndarray | None]:

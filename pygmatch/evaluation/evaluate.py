@@ -28,6 +28,27 @@ from .metrics import pair_metrics, summarize
 # fn(kp0, kp1, size0, size1, H_0to1) -> (matches (K, 2) int64, scores (K,)). Sizes are image 0's
 # and image 1's (width, height). H_0to1 is the true homography: only the oracle ceilings read it.
 MatchFn = Callable[[Keypoints, Keypoints, tuple[int, int], tuple[int, int], np.ndarray], tuple[np.ndarray, np.ndarray]]
+# refine(image0, image1, points0, points1) -> refined points1: the matched positions' last stage.
+Refiner = Callable[[np.ndarray, np.ndarray, np.ndarray, np.ndarray], np.ndarray]
+
+
+def refiners() -> dict[str, Callable[[], Refiner]]:
+    """The refinements a method name can end in (``nn+ncc``)."""
+    from ..refinement import PatchRefiner  # noqa: PLC0415
+
+    return {"ncc": PatchRefiner}
+
+
+@dataclass(frozen=True)
+class Method:
+    """A matcher and, optionally, the refinement of its matched image-1 positions. Called like its
+    ``match``, so a ``Method`` is also a ``MatchFn``."""
+
+    match: MatchFn
+    refine: Refiner | None = None
+
+    def __call__(self, kp0, kp1, size0, size1, H):
+        return self.match(kp0, kp1, size0, size1, H)
 
 
 def looks_like_path(name: str) -> bool:
@@ -35,13 +56,25 @@ def looks_like_path(name: str) -> bool:
     return "/" in name or "\\" in name or name.lower().endswith((".pt", ".ckpt"))
 
 
-def resolve_method(name: str, features: str = "sift", threads: int | None = 1, **overrides) -> MatchFn:
-    """A baseline name (``nn``, ``nn-ratio``), ``oracle@PX`` (the ground-truth matches at PX
+def resolve_method(name: str, features: str = "sift", threads: int | None = 1, **overrides) -> Method:
+    """A matcher, optionally followed by ``+REFINEMENT`` (``+ncc``: ``pygmatch.refinement.PatchRefiner``
+    moves every matched position to its sub-pixel correlation peak), e.g. ``verifier+ncc``.
+
+    The matcher: a baseline name (``nn``, ``nn-ratio``), ``oracle@PX`` (the ground-truth matches at PX
     pixels: a ceiling that uses the true homography), ``default`` (the shipped attention model),
     ``verifier`` (the shipped candidate verifier, ``pygmatch.verifier``), the path of a trained
     checkpoint / run folder or of a verifier file (``python -m train.verifier``). A model trained on other features than
     ``features`` is refused; learned models match with ``threads`` torch threads (``Matcher``'s
     ``threads``); ``overrides`` set their inference options (``match_threshold``, ``early_exit``, ...)."""
+    base, plus, refinement = name.rpartition("+")
+    if plus and refinement in refiners() and base:
+        return Method(resolve_method(base, features, threads, **overrides).match, refiners()[refinement]())
+    if plus and not Path(name).exists() and not looks_like_path(refinement):
+        raise PygmatchError(f"{name}: unknown refinement {refinement!r} after '+': choose from {', '.join(refiners())}")
+    return Method(_resolve_matcher(name, features, threads, **overrides))
+
+
+def _resolve_matcher(name: str, features: str, threads: int | None, **overrides) -> MatchFn:
     if name in BASELINES:
         fn = BASELINES[name]
         return lambda kp0, kp1, size0, size1, H: fn(kp0, kp1)
@@ -84,9 +117,10 @@ def add_method_args(p: argparse.ArgumentParser) -> None:
     """The keypoint and method flags shared by ``eval.coco`` and ``eval.hpatches``."""
     p.add_argument("--features", choices=FEATURES, default="sift")
     p.add_argument("--max-keypoints", type=positive_int, default=1024)
-    p.add_argument("--methods", default=None, help=f"comma-separated: default (the shipped model), nn, nn-ratio, oracle@PX "
-                   f"(ground-truth matches at PX pixels: a ceiling, uses the true homography), checkpoint files or run folders "
-                   f"(default: {default_methods()})")
+    p.add_argument("--methods", default=None, help=f"comma-separated: verifier and default (the shipped models), nn, nn-ratio, "
+                   f"oracle@PX (ground-truth matches at PX pixels: a ceiling, uses the true homography), checkpoint files, run "
+                   f"folders or verifier files; each may end in +ncc (sub-pixel refinement of the matched positions by patch "
+                   f"correlation), e.g. verifier+ncc,nn+ncc (default: {default_methods()})")
     p.add_argument("--compare", nargs="+", type=Path, default=[], metavar="RUN",
                    help="run folders or checkpoints to add to --methods, one table and one plot across them")
     p.add_argument("--match-threshold", type=probability_threshold,
@@ -97,8 +131,8 @@ def add_method_args(p: argparse.ArgumentParser) -> None:
                         "spin-wait for each other and run many times slower; see README)")
 
 
-def methods_from_args(args: argparse.Namespace) -> dict[str, MatchFn]:
-    """``{name: MatchFn}`` from ``--methods``, ``--compare``, ``--match-threshold``, ``--adaptive``."""
+def methods_from_args(args: argparse.Namespace) -> dict[str, Method]:
+    """``{name: Method}`` from ``--methods``, ``--compare``, ``--match-threshold``, ``--adaptive``."""
     names = [m.strip() for m in (args.methods or default_methods()).split(",") if m.strip()] + [str(r) for r in args.compare]
     if not names:
         raise PygmatchError("--methods is empty: name at least one method")
@@ -133,7 +167,7 @@ def _load_pair(pairs, k: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
 
 def evaluate(
     pairs,
-    methods: dict[str, MatchFn],
+    methods: dict[str, MatchFn | Method],
     features: str = "sift",
     max_keypoints: int = 1024,
     out: str | Path | None = None,
@@ -186,18 +220,25 @@ def evaluate(
             if len(kp0) < 2 or len(kp1) < 2:
                 fail(f"pair {pairs.names[k]}: only {len(kp0)}/{len(kp1)} keypoints (counted as a failure)")
                 continue
-            # Every matcher runs before any scoring, so each is timed after the same work.
+            # Every matcher runs before any scoring, so each is timed after the same work; a
+            # method's time includes its refinement.
             outputs = {}
             for name, fn in methods.items():
                 t = time.perf_counter()
-                outputs[name] = fn(kp0, kp1, size0, size1, H)
+                matches, scores = fn(kp0, kp1, size0, size1, H)
+                matches = np.asarray(matches, np.int64).reshape(-1, 2)
+                points1 = kp1.xy[matches[:, 1]].astype(np.float64)
+                refine = getattr(fn, "refine", None)
+                if refine is not None:
+                    points1 = refine(im0, im1, kp0.xy[matches[:, 0]], points1)
+                outputs[name] = matches, scores, points1
                 times[name].append((time.perf_counter() - t) * 1e3)
             gt0, _ = ground_truth_matches(kp0.xy, kp1.xy, H)
             drawn = k < draw if isinstance(draw, int) else k in draw
-            for name, (matches, scores) in outputs.items():
-                per_pair[name].append(pair_metrics(matches, scores, kp0.xy, kp1.xy, gt0, H, size0))
+            for name, (matches, scores, points1) in outputs.items():
+                per_pair[name].append(pair_metrics(matches, scores, kp0.xy, kp1.xy, gt0, H, size0, points1=points1))
                 if out is not None and drawn:
-                    err = np.linalg.norm(warp_points(kp0.xy[matches[:, 0]], H) - kp1.xy[matches[:, 1]], axis=1)
+                    err = np.linalg.norm(warp_points(kp0.xy[matches[:, 0]], H) - points1, axis=1)
                     safe = name.replace("/", "_").replace("\\", "_")
                     viz.draw_matches(im0, im1, kp0.xy, kp1.xy, matches, err < 3.0, out / "matches" / f"{pairs.names[k]}_{safe}.png",
                                      title=f"{name}: {int((err < 3).sum())}/{len(matches)} correct")

@@ -68,14 +68,19 @@ def pair_metrics(
     H_0to1: np.ndarray,
     size: tuple[int, int],
     correct_px: float = 3.0,
+    points1: np.ndarray | None = None,
 ) -> dict:
     """Precision (< ``correct_px`` and < 1 px reprojection error under the true ``H_0to1``), recall
     and corner errors (RANSAC and weighted DLT) of one pair's matches.
 
+    ``points1`` (K, 2): the matches' image-1 positions after a refinement (default: the matched
+    keypoints' own); errors, precisions and the homographies use them, recall the indices.
+
     ``size`` is image 0's ``(width, height)``: the corner error is measured on image 0's own
     corners, in image-1 pixels, so the two images may have different sizes."""
     matches = np.asarray(matches, np.int64).reshape(-1, 2)
-    pts0, pts1 = xy0[matches[:, 0]], xy1[matches[:, 1]]
+    pts0 = xy0[matches[:, 0]]
+    pts1 = xy1[matches[:, 1]] if points1 is None else np.asarray(points1, np.float64).reshape(-1, 2)
     err = np.linalg.norm(warp_points(pts0, H_0to1) - pts1, axis=1) if len(matches) else np.zeros(0)
     n_gt = int((gt_matches0 >= 0).sum())
     recovered = int((gt_matches0[matches[:, 0]] == matches[:, 1]).sum()) if len(matches) else 0

@@ -58,6 +58,22 @@ def _check_resize(resize) -> int | None:
     raise PygmatchError(f"resize must be a number of pixels >= {MIN_SIDE} (the longer image side), or None for the original size, got {resize!r}")
 
 
+def points_to_original(xy: np.ndarray, S: np.ndarray) -> np.ndarray:
+    """Positions (K, 2) on an image resized by ``S`` in the original image's pixels (float64)."""
+    return (np.asarray(xy, np.float64) + 0.5) / np.array([float(S[0, 0]), float(S[1, 1])]) - 0.5
+
+
+def with_matched_points(out: dict, small0, small1, kp0: Keypoints, kp1: Keypoints, S0, S1, refine) -> dict:
+    """``out`` (the keypoints and ``matches`` of a pair found on images resized by ``S0`` / ``S1``)
+    with ``points0`` and ``points1``: the matches' positions in the original pixels, image 1's
+    refined to sub-pixel accuracy by ``refine`` (``pygmatch.refinement.refine_matches``)."""
+    from .refinement import refine_matches  # noqa: PLC0415
+
+    p0, p1 = refine_matches(refine, small0, small1, kp0.xy, kp1.xy, out["matches"])
+    out["points0"], out["points1"] = points_to_original(p0, S0), points_to_original(p1, S1)
+    return out
+
+
 def to_original(kp: Keypoints, S: np.ndarray) -> Keypoints:
     """Keypoints found on an image resized by ``S`` (``pygmatch.data.sequences.downscale``: pixel
     centres move as u = s·(x + 0.5) − 0.5 per axis) in the original image's pixels: positions
@@ -65,7 +81,7 @@ def to_original(kp: Keypoints, S: np.ndarray) -> Keypoints:
     sx, sy = float(S[0, 0]), float(S[1, 1])
     if sx == sy == 1.0:
         return kp
-    xy = ((kp.xy.astype(np.float64) + 0.5) / np.array([sx, sy]) - 0.5).astype(np.float32)
+    xy = points_to_original(kp.xy, S).astype(np.float32)
     scale = (kp.scale / np.sqrt(sx * sy)).astype(np.float32)
     return Keypoints(xy, scale, kp.ori, kp.score, kp.descriptors)
 
@@ -109,24 +125,27 @@ class Matcher:
         threads, resize = _check_threads(threads), _check_resize(resize)  # before the (slower) load
         return cls(load_model(name, **overrides), device, threads, resize)
 
-    def _extract(self, image) -> tuple[np.ndarray, Keypoints, tuple[int, int], np.ndarray]:
-        """(original gray image, keypoints on the resized image, its (w, h), the resize matrix)."""
+    def _extract(self, image) -> tuple[np.ndarray, np.ndarray, Keypoints, np.ndarray]:
+        """(original gray image, the resized one, keypoints on it, the resize matrix)."""
         gray = as_gray(image)
         small, S = downscale(gray, self.resize)
-        return gray, extract(small, self.cfg.features, self.cfg.max_keypoints), (small.shape[1], small.shape[0]), S
+        return gray, small, extract(small, self.cfg.features, self.cfg.max_keypoints), S
 
     def extract(self, image) -> tuple[np.ndarray, Keypoints]:
         """(grayscale image, keypoints in its pixels), found at most ``resize`` px large."""
-        gray, kp, _, S = self._extract(image)
+        gray, _, kp, S = self._extract(image)
         return gray, to_original(kp, S)
 
-    def match(self, image0, image1) -> dict:
-        """Keypoints of both images (in their original pixels) and the matches between them."""
-        _, kp0, size0, S0 = self._extract(image0)
-        _, kp1, size1, S1 = self._extract(image1)
-        out = self.match_keypoints(kp0, kp1, size0, size1)
+    def match(self, image0, image1, refine: str | None = "refiner") -> dict:
+        """Keypoints of both images (in their original pixels), the matches between them, and the
+        matched positions ``points0`` / ``points1`` (K, 2), image 1's refined to sub-pixel accuracy
+        by ``refine``: ``"refiner"`` (the shipped learned refiner), ``"ncc"`` (patch correlation), a
+        ``train.refiner`` file, or None (the keypoints' own positions)."""
+        _, small0, kp0, S0 = self._extract(image0)
+        _, small1, kp1, S1 = self._extract(image1)
+        out = self.match_keypoints(kp0, kp1, small0.shape[::-1], small1.shape[::-1])
         out["keypoints0"], out["keypoints1"] = to_original(kp0, S0).xy, to_original(kp1, S1).xy
-        return out
+        return with_matched_points(out, small0, small1, kp0, kp1, S0, S1, refine)
 
     def prepare(self, kp0: Keypoints, kp1: Keypoints, image_size0: tuple[int, int], image_size1: tuple[int, int] | None = None,
                 *, graph=None, cross=None) -> PairData:

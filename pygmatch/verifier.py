@@ -194,21 +194,23 @@ class CandidateVerifier(nn.Module):
         keep[np.argsort(-prob, kind="stable")[: self.cfg.min_keep]] = True
         return cand[keep], prob[keep].astype(np.float32)
 
-    def match_images(self, image0, image1, resize: int | None = 1024) -> dict:
+    def match_images(self, image0, image1, resize: int | None = 1024, refine: str | None = "refiner") -> dict:
         """Two images (paths or uint8 arrays, gray or BGR) → the same dict as ``Matcher.match``:
         ``keypoints0`` (N, 2), ``keypoints1`` (M, 2) in the original images' pixels, ``matches``
-        (K, 2), ``scores`` (K,). Up to ``MAX_KEYPOINTS`` SIFT keypoints are extracted per image, at
-        most ``resize`` px on the longer side."""
-        from .matcher import _check_resize, to_original  # noqa: PLC0415 (the matcher imports the model stack)
+        (K, 2), ``scores`` (K,), and the matched positions ``points0`` / ``points1`` (K, 2), image
+        1's refined by ``refine`` (``Matcher.match``'s). Up to ``MAX_KEYPOINTS`` SIFT keypoints are
+        extracted per image, at most ``resize`` px on the longer side."""
+        from .matcher import _check_resize, to_original, with_matched_points  # noqa: PLC0415 (the matcher imports the model stack)
 
         resize = _check_resize(resize)
         found = []
         for image in (image0, image1):
             small, S = downscale(as_gray(image), resize)
-            found.append((extract(small, self.cfg.features, MAX_KEYPOINTS), S))
-        (kp0, S0), (kp1, S1) = found
+            found.append((small, extract(small, self.cfg.features, MAX_KEYPOINTS), S))
+        (small0, kp0, S0), (small1, kp1, S1) = found
         matches, scores = self.match(kp0, kp1)
-        return {"keypoints0": to_original(kp0, S0).xy, "keypoints1": to_original(kp1, S1).xy, "matches": matches, "scores": scores}
+        out = {"keypoints0": to_original(kp0, S0).xy, "keypoints1": to_original(kp1, S1).xy, "matches": matches, "scores": scores}
+        return with_matched_points(out, small0, small1, kp0, kp1, S0, S1, refine)
 
     def save(self, path: str | os.PathLike, **extra) -> None:
         torch.save({"format": FORMAT, "version": VERSION, "config": asdict(self.cfg), "state_dict": self.state_dict(),

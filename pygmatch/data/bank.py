@@ -214,6 +214,7 @@ class FeatureBank:
         if not self.shards:
             raise PygmatchError(f"{self.root}: the bank holds no finished shard yet")
         self._open = {}
+        self._files: list[Path] | None = None  # the source images, listed when first needed
 
     @staticmethod
     def read_config(root: Path) -> BankConfig:
@@ -282,6 +283,27 @@ class FeatureBank:
         """Pair ``pair`` with unit-norm float descriptors, ready for a matcher."""
         kp0, kp1, H, difficulty = self.raw(pair)
         return finish(kp0, self.config.features), finish(kp1, self.config.features), H, difficulty
+
+    def images(self, pair: int) -> tuple[np.ndarray, np.ndarray]:
+        """The two images of pair ``pair``, regenerated (a pair depends only on the bank's seed and
+        ``pair``): for training on pixels (``train.refiner``). The bank's source folders must be
+        where they were at build time (relative paths: from the current folder)."""
+        if not 0 <= pair < len(self):
+            raise IndexError(pair)
+        if self._files is None:
+            missing = [s for s in self.config.sources if not Path(s).is_dir()]
+            if missing:
+                raise PygmatchError(f"{self.root}: its source folder {missing[0]} is not there (relative paths are read from the "
+                                    f"current folder, {Path.cwd()}); the images are needed to regenerate its pairs")
+            self._files = source_files(self.config.sources)
+        shard, local = divmod(pair, self.config.shard_pairs)
+        k = int(self._shard(shard)["image"][local])
+        if k >= len(self._files):
+            raise PygmatchError(f"{self.root}: pair {pair} was made from source image {k}, but its sources now hold "
+                                f"{len(self._files)} images; the folders changed since the bank was built")
+        image = read_gray(self._files[k], self.config.size)
+        im0, im1, _ = make_pair(image, pair_rng(self.config.seed, pair), _difficulty(self.config, pair), Photometric())
+        return im0, im1
 
     def check_compatible(self, features: str, max_keypoints: int, size: tuple[int, int]) -> None:
         """Refuse, in one line, a bank that cannot serve a training with these settings."""

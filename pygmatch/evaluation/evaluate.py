@@ -32,13 +32,6 @@ MatchFn = Callable[[Keypoints, Keypoints, tuple[int, int], tuple[int, int], np.n
 Refiner = Callable[[np.ndarray, np.ndarray, np.ndarray, np.ndarray], np.ndarray]
 
 
-def refiners() -> dict[str, Callable[[], Refiner]]:
-    """The refinements a method name can end in (``nn+ncc``)."""
-    from ..refinement import PatchRefiner  # noqa: PLC0415
-
-    return {"ncc": PatchRefiner}
-
-
 @dataclass(frozen=True)
 class Method:
     """A matcher and, optionally, the refinement of its matched image-1 positions. Called like its
@@ -57,8 +50,9 @@ def looks_like_path(name: str) -> bool:
 
 
 def resolve_method(name: str, features: str = "sift", threads: int | None = 1, **overrides) -> Method:
-    """A matcher, optionally followed by ``+REFINEMENT`` (``+ncc``: ``pygmatch.refinement.PatchRefiner``
-    moves every matched position to its sub-pixel correlation peak), e.g. ``verifier+ncc``.
+    """A matcher, optionally followed by ``+REFINEMENT`` of its matched positions
+    (``pygmatch.refinement``): ``+refiner`` the shipped learned refiner, ``+ncc`` the classical
+    correlation refinement, ``+FILE`` a refiner trained with ``train.refiner``; e.g. ``verifier+refiner``.
 
     The matcher: a baseline name (``nn``, ``nn-ratio``), ``oracle@PX`` (the ground-truth matches at PX
     pixels: a ceiling that uses the true homography), ``default`` (the shipped attention model),
@@ -66,11 +60,14 @@ def resolve_method(name: str, features: str = "sift", threads: int | None = 1, *
     checkpoint / run folder or of a verifier file (``python -m train.verifier``). A model trained on other features than
     ``features`` is refused; learned models match with ``threads`` torch threads (``Matcher``'s
     ``threads``); ``overrides`` set their inference options (``match_threshold``, ``early_exit``, ...)."""
+    from ..refinement import REFINEMENTS, load_refiner  # noqa: PLC0415
+
     base, plus, refinement = name.rpartition("+")
-    if plus and refinement in refiners() and base:
-        return Method(resolve_method(base, features, threads, **overrides).match, refiners()[refinement]())
-    if plus and not Path(name).exists() and not looks_like_path(refinement):
-        raise PygmatchError(f"{name}: unknown refinement {refinement!r} after '+': choose from {', '.join(refiners())}")
+    if plus and base and (refinement in REFINEMENTS or (looks_like_path(refinement) and Path(refinement).is_file())):
+        return Method(resolve_method(base, features, threads, **overrides).match, load_refiner(refinement))
+    if plus and not Path(name).exists():
+        raise PygmatchError(f"{name}: unknown refinement {refinement!r} after '+': choose from {', '.join(REFINEMENTS)} or a "
+                            f"refiner file (python -m train.refiner)")
     return Method(_resolve_matcher(name, features, threads, **overrides))
 
 
@@ -119,8 +116,9 @@ def add_method_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--max-keypoints", type=positive_int, default=1024)
     p.add_argument("--methods", default=None, help=f"comma-separated: verifier and default (the shipped models), nn, nn-ratio, "
                    f"oracle@PX (ground-truth matches at PX pixels: a ceiling, uses the true homography), checkpoint files, run "
-                   f"folders or verifier files; each may end in +ncc (sub-pixel refinement of the matched positions by patch "
-                   f"correlation), e.g. verifier+ncc,nn+ncc (default: {default_methods()})")
+                   f"folders or verifier files; each may end in +refiner (sub-pixel refinement of the matched positions by the "
+                   f"shipped learned refiner), +ncc (classical patch correlation) or +FILE (a train.refiner file), e.g. "
+                   f"verifier+refiner,nn+ncc (default: {default_methods()})")
     p.add_argument("--compare", nargs="+", type=Path, default=[], metavar="RUN",
                    help="run folders or checkpoints to add to --methods, one table and one plot across them")
     p.add_argument("--match-threshold", type=probability_threshold,

@@ -1,0 +1,89 @@
+"""``python -m train.refiner --bank BANK --out refiner.pt``: train the ``LearnedRefiner`` (sub-pixel
+refinement of matched positions, ``pygmatch.refinement``) on patches of a feature bank's pairs,
+then measure it against the classical correlation refinement on held-out pairs (``--val-data``;
+never ``coco/val``)."""
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from dataclasses import asdict
+from pathlib import Path
+
+from pygmatch.cli import make_parent_folder, positive, run_cli, write_text, writable_file
+
+
+def parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="python -m train.refiner", description=__doc__)
+    p.add_argument("--bank", type=Path, required=True, help="feature bank (python -m train.bank) whose source folders are still there")
+    p.add_argument("--out", type=Path, required=True, help="weights file to write (.pt); a .json of the run is written beside it")
+    p.add_argument("--overwrite", action="store_true", help="replace an existing --out")
+    p.add_argument("--pairs", type=positive(int), default=None, help="train on the bank's first N pairs (default: all)")
+    p.add_argument("--per-pair", type=positive(int), default=64, help="candidates' patches cut per pair")
+    p.add_argument("--epochs", type=positive(int), default=4)
+    p.add_argument("--lr", type=positive(float), default=2e-3)
+    p.add_argument("--batch-size", type=positive(int), default=512, help="patches per step")
+    p.add_argument("--channels", type=positive(int), default=16, help="of the patch features")
+    p.add_argument("--layers", type=positive(int), default=2, help="3x3 convolutions of the patch features")
+    p.add_argument("--hidden", type=positive(int), default=32, help="channels of the shift scorer")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--workers", type=positive(int), default=2, help="processes cutting the patches")
+    p.add_argument("--threads", type=positive(int), default=2, help="torch threads while training")
+    p.add_argument("--device", default="cpu", help="cpu or cuda")
+    p.add_argument("--val-data", type=Path, default=None, help="held-out image folder measured after training (never coco/val)")
+    p.add_argument("--val-images", type=positive(int), default=100, help="held-out images per difficulty")
+    return p
+
+
+def main(argv=None) -> int:
+    import torch  # noqa: PLC0415 (keeps --help fast)
+
+    from pygmatch.data.images import list_images  # noqa: PLC0415
+    from pygmatch.errors import PygmatchError  # noqa: PLC0415
+    from pygmatch.evaluation.baselines import match_nn_ratio  # noqa: PLC0415
+    from pygmatch.refinement import PatchRefiner, RefinerConfig  # noqa: PLC0415
+    from pygmatch.training.refiner import bank_patches, fit_refiner, heldout_refinement  # noqa: PLC0415
+    from pygmatch.verifier import CandidateVerifier  # noqa: PLC0415
+
+    args = parser().parse_args(argv)
+    # Everything that could fail after the training is checked before it: no work is lost.
+    writable_file(args.out, "--out", example="refiner.pt")
+    if args.out.exists() and not args.overwrite:
+        raise PygmatchError(f"--out {args.out}: already exists; choose another --out or pass --overwrite to replace it")
+    if args.val_data is not None:
+        list_images(args.val_data)
+    if args.device.startswith("cuda") and not torch.cuda.is_available():
+        raise PygmatchError(f"--device {args.device}: CUDA is not available here")
+    cfg = RefinerConfig(channels=args.channels, layers=args.layers, hidden=args.hidden)
+    start = time.perf_counter()
+    train = bank_patches(args.bank, cfg, args.pairs, args.per_pair, args.seed, args.workers)
+    print(f"{len(train)} patches from {len(set(train.pair.tolist()))} bank pairs")
+    torch.set_num_threads(args.threads)
+    model = fit_refiner(train, cfg, args.epochs, args.lr, args.batch_size, args.seed, args.device)
+    took = time.perf_counter() - start
+    record = {"bank": str(args.bank), "pairs": int(train.pair.max()) + 1, "patches": len(train), "per_pair": args.per_pair,
+              "epochs": args.epochs, "lr": args.lr, "batch_size": args.batch_size, "seed": args.seed, "device": args.device,
+              "minutes": round(took / 60, 2), "config": asdict(cfg)}
+    if args.val_data is not None:
+        torch.set_num_threads(1)
+        verifier = CandidateVerifier.load("default")
+        record["heldout"] = {"data": str(args.val_data), "images": args.val_images, "seed": 7, "metrics": heldout_refinement(
+            args.val_data, args.val_images, {"verifier": verifier.match, "nn-ratio": match_nn_ratio},
+            {"none": None, "ncc": PatchRefiner().refine, "learned": model.refine})}
+        for name, m in record["heldout"]["metrics"].items():
+            print(f"held-out {name:24s} AUC@1 {m['auc@1']:5.1f}  AUC@3 {m['auc@3']:5.1f}  within 0.5 px {m['p@0.5']:5.1f} %")
+    make_parent_folder(args.out)
+    model.save(args.out, training=record)
+    write_text(args.out.with_suffix(".json"), json.dumps(record, indent=2))
+    print(f"wrote {args.out} ({took / 60:.1f} min of training)")
+    return 0
+
+
+def cli() -> None:
+    """The ``pygmatch-refiner`` console script."""
+    run_cli(main, sys.argv[1:])
+
+
+if __name__ == "__main__":
+    cli()

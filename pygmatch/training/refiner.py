@@ -1,0 +1,159 @@
+"""Training the ``LearnedRefiner`` from a feature bank, and measuring it on held-out pairs.
+
+A bank stores keypoints, not pixels, but each of its pairs can be regenerated exactly
+(``FeatureBank.images``), so the patches of every mutual nearest-neighbour candidate are cut once
+(both cores, as processes) with their true offsets, and the small network trains on them for many
+epochs.
+"""
+from __future__ import annotations
+
+import multiprocessing as mp
+import os
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+from tqdm import tqdm
+
+from ..data.bank import FeatureBank
+from ..data.features import extract
+from ..data.geometry import corner_error, warp_points
+from ..data.pairs import make_pairs
+from ..errors import PygmatchError
+from ..evaluation.baselines import nearest_neighbor_match
+from ..evaluation.metrics import error_auc, estimate_homography
+from ..refinement import LearnedRefiner, RefinerConfig, match_patches
+
+
+@dataclass
+class PatchSet:
+    """Candidates' patches: ``templates`` (N, t, t) and ``windows`` (N, w, w) float16 gray levels,
+    ``offset`` (N, 2) float32 the true offset from the candidate's image-1 keypoint to its
+    correspondence (px), ``pair`` (N,) int64."""
+
+    templates: np.ndarray
+    windows: np.ndarray
+    offset: np.ndarray
+    pair: np.ndarray
+
+    def __len__(self) -> int:
+        return len(self.offset)
+
+
+def pair_patches(bank: FeatureBank, pair: int, cfg: RefinerConfig, per_pair: int, seed: int = 0):
+    """Up to ``per_pair`` random candidates of one bank pair whose true offset lies in the search
+    range, with their patches: ``(templates, windows, offsets)``; None if there are none."""
+    kp0, kp1, H, _ = bank.keypoints(pair)
+    if len(kp0) < 2 or len(kp1) < 2:
+        return None
+    cand, _ = nearest_neighbor_match(kp0.descriptors, kp1.descriptors)
+    if len(cand) < 4:
+        return None
+    p0, p1 = kp0.xy[cand[:, 0]].astype(np.float64), kp1.xy[cand[:, 1]].astype(np.float64)
+    offset = warp_points(p0, H) - p1
+    im0, im1 = bank.images(pair)
+    templates, windows, usable = match_patches(im0, im1, p0, p1, cfg.half, cfg.search)
+    chosen = np.nonzero(usable & (np.abs(offset) <= cfg.search).all(1))[0]
+    if len(chosen) == 0:
+        return None
+    chosen = np.random.default_rng([seed, pair]).permutation(chosen)[:per_pair]
+    return (templates[chosen].numpy().astype(np.float16), windows[chosen].numpy().astype(np.float16),
+            offset[chosen].astype(np.float32))
+
+
+def _bank_chunk(job) -> list:
+    root, start, stop, cfg, per_pair, seed, cwd = job
+    os.chdir(cwd)  # the bank's relative source folders are read from the caller's folder
+    torch.set_num_threads(1)
+    bank = FeatureBank(root)
+    return [(p, pair_patches(bank, p, cfg, per_pair, seed)) for p in range(start, stop)]
+
+
+def bank_patches(root: str | os.PathLike, cfg: RefinerConfig, pairs: int | None = None, per_pair: int = 64, seed: int = 0,
+                 workers: int = 2, progress: bool = True) -> PatchSet:
+    """The patches of the bank's first ``pairs`` pairs (all by default), ``per_pair`` candidates
+    each, cut by ``workers`` processes."""
+    bank = FeatureBank(root)
+    total = len(bank) if pairs is None else pairs
+    if total > len(bank):
+        raise PygmatchError(f"{root}: holds {len(bank)} pairs, fewer than the {total} asked for (--pairs)")
+    bank.images(0)  # missing source folders: one line now, not from a worker
+    chunk = 25
+    jobs = [(str(root), s, min(s + chunk, total), cfg, per_pair, seed, os.getcwd()) for s in range(0, total, chunk)]
+    parts: list[tuple] = []
+    bar = tqdm(total=total, desc="refiner patches", unit="pair", disable=not progress)
+    pool = mp.get_context("spawn").Pool(workers) if workers > 1 else None
+    try:
+        results = pool.imap(_bank_chunk, jobs) if pool is not None else map(_bank_chunk, jobs)
+        for done in results:
+            parts += [(p, got) for p, got in done if got is not None]
+            bar.update(len(done))
+    finally:
+        bar.close()
+        if pool is not None:
+            pool.terminate()
+    if not parts:
+        raise PygmatchError(f"{root}: no pair among the first {total} has a candidate to train on")
+    return PatchSet(np.concatenate([g[0] for _, g in parts]), np.concatenate([g[1] for _, g in parts]),
+                    np.concatenate([g[2] for _, g in parts]), np.concatenate([np.full(len(g[2]), p, np.int64) for p, g in parts]))
+
+
+def fit_refiner(train: PatchSet, cfg: RefinerConfig | None = None, epochs: int = 4, lr: float = 2e-3, batch: int = 512,
+                seed: int = 0, device: str = "cpu", progress: bool = True) -> LearnedRefiner:
+    """Train on ``train``: Huber loss (0.5 px) between predicted and true offsets."""
+    cfg = cfg or RefinerConfig()
+    torch.manual_seed(seed)
+    model = LearnedRefiner(cfg).to(device)
+    templates, windows = torch.from_numpy(train.templates), torch.from_numpy(train.windows)
+    target = torch.from_numpy(train.offset)
+    opt = torch.optim.AdamW(model.parameters(), lr, weight_decay=1e-4)
+    steps = epochs * ((len(target) + batch - 1) // batch)
+    sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=lr, total_steps=max(steps, 1), pct_start=0.05)
+    gen = torch.Generator().manual_seed(seed)
+    model.train()
+    with tqdm(total=steps, desc="training refiner", unit="step", disable=not progress) as bar:
+        for epoch in range(epochs):
+            for idx in torch.split(torch.randperm(len(target), generator=gen), batch):
+                pred = model(templates[idx].to(device).float(), windows[idx].to(device).float())
+                loss = torch.nn.functional.huber_loss(pred, target[idx].to(device), delta=0.5)
+                opt.zero_grad()
+                loss.backward()
+                opt.step()
+                sched.step()
+                bar.update(1)
+            bar.set_postfix(epoch=epoch + 1, loss=f"{loss.item():.4f}")
+    return model.cpu().eval()
+
+
+def heldout_refinement(folder, images: int | None, matchers: dict, refiners: dict, difficulties=(1.0, 2.0), seed: int = 7,
+                       progress: bool = True) -> dict[str, dict[str, float]]:
+    """``{"MATCHER+REFINER d{difficulty}": {"auc@1", "auc@3", "auc@5", "p@0.5", "p@1"}}`` (percent) on
+    homography pairs of ``folder``'s first ``images`` images: each matcher ``(kp0, kp1) -> (matches,
+    scores)`` with its positions refined by each refiner ``(im0, im1, points0, points1) -> points1``
+    (None: unrefined); RANSAC 3 px as in ``eval.coco``; p@X: share of matches within X px."""
+    rows: dict[str, list] = {}
+    for d in difficulties:
+        pairs = make_pairs(folder, seed=seed, difficulty=d, max_images=images)
+        for k in tqdm(range(len(pairs)), desc=f"held-out d{d:g}", unit="pair", disable=not progress):
+            im0, im1, H = pairs.image0[k], pairs.image1[k], pairs.H_0to1[k]
+            kp0, kp1 = extract(im0), extract(im1)
+            for mname, match in matchers.items():
+                m, _ = match(kp0, kp1)
+                p0, p1 = kp0.xy[m[:, 0]].astype(np.float64), kp1.xy[m[:, 1]].astype(np.float64)
+                for rname, refine in refiners.items():
+                    q1 = p1 if refine is None else refine(im0, im1, p0, p1)
+                    H_est = estimate_homography(p0, q1) if len(p0) >= 4 else None
+                    err = np.linalg.norm(warp_points(p0, H) - q1, axis=1)
+                    rows.setdefault(f"{mname}+{rname} d{d:g}", []).append(
+                        (corner_error(H_est, H, pairs.size), np.mean(err < 0.5) if len(err) else np.nan,
+                         np.mean(err < 1) if len(err) else np.nan))
+    out = {}
+    for key, values in rows.items():
+        v = np.array(values)
+        aucs = error_auc(v[:, 0], (1, 3, 5))
+        out[key] = {"auc@1": 100 * aucs[0], "auc@3": 100 * aucs[1], "auc@5": 100 * aucs[2],
+                    "p@0.5": 100 * float(np.nanmean(v[:, 1])), "p@1": 100 * float(np.nanmean(v[:, 2]))}
+    return out
+
+
+__all__ = ["PatchSet", "bank_patches", "fit_refiner", "heldout_refinement", "pair_patches"]

@@ -1,0 +1,144 @@
+"""Sub-pixel refinement: its sampling and correlation are exact, it moves real matches closer to
+the truth, the learned refiner trains from a bank, saves and loads, and evaluation methods take
+``+ncc`` / ``+refiner``."""
+from __future__ import annotations
+
+import cv2
+import numpy as np
+import pytest
+import torch
+
+from pygmatch.data import EMBEDDED_IMAGES, list_images, make_pair, pair_rng, read_gray
+from pygmatch.data.bank import BankConfig, FeatureBank, build_bank
+from pygmatch.data.features import detect, extract
+from pygmatch.data.geometry import warp_points
+from pygmatch.errors import PygmatchError
+from pygmatch.evaluation.baselines import match_nn
+from pygmatch.evaluation.evaluate import resolve_method
+from pygmatch.refinement import (LearnedRefiner, PatchRefiner, RefinerConfig, as_image_tensor, normalized_cross_correlation,
+                                 parabola_peak, sample_patches)
+from pygmatch.training.refiner import bank_patches, fit_refiner
+
+
+@pytest.fixture(scope="module")
+def real_pairs():
+    """Three real photographs of the embedded set, each a homography pair (difficulty 1.5) with
+    its mutual nearest-neighbour matches as positions."""
+    out = []
+    for k, file in enumerate(list_images(EMBEDDED_IMAGES)[:3]):
+        im0, im1, H = make_pair(read_gray(file), pair_rng(5, k), 1.5)
+        kp0, kp1 = extract(im0), extract(im1)
+        m, _ = match_nn(kp0, kp1)
+        out.append((im0, im1, H, kp0.xy[m[:, 0]].astype(np.float64), kp1.xy[m[:, 1]].astype(np.float64)))
+    return out
+
+
+def test_patches_sample_the_image_bilinearly_through_the_map():
+    ys, xs = np.mgrid[0:60, 0:80]
+    image = (2.0 * xs + 3.0 * ys).astype(np.float32)  # linear: bilinear sampling is exact anywhere
+    centres = np.array([[30.25, 20.5], [10.0, 40.0], [79.0, 30.0]])
+    maps = np.array([[[1.1, 0.2], [-0.1, 0.9]], [[1, 0], [0, 1]], [[1, 0], [0, 1]]], float)
+    patches, inside = sample_patches(as_image_tensor(image), centres, maps, half=3)
+    u = np.arange(-3, 4)
+    for k in range(2):
+        where = centres[k] + np.einsum("ij,yxj->yxi", maps[k], np.stack(np.meshgrid(u, u), -1))
+        np.testing.assert_allclose(patches[k].numpy(), 2 * where[..., 0] + 3 * where[..., 1], rtol=1e-5)
+    assert inside.tolist() == [True, True, False]  # the last one's patch leaves the image
+
+
+def test_correlation_is_opencvs_normalised_correlation_and_the_peak_is_sub_pixel(image):
+    rng = np.random.default_rng(0)
+    windows = torch.from_numpy(np.stack([image[y:y + 21, x:x + 21] for y, x in rng.integers(50, 400, (5, 2))]).astype(np.float32))
+    templates = windows[:, 4:19, 2:17].clone()  # the template sits at shift (x 2, y 4) of its window
+    r = normalized_cross_correlation(templates, windows)
+    for k in range(5):
+        expected = cv2.matchTemplate(windows[k].numpy(), templates[k].numpy(), cv2.TM_CCOEFF_NORMED)
+        np.testing.assert_allclose(r[k].numpy(), expected, atol=2e-3)
+    offset, peak, interior = parabola_peak(r)
+    np.testing.assert_allclose(offset, [[2 - 3, 4 - 3]] * 5, atol=0.05)
+    assert np.all(peak > 0.999) and interior.all()
+    # a quadratic bowl's vertex is found exactly
+    yy, xx = np.mgrid[0:7, 0:7]
+    bowl = torch.from_numpy(1 - 0.1 * ((xx - 3.3) ** 2 + (yy - 2.6) ** 2))[None].float()
+    offset, _, _ = parabola_peak(bowl)
+    np.testing.assert_allclose(offset[0], [0.3, -0.4], atol=1e-4)
+
+
+def test_ncc_refinement_recovers_a_sub_pixel_translation(image):
+    shift = np.array([0.3, -0.4])
+    moved = cv2.warpAffine(image.astype(np.float32), np.float32([[1, 0, shift[0]], [0, 1, shift[1]]]), image.shape[::-1],
+                           flags=cv2.INTER_CUBIC)
+    kp = detect(image, "sift", 300)
+    points0 = kp.xy.astype(np.float64)
+    guess = points0 + shift + np.random.default_rng(0).uniform(-1.5, 1.5, points0.shape)  # 0-2 px off
+    refined = PatchRefiner().refine(image, moved, points0, guess)
+    before = np.linalg.norm(guess - (points0 + shift), axis=1)
+    after = np.linalg.norm(refined - (points0 + shift), axis=1)
+    assert np.median(before) > 0.8 and np.median(after) < 0.1
+    assert np.mean(after < 0.25) > 0.8
+
+
+def test_ncc_refinement_brings_real_matches_closer_to_the_truth(real_pairs):
+    for iterations in (1, 2):
+        within_half = {"raw": [], "refined": []}
+        for im0, im1, H, p0, p1 in real_pairs:
+            truth = warp_points(p0, H)
+            refined = PatchRefiner(iterations=iterations).refine(im0, im1, p0, p1)
+            correct = np.linalg.norm(truth - p1, axis=1) < 3  # wrong matches stay wrong; look at the right ones
+            for key, q in (("raw", p1), ("refined", refined)):
+                within_half[key].append(np.mean(np.linalg.norm(truth - q, axis=1)[correct] < 0.5))
+        assert np.mean(within_half["refined"]) > np.mean(within_half["raw"]) + 0.04, (iterations, within_half)
+    assert PatchRefiner().refine(im0, im1, p0[:0], p1[:0]).shape == (0, 2)
+
+
+def test_eval_methods_take_a_refinement(real_pairs):
+    method = resolve_method("nn+ncc")
+    assert method.refine is not None and resolve_method("nn").refine is None
+    with pytest.raises(PygmatchError, match="unknown refinement 'nope'"):
+        resolve_method("nn+nope")
+
+
+@pytest.fixture(scope="module")
+def bank(tmp_path_factory):
+    cfg = BankConfig((str(EMBEDDED_IMAGES),), max_keypoints=512, shard_pairs=4, seed=2, difficulties=(1.0, 2.0))
+    return build_bank(tmp_path_factory.mktemp("rbank") / "b", cfg, pairs=8, workers=1, progress=False)
+
+
+def test_bank_regenerates_its_pairs_images(bank):
+    for pair in (0, 5):
+        im0, im1 = bank.images(pair)
+        kp0, kp1, _, _ = bank.raw(pair)
+        np.testing.assert_array_equal(detect(im1, "sift", 512).xy, kp1.xy)
+        np.testing.assert_array_equal(detect(im0, "sift", 512).xy, kp0.xy)
+
+
+def test_bank_without_its_sources_is_one_line(bank, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    cfg = BankConfig(("relative/folder",), max_keypoints=512, shard_pairs=4)
+    moved = FeatureBank(bank.root)
+    moved.config = cfg
+    with pytest.raises(PygmatchError, match="source folder relative/folder is not there"):
+        moved.images(0)
+
+
+def test_learned_refiner_trains_from_a_bank_saves_and_loads(bank, tmp_path, real_pairs):
+    cfg = RefinerConfig(channels=8, hidden=16)
+    patches = bank_patches(bank.root, cfg, per_pair=128, workers=1, progress=False)
+    assert len(patches) > 500 and np.abs(patches.offset).max() <= cfg.search
+    templates, windows = torch.from_numpy(patches.templates).float(), torch.from_numpy(patches.windows).float()
+    ncc, _, _ = parabola_peak(normalized_cross_correlation(templates, windows))
+    model = fit_refiner(patches, cfg, epochs=15, lr=3e-3, batch=32, progress=False)
+    pred = model(templates, windows).detach().numpy()
+    # mean |error| in px: the keypoints as they are, the correlation peak, the trained network
+    before, classical, learned = (np.abs(patches.offset).mean(), np.abs(ncc - patches.offset).mean(),
+                                  np.abs(pred - patches.offset).mean())
+    assert learned < 0.75 * min(before, classical), (before, classical, learned)
+    model.save(tmp_path / "r.pt")
+    again = LearnedRefiner.load(tmp_path / "r.pt")
+    im0, im1, _, p0, p1 = real_pairs[0]
+    np.testing.assert_array_equal(again.refine(im0, im1, p0, p1), model.refine(im0, im1, p0, p1))
+    (tmp_path / "bad.pt").write_bytes(b"not a file torch reads")
+    for path, message in ((tmp_path / "bad.pt", "not a readable refiner file"), (tmp_path / "none.pt", "no such refiner file")):
+        with pytest.raises(PygmatchError, match=message) as e:
+            LearnedRefiner.load(path)
+        assert "\n" not in str(e.value)

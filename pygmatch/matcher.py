@@ -145,7 +145,8 @@ class Matcher:
         _, small1, kp1, S1 = self._extract(image1)
         out = self.match_keypoints(kp0, kp1, small0.shape[::-1], small1.shape[::-1])
         out["keypoints0"], out["keypoints1"] = to_original(kp0, S0).xy, to_original(kp1, S1).xy
-        return with_matched_points(out, small0, small1, kp0, kp1, S0, S1, refine)
+        with torch_threads(self.threads):
+            return with_matched_points(out, small0, small1, kp0, kp1, S0, S1, refine)
 
     def prepare(self, kp0: Keypoints, kp1: Keypoints, image_size0: tuple[int, int], image_size1: tuple[int, int] | None = None,
                 *, graph=None, cross=None) -> PairData:

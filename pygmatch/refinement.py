@@ -127,7 +127,29 @@ def match_patches(image0, image1, points0: np.ndarray, points1: np.ndarray, half
     return templates, windows, invertible & inside0 & inside1
 
 
-class PatchRefiner:
+class PatchStage:
+    """What both refiners share: ``iterations`` passes of cutting the patches around the current
+    positions and moving each usable match by the refiner's ``offsets`` of its patches."""
+
+    half: int
+    search: int
+    iterations: int
+
+    def offsets(self, templates: torch.Tensor, windows: torch.Tensor) -> np.ndarray:
+        """(K, 2) float64: how far to move each match (0 where it should stay)."""
+        raise NotImplementedError
+
+    @torch.no_grad()
+    def refine(self, image0, image1, points0: np.ndarray, points1: np.ndarray) -> np.ndarray:
+        """Refined ``points1`` (K, 2) float64; a match whose patches leave an image stays."""
+        points1 = np.array(points1, np.float64).reshape(-1, 2)
+        for _ in range(self.iterations if len(points1) else 0):
+            templates, windows, usable = match_patches(image0, image1, points0, points1, self.half, self.search)
+            points1[usable] += self.offsets(templates, windows)[usable]
+        return points1
+
+
+class PatchRefiner(PatchStage):
     """Classical refinement by normalised cross-correlation (see the module's docstring).
 
     ``half``: template half-size (15×15 at 7); ``search``: ± pixels searched; ``min_ncc``: the
@@ -140,17 +162,10 @@ class PatchRefiner:
             raise ValueError("PatchRefiner: half, search and iterations must be >= 1 and min_ncc in [-1, 1]")
         self.half, self.search, self.min_ncc, self.iterations, self.min_contrast = half, search, min_ncc, iterations, min_contrast
 
-    @torch.no_grad()
-    def refine(self, image0, image1, points0: np.ndarray, points1: np.ndarray) -> np.ndarray:
-        """Refined ``points1`` (K, 2) float64."""
-        points1 = np.array(points1, np.float64).reshape(-1, 2)
-        for _ in range(self.iterations if len(points1) else 0):
-            templates, windows, usable = match_patches(image0, image1, points0, points1, self.half, self.search)
-            offset, peak, interior = parabola_peak(normalized_cross_correlation(templates, windows))
-            textured = templates.reshape(len(points1), -1).std(1).numpy() >= self.min_contrast
-            move = usable & interior & textured & (peak >= self.min_ncc)
-            points1[move] += offset[move]
-        return points1
+    def offsets(self, templates: torch.Tensor, windows: torch.Tensor) -> np.ndarray:
+        offset, peak, interior = parabola_peak(normalized_cross_correlation(templates, windows))
+        textured = templates.reshape(len(templates), -1).std(1).numpy() >= self.min_contrast
+        return np.where((interior & textured & (peak >= self.min_ncc))[:, None], offset, 0.0)
 
     def __repr__(self) -> str:
         return (f"{type(self).__name__}(half={self.half}, search={self.search}, min_ncc={self.min_ncc}, "
@@ -168,9 +183,10 @@ class RefinerConfig:
     channels: int = 16  # of the patch features
     layers: int = 2  # 3×3 convolutions of the patch features
     hidden: int = 32  # channels of the shift scorer
+    iterations: int = 1  # inference: passes (see PatchRefiner)
 
     def __post_init__(self):
-        if min(self.half, self.search, self.channels, self.layers, self.hidden) < 1:
+        if min(self.half, self.search, self.channels, self.layers, self.hidden, self.iterations) < 1:
             raise PygmatchError(f"refiner: every size must be >= 1, got {asdict(self)}")
 
     @classmethod
@@ -188,7 +204,7 @@ def standardize(patches: torch.Tensor) -> torch.Tensor:
     return (patches - mean[:, None, None]) / std[:, None, None]
 
 
-class LearnedRefiner(nn.Module):
+class LearnedRefiner(nn.Module, PatchStage):
     """Step 4 of the module's docstring learned: both patches pass a small shared CNN, the template's
     features are correlated with the window's at every integer shift, a small CNN scores every shift
     from that map and the plain NCC map, and the offset is the soft arg-max of the scores. Trained on bank pairs, whose true offsets
@@ -222,25 +238,33 @@ class LearnedRefiner(nn.Module):
         scores = self.score(torch.stack([learned, ncc], 1)).reshape(k, -1)
         return scores.softmax(1) @ self.shifts
 
+    @property
+    def half(self) -> int:
+        return self.cfg.half
+
+    @property
+    def search(self) -> int:
+        return self.cfg.search
+
+    @property
+    def iterations(self) -> int:
+        return self.cfg.iterations
+
     @torch.no_grad()
-    def refine(self, image0, image1, points0: np.ndarray, points1: np.ndarray, iterations: int = 1, chunk: int = 2048) -> np.ndarray:
-        """Refined ``points1`` (K, 2) float64; a match whose patches leave an image, or whose
-        predicted offset leaves the search range, stays where it is."""
-        points1 = np.array(points1, np.float64).reshape(-1, 2)
-        for _ in range(iterations if len(points1) else 0):
-            templates, windows, usable = match_patches(image0, image1, points0, points1, self.cfg.half, self.cfg.search)
-            offset = torch.cat([self(a, b) for a, b in zip(templates.split(chunk), windows.split(chunk))]).double().numpy()
-            move = usable & (np.abs(offset) <= self.cfg.search).all(1)
-            points1[move] += offset[move]
-        return points1
+    def offsets(self, templates: torch.Tensor, windows: torch.Tensor, chunk: int = 2048) -> np.ndarray:
+        if len(templates) == 0:
+            return np.zeros((0, 2))
+        offset = torch.cat([self(a.float(), b.float()) for a, b in zip(templates.split(chunk), windows.split(chunk))]).double().numpy()
+        return offset  # a soft arg-max stays within the search range
 
 
     def save(self, path: str | os.PathLike, **extra) -> None:
         torch.save({"format": FORMAT, "version": VERSION, "config": asdict(self.cfg), "state_dict": self.state_dict(), **extra}, path)
 
     @classmethod
-    def load(cls, path: str | os.PathLike = "default") -> "LearnedRefiner":
-        """``"default"`` (the shipped weights) or a file written by ``save`` / ``train.refiner``."""
+    def load(cls, path: str | os.PathLike = "default", **overrides) -> "LearnedRefiner":
+        """``"default"`` (the shipped weights) or a file written by ``save`` / ``train.refiner``;
+        ``overrides``: inference options (``iterations``)."""
         path = WEIGHTS if str(path) == "default" else Path(path)
         if not path.is_file():
             raise PygmatchError(f"{path}: no such refiner file")
@@ -252,7 +276,10 @@ class LearnedRefiner(nn.Module):
             raise PygmatchError(f"{path}: not a pygmatch refiner (no format {FORMAT!r})")
         if ckpt.get("version") != VERSION:
             raise PygmatchError(f"{path}: refiner version {ckpt.get('version')!r}; this pygmatch reads version {VERSION}")
-        model = cls(RefinerConfig.from_dict(ckpt["config"]))
+        unknown = set(overrides) - {"iterations"}
+        if unknown:
+            raise PygmatchError(f"refiner: unknown inference options {sorted(unknown)} (iterations)")
+        model = cls(RefinerConfig.from_dict({**ckpt["config"], **overrides}))
         model.load_state_dict(ckpt["state_dict"])
         return model.eval()
 

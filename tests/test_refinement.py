@@ -3,6 +3,10 @@ the truth, the learned refiner trains from a bank, saves and loads, and evaluati
 ``+ncc`` / ``+refiner``."""
 from __future__ import annotations
 
+import json
+import subprocess
+import sys
+
 import cv2
 import numpy as np
 import pytest
@@ -18,6 +22,8 @@ from pygmatch.evaluation.evaluate import resolve_method
 from pygmatch.refinement import (LearnedRefiner, PatchRefiner, RefinerConfig, as_image_tensor, normalized_cross_correlation,
                                  parabola_peak, sample_patches)
 from pygmatch.training.refiner import bank_patches, fit_refiner
+
+from .conftest import ROOT, one_line_error
 
 
 @pytest.fixture(scope="module")
@@ -142,3 +148,32 @@ def test_learned_refiner_trains_from_a_bank_saves_and_loads(bank, tmp_path, real
         with pytest.raises(PygmatchError, match=message) as e:
             LearnedRefiner.load(path)
         assert "\n" not in str(e.value)
+
+
+def run(*args):
+    return subprocess.run([sys.executable, "-m", "train.refiner", *map(str, args)], capture_output=True, text=True, cwd=ROOT)
+
+
+def test_train_refiner_command(tmp_path, bank, embedded_dir):
+    out = tmp_path / "r.pt"
+    r = run("--bank", bank.root, "--out", out, "--epochs", "2", "--workers", "1", "--channels", "4", "--hidden", "8",
+            "--val-data", embedded_dir, "--val-images", "2", "--iterations", "2")
+    assert r.returncode == 0, r.stderr
+    record = json.loads(out.with_suffix(".json").read_text())
+    assert [c["epoch"] for c in record["curve"]] == [1, 2] and out.with_suffix(".png").is_file()
+    assert set(record["levels"]) == {"keypoints as detected", "correlation (ncc), one pass"}
+    assert "verifier+learned d2" in record["heldout"]["metrics"]
+    assert LearnedRefiner.load(out).cfg.iterations == 2
+    # the file is an eval refinement like the shipped one
+    assert resolve_method(f"nn+{out}").refine is not None
+    before = out.read_bytes()
+    r = run("--bank", bank.root, "--out", out, "--epochs", "1", "--workers", "1")
+    assert r.returncode == 2 and "already exists" in one_line_error(r.stderr)
+    assert out.read_bytes() == before  # nothing overwritten
+    r = run("--bank", bank.root, "--out", tmp_path / "w.pt", "--val-data", tmp_path / "novaldata")
+    assert r.returncode == 2 and "no such folder" in one_line_error(r.stderr)
+    r = run("--bank", bank.root, "--out", tmp_path / "w.pt", "--pairs", "999", "--workers", "1")
+    assert r.returncode == 2 and "fewer than the 999" in one_line_error(r.stderr)
+    r = run("--bank", bank.root, "--out", tmp_path / "w.pt", "--device", "cuda:7") if not torch.cuda.is_available() else None
+    assert r is None or (r.returncode == 2 and "CUDA is not available" in one_line_error(r.stderr))
+    assert not (tmp_path / "w.pt").exists()  # refused before any work

@@ -187,3 +187,9 @@ def test_match_images_returns_keypoints_in_original_pixels():
     assert len(m) > 50 and out["keypoints1"][:, 0].max() > 1024
     err = np.linalg.norm(warp_points(out["keypoints0"][m[:, 0]] + 0.5, H) - 0.5 - out["keypoints1"][m[:, 1]], axis=1)
     assert np.median(err) < 1.5
+    # the matched positions: image 0's keypoints, image 1's refined (by default the shipped refiner)
+    np.testing.assert_allclose(out["points0"], out["keypoints0"][m[:, 0]], atol=1e-4)
+    refined = np.linalg.norm(warp_points(out["points0"] + 0.5, H) - 0.5 - out["points1"], axis=1)
+    assert np.median(refined) < 0.8 * np.median(err), (np.median(refined), np.median(err))
+    plain = CandidateVerifier.load("default").match_images(image, big, refine=None)
+    np.testing.assert_allclose(plain["points1"], plain["keypoints1"][plain["matches"][:, 1]], atol=1e-4)

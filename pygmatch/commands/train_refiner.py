@@ -31,19 +31,24 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--workers", type=positive(int), default=2, help="processes cutting the patches")
     p.add_argument("--threads", type=positive(int), default=2, help="torch threads while training")
     p.add_argument("--device", default="cpu", help="cpu or cuda")
-    p.add_argument("--val-data", type=Path, default=None, help="held-out image folder measured after training (never coco/val)")
+    p.add_argument("--val-data", type=Path, default=None,
+                   help="held-out image folder (never coco/val): the error of its candidates after each epoch (a curve, OUT.png, "
+                        "beside the correlation refinement's), and RANSAC AUCs after training")
     p.add_argument("--val-images", type=positive(int), default=100, help="held-out images per difficulty")
+    p.add_argument("--iterations", type=positive(int), default=1, help="inference: refinement passes stored with the weights")
     return p
 
 
 def main(argv=None) -> int:
+    import numpy as np  # noqa: PLC0415
     import torch  # noqa: PLC0415 (keeps --help fast)
 
     from pygmatch.data.images import list_images  # noqa: PLC0415
     from pygmatch.errors import PygmatchError  # noqa: PLC0415
     from pygmatch.evaluation.baselines import match_nn_ratio  # noqa: PLC0415
     from pygmatch.refinement import PatchRefiner, RefinerConfig  # noqa: PLC0415
-    from pygmatch.training.refiner import bank_patches, fit_refiner, heldout_refinement  # noqa: PLC0415
+    from pygmatch.training.curves import write_refiner_curve  # noqa: PLC0415
+    from pygmatch.training.refiner import bank_patches, fit_refiner, heldout_patches, heldout_refinement, offset_errors  # noqa: PLC0415
     from pygmatch.verifier import CandidateVerifier  # noqa: PLC0415
 
     args = parser().parse_args(argv)
@@ -55,19 +60,30 @@ def main(argv=None) -> int:
         list_images(args.val_data)
     if args.device.startswith("cuda") and not torch.cuda.is_available():
         raise PygmatchError(f"--device {args.device}: CUDA is not available here")
-    cfg = RefinerConfig(channels=args.channels, layers=args.layers, hidden=args.hidden)
+    cfg = RefinerConfig(channels=args.channels, layers=args.layers, hidden=args.hidden, iterations=args.iterations)
+    torch.set_num_threads(1)
+    heldout, levels, curve = None, {}, []
+    if args.val_data is not None:
+        heldout = heldout_patches(args.val_data, args.val_images, cfg)
+        levels = {"keypoints as detected": offset_errors(np.zeros_like(heldout.offset), heldout),
+                  "correlation (ncc), one pass": offset_errors(PatchRefiner().offsets(
+                      torch.from_numpy(heldout.templates).float(), torch.from_numpy(heldout.windows).float()), heldout)}
     start = time.perf_counter()
     train = bank_patches(args.bank, cfg, args.pairs, args.per_pair, args.seed, args.workers)
     print(f"{len(train)} patches from {len(set(train.pair.tolist()))} bank pairs")
     torch.set_num_threads(args.threads)
-    model = fit_refiner(train, cfg, args.epochs, args.lr, args.batch_size, args.seed, args.device)
+    model = fit_refiner(train, cfg, args.epochs, args.lr, args.batch_size, args.seed, args.device, heldout=heldout, curve=curve)
     took = time.perf_counter() - start
     record = {"bank": str(args.bank), "pairs": int(train.pair.max()) + 1, "patches": len(train), "per_pair": args.per_pair,
               "epochs": args.epochs, "lr": args.lr, "batch_size": args.batch_size, "seed": args.seed, "device": args.device,
               "minutes": round(took / 60, 2), "config": asdict(cfg)}
     if args.val_data is not None:
         torch.set_num_threads(1)
+        for c in curve:
+            print(f"epoch {c['epoch']}: held-out candidates within 0.5 px {c['within_0.5']:.1f} %, mean error {c['mean_px']:.3f} px")
+        print("  ".join(f"{name}: {v['within_0.5']:.1f} %, {v['mean_px']:.3f} px" for name, v in levels.items()))
         verifier = CandidateVerifier.load("default")
+        record["curve"], record["levels"] = curve, levels
         record["heldout"] = {"data": str(args.val_data), "images": args.val_images, "seed": 7, "metrics": heldout_refinement(
             args.val_data, args.val_images, {"verifier": verifier.match, "nn-ratio": match_nn_ratio},
             {"none": None, "ncc": PatchRefiner().refine, "learned": model.refine})}
@@ -76,6 +92,8 @@ def main(argv=None) -> int:
     make_parent_folder(args.out)
     model.save(args.out, training=record)
     write_text(args.out.with_suffix(".json"), json.dumps(record, indent=2))
+    if curve:
+        write_refiner_curve(curve, levels, args.out.with_suffix(".png"))
     print(f"wrote {args.out} ({took / 60:.1f} min of training)")
     return 0
 

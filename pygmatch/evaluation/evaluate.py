@@ -64,7 +64,14 @@ def resolve_method(name: str, features: str = "sift", threads: int | None = 1, *
 
     base, plus, refinement = name.rpartition("+")
     if plus and base and (refinement in REFINEMENTS or (looks_like_path(refinement) and Path(refinement).is_file())):
-        return Method(resolve_method(base, features, threads, **overrides).match, load_refiner(refinement))
+        from ..matcher import torch_threads  # noqa: PLC0415
+
+        refine = load_refiner(refinement)
+
+        def refine_on_threads(*args):  # as many torch threads as the learned matchers get
+            with torch_threads(threads):
+                return refine(*args)
+        return Method(resolve_method(base, features, threads, **overrides).match, refine_on_threads)
     if plus and not Path(name).exists():
         raise PygmatchError(f"{name}: unknown refinement {refinement!r} after '+': choose from {', '.join(REFINEMENTS)} or a "
                             f"refiner file (python -m train.refiner)")

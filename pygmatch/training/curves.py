@@ -45,3 +45,26 @@ def write_curves(run: Path) -> Path | None:
     fig.savefig(run / "curves.png", dpi=110)
     plt.close(fig)
     return run / "curves.png"
+
+
+def write_refiner_curve(curve: list[dict], levels: dict[str, dict], path: Path) -> Path:
+    """The refiner's held-out error after each epoch against patches seen, with the levels of the
+    methods that need no training (``levels``: name → ``offset_errors``) drawn as lines."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    seen = [c["patches_seen"] for c in curve]
+    fig, axes = plt.subplots(1, 2, figsize=(11, 4))
+    for ax, key, label in zip(axes, ("within_0.5", "mean_px"), ("% within 0.5 px of the truth", "mean error (px)")):
+        ax.plot(seen, [c[key] for c in curve], "o-", label="learned refiner", ms=4)
+        for (name, level), style in zip(levels.items(), ("--", ":", "-.")):
+            ax.axhline(level[key], ls=style, color="gray", label=name)
+        ax.set(xlabel="training patches seen", ylabel=label, title=f"held-out candidates: {label}")
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize=8)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return path

@@ -13,6 +13,7 @@ from dataclasses import dataclass
 
 import numpy as np
 import torch
+from threadpoolctl import threadpool_limits
 from tqdm import tqdm
 
 from ..data.bank import FeatureBank
@@ -62,11 +63,17 @@ def pair_patches(bank: FeatureBank, pair: int, cfg: RefinerConfig, per_pair: int
 
 
 def _bank_chunk(job) -> list:
+    import cv2  # noqa: PLC0415
+
     root, start, stop, cfg, per_pair, seed, cwd = job
     os.chdir(cwd)  # the bank's relative source folders are read from the caller's folder
+    # one process per core: torch's, OpenCV's and BLAS's own threads would only fight (on a
+    # 16-core machine they made 16 workers 10x slower than one each)
     torch.set_num_threads(1)
+    cv2.setNumThreads(1)
     bank = FeatureBank(root)
-    return [(p, pair_patches(bank, p, cfg, per_pair, seed)) for p in range(start, stop)]
+    with threadpool_limits(limits=1):
+        return [(p, pair_patches(bank, p, cfg, per_pair, seed)) for p in range(start, stop)]
 
 
 def bank_patches(root: str | os.PathLike, cfg: RefinerConfig, pairs: int | None = None, per_pair: int = 64, seed: int = 0,
@@ -98,9 +105,43 @@ def bank_patches(root: str | os.PathLike, cfg: RefinerConfig, pairs: int | None 
                     np.concatenate([g[2] for _, g in parts]), np.concatenate([np.full(len(g[2]), p, np.int64) for p, g in parts]))
 
 
+def heldout_patches(folder, images: int | None, cfg: RefinerConfig, difficulties=(1.0, 2.0), seed: int = 7,
+                    progress: bool = True) -> PatchSet:
+    """The patches of every mutual nearest-neighbour candidate within the search range, on
+    homography pairs of ``folder``'s first ``images`` images (SIFT 1024, as in a bank); ``pair``
+    numbers the pairs across difficulties."""
+    parts, index = [], 0
+    for d in difficulties:
+        pairs = make_pairs(folder, seed=seed, difficulty=d, max_images=images)
+        for k in tqdm(range(len(pairs)), desc=f"held-out patches d{d:g}", unit="pair", disable=not progress):
+            im0, im1, H = pairs.image0[k], pairs.image1[k], pairs.H_0to1[k]
+            kp0, kp1 = extract(im0), extract(im1)
+            cand, _ = nearest_neighbor_match(kp0.descriptors, kp1.descriptors)
+            if len(cand) >= 4:
+                p0, p1 = kp0.xy[cand[:, 0]].astype(np.float64), kp1.xy[cand[:, 1]].astype(np.float64)
+                offset = warp_points(p0, H) - p1
+                templates, windows, usable = match_patches(im0, im1, p0, p1, cfg.half, cfg.search)
+                keep = np.nonzero(usable & (np.abs(offset) <= cfg.search).all(1))[0]
+                parts.append((templates[keep].numpy().astype(np.float16), windows[keep].numpy().astype(np.float16),
+                              offset[keep].astype(np.float32), np.full(len(keep), index, np.int64)))
+            index += 1
+    if not parts:
+        raise PygmatchError(f"{folder}: no held-out pair has a candidate to measure on")
+    return PatchSet(*(np.concatenate([p[i] for p in parts]) for i in range(4)))
+
+
+def offset_errors(offsets: np.ndarray, patches: PatchSet) -> dict[str, float]:
+    """How far the patches' candidates are from the truth after moving them by ``offsets``:
+    ``{"mean_px", "within_0.5"}`` (percent within 0.5 px)."""
+    err = np.linalg.norm(patches.offset - offsets, axis=1)
+    return {"mean_px": float(err.mean()), "within_0.5": 100 * float(np.mean(err < 0.5))}
+
+
 def fit_refiner(train: PatchSet, cfg: RefinerConfig | None = None, epochs: int = 4, lr: float = 2e-3, batch: int = 512,
-                seed: int = 0, device: str = "cpu", progress: bool = True) -> LearnedRefiner:
-    """Train on ``train``: Huber loss (0.5 px) between predicted and true offsets."""
+                seed: int = 0, device: str = "cpu", progress: bool = True, heldout: PatchSet | None = None,
+                curve: list | None = None) -> LearnedRefiner:
+    """Train on ``train``: Huber loss (0.5 px) between predicted and true offsets. With ``heldout``,
+    ``offset_errors`` on it after each epoch are appended to ``curve`` (with the patches seen)."""
     cfg = cfg or RefinerConfig()
     torch.manual_seed(seed)
     model = LearnedRefiner(cfg).to(device)
@@ -122,6 +163,15 @@ def fit_refiner(train: PatchSet, cfg: RefinerConfig | None = None, epochs: int =
                 sched.step()
                 bar.update(1)
             bar.set_postfix(epoch=epoch + 1, loss=f"{loss.item():.4f}")
+            if heldout is not None and curve is not None:
+                model.eval()
+                with torch.no_grad():
+                    offsets = np.concatenate([
+                        model(torch.from_numpy(a).to(device).float(), torch.from_numpy(b).to(device).float()).cpu().numpy()
+                        for a, b in zip(np.array_split(heldout.templates, max(1, len(heldout) // 4096)),
+                                        np.array_split(heldout.windows, max(1, len(heldout) // 4096)))])
+                curve.append({"epoch": epoch + 1, "patches_seen": (epoch + 1) * len(target), **offset_errors(offsets, heldout)})
+                model.train()
     return model.cpu().eval()
 
 
@@ -156,4 +206,4 @@ def heldout_refinement(folder, images: int | None, matchers: dict, refiners: dic
     return out
 
 
-__all__ = ["PatchSet", "bank_patches", "fit_refiner", "heldout_refinement", "pair_patches"]
+__all__ = ["PatchSet", "bank_patches", "fit_refiner", "heldout_patches", "heldout_refinement", "offset_errors", "pair_patches"]

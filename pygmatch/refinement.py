@@ -180,7 +180,7 @@ WEIGHTS = Path(__file__).resolve().parent / "weights" / "refiner.pt"
 class RefinerConfig:
     half: int = 7  # template half-size, as PatchRefiner's
     search: int = 3  # ± pixels searched
-    channels: int = 16  # of the patch features
+    channels: int = 8  # of the patch features
     layers: int = 2  # 3×3 convolutions of the patch features
     hidden: int = 32  # channels of the shift scorer
     iterations: int = 1  # inference: passes (see PatchRefiner)
@@ -188,6 +188,8 @@ class RefinerConfig:
     def __post_init__(self):
         if min(self.half, self.search, self.channels, self.layers, self.hidden, self.iterations) < 1:
             raise PygmatchError(f"refiner: every size must be >= 1, got {asdict(self)}")
+        if 2 * self.layers >= 2 * self.half + 1:
+            raise PygmatchError(f"refiner: {self.layers} unpadded 3x3 layers leave nothing of a {2 * self.half + 1}-pixel template")
 
     @classmethod
     def from_dict(cls, d: dict) -> "RefinerConfig":
@@ -218,7 +220,10 @@ class LearnedRefiner(nn.Module, PatchStage):
         self.cfg = cfg = cfg or RefinerConfig()
         convs: list[nn.Module] = []
         for i in range(cfg.layers):
-            convs += [nn.Conv2d(1 if i == 0 else cfg.channels, cfg.channels, 3, padding=1), nn.GELU()]
+            convs += [nn.Conv2d(1 if i == 0 else cfg.channels, cfg.channels, 3), nn.GELU()]
+        # unpadded ("valid") convolutions: each layer trims a pixel per side, so the template's
+        # features cover its centre with context from the whole patch, and the correlation costs
+        # (t − 2·layers)² taps instead of t² (the refiner runs on every match of a pair)
         self.features = nn.Sequential(*convs[:-1])  # linear last layer: correlations may be negative
         # scores of every shift from the learned and the NCC map around it; a soft arg-max of
         # them is the offset (translation-equivariant, and sub-pixel by weighting neighbours)
@@ -227,12 +232,12 @@ class LearnedRefiner(nn.Module, PatchStage):
         self.register_buffer("shifts", torch.stack(torch.meshgrid(shifts, shifts, indexing="xy"), -1).reshape(-1, 2), persistent=False)
 
     def forward(self, templates: torch.Tensor, windows: torch.Tensor) -> torch.Tensor:
-        k, t, w = len(templates), templates.shape[-1], windows.shape[-1]
+        k = len(templates)
         if k == 0:
             return templates.new_zeros(0, 2)
-        ft = self.features(standardize(templates)[:, None])  # (K, C, t, t)
-        fw = self.features(standardize(windows)[:, None])  # (K, C, w, w)
-        c = ft.shape[1]
+        ft = self.features(standardize(templates)[:, None])  # (K, C, t', t'), t' = t − 2·layers
+        fw = self.features(standardize(windows)[:, None])  # (K, C, w', w'), w' − t' + 1 = S
+        c, t, w = ft.shape[1], ft.shape[-1], fw.shape[-1]
         learned = F.conv2d(fw.reshape(1, k * c, w, w), ft, groups=k)[0] / (c * t * t)  # (K, S, S)
         ncc = normalized_cross_correlation(templates, windows)
         scores = self.score(torch.stack([learned, ncc], 1)).reshape(k, -1)

@@ -108,9 +108,12 @@ def test_no_arguments_compares_the_shipped_models_with_the_baselines(tmp_path):
     r = run_eval("--max-images", 2, "--out", tmp_path / "o", "--draw", 1)
     assert r.returncode == 0, r.stderr[-2000:]
     metrics = json.loads((tmp_path / "o" / "metrics.json").read_text())
-    assert list(metrics) == ["verifier", "default", "nn", "nn-ratio"]
+    assert list(metrics) == ["verifier+refiner", "verifier", "default", "nn", "nn-ratio"]
     assert metrics["default"]["matches"] > 20  # the shipped weights load and match real images
     assert metrics["verifier"]["matches"] > 20 and metrics["verifier"]["precision"] > metrics["nn"]["precision"]
+    # the same matches, moved by the shipped refiner: more of them within 1 px of the truth
+    assert metrics["verifier+refiner"]["matches"] == metrics["verifier"]["matches"]
+    assert metrics["verifier+refiner"]["precision@1"] > metrics["verifier"]["precision@1"]
     assert (tmp_path / "o" / "precision_recall.png").is_file() and len(list((tmp_path / "o" / "matches").glob("*_default.png"))) == 1
 
 

@@ -27,6 +27,7 @@ SCRIPTS = {
     "pygmatch-hpatches": "pygmatch.commands.eval_hpatches:cli",
     "pygmatch-attention": "pygmatch.commands.eval_attention:cli",
     "pygmatch-verifier": "pygmatch.commands.train_verifier:cli",
+    "pygmatch-refiner": "pygmatch.commands.train_refiner:cli",
 }
 
 

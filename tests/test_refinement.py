@@ -22,6 +22,7 @@ from pygmatch.evaluation.evaluate import resolve_method
 from pygmatch.refinement import (LearnedRefiner, PatchRefiner, RefinerConfig, as_image_tensor, normalized_cross_correlation,
                                  parabola_peak, sample_patches)
 from pygmatch.training.refiner import bank_patches, fit_refiner
+from pygmatch.verifier import CandidateVerifier
 
 from .conftest import ROOT, one_line_error
 
@@ -177,3 +178,19 @@ def test_train_refiner_command(tmp_path, bank, embedded_dir):
     r = run("--bank", bank.root, "--out", tmp_path / "w.pt", "--device", "cuda:7") if not torch.cuda.is_available() else None
     assert r is None or (r.returncode == 2 and "CUDA is not available" in one_line_error(r.stderr))
     assert not (tmp_path / "w.pt").exists()  # refused before any work
+
+
+def test_shipped_refiner_brings_verified_matches_closer_than_correlation():
+    verifier, learned = CandidateVerifier.load("default"), LearnedRefiner.load("default")
+    within = {"detected": [], "ncc": [], "learned": []}  # per match: within 0.5 px of the truth
+    for k, file in enumerate(list_images(EMBEDDED_IMAGES)[:6]):
+        im0, im1, H = make_pair(read_gray(file), pair_rng(5, k), 1.5)
+        kp0, kp1 = extract(im0), extract(im1)
+        m, _ = verifier.match(kp0, kp1)
+        p0, p1 = kp0.xy[m[:, 0]].astype(np.float64), kp1.xy[m[:, 1]].astype(np.float64)
+        truth = warp_points(p0, H)
+        for name, q in (("detected", p1), ("ncc", PatchRefiner().refine(im0, im1, p0, p1)), ("learned", learned.refine(im0, im1, p0, p1))):
+            within[name] += list(np.linalg.norm(q - truth, axis=1) < 0.5)
+    share = {name: np.mean(v) for name, v in within.items()}
+    # measured: 0.73, 0.87, 0.90 of the 1,037 matches
+    assert share["learned"] > share["ncc"] + 0.02 and share["ncc"] > share["detected"] + 0.1, share

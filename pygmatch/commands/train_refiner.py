@@ -24,7 +24,7 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--epochs", type=positive(int), default=4)
     p.add_argument("--lr", type=positive(float), default=2e-3)
     p.add_argument("--batch-size", type=positive(int), default=512, help="patches per step")
-    p.add_argument("--channels", type=positive(int), default=16, help="of the patch features")
+    p.add_argument("--channels", type=positive(int), default=8, help="of the patch features")
     p.add_argument("--layers", type=positive(int), default=2, help="3x3 convolutions of the patch features")
     p.add_argument("--hidden", type=positive(int), default=32, help="channels of the shift scorer")
     p.add_argument("--seed", type=int, default=0)

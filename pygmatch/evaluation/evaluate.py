@@ -110,11 +110,17 @@ def _resolve_matcher(name: str, features: str, threads: int | None, **overrides)
 
 
 def default_methods() -> str:
-    """The shipped models that are installed (``verifier``, ``default``), then ``nn,nn-ratio``."""
+    """The shipped pipeline (``verifier+refiner``: the verifier's matches, refined by the learned
+    refiner) and the shipped models alone (``verifier``, ``default``) as far as they are installed,
+    then ``nn,nn-ratio``."""
     from ..checkpoint import WEIGHTS_DIR  # noqa: PLC0415
 
-    shipped = [name for name, file in (("verifier", "verifier.pt"), ("default", "default.pt")) if (WEIGHTS_DIR / file).is_file()]
-    return ",".join(shipped + ["nn", "nn-ratio"])
+    def shipped(*files):
+        return all((WEIGHTS_DIR / f).is_file() for f in files)
+
+    names = [name for name, files in (("verifier+refiner", ("verifier.pt", "refiner.pt")), ("verifier", ("verifier.pt",)),
+                                      ("default", ("default.pt",))) if shipped(*files)]
+    return ",".join(names + ["nn", "nn-ratio"])
 
 
 def add_method_args(p: argparse.ArgumentParser) -> None:

@@ -292,13 +292,20 @@ class LearnedRefiner(nn.Module, PatchStage):
 REFINEMENTS = ("refiner", "ncc")  # the names ``load_refiner`` (and eval's ``METHOD+NAME``) know
 
 
-@functools.lru_cache(maxsize=8)
 def load_refiner(name: str | os.PathLike):
     """``refine(image0, image1, points0, points1) -> points1`` by name: ``"refiner"`` (the shipped
-    ``LearnedRefiner``), ``"ncc"`` (``PatchRefiner``) or the path of a ``train.refiner`` file."""
-    if str(name) == "ncc":
+    ``LearnedRefiner``), ``"ncc"`` (``PatchRefiner``) or the path of a ``train.refiner`` file.
+    Loaded once per name (a file: once per version of it on disk)."""
+    name = str(name)
+    version = os.stat(name).st_mtime_ns if name not in REFINEMENTS and os.path.isfile(name) else None
+    return _load_refiner(name, version)
+
+
+@functools.lru_cache(maxsize=8)
+def _load_refiner(name: str, version: int | None):
+    if name == "ncc":
         return PatchRefiner().refine
-    return LearnedRefiner.load("default" if str(name) == "refiner" else name).refine
+    return LearnedRefiner.load("default" if name == "refiner" else name).refine
 
 
 def refine_matches(refine, image0, image1, xy0: np.ndarray, xy1: np.ndarray, matches: np.ndarray) -> tuple[np.ndarray, np.ndarray]:

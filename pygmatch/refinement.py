@@ -54,7 +54,7 @@ def as_image_tensor(image: np.ndarray) -> torch.Tensor:
     """(1, 1, H, W) float32 from a gray image (uint8 or float)."""
     image = np.asarray(image)
     if image.ndim != 2:
-        raise ValueError(f"refinement needs gray images (H, W), got shape {image.shape}")
+        raise PygmatchError(f"refinement needs gray images (H, W), got an array of shape {image.shape}")
     return torch.from_numpy(np.ascontiguousarray(image, np.float32))[None, None]
 
 
@@ -159,7 +159,7 @@ class PatchRefiner(PatchStage):
 
     def __init__(self, half: int = 7, search: int = 3, min_ncc: float = 0.8, iterations: int = 2, min_contrast: float = 2.0):
         if half < 1 or search < 1 or iterations < 1 or not -1.0 <= min_ncc <= 1.0:
-            raise ValueError("PatchRefiner: half, search and iterations must be >= 1 and min_ncc in [-1, 1]")
+            raise PygmatchError("PatchRefiner: half, search and iterations must be >= 1 and min_ncc in [-1, 1]")
         self.half, self.search, self.min_ncc, self.iterations, self.min_contrast = half, search, min_ncc, iterations, min_contrast
 
     def offsets(self, templates: torch.Tensor, windows: torch.Tensor) -> np.ndarray:

@@ -194,3 +194,15 @@ def test_shipped_refiner_brings_verified_matches_closer_than_correlation():
     share = {name: np.mean(v) for name, v in within.items()}
     # measured: 0.73, 0.87, 0.90 of the 1,037 matches
     assert share["learned"] > share["ncc"] + 0.02 and share["ncc"] > share["detected"] + 0.1, share
+
+
+def test_bad_refiner_options_and_images_are_one_line(image):
+    with pytest.raises(PygmatchError, match="half, search and iterations must be >= 1"):
+        PatchRefiner(half=0)
+    with pytest.raises(PygmatchError, match="unpadded 3x3 layers leave nothing"):
+        RefinerConfig(half=1, layers=2)
+    with pytest.raises(PygmatchError, match="unknown inference options"):
+        LearnedRefiner.load("default", threshold=0.5)
+    colour = np.dstack([image] * 3)
+    with pytest.raises(PygmatchError, match=r"gray images \(H, W\), got an array of shape \(480, 640, 3\)"):
+        PatchRefiner().refine(colour, image, np.array([[100.0, 100.0]] * 5), np.array([[100.0, 100.0]] * 5))

@@ -26,7 +26,7 @@ from __future__ import annotations
 
 import functools
 import os
-from dataclasses import asdict, dataclass, fields
+from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import numpy as np
@@ -35,6 +35,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from .errors import PygmatchError
+from .model_file import config_from_dict, read_model_file
 from .verifier import fit_local_motion
 
 NEIGHBOURS = 12  # matches the local motion is fitted to
@@ -191,13 +192,6 @@ class RefinerConfig:
         if 2 * self.layers >= 2 * self.half + 1:
             raise PygmatchError(f"refiner: {self.layers} unpadded 3x3 layers leave nothing of a {2 * self.half + 1}-pixel template")
 
-    @classmethod
-    def from_dict(cls, d: dict) -> "RefinerConfig":
-        unknown = set(d) - {f.name for f in fields(cls)}
-        if unknown:
-            raise PygmatchError(f"refiner config has unknown keys {sorted(unknown)} (from a newer pygmatch?)")
-        return cls(**d)
-
 
 def standardize(patches: torch.Tensor) -> torch.Tensor:
     """Each patch to zero mean and unit deviation: brightness and contrast changes drop out."""
@@ -270,21 +264,8 @@ class LearnedRefiner(nn.Module, PatchStage):
     def load(cls, path: str | os.PathLike = "default", **overrides) -> "LearnedRefiner":
         """``"default"`` (the shipped weights) or a file written by ``save`` / ``train.refiner``;
         ``overrides``: inference options (``iterations``)."""
-        path = WEIGHTS if str(path) == "default" else Path(path)
-        if not path.is_file():
-            raise PygmatchError(f"{path}: no such refiner file")
-        try:
-            ckpt = torch.load(path, map_location="cpu", weights_only=True)
-        except Exception as e:  # noqa: BLE001 (any unreadable file is one line)
-            raise PygmatchError(f"{path}: not a readable refiner file ({type(e).__name__})") from None
-        if not isinstance(ckpt, dict) or ckpt.get("format") != FORMAT:
-            raise PygmatchError(f"{path}: not a pygmatch refiner (no format {FORMAT!r})")
-        if ckpt.get("version") != VERSION:
-            raise PygmatchError(f"{path}: refiner version {ckpt.get('version')!r}; this pygmatch reads version {VERSION}")
-        unknown = set(overrides) - {"iterations"}
-        if unknown:
-            raise PygmatchError(f"refiner: unknown inference options {sorted(unknown)} (iterations)")
-        model = cls(RefinerConfig.from_dict({**ckpt["config"], **overrides}))
+        _, ckpt = read_model_file(path, WEIGHTS, FORMAT, VERSION, "refiner")
+        model = cls(config_from_dict(RefinerConfig, ckpt["config"], "refiner", overrides, ("iterations",)))
         model.load_state_dict(ckpt["state_dict"])
         return model.eval()
 

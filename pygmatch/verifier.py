@@ -31,7 +31,7 @@ Inputs / outputs (``match``): two ``Keypoints`` (N and M keypoints, unit-norm de
 from __future__ import annotations
 
 import os
-from dataclasses import asdict, dataclass, fields
+from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import numpy as np
@@ -41,6 +41,7 @@ from torch import nn
 
 from .evaluation.baselines import nearest_neighbor_match
 from .errors import PygmatchError
+from .model_file import config_from_dict, has_format, read_model_file
 from .data.features import Keypoints, extract
 from .data.images import as_gray
 from .data.sequences import downscale
@@ -130,13 +131,7 @@ def candidate_features(kp0: Keypoints, kp1: Keypoints) -> tuple[np.ndarray, np.n
 
 def is_verifier_file(path: str | os.PathLike) -> bool:
     """A file written by ``CandidateVerifier.save`` (not a matcher checkpoint, not a folder)."""
-    if not Path(path).is_file():
-        return False
-    try:
-        ckpt = torch.load(path, map_location="cpu", weights_only=True, mmap=True)
-    except Exception:  # noqa: BLE001 (anything unreadable is not a verifier; the caller reports it as what it is)
-        return False
-    return isinstance(ckpt, dict) and ckpt.get("format") == FORMAT
+    return has_format(path, FORMAT)
 
 
 @dataclass
@@ -155,13 +150,6 @@ class VerifierConfig:
             raise PygmatchError("verifier: min_keep must be >= 0, hidden and layers >= 1, precise_px > 0")
         if self.features != "sift":
             raise PygmatchError(f"the verifier is defined for SIFT keypoints, not {self.features!r}")
-
-    @classmethod
-    def from_dict(cls, d: dict) -> "VerifierConfig":
-        unknown = set(d) - {f.name for f in fields(cls)}
-        if unknown:
-            raise PygmatchError(f"verifier config has unknown keys {sorted(unknown)} (from a newer pygmatch?)")
-        return cls(**d)
 
 
 class CandidateVerifier(nn.Module):
@@ -220,20 +208,9 @@ class CandidateVerifier(nn.Module):
     def load(cls, path: str | os.PathLike = "default", **overrides) -> "CandidateVerifier":
         """``"default"`` (the shipped weights) or a file written by ``save`` / ``train.verifier``;
         ``overrides``: inference options (``threshold``, ``min_keep``)."""
-        path = WEIGHTS if str(path) == "default" else Path(path)
-        if not path.is_file():
-            raise PygmatchError(f"{path}: no such verifier file")
-        try:
-            ckpt = torch.load(path, map_location="cpu", weights_only=True)
-        except Exception as e:  # noqa: BLE001 (any unreadable file is one line)
-            raise PygmatchError(f"{path}: not a readable verifier file ({type(e).__name__})") from None
-        if not isinstance(ckpt, dict) or ckpt.get("format") != FORMAT:
-            raise PygmatchError(f"{path}: not a pygmatch verifier (no format {FORMAT!r})")
-        if ckpt.get("version") != VERSION or ckpt.get("feature_names") != list(FEATURE_NAMES):
-            raise PygmatchError(f"{path}: verifier version {ckpt.get('version')!r} with other features; this pygmatch reads version {VERSION}")
-        unknown = set(overrides) - {"threshold", "min_keep"}
-        if unknown:
-            raise PygmatchError(f"verifier: unknown inference options {sorted(unknown)} (threshold, min_keep)")
-        model = cls(VerifierConfig.from_dict({**ckpt["config"], **overrides}))
+        path, ckpt = read_model_file(path, WEIGHTS, FORMAT, VERSION, "verifier")
+        if ckpt.get("feature_names") != list(FEATURE_NAMES):
+            raise PygmatchError(f"{path}: a verifier of other features; this pygmatch computes {len(FEATURE_NAMES)} ({FEATURE_NAMES[0]}, ...)")
+        model = cls(config_from_dict(VerifierConfig, ckpt["config"], "verifier", overrides, ("threshold", "min_keep")))
         model.load_state_dict(ckpt["state_dict"])
         return model.eval()

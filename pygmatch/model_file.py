@@ -1,0 +1,52 @@
+"""The small self-describing model files (the verifier's and the refiner's): ``torch.save`` of a dict
+with ``format``, ``version``, ``config`` and ``state_dict``, read back with one-line errors."""
+from __future__ import annotations
+
+import os
+from dataclasses import fields
+from pathlib import Path
+
+import torch
+
+from .errors import PygmatchError
+
+
+def read_model_file(path: str | os.PathLike, shipped: Path, fmt: str, version: int, what: str) -> tuple[Path, dict]:
+    """``(path, contents)`` of a file written with ``{"format": fmt, "version": version, ...}``;
+    ``"default"`` names the ``shipped`` one. ``what`` ("verifier", "refiner") names it in errors."""
+    path = shipped if str(path) == "default" else Path(path)
+    if not path.is_file():
+        raise PygmatchError(f"{path}: no such {what} file")
+    try:
+        contents = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as e:  # noqa: BLE001 (any unreadable file is one line)
+        raise PygmatchError(f"{path}: not a readable {what} file ({type(e).__name__})") from None
+    if not isinstance(contents, dict) or contents.get("format") != fmt:
+        raise PygmatchError(f"{path}: not a pygmatch {what} (no format {fmt!r})")
+    if contents.get("version") != version:
+        raise PygmatchError(f"{path}: {what} version {contents.get('version')!r}; this pygmatch reads version {version}")
+    return path, contents
+
+
+def has_format(path: str | os.PathLike, fmt: str) -> bool:
+    """Whether ``path`` is a readable file of format ``fmt`` (not a matcher checkpoint, not a folder)."""
+    if not Path(path).is_file():
+        return False
+    try:
+        contents = torch.load(path, map_location="cpu", weights_only=True, mmap=True)
+    except Exception:  # noqa: BLE001 (anything unreadable is not of this format; the caller reports it as what it is)
+        return False
+    return isinstance(contents, dict) and contents.get("format") == fmt
+
+
+def config_from_dict(cls, d: dict, what: str, overrides: dict | None = None, options: tuple[str, ...] = ()):
+    """The dataclass ``cls`` from a file's config ``d`` with the inference ``overrides`` (only the
+    ``options`` may be overridden), refusing keys it does not know."""
+    overrides = overrides or {}
+    unknown = set(overrides) - set(options)
+    if unknown:
+        raise PygmatchError(f"{what}: unknown inference options {sorted(unknown)} ({', '.join(options)})")
+    unknown = set(d) - {f.name for f in fields(cls)}
+    if unknown:
+        raise PygmatchError(f"{what} config has unknown keys {sorted(unknown)} (from a newer pygmatch?)")
+    return cls(**{**d, **overrides})

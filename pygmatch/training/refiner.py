@@ -7,17 +7,16 @@ epochs.
 """
 from __future__ import annotations
 
-import multiprocessing as mp
+import functools
 import os
 from dataclasses import dataclass
 
 import numpy as np
 import torch
-from threadpoolctl import threadpool_limits
 from tqdm import tqdm
 
-from ..data.bank import FeatureBank
-from ..data.features import extract
+from ..data.bank import FeatureBank, map_bank_pairs
+from ..data.features import Keypoints, extract
 from ..data.geometry import corner_error, warp_points
 from ..data.pairs import make_pairs
 from ..errors import PygmatchError
@@ -41,39 +40,32 @@ class PatchSet:
         return len(self.offset)
 
 
-def pair_patches(bank: FeatureBank, pair: int, cfg: RefinerConfig, per_pair: int, seed: int = 0):
-    """Up to ``per_pair`` random candidates of one bank pair whose true offset lies in the search
-    range, with their patches: ``(templates, windows, offsets)``; None if there are none."""
-    kp0, kp1, H, _ = bank.keypoints(pair)
+def candidate_patches(im0, im1, kp0: Keypoints, kp1: Keypoints, H_0to1: np.ndarray, cfg: RefinerConfig):
+    """The mutual nearest-neighbour candidates of one pair whose true offset lies in the search
+    range: ``(templates, windows)`` float16 and ``offsets`` float32 (``PatchSet``'s), or None."""
     if len(kp0) < 2 or len(kp1) < 2:
         return None
     cand, _ = nearest_neighbor_match(kp0.descriptors, kp1.descriptors)
     if len(cand) < 4:
         return None
     p0, p1 = kp0.xy[cand[:, 0]].astype(np.float64), kp1.xy[cand[:, 1]].astype(np.float64)
-    offset = warp_points(p0, H) - p1
-    im0, im1 = bank.images(pair)
+    offset = warp_points(p0, H_0to1) - p1
     templates, windows, usable = match_patches(im0, im1, p0, p1, cfg.half, cfg.search)
-    chosen = np.nonzero(usable & (np.abs(offset) <= cfg.search).all(1))[0]
-    if len(chosen) == 0:
+    keep = np.nonzero(usable & (np.abs(offset) <= cfg.search).all(1))[0]
+    if len(keep) == 0:
         return None
-    chosen = np.random.default_rng([seed, pair]).permutation(chosen)[:per_pair]
-    return (templates[chosen].numpy().astype(np.float16), windows[chosen].numpy().astype(np.float16),
-            offset[chosen].astype(np.float32))
+    return templates[keep].numpy().astype(np.float16), windows[keep].numpy().astype(np.float16), offset[keep].astype(np.float32)
 
 
-def _bank_chunk(job) -> list:
-    import cv2  # noqa: PLC0415
-
-    root, start, stop, cfg, per_pair, seed, cwd = job
-    os.chdir(cwd)  # the bank's relative source folders are read from the caller's folder
-    # one process per core: torch's, OpenCV's and BLAS's own threads would only fight (on a
-    # 16-core machine they made 16 workers 10x slower than one each)
-    torch.set_num_threads(1)
-    cv2.setNumThreads(1)
-    bank = FeatureBank(root)
-    with threadpool_limits(limits=1):
-        return [(p, pair_patches(bank, p, cfg, per_pair, seed)) for p in range(start, stop)]
+def pair_patches(bank: FeatureBank, pair: int, cfg: RefinerConfig, per_pair: int, seed: int = 0):
+    """``candidate_patches`` of one bank pair, up to ``per_pair`` random ones; None if there are none."""
+    kp0, kp1, H, _ = bank.keypoints(pair)
+    im0, im1 = bank.images(pair)
+    found = candidate_patches(im0, im1, kp0, kp1, H, cfg)
+    if found is None:
+        return None
+    chosen = np.random.default_rng([seed, pair]).permutation(len(found[2]))[:per_pair]
+    return tuple(a[chosen] for a in found)
 
 
 def bank_patches(root: str | os.PathLike, cfg: RefinerConfig, pairs: int | None = None, per_pair: int = 64, seed: int = 0,
@@ -81,49 +73,27 @@ def bank_patches(root: str | os.PathLike, cfg: RefinerConfig, pairs: int | None 
     """The patches of the bank's first ``pairs`` pairs (all by default), ``per_pair`` candidates
     each, cut by ``workers`` processes."""
     bank = FeatureBank(root)
-    total = len(bank) if pairs is None else pairs
-    if total > len(bank):
-        raise PygmatchError(f"{root}: holds {len(bank)} pairs, fewer than the {total} asked for (--pairs)")
     bank.images(0)  # missing source folders: one line now, not from a worker
-    chunk = 25
-    jobs = [(str(root), s, min(s + chunk, total), cfg, per_pair, seed, os.getcwd()) for s in range(0, total, chunk)]
-    parts: list[tuple] = []
-    bar = tqdm(total=total, desc="refiner patches", unit="pair", disable=not progress)
-    pool = mp.get_context("spawn").Pool(workers) if workers > 1 else None
-    try:
-        results = pool.imap(_bank_chunk, jobs) if pool is not None else map(_bank_chunk, jobs)
-        for done in results:
-            parts += [(p, got) for p, got in done if got is not None]
-            bar.update(len(done))
-    finally:
-        bar.close()
-        if pool is not None:
-            pool.terminate()
-    if not parts:
-        raise PygmatchError(f"{root}: no pair among the first {total} has a candidate to train on")
-    return PatchSet(np.concatenate([g[0] for _, g in parts]), np.concatenate([g[1] for _, g in parts]),
-                    np.concatenate([g[2] for _, g in parts]), np.concatenate([np.full(len(g[2]), p, np.int64) for p, g in parts]))
+    found = map_bank_pairs(root, functools.partial(pair_patches, cfg=cfg, per_pair=per_pair, seed=seed), pairs, workers,
+                           "refiner patches", progress)
+    if not found:
+        raise PygmatchError(f"{root}: no pair among the first {pairs or len(bank)} has a candidate to train on")
+    return PatchSet(*(np.concatenate([g[i] for _, g in found]) for i in range(3)),
+                    np.concatenate([np.full(len(g[2]), p, np.int64) for p, g in found]))
 
 
 def heldout_patches(folder, images: int | None, cfg: RefinerConfig, difficulties=(1.0, 2.0), seed: int = 7,
                     progress: bool = True) -> PatchSet:
-    """The patches of every mutual nearest-neighbour candidate within the search range, on
-    homography pairs of ``folder``'s first ``images`` images (SIFT 1024, as in a bank); ``pair``
-    numbers the pairs across difficulties."""
+    """``candidate_patches`` of homography pairs of ``folder``'s first ``images`` images (SIFT
+    1024, as in a bank), all of them; ``pair`` numbers the pairs across difficulties."""
     parts, index = [], 0
     for d in difficulties:
         pairs = make_pairs(folder, seed=seed, difficulty=d, max_images=images)
         for k in tqdm(range(len(pairs)), desc=f"held-out patches d{d:g}", unit="pair", disable=not progress):
-            im0, im1, H = pairs.image0[k], pairs.image1[k], pairs.H_0to1[k]
-            kp0, kp1 = extract(im0), extract(im1)
-            cand, _ = nearest_neighbor_match(kp0.descriptors, kp1.descriptors)
-            if len(cand) >= 4:
-                p0, p1 = kp0.xy[cand[:, 0]].astype(np.float64), kp1.xy[cand[:, 1]].astype(np.float64)
-                offset = warp_points(p0, H) - p1
-                templates, windows, usable = match_patches(im0, im1, p0, p1, cfg.half, cfg.search)
-                keep = np.nonzero(usable & (np.abs(offset) <= cfg.search).all(1))[0]
-                parts.append((templates[keep].numpy().astype(np.float16), windows[keep].numpy().astype(np.float16),
-                              offset[keep].astype(np.float32), np.full(len(keep), index, np.int64)))
+            im0, im1 = pairs.image0[k], pairs.image1[k]
+            found = candidate_patches(im0, im1, extract(im0), extract(im1), pairs.H_0to1[k], cfg)
+            if found is not None:
+                parts.append((*found, np.full(len(found[2]), index, np.int64)))
             index += 1
     if not parts:
         raise PygmatchError(f"{folder}: no held-out pair has a candidate to measure on")
@@ -206,4 +176,4 @@ def heldout_refinement(folder, images: int | None, matchers: dict, refiners: dic
     return out
 
 
-__all__ = ["PatchSet", "bank_patches", "fit_refiner", "heldout_patches", "heldout_refinement", "offset_errors", "pair_patches"]
+__all__ = ["PatchSet", "bank_patches", "candidate_patches", "fit_refiner", "heldout_patches", "heldout_refinement", "offset_errors", "pair_patches"]

@@ -5,7 +5,6 @@ processes) and the model is an MLP on them, so thousands of bank pairs train in 
 """
 from __future__ import annotations
 
-import multiprocessing as mp
 import os
 from dataclasses import dataclass
 
@@ -13,7 +12,7 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
-from ..data.bank import FeatureBank
+from ..data.bank import FeatureBank, map_bank_pairs
 from ..data.features import Keypoints, extract
 from ..data.geometry import corner_error, warp_points
 from ..data.pairs import make_pairs
@@ -48,15 +47,9 @@ def pair_candidates(kp0: Keypoints, kp1: Keypoints, H_0to1: np.ndarray) -> tuple
     return feats, err.astype(np.float32)
 
 
-def _bank_chunk(job) -> list:
-    root, start, stop = job
-    torch.set_num_threads(1)
-    bank = FeatureBank(root)
-    out = []
-    for p in range(start, stop):
-        kp0, kp1, H, _ = bank.keypoints(p)
-        out.append((p, pair_candidates(kp0, kp1, H)))
-    return out
+def _bank_pair_candidates(bank: FeatureBank, pair: int):
+    kp0, kp1, H, _ = bank.keypoints(pair)
+    return pair_candidates(kp0, kp1, H)
 
 
 def bank_candidates(root: str | os.PathLike, pairs: int | None = None, workers: int = 2, progress: bool = True) -> CandidateSet:
@@ -65,28 +58,11 @@ def bank_candidates(root: str | os.PathLike, pairs: int | None = None, workers: 
     bank = FeatureBank(root)
     if bank.config.features != "sift":
         raise PygmatchError(f"{root}: a {bank.config.features} bank; the verifier is defined for SIFT keypoints")
-    total = len(bank) if pairs is None else pairs
-    if total > len(bank):
-        raise PygmatchError(f"{root}: holds {len(bank)} pairs, fewer than the {total} asked for (--pairs)")
-    chunk = 25
-    jobs = [(str(root), s, min(s + chunk, total)) for s in range(0, total, chunk)]
-    feats, errs, index = [], [], []
-    bar = tqdm(total=total, desc="candidate features", unit="pair", disable=not progress)
-    pool = mp.get_context("spawn").Pool(workers) if workers > 1 else None
-    try:
-        results = pool.imap(_bank_chunk, jobs) if pool is not None else map(_bank_chunk, jobs)
-        for done in results:
-            for p, got in done:
-                if got is not None:
-                    feats.append(got[0]), errs.append(got[1]), index.append(np.full(len(got[1]), p, np.int64))
-            bar.update(len(done))
-    finally:
-        bar.close()
-        if pool is not None:
-            pool.terminate()
-    if not feats:
-        raise PygmatchError(f"{root}: no pair among the first {total} has enough candidates to train on")
-    return CandidateSet(np.concatenate(feats), np.concatenate(errs), np.concatenate(index))
+    found = map_bank_pairs(root, _bank_pair_candidates, pairs, workers, "candidate features", progress)
+    if not found:
+        raise PygmatchError(f"{root}: no pair among the first {pairs or len(bank)} has enough candidates to train on")
+    return CandidateSet(np.concatenate([f for _, (f, _) in found]), np.concatenate([e for _, (_, e) in found]),
+                        np.concatenate([np.full(len(e), p, np.int64) for p, (_, e) in found]))
 
 
 def fit_verifier(train: CandidateSet, cfg: VerifierConfig | None = None, epochs: int = 8, lr: float = 2e-3, batch: int = 1024,

@@ -253,8 +253,10 @@ class LearnedRefiner(nn.Module, PatchStage):
     def offsets(self, templates: torch.Tensor, windows: torch.Tensor, chunk: int = 2048) -> np.ndarray:
         if len(templates) == 0:
             return np.zeros((0, 2))
-        offset = torch.cat([self(a.float(), b.float()) for a, b in zip(templates.split(chunk), windows.split(chunk))]).double().numpy()
-        return offset  # a soft arg-max stays within the search range
+        device = self.shifts.device  # patches are cut on the CPU; the network may sit on a GPU
+        # a soft arg-max stays within the search range: no offset needs checking
+        return torch.cat([self(a.to(device).float(), b.to(device).float()).cpu()
+                          for a, b in zip(templates.split(chunk), windows.split(chunk))]).double().numpy()
 
 
     def save(self, path: str | os.PathLike, **extra) -> None:

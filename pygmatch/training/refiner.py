@@ -135,11 +135,7 @@ def fit_refiner(train: PatchSet, cfg: RefinerConfig | None = None, epochs: int =
             bar.set_postfix(epoch=epoch + 1, loss=f"{loss.item():.4f}")
             if heldout is not None and curve is not None:
                 model.eval()
-                with torch.no_grad():
-                    offsets = np.concatenate([
-                        model(torch.from_numpy(a).to(device).float(), torch.from_numpy(b).to(device).float()).cpu().numpy()
-                        for a, b in zip(np.array_split(heldout.templates, max(1, len(heldout) // 4096)),
-                                        np.array_split(heldout.windows, max(1, len(heldout) // 4096)))])
+                offsets = model.offsets(torch.from_numpy(heldout.templates), torch.from_numpy(heldout.windows))
                 curve.append({"epoch": epoch + 1, "patches_seen": (epoch + 1) * len(target), **offset_errors(offsets, heldout)})
                 model.train()
     return model.cpu().eval()

@@ -5,36 +5,26 @@ never ``coco/val``)."""
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 import time
 from dataclasses import asdict
-from pathlib import Path
 
-from pygmatch.cli import make_parent_folder, positive, run_cli, write_text, writable_file
+from pygmatch.cli import positive, run_cli
+from pygmatch.commands.bank_training import add_bank_training_args, check_outputs, write_trained
 
 
 def parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="python -m train.refiner", description=__doc__)
-    p.add_argument("--bank", type=Path, required=True, help="feature bank (python -m train.bank) whose source folders are still there")
-    p.add_argument("--out", type=Path, required=True, help="weights file to write (.pt); a .json of the run is written beside it")
-    p.add_argument("--overwrite", action="store_true", help="replace an existing --out")
-    p.add_argument("--pairs", type=positive(int), default=None, help="train on the bank's first N pairs (default: all)")
+    add_bank_training_args(p, "feature bank (python -m train.bank) whose source folders are still there", epochs=4, batch_size=512,
+                           unit="patches", workers_help="processes cutting the patches",
+                           val_help="held-out image folder (never coco/val): the error of its candidates after each epoch (a curve, "
+                                    "OUT.png, beside the correlation refinement's), and RANSAC AUCs after training")
     p.add_argument("--per-pair", type=positive(int), default=64, help="candidates' patches cut per pair")
-    p.add_argument("--epochs", type=positive(int), default=4)
-    p.add_argument("--lr", type=positive(float), default=2e-3)
-    p.add_argument("--batch-size", type=positive(int), default=512, help="patches per step")
     p.add_argument("--channels", type=positive(int), default=8, help="of the patch features")
     p.add_argument("--layers", type=positive(int), default=2, help="3x3 convolutions of the patch features")
     p.add_argument("--hidden", type=positive(int), default=32, help="channels of the shift scorer")
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--workers", type=positive(int), default=2, help="processes cutting the patches")
     p.add_argument("--threads", type=positive(int), default=2, help="torch threads while training")
     p.add_argument("--device", default="cpu", help="cpu or cuda")
-    p.add_argument("--val-data", type=Path, default=None,
-                   help="held-out image folder (never coco/val): the error of its candidates after each epoch (a curve, OUT.png, "
-                        "beside the correlation refinement's), and RANSAC AUCs after training")
-    p.add_argument("--val-images", type=positive(int), default=100, help="held-out images per difficulty")
     p.add_argument("--iterations", type=positive(int), default=1, help="inference: refinement passes stored with the weights")
     return p
 
@@ -43,7 +33,6 @@ def main(argv=None) -> int:
     import numpy as np  # noqa: PLC0415
     import torch  # noqa: PLC0415 (keeps --help fast)
 
-    from pygmatch.data.images import list_images  # noqa: PLC0415
     from pygmatch.errors import PygmatchError  # noqa: PLC0415
     from pygmatch.evaluation.baselines import match_nn_ratio  # noqa: PLC0415
     from pygmatch.refinement import PatchRefiner, RefinerConfig  # noqa: PLC0415
@@ -52,12 +41,7 @@ def main(argv=None) -> int:
     from pygmatch.verifier import CandidateVerifier  # noqa: PLC0415
 
     args = parser().parse_args(argv)
-    # Everything that could fail after the training is checked before it: no work is lost.
-    writable_file(args.out, "--out", example="refiner.pt")
-    if args.out.exists() and not args.overwrite:
-        raise PygmatchError(f"--out {args.out}: already exists; choose another --out or pass --overwrite to replace it")
-    if args.val_data is not None:
-        list_images(args.val_data)
+    check_outputs(args, example="refiner.pt")
     if args.device.startswith("cuda") and not torch.cuda.is_available():
         raise PygmatchError(f"--device {args.device}: CUDA is not available here")
     cfg = RefinerConfig(channels=args.channels, layers=args.layers, hidden=args.hidden, iterations=args.iterations)
@@ -89,9 +73,7 @@ def main(argv=None) -> int:
             {"none": None, "ncc": PatchRefiner().refine, "learned": model.refine})}
         for name, m in record["heldout"]["metrics"].items():
             print(f"held-out {name:24s} AUC@1 {m['auc@1']:5.1f}  AUC@3 {m['auc@3']:5.1f}  within 0.5 px {m['p@0.5']:5.1f} %")
-    make_parent_folder(args.out)
-    model.save(args.out, training=record)
-    write_text(args.out.with_suffix(".json"), json.dumps(record, indent=2))
+    write_trained(model, args.out, record)
     if curve:
         write_refiner_curve(curve, levels, args.out.with_suffix(".png"))
     print(f"wrote {args.out} ({took / 60:.1f} min of training)")

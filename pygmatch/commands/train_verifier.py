@@ -4,33 +4,24 @@ then measure it against nn and nn-ratio on held-out pairs (``--val-data``; never
 from __future__ import annotations
 
 import argparse
-import json
-from dataclasses import asdict
 import sys
 import time
-from pathlib import Path
+from dataclasses import asdict
 
-from pygmatch.cli import make_parent_folder, non_negative_int, positive, probability_threshold, run_cli, write_text, writable_file
+from pygmatch.cli import non_negative_int, positive, probability_threshold, run_cli
+from pygmatch.commands.bank_training import add_bank_training_args, check_outputs, write_trained
 
 
 def parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="python -m train.verifier", description=__doc__)
-    p.add_argument("--bank", type=Path, required=True, help="feature bank (python -m train.bank), SIFT")
-    p.add_argument("--out", type=Path, required=True, help="weights file to write (.pt); a .json of the run is written beside it")
-    p.add_argument("--overwrite", action="store_true", help="replace an existing --out")
-    p.add_argument("--pairs", type=positive(int), default=None, help="train on the bank's first N pairs (default: all)")
-    p.add_argument("--epochs", type=positive(int), default=8)
-    p.add_argument("--lr", type=positive(float), default=2e-3)
-    p.add_argument("--batch-size", type=positive(int), default=1024, help="candidates per step")
+    add_bank_training_args(p, "feature bank (python -m train.bank), SIFT", epochs=8, batch_size=1024, unit="candidates",
+                           workers_help="processes computing the candidates' features",
+                           val_help="held-out image folder measured after training (never coco/val)")
     p.add_argument("--hidden", type=positive(int), default=64)
     p.add_argument("--layers", type=positive(int), default=2)
     p.add_argument("--precise-px", type=positive(float), default=1.0, help="label: the candidate is within this many px of the truth")
     p.add_argument("--threshold", type=probability_threshold, default=0.7, help="inference: keep candidates above this probability")
     p.add_argument("--min-keep", type=non_negative_int, default=20, help="inference: and at least this many of the most probable")
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--workers", type=positive(int), default=2, help="processes computing the candidates' features")
-    p.add_argument("--val-data", type=Path, default=None, help="held-out image folder measured after training (never coco/val)")
-    p.add_argument("--val-images", type=positive(int), default=100, help="held-out images per difficulty")
     return p
 
 
@@ -39,18 +30,11 @@ def main(argv=None) -> int:
 
     from pygmatch.evaluation.baselines import match_nn, match_nn_ratio  # noqa: PLC0415
     from pygmatch.data.bank import FeatureBank  # noqa: PLC0415
-    from pygmatch.data.images import list_images  # noqa: PLC0415
-    from pygmatch.errors import PygmatchError  # noqa: PLC0415
     from pygmatch.verifier import VerifierConfig  # noqa: PLC0415
     from pygmatch.training.verifier import bank_candidates, fit_verifier, heldout_auc, heldout_pairs  # noqa: PLC0415
 
     args = parser().parse_args(argv)
-    # Everything that could fail after the training is checked before it: no work is lost.
-    writable_file(args.out, "--out", example="verifier.pt")
-    if args.out.exists() and not args.overwrite:
-        raise PygmatchError(f"--out {args.out}: already exists; choose another --out or pass --overwrite to replace it")
-    if args.val_data is not None:
-        list_images(args.val_data)  # a missing or imageless folder is one line now, not after the training
+    check_outputs(args, example="verifier.pt")
     cfg = VerifierConfig(hidden=args.hidden, layers=args.layers, precise_px=args.precise_px, threshold=args.threshold, min_keep=args.min_keep)
     torch.set_num_threads(1)
     start = time.perf_counter()
@@ -68,9 +52,7 @@ def main(argv=None) -> int:
             for name, fn in (("verifier", model.match), ("nn", match_nn), ("nn-ratio", match_nn_ratio))}}
         for name, by_d in record["heldout"]["auc"].items():
             print(f"held-out AUC@3 {name:9s} " + "  ".join(f"d{d}: {v['auc@3']:.1f}" for d, v in by_d.items()))
-    make_parent_folder(args.out)
-    model.save(args.out, training=record)
-    write_text(args.out.with_suffix(".json"), json.dumps(record, indent=2))
+    write_trained(model, args.out, record)
     print(f"wrote {args.out} ({took / 60:.1f} min of training)")
     return 0
 

@@ -22,6 +22,7 @@ from ..data.geometry import warp_points
 from ..data.ground_truth import ground_truth_matches
 from ..data.sequences import BadPair
 from ..errors import PygmatchError
+from ..refinement import REFINEMENTS, load_refiner, refine_matches
 from .baselines import BASELINES, oracle_match, parse_oracle
 from .metrics import pair_metrics, summarize
 
@@ -60,8 +61,6 @@ def resolve_method(name: str, features: str = "sift", threads: int | None = 1, *
     checkpoint / run folder or of a verifier file (``python -m train.verifier``). A model trained on other features than
     ``features`` is refused; learned models match with ``threads`` torch threads (``Matcher``'s
     ``threads``); ``overrides`` set their inference options (``match_threshold``, ``early_exit``, ...)."""
-    from ..refinement import REFINEMENTS, load_refiner  # noqa: PLC0415
-
     base, plus, refinement = name.rpartition("+")
     if plus and base and (refinement in REFINEMENTS or (looks_like_path(refinement) and Path(refinement).is_file())):
         from ..matcher import torch_threads  # noqa: PLC0415
@@ -238,10 +237,7 @@ def evaluate(
                 t = time.perf_counter()
                 matches, scores = fn(kp0, kp1, size0, size1, H)
                 matches = np.asarray(matches, np.int64).reshape(-1, 2)
-                points1 = kp1.xy[matches[:, 1]].astype(np.float64)
-                refine = getattr(fn, "refine", None)
-                if refine is not None:
-                    points1 = refine(im0, im1, kp0.xy[matches[:, 0]], points1)
+                _, points1 = refine_matches(getattr(fn, "refine", None), im0, im1, kp0.xy, kp1.xy, matches)
                 outputs[name] = matches, scores, points1
                 times[name].append((time.perf_counter() - t) * 1e3)
             gt0, _ = ground_truth_matches(kp0.xy, kp1.xy, H)

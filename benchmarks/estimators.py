@@ -18,10 +18,12 @@ import numpy as np
 from tqdm import tqdm
 
 from pygmatch.data import make_pairs
-from pygmatch.evaluation.evaluate import resolve_method
+from pygmatch.evaluation.evaluate import load_pipelines
+from pygmatch.pipeline import Features
 from pygmatch.data.features import extract
 from pygmatch.data.geometry import corner_error
-from pygmatch.evaluation.metrics import error_auc, weighted_dlt
+from pygmatch.data.homography import weighted_dlt
+from pygmatch.evaluation.metrics import error_auc
 
 
 def estimators(pts0, pts1, scores) -> dict:
@@ -49,19 +51,18 @@ def main() -> None:
     p.add_argument("--pairs-per-image", type=int, default=2)
     p.add_argument("--difficulty", type=float, default=1.5)
     p.add_argument("--seed", type=int, default=7)
-    p.add_argument("--methods", default="nn,nn-ratio,default")
+    p.add_argument("--methods", default="nn,nn-ratio,graph")
     p.add_argument("--out", type=Path, default=Path(__file__).parent / "results" / "estimators.md")
     args = p.parse_args()
     pairs = make_pairs(args.data, args.seed, args.pairs_per_image, args.difficulty, (640, 480), args.max_images)
-    methods = {m: resolve_method(m) for m in args.methods.split(",")}
+    methods = load_pipelines(args.methods.split(","))
     errors = {}
     for k in tqdm(range(len(pairs)), desc="pairs"):
         im0, im1, H_true = pairs.image0[k], pairs.image1[k], pairs.H_0to1[k]
         kp0, kp1 = extract(im0), extract(im1)
-        for name, fn in methods.items():
-            matches, scores = fn(kp0, kp1, pairs.size, pairs.size, H_true)
-            pts0, pts1 = kp0.xy[matches[:, 0]].astype(np.float64), kp1.xy[matches[:, 1]].astype(np.float64)
-            for est, H in estimators(pts0, pts1, np.asarray(scores, np.float64)).items():
+        for name, pipe in methods.items():
+            res = pipe.match(Features(im0, kp0), Features(im1, kp1))
+            for est, H in estimators(res.points0, res.points1, np.asarray(res.scores, np.float64)).items():
                 errors.setdefault((name, est), []).append(corner_error(H, H_true, pairs.size))
     names = list(methods)
     ests = ["ransac", "prosac", "magsac", "ransac+weighted"]

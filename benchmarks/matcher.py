@@ -76,7 +76,7 @@ def run_one(variant: str, n: int, weights: str, repeats: int) -> dict:
     """Time one variant at one size in this process; report ms (median) and peak RSS growth."""
     from pygmatch.checkpoint import load_model
     from pygmatch.nn.model import MatchOutput
-    from pygmatch.matcher import Matcher
+    from pygmatch.matching.graph import GraphMatching
     from pygmatch.graphs import CompleteCross, CompleteGraph, DescriptorKNNCross, KNNGraph
 
     kp0, kp1, size = keypoints(n)
@@ -91,7 +91,7 @@ def run_one(variant: str, n: int, weights: str, repeats: int) -> dict:
         model = load_model(weights, early_exit=adaptive, pruning=adaptive)
         graph = CompleteGraph() if variant.startswith("complete") else KNNGraph(16)
         cross = DescriptorKNNCross(16) if "dknn" in variant else CompleteCross()
-        pair = Matcher(model, threads=None, resize=None).prepare(kp0, kp1, size, graph=graph, cross=cross)
+        pair = GraphMatching(model, threads=None).prepare(kp0, kp1, size, graph=graph, cross=cross)
         fn = lambda: model(pair)  # noqa: E731
     base = rss_mb()  # model and keypoints loaded, no forward pass yet
     peak = [base]

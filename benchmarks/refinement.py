@@ -1,4 +1,4 @@
-"""Speed of the sub-pixel refiners (``pygmatch.refinement``) on real matches: milliseconds per pair
+"""Speed of the sub-pixel refiners (``pygmatch.matching.refine``) on real matches: milliseconds per pair
 of the classical correlation refinement (the baseline, measured in the same run) and of the learned
 refiner, one and two passes, with each one's share of matches moved within 0.5 px of the truth.
 The matches are the shipped verifier's on held-out pairs (never coco/val); 1 torch thread.
@@ -22,8 +22,8 @@ sys.path.insert(0, str(ROOT))
 from pygmatch.data.features import extract  # noqa: E402
 from pygmatch.data.geometry import warp_points  # noqa: E402
 from pygmatch.data.pairs import make_pairs  # noqa: E402
-from pygmatch.refinement import LearnedRefiner, PatchRefiner  # noqa: E402
-from pygmatch.verifier import CandidateVerifier  # noqa: E402
+from pygmatch.matching.refine import LearnedRefiner, PatchRefiner  # noqa: E402
+from pygmatch.matching.verifier import CandidateVerifier  # noqa: E402
 
 
 def main() -> None:

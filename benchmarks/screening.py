@@ -34,7 +34,7 @@ RECIPES = {
 
 def baseline_levels(cfg: dict) -> dict:
     """nn, nn-ratio and oracle AUC@3 on exactly the validation pairs the trainings use."""
-    from pygmatch.evaluation.baselines import nearest_neighbor_match  # noqa: PLC0415
+    from pygmatch.matching.nearest import nearest_neighbor_match  # noqa: PLC0415
     from pygmatch.data.ground_truth import ground_truth_matches  # noqa: PLC0415
     from pygmatch.evaluation.metrics import pair_metrics, summarize  # noqa: PLC0415
     from pygmatch.training.dataset import make_datasets  # noqa: PLC0415

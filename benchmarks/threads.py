@@ -61,17 +61,17 @@ def measure(config: str, repeats: int, warmup: int) -> dict:
     import numpy as np
     import torch
 
-    from pygmatch import Matcher
+    from pygmatch.matching.graph import GraphMatching
     from pygmatch.data import EMBEDDED_IMAGES, list_images, make_pair, pair_rng, read_gray
     from pygmatch.data.features import extract
-    from pygmatch.matcher import torch_threads
+    from pygmatch.threads import torch_threads
 
     threads, _ = parse_config(config)
     size = (1280, 960)  # large enough for 1024 SIFT keypoints in both images
     image = read_gray(list_images(EMBEDDED_IMAGES)[0], size)
     im0, im1, _ = make_pair(image, pair_rng(0, 0), 1.0)
     kp0, kp1 = extract(im0, "sift", 1024), extract(im1, "sift", 1024)
-    matcher = Matcher.load("default", threads=threads)
+    matcher = GraphMatching.load("default", threads=threads)
     for _ in range(warmup):
         matcher.match_keypoints(kp0, kp1, size)
     times = []

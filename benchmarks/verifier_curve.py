@@ -22,9 +22,10 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from benchmarks.screening import draw_levels  # noqa: E402
-from pygmatch.evaluation.baselines import match_nn, match_nn_ratio, oracle_match  # noqa: E402
+from pygmatch.matching.nearest import match_nn, match_nn_ratio  # noqa: E402
+from pygmatch.matching.oracle import oracle_match  # noqa: E402
 from pygmatch.training.verifier import bank_candidates, fit_verifier, heldout_auc, heldout_pairs  # noqa: E402
-from pygmatch.verifier import VerifierConfig  # noqa: E402
+from pygmatch.matching.verifier import VerifierConfig  # noqa: E402
 
 
 def main() -> None:

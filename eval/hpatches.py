@@ -1,7 +1,7 @@
 """``python -m eval.hpatches``: compare matchers on real photograph sequences (installed: ``pygmatch-hpatches``).
 
 A shim kept for a source checkout (not installed); the code is in ``pygmatch.commands.eval_hpatches``."""
-from pygmatch.cli import run_cli
+from pygmatch.commands.flags import run_cli
 from pygmatch.commands.eval_hpatches import *  # noqa: F403
 from pygmatch.commands.eval_hpatches import main, parser  # noqa: F401
 

@@ -1,4 +1,5 @@
-"""Reading and writing model checkpoints: pygmatch ``.pt`` files and Lightning ``.ckpt`` files."""
+"""Reading and writing the graph matcher's weights: pygmatch ``.pt`` files (``pygmatch.weights``'
+format: format, version, config, state_dict) and the Lightning ``.ckpt`` files of ``train.run``."""
 from __future__ import annotations
 
 import numbers
@@ -10,21 +11,23 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from .cli import make_parent_folder, short_reason, writable_file
 from .errors import PygmatchError
+from .files import make_parent_folder, short_reason, writable_file
 from .nn.config import MatcherConfig
 from .nn.model import GraphMatcher
+from .weights import WEIGHTS_DIR
 
-WEIGHTS_DIR = Path(__file__).resolve().parent / "weights"
-FORMAT = "pygmatch-matcher-v1"
+FORMAT, VERSION = "pygmatch-matcher", 1
+LEGACY_FORMATS = {"pygmatch-matcher-v1": 1}  # files written before the version had its own key
 
 
 def resolve_checkpoint(name: str | os.PathLike) -> Path:
-    """``"default"`` -> the shipped weights; a run folder -> its ``best.ckpt`` (else ``last.ckpt``)."""
-    if str(name) == "default":
-        path = WEIGHTS_DIR / "default.pt"
+    """``"default"`` or ``"graph"`` -> the shipped weights (``weights/graph.pt``); a run folder -> its
+    ``best.ckpt`` (else ``last.ckpt``)."""
+    if str(name) in ("default", "graph"):
+        path = WEIGHTS_DIR / "graph.pt"
         if not path.is_file():
-            raise PygmatchError(f"{path}: the shipped default weights are missing (reinstall pygmatch)")
+            raise PygmatchError(f"{path}: the shipped graph matcher weights are missing (reinstall pygmatch)")
         return path
     path = Path(name)
     if path.is_dir():
@@ -41,10 +44,14 @@ def read_checkpoint(path: str | os.PathLike) -> dict:
     """The raw checkpoint dict, or a one-line error for a missing, truncated or foreign file."""
     path = Path(path)
     try:
-        ckpt = torch.load(path, map_location="cpu", weights_only=False)
+        ckpt = torch.load(path, map_location="cpu", weights_only=True)
     except FileNotFoundError:
         raise PygmatchError(f"{path}: no such checkpoint") from None
-    except (RuntimeError, EOFError, pickle.UnpicklingError, zipfile.BadZipFile, ValueError, OSError) as e:
+    except pickle.UnpicklingError as e:
+        if "can still be loaded" in str(e):  # readable, but it would run code to load: not ours
+            raise PygmatchError(f"{path}: not a pygmatch checkpoint (it holds objects other than tensors and plain values)") from None
+        raise PygmatchError(f"{path}: not a readable checkpoint (truncated or corrupt: {short_reason(e)})") from None
+    except (RuntimeError, EOFError, zipfile.BadZipFile, ValueError, OSError) as e:
         raise PygmatchError(f"{path}: not a readable checkpoint (truncated or corrupt: {short_reason(e)})") from None
     if not isinstance(ckpt, dict):
         raise PygmatchError(f"{path}: not a pygmatch checkpoint")
@@ -53,7 +60,11 @@ def read_checkpoint(path: str | os.PathLike) -> dict:
 
 def model_state(ckpt: dict, path) -> tuple[MatcherConfig, dict]:
     """(config, model state_dict) from a pygmatch .pt or a Lightning .ckpt of pygmatch.training."""
-    if ckpt.get("format") == FORMAT:
+    fmt = ckpt.get("format")
+    if fmt == FORMAT or fmt in LEGACY_FORMATS:
+        version = ckpt.get("version", LEGACY_FORMATS.get(fmt))
+        if version != VERSION:
+            raise PygmatchError(f"{path}: matcher version {version!r}; this pygmatch reads version {VERSION}")
         return MatcherConfig.from_dict(ckpt["config"]), ckpt["state_dict"]
     hp = ckpt.get("hyper_parameters", {})
     if "state_dict" in ckpt and "model" in hp:
@@ -139,7 +150,7 @@ def save_model(model: GraphMatcher, path: str | os.PathLike, extra: dict | None 
     make_parent_folder(path)
     tmp = path.with_name(path.name + ".tmp")
     try:
-        torch.save({"format": FORMAT, "config": model.cfg.to_dict(), "state_dict": model.state_dict(), **(extra or {})}, tmp)
+        torch.save({"format": FORMAT, "version": VERSION, "config": model.cfg.to_dict(), "state_dict": model.state_dict(), **(extra or {})}, tmp)
         os.replace(tmp, path)
     except (OSError, RuntimeError) as e:  # torch.save reports a failed open / write as RuntimeError
         reason = e.strerror if isinstance(e, OSError) and e.strerror else short_reason(e)

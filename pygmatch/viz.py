@@ -10,7 +10,7 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 
-from .cli import save_figure, write_image, writable_file  # noqa: E402
+from .files import save_figure, write_image  # noqa: E402
 
 GREEN, RED = (60, 200, 60), (40, 40, 230)  # BGR
 
@@ -113,37 +113,3 @@ def draw_graph(image: np.ndarray, data, path=None, max_complete_nodes: int = 12)
     if path is not None:
         write_image(path, canvas)
     return canvas
-
-
-def main(argv=None) -> int:
-    """``python -m pygmatch.viz graph IMAGE --graph knn --k 8 --out graph.png``"""
-    import argparse
-    from pathlib import Path
-
-    from .data.images import as_gray
-    from .data.pair_data import keypoints_to_data
-    from .data.features import FEATURES, extract
-    from .graphs.registry import add_graph_args, graph_from_args
-
-    p = argparse.ArgumentParser(prog="python -m pygmatch.viz", description="Draw what pygmatch builds.")
-    sub = p.add_subparsers(dest="command", required=True)
-    g = sub.add_parser("graph", help="keypoints and the edges of a graph on an image")
-    g.add_argument("image", type=Path)
-    g.add_argument("--features", choices=FEATURES, default="sift")
-    g.add_argument("--max-keypoints", type=int, default=512)
-    g.add_argument("--out", type=Path, default=Path("graph.png"))
-    add_graph_args(g)
-    args = p.parse_args(argv)
-    writable_file(args.out, "--out", image=True)  # before the work: a bad --out is one line, not a lost drawing
-    image = as_gray(args.image)
-    intra, _ = graph_from_args(args)
-    data = intra(keypoints_to_data(extract(image, args.features, args.max_keypoints), (image.shape[1], image.shape[0])))
-    draw_graph(image, data, args.out)
-    print(f"{intra}: {data.num_nodes} keypoints, {data.edge_index.size(1)} edges -> {args.out}")
-    return 0
-
-
-if __name__ == "__main__":
-    from .cli import run_cli
-
-    run_cli(main)

@@ -48,7 +48,7 @@ def readonly_dir(tmp_path) -> Path:
 def run_command(main, argv, capsys) -> tuple[int, str, str]:
     """A command's ``main`` run in-process as its console script runs it (one-line errors, exit
     statuses): ``(exit status, stdout, stderr)``."""
-    from pygmatch.cli import run_cli
+    from pygmatch.commands.flags import run_cli
 
     with pytest.raises(SystemExit) as e:
         run_cli(main, [str(a) for a in argv])

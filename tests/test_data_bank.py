@@ -2,6 +2,7 @@
 changing a pair, bad banks are refused in one line, and its augmentations keep the ground truth exact."""
 from __future__ import annotations
 
+import json
 import math
 import shutil
 
@@ -167,3 +168,57 @@ def test_training_refuses_a_bank_that_cannot_serve_it_in_one_line(bank, tmp_path
     r = subprocess.run([sys.executable, "-m", "train.bank", "--data", str(tmp_path / "nowhere"), "--out", str(tmp_path / "b2")],
                        cwd=ROOT, capture_output=True, text=True, timeout=300)
     assert r.returncode == 2 and "nowhere: no such folder" in r.stderr and "Traceback" not in r.stderr
+
+
+def test_a_damaged_bank_is_refused_and_rebuilt_exactly(bank, tmp_path):
+    root = tmp_path / "b"
+    shutil.copytree(bank.root, root)
+    before = [bank.raw(p)[1].descriptors.copy() for p in range(6)]
+    shutil.rmtree(root / "shard-00000")  # a shard folder deleted: training must not use what lies before or after the gap
+    with pytest.raises(PygmatchError, match=r"shard-00000 is missing \(1 of 2 shards\).*train.bank"):
+        FeatureBank(root)
+    shutil.copytree(bank.root / "shard-00000", root / "shard-00000")
+    (root / "shard-00001" / "desc1.npy").unlink()  # one file deleted inside a shard
+    with pytest.raises(PygmatchError, match=r"shard-00001: damaged shard \(desc1.npy is missing\)"):
+        FeatureBank(root)
+    shutil.rmtree(root / "shard-00000")  # both: a gap and a damaged shard
+    with pytest.warns(UserWarning, match=r"shard-00001: damaged \(desc1.npy is missing\); rebuilding it"):
+        fixed = build_bank(root, CFG, pairs=3, workers=1, progress=False)  # fewer pairs than the bank holds: repairs it all
+    assert fixed.built_pairs == 6 and fixed.rebuilt_shards == [1] and len(fixed) == 6
+    for p in range(6):
+        np.testing.assert_array_equal(fixed.raw(p)[1].descriptors, before[p])
+    score = root / "shard-00000" / "score0.npy"
+    score.write_bytes(score.read_bytes()[:100])  # truncated
+    with pytest.warns(UserWarning, match="score0.npy is unreadable"):
+        again = build_bank(root, CFG, pairs=6, workers=1, progress=False)
+    assert again.built_pairs == 3 and again.rebuilt_shards == [0]
+    assert build_bank(root, CFG, pairs=6, workers=1, progress=False).built_pairs == 0
+
+
+def test_a_failed_start_does_not_block_the_corrected_run(tmp_path):
+    broken = tmp_path / "broken"
+    broken.mkdir()
+    for k in range(3):
+        (broken / f"{k}.jpg").write_bytes(b"not a jpeg")
+    root = tmp_path / "bank"
+    with pytest.raises(PygmatchError, match="none of the 3 source images could be read"):
+        build_bank(root, BankConfig((str(broken),), max_keypoints=100, shard_pairs=2), pairs=2, workers=1, progress=False)
+    assert not (root / "bank.json").exists()
+    # a bank.json without any finished shard (left by an older build that failed) gives way to the new settings
+    root.mkdir(exist_ok=True)
+    (root / "bank.json").write_text(json.dumps(BankConfig((str(broken),), max_keypoints=100, shard_pairs=2).to_json()))
+    good = build_bank(root, BankConfig(CFG.sources, max_keypoints=100, shard_pairs=2), pairs=2, workers=1, progress=False)
+    assert len(good) == 2 and good.config.sources == CFG.sources
+
+
+def test_bank_command_refuses_what_cannot_be_written_up_front(tmp_path, readonly_dir, capsys):
+    from pygmatch.commands.train_bank import main
+
+    from .conftest import one_line_error, run_command
+
+    code, _, err = run_command(main, ["--data", EMBEDDED_IMAGES, "--out", readonly_dir / "bank", "--pairs", 3], capsys)
+    assert code == 2 and "cannot" in one_line_error(err) and "bank" in err
+    code, _, err = run_command(main, ["--data", EMBEDDED_IMAGES, "--out", tmp_path / "huge", "--pairs", 10**9], capsys)
+    line = one_line_error(err)
+    assert code == 2 and "1,000,000,000 more pairs would need about" in line and "TB" in line and "is free there" in line, line
+    assert not (tmp_path / "huge").exists()

@@ -10,10 +10,10 @@ import numpy as np
 import pytest
 
 from eval.hpatches import main
-from pygmatch.evaluation.baselines import match_nn_ratio
+from pygmatch.matching.nearest import match_nn_ratio
 from pygmatch.data.sequences import EMBEDDED_SEQUENCES, load_sequences, read_homography, sequence_kind
 from pygmatch.errors import PygmatchError
-from pygmatch.evaluation.evaluate import evaluate, resolve_method
+from pygmatch.evaluation.evaluate import evaluate, load_pipelines
 from pygmatch.data.features import extract
 from pygmatch.data.geometry import image_corners, warp_points
 
@@ -62,14 +62,15 @@ def test_no_arguments_runs_on_the_embedded_sequence(tmp_path):
                        cwd=ROOT, capture_output=True, text=True, timeout=300)
     assert r.returncode == 0, r.stderr[-2000:]
     metrics = json.loads((out / "metrics.json").read_text())
-    assert list(metrics) == ["verifier+refiner", "verifier", "default", "nn", "nn-ratio"]
+    assert list(metrics) == ["default", "verifier", "graph", "nn", "nn-ratio", "nn-oracle@1", "oracle@1"]
     for m in metrics.values():
         assert set(m) == SUMMARY_KEYS  # the same keys as eval.coco
         assert m["pairs"] == 5 and m["skipped"] == 0
     # Leuven is an exposure change: the descriptors cope, as in the papers
     assert metrics["nn-ratio"]["precision"] > 90 and metrics["nn-ratio"]["auc@5"] > 80
     assert metrics["nn"]["precision@1"] <= metrics["nn"]["precision"]
-    assert metrics["default"]["matches"] > 50
+    assert metrics["graph"]["matches"] > 50 and metrics["default"]["matches"] > 50
+    assert metrics["nn-oracle@1"]["precision@1"] == 100
     groups = json.loads((out / "by_sequence.json").read_text())
     assert groups["sequence_kind"] == {"leuven": "other"} and groups["sequence"]["leuven"]["nn"]["pairs"] == 5
     assert groups["sequence"]["leuven"]["nn"]["auc@3"] == pytest.approx(metrics["nn"]["auc@3"])
@@ -77,7 +78,7 @@ def test_no_arguments_runs_on_the_embedded_sequence(tmp_path):
     assert "## By sequence" in report and "| leuven" in report and "## By kind" in report
     assert np.load(out / "corner_errors.npz")["nn"].shape == (5,)
     assert (out / "corner_error.png").stat().st_size > 500
-    drawn = ("default", "nn-ratio", "nn", "verifier+refiner", "verifier")
+    drawn = ("default", "graph", "nn-oracle@1", "nn-ratio", "nn", "oracle@1", "verifier")
     assert sorted(p.name for p in (out / "matches").glob("*.png")) == [f"leuven_1-6_{m}.png" for m in drawn]
     assert "by sequence:" in r.stdout and "5 pairs in 1 sequences, 0 counted as failures" in r.stdout
 
@@ -129,7 +130,7 @@ def test_pairs_of_two_sizes(tmp_path):
     pairs = load_sequences(enlarged(tmp_path / "v_big"))
     im0, im1, _ = pairs.load_pair(0)
     assert im0.shape == (213, 320) and im1.shape == (320, 480)
-    r = evaluate(pairs, {n: resolve_method(n) for n in ("nn-ratio", "oracle@3")}, progress=False)
+    r = evaluate(pairs, load_pipelines(["nn-ratio", "oracle@3"]), progress=False)
     assert r.summary["oracle@3"]["precision"] == 100 and r.summary["oracle@3"]["recall"] == 100
     assert r.summary["nn-ratio"]["precision"] > 85 and r.summary["nn-ratio"]["auc@10"] > 70
     assert np.all(np.isfinite(r.errors["nn-ratio"]))
@@ -200,7 +201,7 @@ def test_bad_folders_stop_with_one_line(tmp_path, capsys):
         (["--data", tmp_path / "unreadable"], "error: no pair could be evaluated (no pair could be read)"),
         (["--max-side", "10"], "expected a number of pixels >= 32, or 0"),
         (["--methods", "nn,oracle@x"], "error: bad method 'oracle@x': expected oracle@PX"),
-        (["--methods", "magic"], "error: unknown method 'magic'"),
+        (["--methods", "magic"], "error: unknown matcher 'magic'"),
     ]
     for args, message in cases:
         extra = [] if "--methods" in args else ["--methods", "nn"]
@@ -239,7 +240,7 @@ def test_bad_outputs_stop_before_any_work(tmp_path, readonly_dir, capsys):
         (["--draw", "-1", "--out", tmp_path / "o"], "argument --draw: expected an integer >= 0, got '-1'"),
         (["--match-threshold", "2", "--out", tmp_path / "o"], "argument --match-threshold: expected a probability threshold in [0, 1), got '2'"),
         (["--threads", "-2", "--out", tmp_path / "o"], "argument --threads: expected a positive int, got '-2'"),
-        (["--methods", "runs/gone", "--out", tmp_path / "o"], "error: runs/gone: no such checkpoint file or run folder"),
+        (["--methods", "runs/gone", "--out", tmp_path / "o"], "error: runs/gone: no such checkpoint file, run folder or verifier file"),
     ]
     for args, message in cases:
         code, stdout, err = cli([*args] + ([] if "--methods" in args else ["--methods", "nn"]), capsys)

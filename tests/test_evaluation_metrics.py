@@ -3,10 +3,11 @@ import math
 import numpy as np
 import pytest
 
-from pygmatch.evaluation.baselines import nearest_neighbor_match, oracle_match, parse_oracle
+from pygmatch.matching.nearest import nearest_neighbor_match
+from pygmatch.matching.oracle import oracle_match, parse_oracle
 from pygmatch.data import make_pairs
 from pygmatch.errors import PygmatchError
-from pygmatch.evaluation.evaluate import evaluate, resolve_method
+from pygmatch.evaluation.evaluate import evaluate, load_pipelines
 from pygmatch.evaluation.metrics import auc_difference, error_auc, estimate_homography, pair_metrics, summarize, weighted_dlt
 from pygmatch.data.geometry import warp_points
 
@@ -102,17 +103,16 @@ def test_oracle_matches_are_the_ground_truth_at_their_threshold():
     assert matches.tolist() == [[0, 0], [1, 1], [3, 3]] and (scores == 1).all()
     assert oracle_match(xy0, xy1, H, 1.0)[0].tolist() == [[0, 0], [3, 3]]
     assert oracle_match(xy0, xy1, H, 10.0)[0].tolist() == [[0, 0], [1, 1], [2, 2], [3, 3]]  # dustbin moves with it
-    assert parse_oracle("oracle@2.5") == 2.5
+    assert parse_oracle("oracle@2.5").px == 2.5 and parse_oracle("nn-oracle@1").candidates == "nn"
     for bad in ("oracle@", "oracle@x", "oracle@0", "oracle@-1", "oracle@inf"):
         with pytest.raises(PygmatchError, match="expected oracle@PX"):
-            resolve_method(bad)
+            load_pipelines([bad])
 
 
 def test_oracle_rows_and_precision_at_1px_on_a_real_pair(embedded_dir):
     """Real image, real SIFT: the oracles are the ceilings they claim to be."""
     pairs = make_pairs(embedded_dir, max_images=1)
-    names = ("nn", "nn-ratio", "oracle@1", "oracle@3")
-    r = evaluate(pairs, {n: resolve_method(n) for n in names}, progress=False).summary
+    r = evaluate(pairs, load_pipelines(["nn", "nn-ratio", "oracle@1", "oracle@3", "nn-oracle@1"]), progress=False).summary
     assert r["oracle@3"]["precision"] == 100 and r["oracle@3"]["recall"] == 100  # exactly the ground truth
     assert r["oracle@1"]["precision@1"] == 100 and r["oracle@1"]["precision"] == 100
     assert r["oracle@1"]["matches"] < r["oracle@3"]["matches"]
@@ -123,3 +123,5 @@ def test_oracle_rows_and_precision_at_1px_on_a_real_pair(embedded_dir):
         assert 20 < r[n]["precision@1"] <= r[n]["precision"] <= 100
         assert r[n]["matches"] > 100
     assert r["oracle@3"]["recall"] > r["nn"]["recall"] and r["oracle@3"]["auc@10"] >= 90
+    # the perfect selector among nn's matches: every one within 1 px, as many as nn has there
+    assert r["nn-oracle@1"]["precision@1"] == 100 and r["nn-oracle@1"]["matches"] == pytest.approx(r["nn"]["matches"] * r["nn"]["precision@1"] / 100)

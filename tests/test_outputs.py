@@ -1,5 +1,5 @@
 """Every writer creates missing folders and reports what it could not write (issue #14, item 3):
-``python -m pygmatch.viz``, the drawing and plot helpers, and the match drawings' titles (item 10)."""
+``pygmatch graph``, the drawing and plot helpers, and the match drawings' titles (item 10)."""
 import cv2
 import matplotlib
 
@@ -9,16 +9,17 @@ import numpy as np  # noqa: E402
 import pytest  # noqa: E402
 import torch  # noqa: E402
 
-from pygmatch.cli import save_figure, short_reason, write_image, write_text  # noqa: E402
+from pygmatch.files import save_figure, short_reason, write_image, write_text  # noqa: E402
 from pygmatch.data import list_images  # noqa: E402
 from pygmatch.errors import PygmatchError  # noqa: E402
-from pygmatch.viz import draw_matches, main as viz_main, put_label, side_by_side  # noqa: E402
+from pygmatch.commands.match import main as pygmatch_main
+from pygmatch.viz import draw_matches, put_label, side_by_side  # noqa: E402
 
 from .conftest import one_line_error, run_command  # noqa: E402
 
 
-def viz(argv, capsys):
-    return run_command(viz_main, argv, capsys)
+def pygmatch_command(argv, capsys):
+    return run_command(pygmatch_main, argv, capsys)
 
 
 @pytest.fixture(scope="module")
@@ -30,16 +31,16 @@ def graph_args(image_file, out):
     return ["graph", image_file, "--graph", "knn", "--k", 4, "--max-keypoints", 100, "--out", out]
 
 
-def test_viz_creates_a_missing_folder_and_writes_the_drawing(tmp_path, image_file, capsys):
+def test_pygmatch_graph_creates_a_missing_folder_and_writes_the_drawing(tmp_path, image_file, capsys):
     out = tmp_path / "not" / "yet" / "graph.png"
-    code, stdout, err = viz(graph_args(image_file, out), capsys)
+    code, stdout, err = pygmatch_command(graph_args(image_file, out), capsys)
     assert code == 0, err
     drawn = cv2.imread(str(out))
     assert drawn is not None and drawn.shape[:2] == cv2.imread(str(image_file)).shape[:2]
     assert "100 keypoints, 400 edges" in stdout and stdout.strip().endswith(f"-> {out}")
 
 
-def test_viz_refuses_what_it_cannot_write(tmp_path, image_file, readonly_dir, capsys):
+def test_pygmatch_graph_refuses_what_it_cannot_write(tmp_path, image_file, readonly_dir, capsys):
     (tmp_path / "a_file").write_text("x")
     cases = [
         (readonly_dir / "graph.png", f"error: --out {readonly_dir / 'graph.png'}: cannot write into the folder {readonly_dir} ("),
@@ -50,7 +51,7 @@ def test_viz_refuses_what_it_cannot_write(tmp_path, image_file, readonly_dir, ca
         (tmp_path / "a_file" / "graph.png", f"error: --out {tmp_path / 'a_file' / 'graph.png'}: {tmp_path / 'a_file'} is a file, not a folder"),
     ]
     for out, message in cases:
-        code, stdout, err = viz(graph_args(image_file, out), capsys)
+        code, stdout, err = pygmatch_command(graph_args(image_file, out), capsys)
         assert code == 2 and "->" not in stdout, out
         assert one_line_error(err).startswith(message), err
         assert not out.exists() or out.is_dir() or out == tmp_path / "a_file"
@@ -96,7 +97,7 @@ def test_checkpoint_errors_end_at_a_sentence(tmp_path):
     from pygmatch.checkpoint import read_checkpoint
     from pygmatch.checkpoint import WEIGHTS_DIR
 
-    data = (WEIGHTS_DIR / "default.pt").read_bytes()
+    data = (WEIGHTS_DIR / "graph.pt").read_bytes()
     (tmp_path / "cut.pt").write_bytes(data[: len(data) // 2])
     with pytest.raises(Exception) as raw:
         torch.load(tmp_path / "cut.pt", weights_only=False)

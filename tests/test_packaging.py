@@ -20,6 +20,7 @@ import pytest
 from .conftest import ROOT
 
 SCRIPTS = {
+    "pygmatch": "pygmatch.commands.match:cli",
     "pygmatch-train": "pygmatch.commands.train_run:cli",
     "pygmatch-bank": "pygmatch.commands.train_bank:cli",
     "pygmatch-export": "pygmatch.commands.train_export:cli",
@@ -69,7 +70,7 @@ def test_only_pygmatch_is_installed_with_its_data(installed):
     for sub, pattern in (("coco-mini", "*"), ("real-mini", "*/*")):
         shipped = sorted(p.relative_to(ROOT / "pygmatch") for p in (ROOT / "pygmatch" / "datasets" / sub).glob(pattern) if p.is_file())
         assert shipped and sorted(p.relative_to(site / "pygmatch") for p in (site / "pygmatch" / "datasets" / sub).glob(pattern)) == shipped
-    assert (site / "pygmatch" / "weights" / "default.pt").is_file()
+    assert (site / "pygmatch" / "weights" / "graph.pt").is_file()
 
 
 def test_imports_from_the_install_not_the_checkout(installed):
@@ -99,6 +100,32 @@ def test_a_command_runs_on_the_packaged_images(installed):
     r = python(installed, "-c", "import sys; sys.argv = ['pygmatch-eval', '--out', 'a_file']\n"
                                 "from pygmatch.commands.eval_coco import cli; cli()")
     assert r.returncode == 2 and r.stderr.strip() == "error: --out a_file: exists and is not a folder", r.stderr
+
+
+def test_the_pipeline_works_from_the_install(installed):
+    """README's first use, on the packaged images, away from the checkout: every shipped pipeline
+    loads its weights from the install, and the ``pygmatch`` command draws the matches."""
+    site, work, _ = installed
+    code = """
+import numpy as np, pygmatch
+from pygmatch.data import EMBEDDED_SEQUENCES
+a, b = EMBEDDED_SEQUENCES / "leuven" / "img1.png", EMBEDDED_SEQUENCES / "leuven" / "img2.png"
+pipe = pygmatch.Pipeline.load("default")
+res = pipe.match(str(a), str(b))
+assert pygmatch.__file__.startswith(%r), pygmatch.__file__
+assert len(res.matches) > 100 and res.points1.shape == (len(res.matches), 2) and res.homography() is not None
+for name in ("verifier+refiner", "nn-ratio+ncc", "graph"):
+    assert len(pygmatch.Pipeline.load(name).match(pipe.extract(str(a)), str(b)).matches) > 50, name
+unrefined = pygmatch.Pipeline.load("default", refine=None).match(str(a), str(b))
+assert np.array_equal(unrefined.matches, res.matches)
+print("ok", len(res.matches))
+""" % str(site)
+    r = python(installed, "-c", code)
+    assert r.returncode == 0 and r.stdout.startswith("ok"), r.stdout + r.stderr
+    image = site / "pygmatch" / "datasets" / "real-mini" / "leuven" / "img1.png"
+    r = python(installed, "-c", "import sys; sys.argv = ['pygmatch', 'match', sys.argv[1], sys.argv[1], '--out', 'm.png']\n"
+                                "from pygmatch.commands.match import cli; cli()", image)
+    assert r.returncode == 0 and (work / "m.png").is_file(), r.stdout + r.stderr
 
 
 def test_console_scripts_are_declared(installed):

@@ -17,12 +17,12 @@ from pygmatch.data.bank import BankConfig, FeatureBank, build_bank
 from pygmatch.data.features import detect, extract
 from pygmatch.data.geometry import warp_points
 from pygmatch.errors import PygmatchError
-from pygmatch.evaluation.baselines import match_nn
-from pygmatch.evaluation.evaluate import resolve_method
-from pygmatch.refinement import (LearnedRefiner, PatchRefiner, RefinerConfig, as_image_tensor, normalized_cross_correlation,
+from pygmatch.matching.nearest import match_nn
+from pygmatch.matching.refine import (LearnedRefiner, PatchRefiner, RefinerConfig, as_image_tensor, normalized_cross_correlation,
                                  parabola_peak, sample_patches)
 from pygmatch.training.refiner import bank_patches, fit_refiner
-from pygmatch.verifier import CandidateVerifier
+from pygmatch.matching.verifier import CandidateVerifier
+from pygmatch.pipeline import Pipeline
 
 from .conftest import ROOT, one_line_error
 
@@ -98,11 +98,10 @@ def test_ncc_refinement_brings_real_matches_closer_to_the_truth(real_pairs):
     assert PatchRefiner().refine(im0, im1, p0[:0], p1[:0]).shape == (0, 2)
 
 
-def test_eval_methods_take_a_refinement(real_pairs):
-    method = resolve_method("nn+ncc")
-    assert method.refine is not None and resolve_method("nn").refine is None
+def test_pipelines_take_a_refinement(real_pairs):
+    assert isinstance(Pipeline.load("nn+ncc").refiner, PatchRefiner) and Pipeline.load("nn").refiner is None
     with pytest.raises(PygmatchError, match="unknown refinement 'nope'"):
-        resolve_method("nn+nope")
+        Pipeline.load("nn+nope")
 
 
 @pytest.fixture(scope="module")
@@ -166,7 +165,7 @@ def test_train_refiner_command(tmp_path, bank, embedded_dir):
     assert "verifier+learned d2" in record["heldout"]["metrics"]
     assert LearnedRefiner.load(out).cfg.iterations == 2
     # the file is an eval refinement like the shipped one
-    assert resolve_method(f"nn+{out}").refine is not None
+    assert isinstance(Pipeline.load(f"nn+{out}").refiner, LearnedRefiner)
     before = out.read_bytes()
     r = run("--bank", bank.root, "--out", out, "--epochs", "1", "--workers", "1")
     assert r.returncode == 2 and "already exists" in one_line_error(r.stderr)

@@ -154,26 +154,42 @@ def test_corrupt_images_are_skipped_and_counted(tmp_path, embedded_dir):
     assert sum(float(r["data/skipped_images"]) for r in rows if r.get("data/skipped_images")) >= 2
 
 
-@pytest.mark.parametrize("sig, code", [(signal.SIGINT, 130), (signal.SIGTERM, 143)])
-def test_a_signal_saves_the_run_and_resume_continues_it(tmp_path, sig, code):
+@pytest.mark.parametrize("sig, to_group", [(signal.SIGINT, False), (signal.SIGTERM, True), (signal.SIGTERM, False)],
+                         ids=["sigint-pid", "sigterm-group", "sigterm-pid"])
+def test_a_signal_saves_the_run_and_resume_continues_it(tmp_path, sig, to_group):
+    """As a scheduler does it: mid-run (after the first periodic checkpoint), with DataLoader
+    workers, to the whole process group (``timeout``, SLURM, ``kill -TERM -PGID``) or to the pid."""
     out = tmp_path / "run"
-    proc = subprocess.Popen(train_cmd("--max-steps", 500, "--val-every", 1000, "--ckpt-every-steps", 0, "--ckpt-minutes", 60, "--out", out),
-                            cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    for line in proc.stdout:  # printed once the signal handlers are in place
-        if line.startswith("training:"):
+    proc = subprocess.Popen(train_cmd("--max-steps", 500, "--val-every", 1000, "--ckpt-every-steps", 2, "--ckpt-minutes", 60,
+                                      "--workers", 2, "--out", out),
+                            cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True)
+    for line in proc.stdout:
+        if line.startswith(f"saved {out / 'last.ckpt'} at step 2"):
             break
-    proc.send_signal(sig)
+    os.killpg(proc.pid, sig) if to_group else proc.send_signal(sig)
     _, err = proc.communicate(timeout=300)
-    assert proc.returncode == code, err[-2000:]
-    assert "Traceback" not in err and "continue with" in err
+    assert proc.returncode == 128 + sig, err[-2000:]
+    assert "Traceback" not in err and "continue with" in err, err[-2000:]
     saved = torch.load(out / "last.ckpt", weights_only=False)["global_step"]
-    assert 1 <= saved < 500  # no periodic checkpoint was due: the signal wrote this one
+    assert f"stopped at step {saved}; saved {out / 'last.ckpt'}" in err  # written at the signal, not a periodic one left behind
+    assert 2 <= saved < 500
     assert "train/loss" in (out / "csv/version_0/metrics.csv").read_text()
-    r = run_train("--max-steps", saved + 3, "--val-every", 1000, "--out", out, "--resume", "last")
+    r = run_train("--max-steps", saved + 2, "--val-every", 1000, "--out", out, "--resume", "last")
     assert r.returncode == 0, r.stderr[-2000:]
-    assert torch.load(out / "last.ckpt", weights_only=False)["global_step"] == saved + 3
+    assert torch.load(out / "last.ckpt", weights_only=False)["global_step"] == saved + 2
     steps = [int(line.split(",")[header_index(out, "step")]) for line in (out / "csv/version_1/metrics.csv").read_text().splitlines()[1:]]
     assert min(steps) == saved
+
+
+def test_a_run_stopped_before_its_first_checkpoint_can_be_started_again(tmp_path):
+    out = tmp_path / "run"
+    out.mkdir()
+    (out / "config.yaml").write_text("data: {}\n")  # what a start that crashed before its first checkpoint leaves
+    r = run_train("--max-steps", 1, "--out", out, "--resume", "last")
+    assert r.returncode == 2 and "stopped before it saved one; start it again without --resume" in r.stderr, r.stderr[-1000:]
+    r = run_train("--max-steps", 1, "--val-every", 100, "--out", out)
+    assert r.returncode == 0, r.stderr[-2000:]
+    assert torch.load(out / "last.ckpt", weights_only=False)["global_step"] == 1
 
 
 def test_a_run_started_with_init_resumes_from_its_saved_config(tmp_path):
@@ -207,3 +223,19 @@ def test_bad_numbers_stop_before_anything_is_written(tmp_path, flag, value):
     r = run_train(flag, value, "--out", tmp_path / "run", "--max-steps", 1)
     assert r.returncode == 2 and "Traceback" not in r.stderr and flag in r.stderr, r.stderr[-1000:]
     assert not (tmp_path / "run").exists()
+
+
+def test_unwritable_out_and_unreadable_val_data_are_refused_up_front(tmp_path, readonly_dir, capsys):
+    from pygmatch.commands.train_run import main
+
+    from .conftest import one_line_error, run_command
+
+    code, _, err = run_command(main, [*FAST, "--max-steps", 1, "--out", readonly_dir / "run"], capsys)
+    assert code == 2 and "--out" in one_line_error(err) and "cannot" in err, err
+    broken = tmp_path / "broken"
+    broken.mkdir()
+    for k in range(3):
+        (broken / f"{k}.jpg").write_bytes(b"not a jpeg")
+    code, _, err = run_command(main, [*FAST, "--max-steps", 1, "--val-data", broken, "--out", tmp_path / "run"], capsys)
+    assert code == 2 and "--val-data" in one_line_error(err) and "none of the 3 validation images could be read" in err, err
+    assert not (tmp_path / "run").exists()  # refused before anything was written

@@ -15,10 +15,10 @@ from pygmatch.data.bank import BankConfig, build_bank
 from pygmatch.data.features import Keypoints, extract
 from pygmatch.data.geometry import warp_points
 from pygmatch.errors import PygmatchError
-from pygmatch.evaluation.baselines import nearest_neighbor_match
-from pygmatch.evaluation.evaluate import resolve_method
+from pygmatch.matching.nearest import nearest_neighbor_match
+from pygmatch.pipeline import Pipeline
 from pygmatch.training.verifier import CandidateSet, bank_candidates, fit_verifier, heldout_auc, pair_candidates
-from pygmatch.verifier import FEATURE_NAMES, MIN_CANDIDATES, CandidateVerifier, VerifierConfig, candidate_features, local_motion_residuals
+from pygmatch.matching.verifier import FEATURE_NAMES, MIN_CANDIDATES, CandidateVerifier, VerifierConfig, candidate_features, local_motion_residuals
 
 from .conftest import ROOT, one_line_error
 
@@ -144,12 +144,12 @@ def test_shipped_verifier_is_more_precise_than_nn_and_keeps_homographies(real_pa
 
 def test_eval_resolves_the_verifier_by_name_and_by_file(tmp_path, real_pairs):
     kp0, kp1, H = real_pairs[0]
-    by_name = resolve_method("verifier")(kp0, kp1, (640, 480), (640, 480), H)
+    by_name = Pipeline.load("verifier").matcher.match(kp0, kp1, (640, 480), (640, 480))
     CandidateVerifier.load("default").save(tmp_path / "copy.pt")
-    by_file = resolve_method(str(tmp_path / "copy.pt"))(kp0, kp1, (640, 480), (640, 480), H)
+    by_file = Pipeline.load(str(tmp_path / "copy.pt")).matcher.match(kp0, kp1, (640, 480), (640, 480))
     np.testing.assert_array_equal(by_name[0], by_file[0])
     with pytest.raises(PygmatchError, match="sift"):
-        resolve_method("verifier", features="orb")
+        Pipeline.load("verifier", features="orb")
 
 
 def run(*args, cwd=ROOT):
@@ -178,18 +178,18 @@ def test_train_verifier_command(tmp_path, bank):
     assert r.returncode == 2 and "--min-keep" in one_line_error(r.stderr)
 
 
-def test_match_images_returns_keypoints_in_original_pixels():
+def test_the_verifier_pipeline_returns_positions_in_original_pixels():
     image = read_gray(list_images(EMBEDDED_IMAGES)[0])
     big = np.kron(image, np.ones((3, 3), np.uint8))  # 1920x1440: extracted at 1024 px, returned in 1920x1440 pixels
     H = np.diag([3.0, 3.0, 1.0])  # a pixel (x, y) of image is (3x + 1, 3y + 1) in big, up to the centres' half pixel
-    out = CandidateVerifier.load("default").match_images(image, big)
-    m = out["matches"]
-    assert len(m) > 50 and out["keypoints1"][:, 0].max() > 1024
-    err = np.linalg.norm(warp_points(out["keypoints0"][m[:, 0]] + 0.5, H) - 0.5 - out["keypoints1"][m[:, 1]], axis=1)
+    out = Pipeline.load("verifier+refiner").match(image, big)
+    m = out.matches
+    assert len(m) > 50 and out.keypoints1[:, 0].max() > 1024
+    err = np.linalg.norm(warp_points(out.keypoints0[m[:, 0]] + 0.5, H) - 0.5 - out.keypoints1[m[:, 1]], axis=1)
     assert np.median(err) < 1.5
     # the matched positions: image 0's keypoints, image 1's refined (by default the shipped refiner)
-    np.testing.assert_allclose(out["points0"], out["keypoints0"][m[:, 0]], atol=1e-4)
-    refined = np.linalg.norm(warp_points(out["points0"] + 0.5, H) - 0.5 - out["points1"], axis=1)
+    np.testing.assert_allclose(out.points0, out.keypoints0[m[:, 0]], atol=1e-4)
+    refined = np.linalg.norm(warp_points(out.points0 + 0.5, H) - 0.5 - out.points1, axis=1)
     assert np.median(refined) < 0.8 * np.median(err), (np.median(refined), np.median(err))
-    plain = CandidateVerifier.load("default").match_images(image, big, refine=None)
-    np.testing.assert_allclose(plain["points1"], plain["keypoints1"][plain["matches"][:, 1]], atol=1e-4)
+    plain = Pipeline.load("verifier").match(image, big)
+    np.testing.assert_allclose(plain.points1, plain.keypoints1[plain.matches[:, 1]], atol=1e-4)

@@ -3,7 +3,7 @@
 A shim kept for a source checkout (not installed); the code is in ``pygmatch.commands.train_bank``."""
 import sys
 
-from pygmatch.cli import run_cli
+from pygmatch.commands.flags import run_cli
 from pygmatch.commands.train_bank import *  # noqa: F403
 from pygmatch.commands.train_bank import main, parser  # noqa: F401
 

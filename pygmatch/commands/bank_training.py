@@ -6,7 +6,9 @@ import argparse
 import json
 from pathlib import Path
 
-from pygmatch.cli import make_parent_folder, positive, write_text, writable_file
+from pygmatch.files import make_parent_folder, write_text, writable_file
+
+from pygmatch.commands.flags import positive
 
 
 def add_bank_training_args(p: argparse.ArgumentParser, bank_help: str, epochs: int, batch_size: int, unit: str,

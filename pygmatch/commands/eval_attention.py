@@ -13,19 +13,21 @@ from pathlib import Path
 
 from pygmatch.evaluation.attention import attention_span, choose_keypoints, draw_attention, group_keypoints, lookalikes, plot_span, record_attention
 from pygmatch.checkpoint import load_model
-from pygmatch.cli import non_negative_float, positive_int, run_cli, writable_folder, write_text
+from pygmatch.files import writable_folder, write_text
+from pygmatch.commands.flags import non_negative_float, positive_int, run_cli
 from pygmatch.data import DEFAULT_SIZE, make_pair, pair_rng
 from pygmatch.data.images import MIN_SIDE, as_gray
-from pygmatch.data.sequences import downscale
+from pygmatch.data.images import downscale
 from pygmatch.errors import PygmatchError
 from pygmatch.data.features import extract
-from pygmatch.matcher import Matcher, torch_threads
+from pygmatch.matching.graph import GraphMatching
+from pygmatch.threads import torch_threads
 from pygmatch.data.ground_truth import ground_truth_matches
 
 
 def parser():
     p = argparse.ArgumentParser(prog="python -m eval.attention", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--ckpt", default="default", help="checkpoint, run folder or 'default'")
+    p.add_argument("--ckpt", default="default", help="checkpoint, run folder or 'default' (the shipped graph matcher)")
     p.add_argument("--compare", nargs="+", default=[], metavar="CKPT",
                    help="more checkpoints / run folders whose attention span on the same pair joins attention_span.png")
     p.add_argument("--image0", required=True, type=Path)
@@ -38,7 +40,7 @@ def parser():
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--difficulty", type=non_negative_float, default=1.0)
     p.add_argument("--max-side", type=max_side_type, default=1024,
-                   help="with --image1: downscale both images so the longer side is at most N px, as Matcher's resize "
+                   help="with --image1: downscale both images so the longer side is at most N px, as the pipeline's resize "
                         "(default 1024; 0 keeps the original size). Without it image 0 is resized to 640x480")
     p.add_argument("--threads", type=positive_int, default=1,
                    help="torch threads (default 1: on a CPU shared with another busy process more threads spin-wait and collapse)")
@@ -86,8 +88,8 @@ def record_pair(model, im0, im1, max_keypoints: int | None, names: tuple[str, st
         if len(kp) < 2:
             raise PygmatchError(f"{name}: {len(kp)} {cfg.features.upper()} keypoint(s) found, at least 2 are needed to look at attention "
                                 "(a blank or featureless image?)")
-    # the model's graphs, as Matcher builds them (threads and resizing are handled by the caller)
-    pair = Matcher(model, threads=None, resize=None).prepare(kp0, kp1, (im0.shape[1], im0.shape[0]), (im1.shape[1], im1.shape[0]))
+    # the model's graphs, as the graph matching stage builds them (threads and resizing are handled by the caller)
+    pair = GraphMatching(model, threads=None).prepare(kp0, kp1, (im0.shape[1], im0.shape[0]), (im1.shape[1], im1.shape[0]))
     return record_attention(model, pair), kp0, kp1
 
 

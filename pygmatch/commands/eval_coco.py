@@ -6,12 +6,15 @@ import sys
 import time
 from pathlib import Path
 
-from pygmatch.cli import non_negative_float, non_negative_int, positive_int, run_cli, size_type, writable_file, writable_folder
+from pygmatch.files import writable_file, writable_folder
+
+from pygmatch.commands.flags import non_negative_float, non_negative_int, positive_int, run_cli, size_type
 from pygmatch.data import DEFAULT_SIZE, EMBEDDED_IMAGES, PairSet, make_pairs
-from pygmatch.evaluation.evaluate import add_method_args, default_methods, evaluate, methods_from_args
+from pygmatch.commands.methods import add_method_args, methods_from_args
+from pygmatch.evaluation.evaluate import evaluate
 from pygmatch.evaluation.report import format_table, write_report
 
-__all__ = ["cli", "default_methods", "main", "parser"]
+__all__ = ["cli", "main", "parser"]
 
 
 def parser() -> argparse.ArgumentParser:

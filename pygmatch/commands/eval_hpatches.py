@@ -12,9 +12,12 @@ import sys
 import time
 from pathlib import Path
 
-from pygmatch.cli import non_negative_int, positive_int, run_cli, writable_folder, write_text
+from pygmatch.files import writable_folder, write_text
+
+from pygmatch.commands.flags import non_negative_int, positive_int, run_cli
 from pygmatch.data.sequences import DEFAULT_MAX_SIDE, EMBEDDED_SEQUENCES, load_sequences
-from pygmatch.evaluation.evaluate import add_method_args, evaluate, methods_from_args, summarize_groups
+from pygmatch.commands.methods import add_method_args, methods_from_args
+from pygmatch.evaluation.evaluate import evaluate, summarize_groups
 from pygmatch.evaluation.report import format_group_table, format_table, write_report
 
 KIND_ORDER = ("illumination", "viewpoint", "other")

@@ -8,7 +8,7 @@ import sys
 import time
 from pathlib import Path
 
-from pygmatch.cli import non_negative_float, positive_int, run_cli, size_type
+from pygmatch.commands.flags import command_name, non_negative_float, positive_int, run_cli, size_type
 from pygmatch.data.features import FEATURES
 
 
@@ -21,7 +21,7 @@ def float_list(text: str) -> tuple[float, ...]:
 
 
 def parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="python -m train.bank", description=__doc__)
+    p = argparse.ArgumentParser(prog=command_name("python -m train.bank"), description=__doc__)
     p.add_argument("--data", nargs="+", required=True, help="image folders (pairs cycle through all their images)")
     p.add_argument("--out", type=Path, required=True, help="bank folder (created, resumed or extended)")
     p.add_argument("--pairs", type=positive_int, default=10000, help="pairs the bank should hold (rounded up to whole shards)")
@@ -36,24 +36,18 @@ def parser() -> argparse.ArgumentParser:
 
 
 def main(argv=None) -> int:
-    from pygmatch.data.bank import BankConfig, build_bank  # noqa: PLC0415
-
     args = parser().parse_args(argv)
+    from pygmatch.data.bank import BankConfig, build_bank  # noqa: PLC0415 (after parsing: --help and flag errors stay fast)
+
     cfg = BankConfig(tuple(str(Path(d)) for d in args.data), args.features, args.max_keypoints, tuple(args.size), args.seed,
                      tuple(args.difficulty), args.shard_pairs)
     start = time.perf_counter()
-    before = 0
-    if (args.out / "bank.json").is_file():
-        from pygmatch.data.bank import FeatureBank  # noqa: PLC0415
-        try:
-            before = len(FeatureBank(args.out))
-        except Exception:  # noqa: BLE001 (an empty or unfinished bank: counted as 0)
-            before = 0
     bank = build_bank(args.out, cfg, args.pairs, args.workers)
-    made = len(bank) - before
+    made = bank.built_pairs
     took = time.perf_counter() - start
     size = bank.bytes_on_disk()
-    print(f"{bank}: {made} new pairs in {took:.0f} s ({made / took:.1f} pairs/s); "
+    rebuilt = f" ({len(bank.rebuilt_shards)} damaged shard(s) rebuilt)" if bank.rebuilt_shards else ""
+    print(f"{bank}: {made} new pairs{rebuilt} in {took:.0f} s ({made / max(took, 1e-9):.1f} pairs/s); "
           f"{size / 2**20:.0f} MiB on disk, {size / len(bank) / 1024:.0f} KiB per pair")
     return 0
 

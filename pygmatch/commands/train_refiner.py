@@ -1,7 +1,9 @@
 """``python -m train.refiner --bank BANK --out refiner.pt``: train the ``LearnedRefiner`` (sub-pixel
-refinement of matched positions, ``pygmatch.refinement``) on patches of a feature bank's pairs,
+refinement of matched positions, ``pygmatch.matching.refine``) on patches of a feature bank's pairs,
 then measure it against the classical correlation refinement on held-out pairs (``--val-data``;
-never ``coco/val``)."""
+never ``coco/val``). The bank pairs' patches are kept in OUT.cache/ (about 90 KB per bank pair at
+the default --per-pair) until the model is written: after a Ctrl-C the same command continues from
+them (the held-out patches, a minute at most, are cut again)."""
 from __future__ import annotations
 
 import argparse
@@ -9,7 +11,7 @@ import sys
 import time
 from dataclasses import asdict
 
-from pygmatch.cli import positive, run_cli
+from pygmatch.commands.flags import positive, run_cli
 from pygmatch.commands.bank_training import add_bank_training_args, check_outputs, write_trained
 
 
@@ -33,12 +35,14 @@ def main(argv=None) -> int:
     import numpy as np  # noqa: PLC0415
     import torch  # noqa: PLC0415 (keeps --help fast)
 
-    from pygmatch.errors import PygmatchError  # noqa: PLC0415
-    from pygmatch.evaluation.baselines import match_nn_ratio  # noqa: PLC0415
-    from pygmatch.refinement import PatchRefiner, RefinerConfig  # noqa: PLC0415
+    from pygmatch.data.bank import FeatureBank  # noqa: PLC0415
+    from pygmatch.errors import Interrupted, PygmatchError  # noqa: PLC0415
+    from pygmatch.matching.nearest import match_nn_ratio  # noqa: PLC0415
+    from pygmatch.matching.refine import PatchRefiner, RefinerConfig  # noqa: PLC0415
     from pygmatch.training.curves import write_refiner_curve  # noqa: PLC0415
+    from pygmatch.training.pair_cache import cached_pairs, interrupted_message, remove_cache  # noqa: PLC0415
     from pygmatch.training.refiner import bank_patches, fit_refiner, heldout_patches, heldout_refinement, offset_errors  # noqa: PLC0415
-    from pygmatch.verifier import CandidateVerifier  # noqa: PLC0415
+    from pygmatch.matching.verifier import CandidateVerifier  # noqa: PLC0415
 
     args = parser().parse_args(argv)
     check_outputs(args, example="refiner.pt")
@@ -46,34 +50,42 @@ def main(argv=None) -> int:
         raise PygmatchError(f"--device {args.device}: CUDA is not available here")
     cfg = RefinerConfig(channels=args.channels, layers=args.layers, hidden=args.hidden, iterations=args.iterations)
     torch.set_num_threads(1)
-    heldout, levels, curve = None, {}, []
-    if args.val_data is not None:
-        heldout = heldout_patches(args.val_data, args.val_images, cfg)
-        levels = {"keypoints as detected": offset_errors(np.zeros_like(heldout.offset), heldout),
-                  "correlation (ncc), one pass": offset_errors(PatchRefiner().offsets(
-                      torch.from_numpy(heldout.templates).float(), torch.from_numpy(heldout.windows).float()), heldout)}
-    start = time.perf_counter()
-    train = bank_patches(args.bank, cfg, args.pairs, args.per_pair, args.seed, args.workers)
-    print(f"{len(train)} patches from {len(set(train.pair.tolist()))} bank pairs")
-    torch.set_num_threads(args.threads)
-    model = fit_refiner(train, cfg, args.epochs, args.lr, args.batch_size, args.seed, args.device, heldout=heldout, curve=curve)
-    took = time.perf_counter() - start
-    record = {"bank": str(args.bank), "pairs": int(train.pair.max()) + 1, "patches": len(train), "per_pair": args.per_pair,
-              "epochs": args.epochs, "lr": args.lr, "batch_size": args.batch_size, "seed": args.seed, "device": args.device,
-              "minutes": round(took / 60, 2), "config": asdict(cfg)}
-    if args.val_data is not None:
-        torch.set_num_threads(1)
-        for c in curve:
-            print(f"epoch {c['epoch']}: held-out candidates within 0.5 px {c['within_0.5']:.1f} %, mean error {c['mean_px']:.3f} px")
-        print("  ".join(f"{name}: {v['within_0.5']:.1f} %, {v['mean_px']:.3f} px" for name, v in levels.items()))
-        verifier = CandidateVerifier.load("default")
-        record["curve"], record["levels"] = curve, levels
-        record["heldout"] = {"data": str(args.val_data), "images": args.val_images, "seed": 7, "metrics": heldout_refinement(
-            args.val_data, args.val_images, {"verifier": verifier.match, "nn-ratio": match_nn_ratio},
-            {"none": None, "ncc": PatchRefiner().refine, "learned": model.refine})}
-        for name, m in record["heldout"]["metrics"].items():
-            print(f"held-out {name:24s} AUC@1 {m['auc@1']:5.1f}  AUC@3 {m['auc@3']:5.1f}  within 0.5 px {m['p@0.5']:5.1f} %")
-    write_trained(model, args.out, record)
+    pairs = args.pairs or len(FeatureBank(args.bank))
+    cache = args.out.with_suffix(".cache")
+    if cached_pairs(cache, pairs):
+        print(f"continuing from the patches of {cached_pairs(cache, pairs)} bank pairs kept in {cache}")
+    try:
+        heldout, levels, curve = None, {}, []
+        if args.val_data is not None:
+            heldout = heldout_patches(args.val_data, args.val_images, cfg)
+            levels = {"keypoints as detected": offset_errors(np.zeros_like(heldout.offset), heldout),
+                      "correlation (ncc), one pass": offset_errors(PatchRefiner().offsets(
+                          torch.from_numpy(heldout.templates).float(), torch.from_numpy(heldout.windows).float()), heldout)}
+        start = time.perf_counter()
+        train = bank_patches(args.bank, cfg, args.pairs, args.per_pair, args.seed, args.workers, cache=cache)
+        print(f"{len(train)} patches from {len(set(train.pair.tolist()))} bank pairs")
+        torch.set_num_threads(args.threads)
+        model = fit_refiner(train, cfg, args.epochs, args.lr, args.batch_size, args.seed, args.device, heldout=heldout, curve=curve)
+        took = time.perf_counter() - start
+        record = {"bank": str(args.bank), "pairs": int(train.pair.max()) + 1, "patches": len(train), "per_pair": args.per_pair,
+                  "epochs": args.epochs, "lr": args.lr, "batch_size": args.batch_size, "seed": args.seed, "device": args.device,
+                  "minutes": round(took / 60, 2), "config": asdict(cfg)}
+        if args.val_data is not None:
+            torch.set_num_threads(1)
+            for c in curve:
+                print(f"epoch {c['epoch']}: held-out candidates within 0.5 px {c['within_0.5']:.1f} %, mean error {c['mean_px']:.3f} px")
+            print("  ".join(f"{name}: {v['within_0.5']:.1f} %, {v['mean_px']:.3f} px" for name, v in levels.items()))
+            verifier = CandidateVerifier.load("default")
+            record["curve"], record["levels"] = curve, levels
+            record["heldout"] = {"data": str(args.val_data), "images": args.val_images, "seed": 7, "metrics": heldout_refinement(
+                args.val_data, args.val_images, {"verifier": verifier.match, "nn-ratio": match_nn_ratio},
+                {"none": None, "ncc": PatchRefiner().refine, "learned": model.refine})}
+            for name, m in record["heldout"]["metrics"].items():
+                print(f"held-out {name:24s} AUC@1 {m['auc@1']:5.1f}  AUC@3 {m['auc@3']:5.1f}  within 0.5 px {m['p@0.5']:5.1f} %")
+        write_trained(model, args.out, record)
+    except KeyboardInterrupt:
+        raise Interrupted(interrupted_message(cache, "patches", pairs), 130) from None
+    remove_cache(cache)
     if curve:
         write_refiner_curve(curve, levels, args.out.with_suffix(".png"))
     print(f"wrote {args.out} ({took / 60:.1f} min of training)")

@@ -8,9 +8,8 @@ from pathlib import Path
 
 import yaml
 
-from pygmatch.cli import run_cli
 from pygmatch.errors import PygmatchError
-from pygmatch.graphs.registry import add_graph_args
+from pygmatch.commands.flags import add_graph_args, command_name, flag_type, run_cli
 from pygmatch.nn.config import PRESETS
 from pygmatch.training.config import (DEFAULT_STEPS, DataConfig, ModelConfig, OptimConfig, RunConfig, TrainConfig, as_flag_text,
                                       is_nested)
@@ -24,7 +23,7 @@ def _flag(group, name: str, section: type, help: str | None = None, **kw) -> Non
         kw.setdefault("action", argparse.BooleanOptionalAction)
     else:
         if f.metadata.get("parse"):
-            kw.setdefault("type", f.metadata["parse"])
+            kw.setdefault("type", flag_type(f.metadata["parse"]))
         if f.metadata.get("choices"):
             kw.setdefault("choices", list(f.metadata["choices"]))
     if isinstance(default, tuple) and f.name == "augment":
@@ -33,7 +32,7 @@ def _flag(group, name: str, section: type, help: str | None = None, **kw) -> Non
 
 
 def parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="python -m train.run", description=__doc__)
+    p = argparse.ArgumentParser(prog=command_name("python -m train.run"), description=__doc__)
     p.add_argument("--config", type=Path, help="YAML of a run's config (its config.yaml) or of flag values; flags given here override it")
     d = p.add_argument_group("data")
     _flag(d, "--data", DataConfig, "folder(s) of training images (default: the embedded pygmatch/datasets/coco-mini)", nargs="+")

@@ -23,6 +23,11 @@ Every array is a plain ``.npy`` opened with ``mmap_mode="r"``: a bank far larger
 read pair by pair. Pair ``p`` belongs to shard ``p // shard_pairs`` and depends only on
 (seed, p), so a build can be interrupted, resumed and extended (``--pairs`` raised) without
 changing or corrupting what is there: unfinished ``.tmp`` shards are discarded and redone.
+
+A bank knows when it is damaged: opening one with a shard missing before the last one, or a shard
+missing one of its files, is a one-line error, and ``build_bank`` (``python -m train.bank`` with the
+same settings) checks every existing shard and rebuilds the missing or damaged ones, each exactly
+as it was. A build is refused before any work when its estimated size exceeds the free disk space.
 """
 from __future__ import annotations
 
@@ -37,6 +42,7 @@ from pathlib import Path
 import numpy as np
 
 from ..errors import PygmatchError
+from ..files import make_folder, writable_folder
 from .features import FEATURES, RAW_DESCRIPTOR_BYTES, Keypoints, detect, finish
 from .images import CorruptImage, list_images, read_gray
 from .pairs import make_pair, pair_rng
@@ -44,6 +50,8 @@ from .photometric import Photometric
 
 FORMAT, VERSION = "pygmatch-bank", 1
 SIDE_ARRAYS = ("xy", "scale", "ori", "score", "desc")
+ARRAYS = ("H", "difficulty", "image") + tuple(f"{k}{s}" for s in (0, 1) for k in ("offsets",) + SIDE_ARRAYS)
+SHARD_FILES = tuple(f"{a}.npy" for a in ARRAYS) + ("meta.json",)
 
 
 @dataclass(frozen=True)
@@ -139,11 +147,123 @@ def source_files(sources) -> list[Path]:
     return [f for folder in sources for f in list_images(folder)]
 
 
+def shard_indices(root: Path) -> list[int]:
+    """The indices of the finished shards in ``root`` (``shard-NNNNN`` folders), sorted."""
+    found = []
+    for p in Path(root).glob("shard-*"):
+        digits = p.name[len("shard-"):]
+        if p.is_dir() and digits.isdigit() and len(digits) == 5:
+            found.append(int(digits))
+    return sorted(found)
+
+
+def shard_problem(root: Path, index: int, cfg: BankConfig) -> str | None:
+    """What is wrong with finished shard ``index`` (a missing or unreadable file, arrays that do not
+    fit together), or None. Reads only the arrays' headers."""
+    path = Path(root) / _shard_name(index)
+    missing = [n for n in SHARD_FILES if not (path / n).is_file()]
+    if missing:
+        return f"{missing[0]} is missing"
+    arrays = {}
+    for name in ARRAYS:
+        try:
+            arrays[name] = np.load(path / f"{name}.npy", mmap_mode="r", allow_pickle=False)
+        except (OSError, ValueError) as e:
+            return f"{name}.npy is unreadable ({e})"
+    try:
+        meta = json.loads((path / "meta.json").read_text())
+        if meta.get("pairs") != cfg.shard_pairs:
+            return f"meta.json says {meta.get('pairs')!r} pairs, the bank {cfg.shard_pairs} per shard"
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError, AttributeError) as e:
+        return f"meta.json is unreadable ({e})"
+    return _array_problem(arrays, cfg)
+
+
+def _array_problem(a: dict, cfg: BankConfig) -> str | None:
+    p = cfg.shard_pairs
+    width = RAW_DESCRIPTOR_BYTES[cfg.features]
+    if a["H"].shape != (p, 3, 3):
+        return f"H.npy has shape {a['H'].shape}, expected ({p}, 3, 3)"
+    for name in ("difficulty", "image"):
+        if a[name].shape != (p,):
+            return f"{name}.npy has shape {a[name].shape}, expected ({p},)"
+    for s in (0, 1):
+        off = a[f"offsets{s}"]
+        n = a[f"xy{s}"].shape[0]
+        if off.shape != (p + 1,) or off[-1] != n:
+            return f"offsets{s}.npy does not describe xy{s}.npy's {n} rows"
+        if int(np.diff(off).max(initial=0)) > cfg.max_keypoints:
+            return f"a pair holds more than max_keypoints {cfg.max_keypoints} keypoints"
+        if a[f"desc{s}"].shape != (n, width) or a[f"desc{s}"].dtype != np.uint8:
+            return f"desc{s}.npy is {a[f'desc{s}'].dtype} {a[f'desc{s}'].shape}, expected uint8 ({n}, {width}) for {cfg.features}"
+        for key in ("scale", "ori", "score"):
+            if a[f"{key}{s}"].shape != (n,):
+                return f"{key}{s}.npy has shape {a[f'{key}{s}'].shape}, expected ({n},)"
+    return None
+
+
+def saved_config_differs(description: Path, cfg: BankConfig) -> bool:
+    try:
+        return FeatureBank.read_config(description.parent) != cfg
+    except PygmatchError:
+        return True
+
+
+def check_sources_readable(files: list[Path], cfg: BankConfig) -> None:
+    """Stop in one line when no source image can be read; decodes only up to the first good one."""
+    first_error = None
+    for f in files:
+        try:
+            read_gray(f, cfg.size)
+            return
+        except CorruptImage as e:
+            first_error = first_error or str(e)
+    raise PygmatchError(f"none of the {len(files)} source images could be read (e.g. {first_error}); nothing to build a bank from")
+
+
+def pair_bytes_bound(cfg: BankConfig) -> int:
+    """The most one pair can take on disk: both images' ``max_keypoints`` keypoints (xy, scale,
+    orientation, score, raw descriptor) and the per-pair arrays."""
+    per_keypoint = 2 * 4 + 3 * 4 + RAW_DESCRIPTOR_BYTES[cfg.features]
+    return 2 * (cfg.max_keypoints * per_keypoint + 8) + 9 * 8 + 4 + 8
+
+
+def _human(n: float) -> str:
+    for unit in ("B", "KB", "MB", "GB", "TB", "PB"):
+        if n < 1000 or unit == "PB":
+            return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
+        n /= 1000
+    return f"{n:.1f} PB"
+
+
+def check_disk_space(root: Path, cfg: BankConfig, new_shards: int, finished: list[int]) -> None:
+    """Refuse, before any work, a build whose new shards cannot fit on the disk: the size per pair
+    is measured on the bank's finished shards, or bounded from ``max_keypoints`` for a new bank."""
+    if new_shards <= 0:
+        return
+    if finished:
+        sample = [root / _shard_name(i) for i in finished[:5]]
+        per_pair = sum(f.stat().st_size for s in sample for f in s.iterdir()) / (len(sample) * cfg.shard_pairs)
+        how = f"{_human(per_pair)} per pair, as in its finished shards"
+    else:
+        per_pair = pair_bytes_bound(cfg)
+        how = f"up to {_human(per_pair)} per pair with {cfg.max_keypoints} {cfg.features} keypoints per image"
+    need = new_shards * cfg.shard_pairs * per_pair
+    existing = next(p for p in (root, *root.parents) if p.exists())
+    free = shutil.disk_usage(existing).free
+    if need > free:
+        raise PygmatchError(f"{root}: {new_shards * cfg.shard_pairs:,} more pairs would need about {_human(need)} ({how}), "
+                            f"but only {_human(free)} is free there; lower --pairs (or --max-keypoints)")
+
+
 def build_bank(root: str | os.PathLike, cfg: BankConfig, pairs: int, workers: int = 2, progress: bool = True) -> "FeatureBank":
     """Create, resume or extend the bank at ``root`` to hold at least ``pairs`` pairs (whole shards).
 
     An existing bank must have been built with the same ``cfg`` (features, keypoints, size, seed,
-    sources, difficulties): its shards are kept, missing ones are made, in ``workers`` processes."""
+    sources, difficulties): its shards are checked and kept, missing or damaged ones are made, in
+    ``workers`` processes (``bank.built_pairs``: the pairs made, ``bank.rebuilt_shards``: the
+    damaged shards made again). Refused before any work: a folder that cannot be written, sources
+    without a readable image, a size that exceeds the free disk space."""
     from tqdm import tqdm  # noqa: PLC0415
 
     root = Path(root)
@@ -158,22 +278,31 @@ def build_bank(root: str | os.PathLike, cfg: BankConfig, pairs: int, workers: in
         raise PygmatchError(f"difficulties must be >= 0, got {cfg.difficulties}")
     files = source_files(cfg.sources)
     description = root / "bank.json"
+    shards = shard_indices(root) if root.is_dir() else []
     if description.exists():
         saved = FeatureBank.read_config(root)
-        if saved != cfg:
+        if saved != cfg and shards:
             differ = [k for k in cfg.__dataclass_fields__ if getattr(saved, k) != getattr(cfg, k)]
             raise PygmatchError(f"{root}: this bank was built with other settings ({', '.join(f'{k} {getattr(saved, k)!r}' for k in differ)});"
                                 " extend it with the same ones or choose another --out")
+        # without a finished shard, bank.json is what a start that failed left: these settings replace it
     elif root.exists() and any(root.iterdir()):
         raise PygmatchError(f"{root}: folder is not empty and holds no bank.json; choose another --out")
-    root.mkdir(parents=True, exist_ok=True)
+    writable_folder(root, "--out")  # a read-only place: one line now, not a traceback at bank.json
+    check_sources_readable(files, cfg)  # before bank.json: a failed start must not pin its settings
+    wanted = max(-(-pairs // cfg.shard_pairs), max(shards, default=-1) + 1)  # never fewer shards than there are
+    damaged = {i: why for i in shards if i < wanted and (why := shard_problem(root, i, cfg))}
+    check_disk_space(root, cfg, wanted - len(shards) + len(damaged), [i for i in shards if i not in damaged])
+    make_folder(root, "--out")
     for tmp in root.glob("shard-*.tmp"):  # left by an interrupted build
         shutil.rmtree(tmp, ignore_errors=True)
-    if not description.exists():
+    for i, why in damaged.items():
+        warnings.warn(f"{root / _shard_name(i)}: damaged ({why}); rebuilding it", stacklevel=2)
+        shutil.rmtree(root / _shard_name(i))
+    if saved_config_differs(description, cfg):
         tmp = root / "bank.json.tmp"
         tmp.write_text(json.dumps(cfg.to_json(), indent=1))
         os.replace(tmp, description)
-    wanted = -(-pairs // cfg.shard_pairs)
     todo = [i for i in range(wanted) if not (root / _shard_name(i)).is_dir()]
     skipped = 0
     if todo:
@@ -195,7 +324,9 @@ def build_bank(root: str | os.PathLike, cfg: BankConfig, pairs: int, workers: in
                 pool.terminate()
     if skipped:
         warnings.warn(f"{skipped} unreadable image(s) passed over while building {root} (listed in the shards' meta.json)", stacklevel=2)
-    return FeatureBank(root)
+    bank = FeatureBank(root)
+    bank.built_pairs, bank.rebuilt_shards = len(todo) * cfg.shard_pairs, sorted(damaged)
+    return bank
 
 
 class FeatureBank:
@@ -205,15 +336,21 @@ class FeatureBank:
     def __init__(self, root: str | os.PathLike):
         self.root = Path(root)
         self.config = self.read_config(self.root)
-        names = {p.name for p in self.root.glob("shard-*") if p.is_dir()}
-        # only the leading run of finished shards counts: pair p must always be pair p
-        count = 0
-        while _shard_name(count) in names:
-            count += 1
-        self.shards = [self.root / _shard_name(i) for i in range(count)]
-        if not self.shards:
+        indices = shard_indices(self.root)
+        if not indices:
             raise PygmatchError(f"{self.root}: the bank holds no finished shard yet")
+        gaps = sorted(set(range(indices[-1] + 1)) - set(indices))
+        if gaps:  # pair p must always be pair p: training on the shards before the gap would silently lose the rest
+            raise PygmatchError(f"{self.root}: {_shard_name(gaps[0])} is missing ({len(gaps)} of {indices[-1] + 1} shards); "
+                                f"run python -m train.bank --out {self.root} with the same settings to rebuild it")
+        self.shards = [self.root / _shard_name(i) for i in indices]
+        for shard in self.shards:
+            missing = [n for n in SHARD_FILES if not (shard / n).is_file()]
+            if missing:
+                raise PygmatchError(f"{shard}: damaged shard ({missing[0]} is missing); run python -m train.bank --out {self.root} "
+                                    "with the same settings to rebuild it")
         self._open = {}
+        self.built_pairs, self.rebuilt_shards = 0, []  # set by build_bank
         self._files: list[Path] | None = None  # the source images, listed when first needed
 
     @staticmethod
@@ -236,37 +373,16 @@ class FeatureBank:
         if index not in self._open:
             path = self.shards[index]
             arrays = {}
-            names = ["H", "difficulty", "image"] + [f"{k}{s}" for s in (0, 1) for k in ("offsets",) + SIDE_ARRAYS]
-            for name in names:
+            for name in ARRAYS:
                 try:
                     arrays[name] = np.load(path / f"{name}.npy", mmap_mode="r", allow_pickle=False)
                 except (OSError, ValueError) as e:
                     raise PygmatchError(f"{path / (name + '.npy')}: missing or unreadable ({e})") from None
-            self._check(path, arrays)
+            problem = _array_problem(arrays, self.config)
+            if problem:
+                raise PygmatchError(f"{path}: corrupt shard: {problem}")
             self._open[index] = arrays
         return self._open[index]
-
-    def _check(self, path: Path, a: dict) -> None:
-        p = self.config.shard_pairs
-        width = RAW_DESCRIPTOR_BYTES[self.config.features]
-        problems = []
-        if a["H"].shape != (p, 3, 3):
-            problems.append(f"H.npy has shape {a['H'].shape}, expected ({p}, 3, 3)")
-        for s in (0, 1):
-            off = a[f"offsets{s}"]
-            n = a[f"xy{s}"].shape[0]
-            if off.shape != (p + 1,) or off[-1] != n:
-                problems.append(f"offsets{s}.npy does not describe xy{s}.npy's {n} rows")
-            elif int(np.diff(off).max(initial=0)) > self.config.max_keypoints:
-                problems.append(f"a pair holds more than max_keypoints {self.config.max_keypoints} keypoints")
-            if a[f"desc{s}"].shape != (n, width) or a[f"desc{s}"].dtype != np.uint8:
-                problems.append(f"desc{s}.npy is {a[f'desc{s}'].dtype} {a[f'desc{s}'].shape}, expected uint8 ({n}, {width}) "
-                                f"for {self.config.features}")
-            for key in ("scale", "ori", "score"):
-                if a[f"{key}{s}"].shape != (n,):
-                    problems.append(f"{key}{s}.npy has shape {a[f'{key}{s}'].shape}, expected ({n},)")
-        if problems:
-            raise PygmatchError(f"{path}: corrupt shard: {problems[0]}")
 
     def raw(self, pair: int) -> tuple[Keypoints, Keypoints, np.ndarray, float]:
         if not 0 <= pair < len(self):

@@ -13,6 +13,7 @@ import cv2
 import numpy as np
 
 from ..errors import PygmatchError
+from .images import points_to_original
 
 FEATURES = ("sift", "orb")
 DESCRIPTOR_DIM = {"sift": 128, "orb": 256}
@@ -85,3 +86,15 @@ def finish(kp: Keypoints, features: str) -> Keypoints:
 def extract(image: np.ndarray, features: str = "sift", max_keypoints: int = 1024) -> Keypoints:
     """Detect up to ``max_keypoints`` keypoints on a grayscale uint8 image (unit-norm descriptors)."""
     return finish(detect(image, features, max_keypoints), features)
+
+
+def to_original(kp: Keypoints, S: np.ndarray) -> Keypoints:
+    """Keypoints found on an image resized by ``S`` (``pygmatch.data.images.downscale``: pixel
+    centres move as u = s·(x + 0.5) − 0.5 per axis) in the original image's pixels: positions
+    mapped back, sizes divided by the mean scale factor."""
+    sx, sy = float(S[0, 0]), float(S[1, 1])
+    if sx == sy == 1.0:
+        return kp
+    xy = points_to_original(kp.xy, S).astype(np.float32)
+    scale = (kp.scale / np.sqrt(sx * sy)).astype(np.float32)
+    return Keypoints(xy, scale, kp.ori, kp.score, kp.descriptors)

@@ -10,6 +10,7 @@ from dataclasses import dataclass
 
 import cv2
 import numpy as np
+from scipy.spatial import cKDTree
 
 from ..errors import PygmatchError
 
@@ -25,6 +26,9 @@ class HomographyRanges:
     translation: the centre moves by up to ±``translation`` of the image width/height.
     min_overlap: resample until the warped image 0 and image 1 share at least this fraction of
         the smaller of the two areas, so the content stays visible.
+    log_tilt: an area-preserving stretch along a random direction by ``exp(v·log_tilt)``, ``v``
+        uniform in [0, 1] (the anisotropy σ1/σ2 of a plane seen obliquely, 1/cos(viewpoint angle));
+        0 (the default) draws nothing, so the difficulty-1 and -2 pairs are what they always were.
     """
 
     rotation_deg: float = 30.0
@@ -32,6 +36,24 @@ class HomographyRanges:
     perspective: float = 0.1
     translation: float = 0.1
     min_overlap: float = 0.5
+    log_tilt: float = 0.0
+
+
+# Difficulty 3 is not three times difficulty 1 but the ranges measured on real photograph pairs
+# (benchmarks/results/real_ranges.md, docs/training-data.md): zoom to 4x either way (bark: 0.25),
+# any rotation (bark: 150°), an oblique view up to σ1/σ2 = 3.5 (graffiti: 3.65, wall: 2.35) and
+# the perspective of a wall seen at 65° (p = 0.26). It is sampled at these ranges unscaled.
+REAL_RANGES = HomographyRanges(rotation_deg=180.0, log_scale=math.log(4.0), perspective=0.3, translation=0.15, min_overlap=0.5,
+                               log_tilt=math.log(3.5))
+DIFFICULTY_PRESETS = {3.0: REAL_RANGES}
+
+
+def ranges_at(difficulty: float, ranges: HomographyRanges = HomographyRanges()) -> tuple[HomographyRanges, float]:
+    """``(ranges, multiplier)`` the sampler uses: a preset difficulty (3: ``REAL_RANGES``) with the
+    default ranges gives the preset at multiplier 1; anything else scales ``ranges`` by ``difficulty``."""
+    if ranges == HomographyRanges() and float(difficulty) in DIFFICULTY_PRESETS:
+        return DIFFICULTY_PRESETS[float(difficulty)], 1.0
+    return ranges, difficulty
 
 
 def _translation(tx: float, ty: float) -> np.ndarray:
@@ -48,6 +70,7 @@ def sample_homography(
     """A random homography for an image of ``size = (width, height)``, as a 3×3 float64 array."""
     if difficulty < 0:
         raise PygmatchError(f"difficulty must be >= 0, got {difficulty}")
+    ranges, difficulty = ranges_at(difficulty, ranges)
     w, h = size
     centre = np.array([w / 2, h / 2])
     best, best_overlap = np.eye(3), -1.0
@@ -57,6 +80,14 @@ def sample_homography(
         s = math.exp(ranges.log_scale * u[1])
         c, si = math.cos(angle), math.sin(angle)
         rot_scale = np.array([[s * c, -s * si, 0], [s * si, s * c, 0], [0, 0, 1]])
+        if ranges.log_tilt > 0:  # drawn only then: the stream of the other ranges stays as it was
+            t = math.exp(0.5 * ranges.log_tilt * difficulty * rng.uniform(0, 1))
+            phi = rng.uniform(0, math.pi)
+            cp, sp = math.cos(phi), math.sin(phi)
+            R = np.array([[cp, -sp], [sp, cp]])
+            tilt = np.eye(3)
+            tilt[:2, :2] = R @ np.diag([t, 1 / t]) @ R.T
+            rot_scale = rot_scale @ tilt
         persp = np.eye(3)
         persp[2, 0] = ranges.perspective * u[2] / (w / 2)
         persp[2, 1] = ranges.perspective * u[3] / (h / 2)
@@ -116,3 +147,31 @@ def corner_error(H_est: np.ndarray | None, H_true: np.ndarray, size: tuple[int, 
     err = np.linalg.norm(warp_points(corners, H_est) - warp_points(corners, H_true), axis=1)
     err = float(err.mean())
     return err if math.isfinite(err) else math.inf
+
+
+def fit_local_motion(p0: np.ndarray, p1: np.ndarray, support: np.ndarray, k: int, iterations: int = 4,
+                     exclude_self: bool = True) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """For every match ``p0[i] -> p1[i]`` (float64 pixels): an affine motion fitted to its ``k``
+    nearest support matches in image 0 (``support``: indices; the match itself excluded unless
+    ``exclude_self`` is False) by iteratively reweighted least squares with Cauchy weights at 1 px.
+
+    Returns ``(A, neighbour_residuals, neighbour_mask)``: ``A`` (n, 3, 2) maps ``[(x0' − x0) / 50, 1]``
+    to ``x1' − x1`` around each match (so ``A[:, 2]`` is the motion's miss at the match itself and
+    ``A[:, :2] / 50`` its linear part), the neighbours' distances from it (n, k') in pixels, and which
+    of the k' neighbours counted (n, k')."""
+    n = len(p0)
+    kk = min(k + 1, len(support))
+    _, nb = cKDTree(p0[support]).query(p0, kk)
+    nb = np.asarray(nb).reshape(n, kk)
+    counted = (support[nb] != np.arange(n)[:, None]).astype(np.float64) if exclude_self else np.ones((n, kk))
+    # Coordinates relative to the match (scaled to ~1) keep the 3x3 systems well conditioned,
+    # and make the fitted motion's value at the match simply the translation row.
+    X = np.concatenate([(p0[support][nb] - p0[:, None]) / 50.0, np.ones((n, kk, 1))], -1)
+    Y = p1[support][nb] - p1[:, None]
+    w = counted
+    for _ in range(iterations + 1):
+        XtW = X.transpose(0, 2, 1) * w[:, None, :]
+        A = np.linalg.solve(XtW @ X + 1e-4 * np.eye(3), XtW @ Y)
+        r_nb = np.linalg.norm(X @ A - Y, axis=-1)
+        w = counted / (1.0 + r_nb**2)
+    return A, r_nb, counted

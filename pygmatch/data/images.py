@@ -1,6 +1,8 @@
-"""Reading image folders: grayscale, resized to cover the target size, centre-cropped."""
+"""Images: reading folders and files (grayscale, resized to cover a target size, centre-cropped),
+accepting arrays, downscaling for extraction and mapping positions back to the original pixels."""
 from __future__ import annotations
 
+import numbers
 import os
 import warnings
 from pathlib import Path
@@ -68,21 +70,98 @@ def read_gray(path: str | os.PathLike, size: tuple[int, int] | None = DEFAULT_SI
     return resize_crop(image, size) if size is not None else image
 
 
-def as_gray(image: np.ndarray | str | os.PathLike, size: tuple[int, int] | None = None) -> np.ndarray:
-    """Accept a path or an array (gray or BGR, uint8) and return a grayscale uint8 array."""
+def _is_pil_image(image) -> bool:
+    """A PIL (Pillow) image, recognised without importing PIL (it is not a dependency)."""
+    return any(c.__module__.startswith("PIL.") and c.__name__ == "Image" for c in type(image).__mro__)
+
+
+def _as_uint8(image: np.ndarray) -> np.ndarray:
+    """Pixel values as uint8: uint8 as is; uint16 scaled (65535 -> 255); other integers in
+    [0, 255] as is; floats in [0, 1] scaled by 255, floats in [0, 255] rounded. Anything else
+    (NaN, negative or larger values, other types) is a ``PygmatchError``."""
+    if image.dtype == np.uint8:
+        return image
+    if image.dtype == np.uint16:
+        return ((image.astype(np.uint32) + 128) // 257).astype(np.uint8)
+    if image.dtype.kind not in "iuf":
+        raise PygmatchError(f"image array: expected uint8, integer or float pixel values, got dtype {image.dtype}")
+    if image.dtype.kind == "f" and not np.isfinite(image).all():
+        raise PygmatchError("image array: holds NaN or infinite values")
+    lo, hi = (image.min(), image.max()) if image.size else (0, 0)
+    if lo < 0 or hi > 255:
+        raise PygmatchError(f"image array: {image.dtype} values from {lo:g} to {hi:g}; expected 0..255 (or 0..1 for floats)")
+    if image.dtype.kind == "f":
+        if hi <= 1:
+            image = image * 255.0
+        return np.round(image).astype(np.uint8)
+    return image.astype(np.uint8)
+
+
+def as_gray(image, size: tuple[int, int] | None = None) -> np.ndarray:
+    """A grayscale uint8 image from a path, a NumPy array or a PIL image.
+
+    - a path: read as ``read_gray`` reads it (colour files are converted by OpenCV).
+    - an array: H×W (gray), H×W×1, H×W×3 in **BGR** order or H×W×4 BGRA — OpenCV's order, what
+      ``cv2.imread`` returns. An RGB array (from PIL, imageio, matplotlib) should be flipped
+      first (``rgb[..., ::-1]``) or passed as a PIL image; read as BGR, its gray values differ
+      slightly (red and blue weights swapped). Pixel values: uint8; uint16 (scaled); other
+      integers in 0..255; floats in 0..1 (scaled by 255) or 0..255.
+    - a PIL image: any mode, converted by PIL's own ``convert("L")`` (its RGB order is known).
+
+    Arrays get the same checks as files: smaller than ``MIN_SIDE`` pixels on a side (0×0
+    included), another shape, NaN or out-of-range values are a one-line ``PygmatchError``."""
     if isinstance(image, (str, os.PathLike)):
         try:
             return read_gray(image, size)
         except CorruptImage as e:
             raise PygmatchError(str(e)) from None
-    image = np.asarray(image)
-    if image.ndim == 3 and image.shape[2] in (3, 4):
-        image = cv2.cvtColor(image, cv2.COLOR_BGR2GRAY if image.shape[2] == 3 else cv2.COLOR_BGRA2GRAY)
-    if image.ndim != 2:
-        raise PygmatchError(f"expected an H×W or H×W×3 image, got shape {image.shape}")
-    if image.dtype != np.uint8:
-        raise PygmatchError(f"expected a uint8 image, got {image.dtype}")
-    return resize_crop(image, size) if size is not None else image
+    if _is_pil_image(image):
+        image = np.asarray(image.convert("L"))
+    elif not isinstance(image, np.ndarray):
+        given = type(image).__name__
+        try:
+            image = np.asarray(image)
+        except (TypeError, ValueError):
+            image = np.asarray(None)
+        if image.dtype.kind not in "biuf" or image.ndim < 2:
+            raise PygmatchError(f"expected an image path, a NumPy array or a PIL image, got {given}")
+    if image.ndim == 3 and image.shape[2] == 1:
+        image = image[:, :, 0]
+    if not (image.ndim == 2 or (image.ndim == 3 and image.shape[2] in (3, 4))):
+        raise PygmatchError(f"image array: expected H×W, H×W×3 (BGR) or H×W×4 (BGRA), got shape {image.shape}")
+    if min(image.shape[:2]) < MIN_SIDE:
+        raise PygmatchError(f"image array: image is {image.shape[1]}x{image.shape[0]}, smaller than {MIN_SIDE} px")
+    image = _as_uint8(image)
+    if image.ndim == 3:
+        image = cv2.cvtColor(np.ascontiguousarray(image), cv2.COLOR_BGR2GRAY if image.shape[2] == 3 else cv2.COLOR_BGRA2GRAY)
+    return resize_crop(image, size) if size is not None else np.ascontiguousarray(image)
+
+
+def downscale(image: np.ndarray, max_side: int | None) -> tuple[np.ndarray, np.ndarray]:
+    """``(image, S)``: the image resized so that its longer side is at most ``max_side`` (never
+    enlarged; ``None`` or 0 keeps it), and the 3×3 matrix taking original pixel coordinates to
+    the new ones (OpenCV pixel centres: ``u = s·(x + 0.5) − 0.5``, per axis)."""
+    h, w = image.shape[:2]
+    if not max_side or max(h, w) <= max_side:
+        return image, np.eye(3)
+    s = max_side / max(h, w)
+    nw, nh = max(1, round(w * s)), max(1, round(h * s))
+    small = cv2.resize(image, (nw, nh), interpolation=cv2.INTER_AREA)
+    sx, sy = nw / w, nh / h
+    return small, np.array([[sx, 0, 0.5 * sx - 0.5], [0, sy, 0.5 * sy - 0.5], [0, 0, 1.0]])
+
+
+def points_to_original(xy: np.ndarray, S: np.ndarray) -> np.ndarray:
+    """Positions (K, 2) on an image resized by ``S`` (``downscale``) in the original image's
+    pixels (float64)."""
+    return (np.asarray(xy, np.float64) + 0.5) / np.array([float(S[0, 0]), float(S[1, 1])]) - 0.5
+
+
+def check_resize(resize) -> int | None:
+    """``resize`` (the longer image side keypoints are found at) checked: None or an integer >= ``MIN_SIDE``."""
+    if resize is None or (isinstance(resize, numbers.Integral) and not isinstance(resize, bool) and resize >= MIN_SIDE):
+        return None if resize is None else int(resize)
+    raise PygmatchError(f"resize must be a number of pixels >= {MIN_SIDE} (the longer image side), or None for the original size, got {resize!r}")
 
 
 def warn_skip(message: str) -> None:

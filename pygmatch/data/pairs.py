@@ -8,7 +8,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ..cli import make_parent_folder, writable_file
+from ..files import make_parent_folder, writable_file
 from ..errors import PygmatchError
 from .geometry import sample_homography, warp_image
 from .images import DEFAULT_SIZE, CorruptImage, list_images, read_gray, warn_skip

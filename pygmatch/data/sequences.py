@@ -19,11 +19,10 @@ import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import cv2
 import numpy as np
 
 from ..errors import PygmatchError
-from .images import IMAGE_SUFFIXES, CorruptImage, read_gray
+from .images import IMAGE_SUFFIXES, CorruptImage, downscale, read_gray
 
 EMBEDDED_SEQUENCES = Path(__file__).resolve().parents[1] / "datasets" / "real-mini"  # package data: pygmatch/datasets/real-mini
 DEFAULT_MAX_SIDE = 640  # the longer side of the training images (640x480)
@@ -73,20 +72,6 @@ def read_homography(path: str | os.PathLike) -> np.ndarray:
     if s[0] == 0 or s[-1] <= 1e-12 * s[0]:
         raise PygmatchError(f"{path}: homography is singular (determinant {np.linalg.det(values):.3g})")
     return values / values[2, 2] if abs(values[2, 2]) > 1e-12 * s[0] else values
-
-
-def downscale(image: np.ndarray, max_side: int | None) -> tuple[np.ndarray, np.ndarray]:
-    """``(image, S)``: the image resized so that its longer side is at most ``max_side`` (never
-    enlarged; ``None`` or 0 keeps it), and the 3×3 matrix taking original pixel coordinates to
-    the new ones (OpenCV pixel centres: ``u = s·(x + 0.5) − 0.5``, per axis)."""
-    h, w = image.shape[:2]
-    if not max_side or max(h, w) <= max_side:
-        return image, np.eye(3)
-    s = max_side / max(h, w)
-    nw, nh = max(1, round(w * s)), max(1, round(h * s))
-    small = cv2.resize(image, (nw, nh), interpolation=cv2.INTER_AREA)
-    sx, sy = nw / w, nh / h
-    return small, np.array([[sx, 0, 0.5 * sx - 0.5], [0, sy, 0.5 * sy - 0.5], [0, 0, 1.0]])
 
 
 def scale_homography(H: np.ndarray, S0: np.ndarray, S1: np.ndarray) -> np.ndarray:
@@ -261,5 +246,5 @@ def load_sequences(data: str | os.PathLike, max_side: int | None = DEFAULT_MAX_S
     return SequencePairs(pairs, max_side or None, skipped)
 
 
-__all__ = ["EMBEDDED_SEQUENCES", "DEFAULT_MAX_SIDE", "BadPair", "SequencePair", "SequencePairs", "downscale",
+__all__ = ["EMBEDDED_SEQUENCES", "DEFAULT_MAX_SIDE", "BadPair", "SequencePair", "SequencePairs",
            "find_sequences", "load_sequences", "read_homography", "read_sequence", "scale_homography", "sequence_kind"]

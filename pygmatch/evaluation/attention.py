@@ -16,7 +16,7 @@ from matplotlib.ticker import MaxNLocator  # noqa: E402
 import numpy as np  # noqa: E402
 import torch  # noqa: E402
 
-from ..cli import save_figure, write_image  # noqa: E402
+from ..files import save_figure, write_image  # noqa: E402
 from ..data.geometry import warp_points  # noqa: E402
 from ..viz import put_label, side_by_side  # noqa: E402
 

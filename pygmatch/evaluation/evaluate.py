@@ -2,155 +2,49 @@
 pairs, equal sizes) and ``python -m eval.hpatches`` (real photograph sequences, any two sizes)."""
 from __future__ import annotations
 
-import argparse
 import math
 import time
 import warnings
 from collections.abc import Collection
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable
 
 import numpy as np
 from threadpoolctl import threadpool_limits
 from tqdm import tqdm
 
 from .. import viz
-from ..cli import make_folder, positive_int, probability_threshold
-from ..data.features import FEATURES, Keypoints, extract
+from ..data.features import extract
 from ..data.geometry import warp_points
 from ..data.ground_truth import ground_truth_matches
 from ..data.sequences import BadPair
 from ..errors import PygmatchError
-from ..refinement import REFINEMENTS, load_refiner, refine_matches
-from .baselines import BASELINES, oracle_match, parse_oracle
+from ..files import make_folder
+from ..matching.oracle import Oracle
+from ..pipeline import Features, Pipeline
+from ..weights import WEIGHTS_DIR
 from .metrics import pair_metrics, summarize
 
-# fn(kp0, kp1, size0, size1, H_0to1) -> (matches (K, 2) int64, scores (K,)). Sizes are image 0's
-# and image 1's (width, height). H_0to1 is the true homography: only the oracle ceilings read it.
-MatchFn = Callable[[Keypoints, Keypoints, tuple[int, int], tuple[int, int], np.ndarray], tuple[np.ndarray, np.ndarray]]
-# refine(image0, image1, points0, points1) -> refined points1: the matched positions' last stage.
-Refiner = Callable[[np.ndarray, np.ndarray, np.ndarray, np.ndarray], np.ndarray]
 
-
-@dataclass(frozen=True)
-class Method:
-    """A matcher and, optionally, the refinement of its matched image-1 positions. Called like its
-    ``match``, so a ``Method`` is also a ``MatchFn``."""
-
-    match: MatchFn
-    refine: Refiner | None = None
-
-    def __call__(self, kp0, kp1, size0, size1, H):
-        return self.match(kp0, kp1, size0, size1, H)
-
-
-def looks_like_path(name: str) -> bool:
-    """A method name meant as a checkpoint: it has a folder separator or a checkpoint extension."""
-    return "/" in name or "\\" in name or name.lower().endswith((".pt", ".ckpt"))
-
-
-def resolve_method(name: str, features: str = "sift", threads: int | None = 1, **overrides) -> Method:
-    """A matcher, optionally followed by ``+REFINEMENT`` of its matched positions
-    (``pygmatch.refinement``): ``+refiner`` the shipped learned refiner, ``+ncc`` the classical
-    correlation refinement, ``+FILE`` a refiner trained with ``train.refiner``; e.g. ``verifier+refiner``.
-
-    The matcher: a baseline name (``nn``, ``nn-ratio``), ``oracle@PX`` (the ground-truth matches at PX
-    pixels: a ceiling that uses the true homography), ``default`` (the shipped attention model),
-    ``verifier`` (the shipped candidate verifier, ``pygmatch.verifier``), the path of a trained
-    checkpoint / run folder or of a verifier file (``python -m train.verifier``). A model trained on other features than
-    ``features`` is refused; learned models match with ``threads`` torch threads (``Matcher``'s
-    ``threads``); ``overrides`` set their inference options (``match_threshold``, ``early_exit``, ...)."""
-    base, plus, refinement = name.rpartition("+")
-    if plus and base and (refinement in REFINEMENTS or (looks_like_path(refinement) and Path(refinement).is_file())):
-        from ..matcher import torch_threads  # noqa: PLC0415
-
-        refine = load_refiner(refinement)
-
-        def refine_on_threads(*args):  # as many torch threads as the learned matchers get
-            with torch_threads(threads):
-                return refine(*args)
-        return Method(resolve_method(base, features, threads, **overrides).match, refine_on_threads)
-    if plus and not Path(name).exists():
-        raise PygmatchError(f"{name}: unknown refinement {refinement!r} after '+': choose from {', '.join(REFINEMENTS)} or a "
-                            f"refiner file (python -m train.refiner)")
-    return Method(_resolve_matcher(name, features, threads, **overrides))
-
-
-def _resolve_matcher(name: str, features: str, threads: int | None, **overrides) -> MatchFn:
-    if name in BASELINES:
-        fn = BASELINES[name]
-        return lambda kp0, kp1, size0, size1, H: fn(kp0, kp1)
-    if name.startswith("oracle@"):
-        px = parse_oracle(name)
-        return lambda kp0, kp1, size0, size1, H: oracle_match(kp0.xy, kp1.xy, H, px)
-    from ..verifier import CandidateVerifier, is_verifier_file  # noqa: PLC0415 (only needed for learned methods)
-
-    if name == "verifier" or is_verifier_file(name):
-        if features != "sift":
-            raise PygmatchError(f"{name}: the verifier is trained on sift keypoints, but this evaluation uses {features} (--features)")
-        options = {"threshold": overrides["match_threshold"]} if "match_threshold" in overrides else {}
-        verifier = CandidateVerifier.load("default" if name == "verifier" else name, **options)
-        return lambda kp0, kp1, size0, size1, H: verifier.match(kp0, kp1)
-    if name == "default" or Path(name).exists():
-        from ..matcher import Matcher  # noqa: PLC0415 (only needed for learned methods)
-
-        matcher = Matcher.load(name, threads=threads, **overrides)
-        if matcher.cfg.features != features:
-            raise PygmatchError(f"{name}: trained on {matcher.cfg.features} keypoints, but this evaluation uses {features} (--features)")
-
-        def learned(kp0, kp1, size0, size1, H):
-            out = matcher.match_keypoints(kp0, kp1, size0, size1)
-            return out["matches"], out["scores"]
-        return learned
-    if looks_like_path(name):
-        raise PygmatchError(f"{name}: no such checkpoint file or run folder (in --methods / --compare)")
-    raise PygmatchError(f"unknown method {name!r}: choose from default, verifier, {', '.join(BASELINES)}, oracle@PX or give a checkpoint path")
-
-
-def default_methods() -> str:
-    """The shipped pipeline (``verifier+refiner``: the verifier's matches, refined by the learned
-    refiner) and the shipped models alone (``verifier``, ``default``) as far as they are installed,
-    then ``nn,nn-ratio``."""
-    from ..checkpoint import WEIGHTS_DIR  # noqa: PLC0415
-
-    def shipped(*files):
-        return all((WEIGHTS_DIR / f).is_file() for f in files)
-
-    names = [name for name, files in (("verifier+refiner", ("verifier.pt", "refiner.pt")), ("verifier", ("verifier.pt",)),
-                                      ("default", ("default.pt",))) if shipped(*files)]
-    return ",".join(names + ["nn", "nn-ratio"])
-
-
-def add_method_args(p: argparse.ArgumentParser) -> None:
-    """The keypoint and method flags shared by ``eval.coco`` and ``eval.hpatches``."""
-    p.add_argument("--features", choices=FEATURES, default="sift")
-    p.add_argument("--max-keypoints", type=positive_int, default=1024)
-    p.add_argument("--methods", default=None, help=f"comma-separated: verifier and default (the shipped models), nn, nn-ratio, "
-                   f"oracle@PX (ground-truth matches at PX pixels: a ceiling, uses the true homography), checkpoint files, run "
-                   f"folders or verifier files; each may end in +refiner (sub-pixel refinement of the matched positions by the "
-                   f"shipped learned refiner), +ncc (classical patch correlation) or +FILE (a train.refiner file), e.g. "
-                   f"verifier+refiner,nn+ncc (default: {default_methods()})")
-    p.add_argument("--compare", nargs="+", type=Path, default=[], metavar="RUN",
-                   help="run folders or checkpoints to add to --methods, one table and one plot across them")
-    p.add_argument("--match-threshold", type=probability_threshold,
-                   help="learned models: match probability threshold in [0, 1) (default: the model's)")
-    p.add_argument("--adaptive", action="store_true", help="learned models: early exit and point pruning on")
-    p.add_argument("--threads", type=positive_int, default=1,
-                   help="learned models: torch threads (default 1: on a CPU shared with another busy process, more threads "
-                        "spin-wait for each other and run many times slower; see README)")
-
-
-def methods_from_args(args: argparse.Namespace) -> dict[str, Method]:
-    """``{name: Method}`` from ``--methods``, ``--compare``, ``--match-threshold``, ``--adaptive``."""
-    names = [m.strip() for m in (args.methods or default_methods()).split(",") if m.strip()] + [str(r) for r in args.compare]
+def load_pipelines(names: list[str], features: str = "sift", max_keypoints: int = 1024, threads: int | None = 1,
+                   **matcher_options) -> dict[str, Pipeline]:
+    """``{name: Pipeline}`` for method names (``pygmatch.pipeline``: ``MATCHER[+REFINER]``, presets,
+    model files, ``oracle@PX`` / ``nn-oracle@PX``), each extracting ``features`` (a model trained on
+    others is refused) and matching with ``threads`` torch threads; ``matcher_options`` are the
+    learned matchers' inference options (``match_threshold``, ``early_exit``, ``pruning``)."""
     if not names:
-        raise PygmatchError("--methods is empty: name at least one method")
-    overrides = {"early_exit": True, "pruning": True} if args.adaptive else {}
-    if args.match_threshold is not None:
-        overrides["match_threshold"] = args.match_threshold
-    threads = getattr(args, "threads", 1)
-    return {name: resolve_method(name, args.features, threads, **overrides) for name in dict.fromkeys(names)}
+        raise PygmatchError("no method to evaluate: name at least one")
+    return {name: Pipeline.load(name, features=features, max_keypoints=max_keypoints, resize=None, threads=threads, **matcher_options)
+            for name in dict.fromkeys(names)}
+
+
+def default_methods() -> list[str]:
+    """The shipped pipeline (``default``), the shipped matchers alone (as far as they are installed),
+    the baselines and the ceilings: how far selection among nn's candidates can go
+    (``nn-oracle@1``), and how far any matcher on these keypoints can (``oracle@1``)."""
+    shipped = [name for name, file in (("default", "verifier.pt"), ("verifier", "verifier.pt"), ("graph", "graph.pt"))
+               if (WEIGHTS_DIR / file).is_file()]
+    return shipped + ["nn", "nn-ratio", "nn-oracle@1", "oracle@1"]
 
 
 UNMATCHABLE = {"matches": 0, "precision": math.nan, "precision@1": math.nan, "recall": math.nan,
@@ -177,7 +71,7 @@ def _load_pair(pairs, k: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
 
 def evaluate(
     pairs,
-    methods: dict[str, MatchFn | Method],
+    methods: dict[str, Pipeline],
     features: str = "sift",
     max_keypoints: int = 1024,
     out: str | Path | None = None,
@@ -223,7 +117,7 @@ def evaluate(
                 unreadable += 1
                 fail(f"pair {pairs.names[k]}: {e} (counted as a failure)")
                 continue
-            size0, size1 = (im0.shape[1], im0.shape[0]), (im1.shape[1], im1.shape[0])
+            size0 = (im0.shape[1], im0.shape[0])
             t = time.perf_counter()
             kp0, kp1 = extract(im0, features, max_keypoints), extract(im1, features, max_keypoints)
             extract_ms.append((time.perf_counter() - t) * 1e3 / 2)
@@ -232,13 +126,15 @@ def evaluate(
                 continue
             # Every matcher runs before any scoring, so each is timed after the same work; a
             # method's time includes its refinement.
+            f0, f1 = Features(im0, kp0), Features(im1, kp1)
             outputs = {}
-            for name, fn in methods.items():
+            for name, pipe in methods.items():
                 t = time.perf_counter()
-                matches, scores = fn(kp0, kp1, size0, size1, H)
-                matches = np.asarray(matches, np.int64).reshape(-1, 2)
-                _, points1 = refine_matches(getattr(fn, "refine", None), im0, im1, kp0.xy, kp1.xy, matches)
-                outputs[name] = matches, scores, points1
+                if isinstance(pipe.matcher, Oracle):  # a ceiling: the only matcher that reads the truth
+                    res = pipe.result(f0, f1, *pipe.matcher.match_truth(kp0, kp1, H))
+                else:
+                    res = pipe.match(f0, f1)
+                outputs[name] = res.matches, res.scores, res.points1
                 times[name].append((time.perf_counter() - t) * 1e3)
             gt0, _ = ground_truth_matches(kp0.xy, kp1.xy, H)
             drawn = k < draw if isinstance(draw, int) else k in draw

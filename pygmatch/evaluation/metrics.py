@@ -3,60 +3,12 @@ from __future__ import annotations
 
 import math
 
-import cv2
 import numpy as np
 
 from ..data.geometry import corner_error, warp_points
+from ..data.homography import estimate_homography, weighted_dlt  # noqa: F401 (weighted_dlt: re-exported)
 
 AUC_THRESHOLDS = (1, 3, 5, 10)
-
-
-def weighted_dlt(pts0: np.ndarray, pts1: np.ndarray, weights: np.ndarray | None = None) -> np.ndarray | None:
-    """Direct linear transform with Hartley normalisation; each correspondence's two equations
-    are scaled by ``sqrt(weight)``. Returns None with fewer than 4 points or a degenerate system."""
-    pts0, pts1 = np.asarray(pts0, np.float64), np.asarray(pts1, np.float64)
-    if len(pts0) < 4:
-        return None
-    w = np.ones(len(pts0)) if weights is None else np.clip(np.asarray(weights, np.float64), 0, None)
-    if (w > 0).sum() < 4:
-        return None
-
-    def normaliser(p):
-        c = np.average(p, axis=0, weights=w)
-        d = np.average(np.linalg.norm(p - c, axis=1), weights=w)
-        s = math.sqrt(2) / d if d > 1e-12 else 1.0
-        return np.array([[s, 0, -s * c[0]], [0, s, -s * c[1]], [0, 0, 1]])
-
-    T0, T1 = normaliser(pts0), normaliser(pts1)
-    p0 = warp_points(pts0, T0)
-    p1 = warp_points(pts1, T1)
-    x, y, u, v = p0[:, 0], p0[:, 1], p1[:, 0], p1[:, 1]
-    z, o = np.zeros_like(x), np.ones_like(x)
-    A = np.concatenate(
-        [
-            np.stack([-x, -y, -o, z, z, z, u * x, u * y, u], 1),
-            np.stack([z, z, z, -x, -y, -o, v * x, v * y, v], 1),
-        ]
-    ) * np.sqrt(np.concatenate([w, w]))[:, None]
-    try:
-        _, s, vt = np.linalg.svd(A)
-    except np.linalg.LinAlgError:
-        return None
-    H = np.linalg.inv(T1) @ vt[-1].reshape(3, 3) @ T0
-    if abs(H[2, 2]) < 1e-12 or not np.all(np.isfinite(H)):
-        return None
-    return H / H[2, 2]
-
-
-def estimate_homography(pts0: np.ndarray, pts1: np.ndarray, method: str = "ransac", weights: np.ndarray | None = None,
-                        ransac_px: float = 3.0) -> np.ndarray | None:
-    """Homography from matched points by OpenCV RANSAC or by (weighted) DLT; None if impossible."""
-    if len(pts0) < 4:
-        return None
-    if method == "dlt":
-        return weighted_dlt(pts0, pts1, weights)
-    H, _ = cv2.findHomography(np.float32(pts0), np.float32(pts1), cv2.RANSAC, ransac_px, maxIters=2000, confidence=0.9999)
-    return H
 
 
 def pair_metrics(

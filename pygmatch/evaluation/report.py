@@ -8,7 +8,7 @@ from pathlib import Path
 import numpy as np
 
 from .. import viz
-from ..cli import make_folder, write_text, write_with
+from ..files import make_folder, write_text, write_with
 from .evaluate import EvalResult
 from .metrics import AUC_THRESHOLDS
 
@@ -70,7 +70,9 @@ def write_report(result: EvalResult, out: Path, context: str = "", sections: lis
         "P (P@1): % of matches within 3 px (1 px) of the true homography's reprojection; R: % of ground-truth matches found; "
         "AUC of the corner-error curve at 1/3/5/10 px with RANSAC (3 px) and with weighted DLT."
         + (" oracle@PX rows are ceilings, not matchers: the ground-truth matches at PX px, computed with the true homography."
-           if any(name.startswith("oracle@") for name in result.summary) else ""),
+           if any(name.startswith("oracle@") for name in result.summary) else "")
+        + (" nn-oracle@PX rows keep the mutual nearest neighbours within PX px of the truth: how far a perfect selection among"
+           " nn's candidates can go." if any(name.startswith("nn-oracle@") for name in result.summary) else ""),
         "",
         format_table(result.summary),
         "",

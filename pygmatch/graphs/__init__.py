@@ -14,8 +14,8 @@ from .mst import MSTGraph
 from .multiscale import MultiScaleGraph
 from .partition import PartitionGraph
 from .radius import RadiusGraph
-from .registry import CROSS, GRAPHS, add_graph_args, graph_from_args, make_cross, make_graph
+from .registry import CROSS, GRAPHS, graphs_from_flags, make_cross, make_graph
 
 __all__ = ["GraphTransform", "complete_edges", "CompleteGraph", "CompleteCross", "DescriptorKNNCross",
            "DescriptorKNNGraph", "KNNGraph", "MSTGraph", "MultiScaleGraph", "PartitionGraph", "RadiusGraph",
-           "CROSS", "GRAPHS", "add_graph_args", "graph_from_args", "make_cross", "make_graph"]
+           "CROSS", "GRAPHS", "graphs_from_flags", "make_cross", "make_graph"]

@@ -1,21 +1,19 @@
 """Graph names <-> transforms. ``make_graph("knn", k=16)`` builds a transform from its own
 parameters; ``graph_params(transform)`` gives them back (``{"name": "knn", "k": 16}``, what
-configs and checkpoints record); ``--graph NAME`` flags map onto the same parameters."""
+configs and checkpoints record); graph flag values (``graphs_from_flags``) map onto the same parameters."""
 from __future__ import annotations
 
-import argparse
 from collections.abc import Mapping
 from dataclasses import dataclass
 
-from ..cli import int_pair, positive
 from ..errors import PygmatchError
 from .complete import CompleteGraph
 from .cross import CompleteCross, DescriptorKNNCross
 from .descriptor_knn import DescriptorKNNGraph
 from .knn import KNNGraph
 from .mst import MSTGraph
-from .multiscale import MODES, MultiScaleGraph
-from .partition import METHODS, PartitionGraph
+from .multiscale import MultiScaleGraph
+from .partition import PartitionGraph
 from .radius import RadiusGraph
 
 
@@ -48,32 +46,6 @@ CROSS: dict[str, GraphSpec] = {
 # the flags' defaults; a saved config of the old flat layout holds exactly these keys
 DEFAULTS = dict(graph="knn", k=16, radius=0.05, max_neighbors=32, cells=(4, 4), partition="grid", clusters=16,
                 ks=(8, 16, 32, "all"), rings="nested", cross="complete", cross_k=16)
-
-
-def _ks(text: str) -> tuple:
-    try:
-        ks = tuple("all" if v.strip() == "all" else int(v) for v in text.split(","))
-        MultiScaleGraph(ks)
-    except ValueError:
-        raise argparse.ArgumentTypeError(
-            f"expected increasing positive integers, optionally ending in 'all', e.g. 8,16,32,all; got {text!r}") from None
-    return ks
-
-
-def add_graph_args(parser: argparse.ArgumentParser) -> None:
-    """The graph flags shared by ``train.run``, ``eval`` tools and ``pygmatch.viz``."""
-    g = parser.add_argument_group("graph construction")
-    g.add_argument("--graph", choices=list(GRAPHS), default=DEFAULTS["graph"], help="intra-image edge set")
-    g.add_argument("--k", type=positive(int), default=DEFAULTS["k"], help="neighbours for knn / descriptor-knn")
-    g.add_argument("--radius", type=positive(float), default=DEFAULTS["radius"], help="radius graph: fraction of the longer image side")
-    g.add_argument("--max-neighbors", type=positive(int), default=DEFAULTS["max_neighbors"], help="radius graph: cap per keypoint")
-    g.add_argument("--cells", type=int_pair("COLUMNSxROWS", 1, "4x4"), default=DEFAULTS["cells"], help="partition grid COLSxROWS")
-    g.add_argument("--partition", choices=METHODS, default=DEFAULTS["partition"], help="partition by grid cells or k-means")
-    g.add_argument("--clusters", type=positive(int), default=DEFAULTS["clusters"], help="partition kmeans: number of groups")
-    g.add_argument("--ks", type=_ks, default=DEFAULTS["ks"], help="multiscale: comma-separated k values, optionally ending in 'all'")
-    g.add_argument("--rings", choices=MODES, default=DEFAULTS["rings"], help="multiscale: nested sets or disjoint rings")
-    g.add_argument("--cross", choices=list(CROSS), default=DEFAULTS["cross"], help="inter-image edge set")
-    g.add_argument("--cross-k", type=positive(int), default=DEFAULTS["cross_k"], help="descriptor-knn cross edges: neighbours")
 
 
 def _build(table: dict[str, GraphSpec], kind: str, name: str, params: dict):
@@ -128,11 +100,11 @@ def cross_from_params(params: Mapping):
     return make_cross(params.pop("name", "complete"), **params)
 
 
-def graph_from_args(args: argparse.Namespace | Mapping):
-    """(intra-image transform, cross transform) from ``add_graph_args`` flag values (a parsed
-    namespace, or a dict such as a saved config of the old flat layout; missing flags take
-    their defaults)."""
-    flags = {**DEFAULTS, **(vars(args) if isinstance(args, argparse.Namespace) else dict(args))}
+def graphs_from_flags(flags: Mapping):
+    """(intra-image transform, cross transform) from graph flag values (``--graph``, ``--k``, ...
+    as a mapping of their names, e.g. ``vars()`` of parsed flags or a saved config of the old flat
+    layout; missing flags take their defaults)."""
+    flags = {**DEFAULTS, **dict(flags)}
     if flags["graph"] not in GRAPHS:
         raise PygmatchError(f"unknown graph {flags['graph']!r}; choose from {', '.join(GRAPHS)}")
     if flags["cross"] not in CROSS:
@@ -143,7 +115,7 @@ def graph_from_args(args: argparse.Namespace | Mapping):
 
 
 def flags_from_params(graph: Mapping, cross: Mapping) -> dict:
-    """The flag values that rebuild recorded graph parameters (the inverse of ``graph_from_args``)."""
+    """The flag values that rebuild recorded graph parameters (the inverse of ``graphs_from_flags``)."""
     intra_spec, cross_spec = GRAPHS.get(graph.get("name")), CROSS.get(cross.get("name"))
     if intra_spec is None:
         raise PygmatchError(f"unknown graph {graph.get('name')!r}; choose from {', '.join(GRAPHS)}")

@@ -4,7 +4,7 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, field, fields
 
 from ..errors import PygmatchError
-from ..graphs.registry import cross_from_params, cross_params, graph_from_args, graph_from_params, graph_params, num_edge_sets
+from ..graphs.registry import cross_from_params, cross_params, graphs_from_flags, graph_from_params, graph_params, num_edge_sets
 
 CONVS = ("attention", "gat", "gatv2", "transformer")
 ASSIGNMENTS = ("sinkhorn", "dual-softmax")
@@ -109,7 +109,7 @@ def upgrade_flat_layout(d: dict) -> dict:
     d = dict(d)
     graph = d.get("graph")
     if isinstance(graph, dict) and "name" not in graph and "graph" in graph:
-        intra, cross = graph_from_args(graph)
+        intra, cross = graphs_from_flags(graph)
         d["graph"], d["cross"] = graph_params(intra), cross_params(cross)
     if "num_scales" in d:
         stored = d.pop("num_scales")

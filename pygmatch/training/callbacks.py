@@ -1,5 +1,6 @@
 """The callbacks of a training run: atomic and periodic checkpoints, stopping on a signal, a new
-epoch's homographies, rank agreement after DDP, throughput."""
+epoch's homographies, rank agreement after DDP, throughput; and the data loader whose workers
+leave signals to the training process."""
 from __future__ import annotations
 
 import os
@@ -11,6 +12,7 @@ import torch
 import yaml
 from lightning.fabric.plugins.io.torch_io import TorchCheckpointIO
 from lightning.pytorch.callbacks import Callback
+from torch_geometric.loader import DataLoader
 
 from ..data.dataset import BankPairs, HomographyPairs
 
@@ -49,10 +51,18 @@ class LastCheckpoint(Callback):
             print(f"saved {self.path} at step {trainer.global_step}", flush=True)
 
 
+STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM)
+
+
 class StopOnSignal(Callback):
-    """SIGINT (Ctrl-C) or SIGTERM: finish the step under way, stop; ``LastCheckpoint`` then writes
-    ``last.ckpt`` at the end of training and the loggers flush, so nothing is lost and
-    ``--resume last`` continues from that step. A second signal stops at once."""
+    """SIGINT (Ctrl-C) or SIGTERM (``timeout``, SLURM, ``kill``, ``kill -TERM -PGID``): finish the
+    step under way, stop; ``LastCheckpoint`` then writes ``last.ckpt`` at the end of training and
+    the loggers flush, so nothing is lost and ``--resume last`` continues from that step. A second
+    signal stops at once.
+
+    Used as a context manager around the whole run; ``take_over(trainer)`` keeps Lightning from
+    installing its own SIGTERM handler, which would end ``fit`` with an exception (exit status 0)
+    before any checkpoint is written."""
 
     def __init__(self):
         self.signum = None
@@ -64,7 +74,7 @@ class StopOnSignal(Callback):
         self.signum = signum
 
     def __enter__(self):
-        for s in (signal.SIGINT, signal.SIGTERM):
+        for s in STOP_SIGNALS:
             self._previous[s] = signal.signal(s, self._handle)
         return self
 
@@ -72,11 +82,50 @@ class StopOnSignal(Callback):
         for s, handler in self._previous.items():
             signal.signal(s, handler)
 
+    @staticmethod
+    def take_over(trainer) -> None:
+        connector = getattr(trainer, "_signal_connector", None)
+        if connector is not None:
+            connector.register_signal_handlers = lambda: None
+
     def on_train_batch_end(self, trainer, module, outputs, batch, batch_idx):
         if self.signum is not None:
             trainer.should_stop = True
 
     on_validation_batch_end = on_train_batch_end
+
+
+def _quiet_worker(worker_id: int) -> None:
+    """Start of a data-loading worker: SIGINT and SIGTERM are for the training process, which
+    stops the workers itself. A signal sent to the whole process group (Ctrl-C, ``timeout``,
+    SLURM) would otherwise kill them mid-batch and end the run in a traceback, unsaved."""
+    for s in STOP_SIGNALS:
+        signal.signal(s, signal.SIG_IGN)  # also drops one that arrived while blocked (see SignalSafeLoader)
+    signal.pthread_sigmask(signal.SIG_UNBLOCK, STOP_SIGNALS)
+    if os.environ.get("PL_SEED_WORKERS") == "1":  # what Lightning's seed_everything(workers=True) would have installed
+        from lightning.fabric.utilities.seed import pl_worker_init_function  # noqa: PLC0415
+
+        pl_worker_init_function(worker_id)
+
+
+class SignalSafeLoader(DataLoader):
+    """The PyG ``DataLoader`` with workers that ignore SIGINT and SIGTERM: they are started with
+    both signals blocked (a signal during their start waits in the training process instead) and
+    ignore them from their first line on."""
+
+    def __init__(self, *args, **kwargs):
+        if kwargs.get("num_workers", 0) > 0 and kwargs.get("worker_init_fn") is None:
+            kwargs["worker_init_fn"] = _quiet_worker
+        super().__init__(*args, **kwargs)
+
+    def _get_iterator(self):
+        if self.num_workers == 0:
+            return super()._get_iterator()
+        previous = signal.pthread_sigmask(signal.SIG_BLOCK, STOP_SIGNALS)
+        try:
+            return super()._get_iterator()
+        finally:
+            signal.pthread_sigmask(signal.SIG_SETMASK, previous)
 
 
 class EpochSeed(Callback):

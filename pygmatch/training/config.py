@@ -7,18 +7,17 @@ files give the same one-line errors::
 """
 from __future__ import annotations
 
-import argparse
 import time
 from collections.abc import Mapping
 from dataclasses import MISSING, asdict, dataclass, field, fields, replace
 from pathlib import Path
 
-from ..cli import non_negative_float, non_negative_int, positive, positive_int, size_type
+from ..values import non_negative_float, non_negative_int, positive, positive_int, size_type
 from ..data.augment import AUGMENTATIONS
 from ..data.features import DESCRIPTOR_DIM, FEATURES
 from ..errors import PygmatchError
 from ..graphs.registry import DEFAULTS as GRAPH_FLAG_DEFAULTS
-from ..graphs.registry import cross_from_params, cross_params, flags_from_params, graph_from_args, graph_from_params, graph_params
+from ..graphs.registry import cross_from_params, cross_params, flags_from_params, graphs_from_flags, graph_from_params, graph_params
 from ..nn.config import ASSIGNMENTS, CONVS, GRAPH_UPDATES, POSITIONAL, PRESETS, MatcherConfig
 
 positive_float = positive(float)
@@ -32,7 +31,7 @@ def augment_list(text: str) -> tuple[str, ...]:
     names = tuple(a.strip() for a in str(text).split(",") if a.strip() not in ("", "none"))
     unknown = [a for a in names if a not in AUGMENTATIONS]
     if unknown:
-        raise argparse.ArgumentTypeError(f"unknown augmentation(s) {', '.join(unknown)}; choose from {', '.join(AUGMENTATIONS)}")
+        raise ValueError(f"unknown augmentation(s) {', '.join(unknown)}; choose from {', '.join(AUGMENTATIONS)}")
     return names
 
 
@@ -51,14 +50,14 @@ def as_flag_text(name: str, value) -> str:
 
 def check_value(f, value):
     """``value`` of field ``f`` checked (and normalised, e.g. a YAML list to a size tuple) by the
-    parser of its flag; ``argparse.ArgumentTypeError`` with the flag's message when it fails."""
+    parser of its flag; ``ValueError`` with the flag's message when it fails."""
     if value is None:
         if f.default is None:
             return None
-        raise argparse.ArgumentTypeError("must be given (null is not allowed)")
+        raise ValueError("must be given (null is not allowed)")
     if isinstance(f.default, bool):
         if not isinstance(value, bool):
-            raise argparse.ArgumentTypeError(f"expected true or false, got {value!r}")
+            raise ValueError(f"expected true or false, got {value!r}")
         return value
     parse, choices = f.metadata.get("parse"), f.metadata.get("choices")
     if f.name == "data":  # one or more folders
@@ -69,7 +68,7 @@ def check_value(f, value):
     elif choices is not None or isinstance(f.default, str):
         value = str(value)  # e.g. precision: 32 in YAML is the choice "32"
     if choices is not None and value not in choices:
-        raise argparse.ArgumentTypeError(f"{value!r} is not one of {', '.join(map(str, choices))}")
+        raise ValueError(f"{value!r} is not one of {', '.join(map(str, choices))}")
     return value
 
 
@@ -80,7 +79,7 @@ class Section:
         for f in fields(self):
             try:
                 object.__setattr__(self, f.name, check_value(f, getattr(self, f.name)))
-            except (argparse.ArgumentTypeError, ValueError, TypeError) as e:
+            except (ValueError, TypeError) as e:
                 raise PygmatchError(f"{f.name}: {e}") from None
 
 
@@ -244,7 +243,7 @@ class TrainConfig:
         for key, value in flags.items():
             if key in owner:
                 parts[owner[key]][key] = value
-        intra, cross = graph_from_args({k: v for k, v in flags.items() if k in GRAPH_FLAG_DEFAULTS})
+        intra, cross = graphs_from_flags({k: v for k, v in flags.items() if k in GRAPH_FLAG_DEFAULTS})
         return cls(graph=GraphConfig(graph_params(intra), cross_params(cross)),
                    **{name: SECTIONS[name](**values) for name, values in parts.items()})
 

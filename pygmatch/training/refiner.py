@@ -3,26 +3,30 @@
 A bank stores keypoints, not pixels, but each of its pairs can be regenerated exactly
 (``FeatureBank.images``), so the patches of every mutual nearest-neighbour candidate are cut once
 (both cores, as processes) with their true offsets, and the small network trains on them for many
-epochs.
+epochs. With a ``cache`` folder the patches are kept there as they are cut (``pair_cache``): an
+interrupted run continues from them.
 """
 from __future__ import annotations
 
 import functools
 import os
 from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 import torch
 from tqdm import tqdm
 
-from ..data.bank import FeatureBank, map_bank_pairs
+from ..data.bank import FeatureBank
 from ..data.features import Keypoints, extract
 from ..data.geometry import corner_error, warp_points
 from ..data.pairs import make_pairs
 from ..errors import PygmatchError
-from ..evaluation.baselines import nearest_neighbor_match
-from ..evaluation.metrics import error_auc, estimate_homography
-from ..refinement import LearnedRefiner, RefinerConfig, match_patches
+from ..matching.nearest import nearest_neighbor_match
+from ..data.homography import estimate_homography
+from ..evaluation.metrics import error_auc
+from ..matching.refine import NEIGHBOURS, LearnedRefiner, RefinerConfig, match_patches
+from .pair_cache import PairCache, cached_map
 
 
 @dataclass
@@ -69,13 +73,16 @@ def pair_patches(bank: FeatureBank, pair: int, cfg: RefinerConfig, per_pair: int
 
 
 def bank_patches(root: str | os.PathLike, cfg: RefinerConfig, pairs: int | None = None, per_pair: int = 64, seed: int = 0,
-                 workers: int = 2, progress: bool = True) -> PatchSet:
+                 workers: int = 2, progress: bool = True, cache: str | os.PathLike | None = None) -> PatchSet:
     """The patches of the bank's first ``pairs`` pairs (all by default), ``per_pair`` candidates
-    each, cut by ``workers`` processes."""
+    each, cut by ``workers`` processes; with ``cache``, each pair's are kept in that folder and
+    read from it when a run (of the same bank and patch settings) cut them before."""
     bank = FeatureBank(root)
     bank.images(0)  # missing source folders: one line now, not from a worker
-    found = map_bank_pairs(root, functools.partial(pair_patches, cfg=cfg, per_pair=per_pair, seed=seed), pairs, workers,
-                           "refiner patches", progress)
+    key = {"what": "refiner patches", "bank": str(Path(root).resolve()), "bank_config": bank.config.to_json(), "half": cfg.half,
+           "search": cfg.search, "per_pair": per_pair, "seed": seed, "neighbours": NEIGHBOURS}
+    found = cached_map(root, functools.partial(pair_patches, cfg=cfg, per_pair=per_pair, seed=seed), pairs, workers,
+                       "refiner patches", progress, None if cache is None else PairCache(cache, key))
     if not found:
         raise PygmatchError(f"{root}: no pair among the first {pairs or len(bank)} has a candidate to train on")
     return PatchSet(*(np.concatenate([g[i] for _, g in found]) for i in range(3)),

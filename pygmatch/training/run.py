@@ -12,16 +12,20 @@ import torch
 import yaml
 from lightning.pytorch.callbacks import EarlyStopping, LearningRateMonitor, ModelCheckpoint
 from lightning.pytorch.loggers import CSVLogger, TensorBoardLogger
-from torch_geometric.loader import DataLoader
 
 from ..checkpoint import load_weights, model_state, read_checkpoint
 from ..data.dataset import HomographyPairs
+from ..data.images import CorruptImage, read_gray
 from ..errors import Interrupted, PygmatchError
-from .callbacks import AtomicCheckpointIO, EpochSeed, LastCheckpoint, RankAgreement, StopOnSignal, Throughput
+from ..files import make_folder, writable_folder, write_text
+from .callbacks import AtomicCheckpointIO, EpochSeed, LastCheckpoint, RankAgreement, SignalSafeLoader, StopOnSignal, Throughput
 from .config import TrainConfig
 from .curves import write_curves
 from .dataset import make_datasets
 from .module import MONITOR, MatcherModule, NonFiniteLoss
+
+
+RUN_FILES = ("last.ckpt", "best.ckpt")  # a folder holding one of these holds a run that can be continued
 
 
 def check_resume(cfg: TrainConfig, out: Path) -> str | None:
@@ -31,6 +35,9 @@ def check_resume(cfg: TrainConfig, out: Path) -> str | None:
         return None
     path = out / "last.ckpt" if cfg.run.resume == "last" else Path(cfg.run.resume)
     if not path.is_file():
+        if cfg.run.resume == "last" and (out / "config.yaml").is_file():
+            raise PygmatchError(f"{path}: no checkpoint to resume from: the run in {out} stopped before it saved one; "
+                                "start it again without --resume (same --out)")
         raise PygmatchError(f"{path}: no checkpoint to resume from")
     saved, _ = model_state(read_checkpoint(path), path)
     mine = cfg.matcher_config().architecture()
@@ -41,27 +48,61 @@ def check_resume(cfg: TrainConfig, out: Path) -> str | None:
     return str(path)
 
 
+def check_validation_images(val_set: HomographyPairs) -> None:
+    """Stop in one line, before training, when no validation image can be read (not 100 steps in,
+    at the first validation)."""
+    first_error = None
+    for f in val_set.files:
+        try:
+            read_gray(f, val_set.size)
+            return
+        except CorruptImage as e:
+            first_error = first_error or str(e)
+    raise PygmatchError(f"--val-data {val_set.root}: none of the {len(val_set.files)} validation images could be read (e.g. {first_error})")
+
+
+def _interrupted(stop: StopOnSignal, out: Path, step: int | None) -> Interrupted:
+    name = signal.Signals(stop.signum).name
+    if step is None:
+        return Interrupted(f"{name}: stopped before the first training step; nothing to continue — run the same command again",
+                           128 + stop.signum)
+    return Interrupted(f"{name}: stopped at step {step}; saved {out / 'last.ckpt'} — continue with "
+                       f"--config {out / 'config.yaml'} --resume last", 128 + stop.signum)
+
+
 def train(cfg: TrainConfig) -> Path:
     """Run the training ``cfg`` describes; returns the run folder (``cfg.run.out``, or
-    ``runs/<graph>-<time>`` when that is None)."""
+    ``runs/<graph>-<time>`` when that is None).
+
+    SIGINT or SIGTERM (to the process or to its whole group, DataLoader workers included) stops
+    after the step under way and writes ``last.ckpt``: ``Interrupted`` names it and how to
+    continue (``--resume last``). A signal before the first step stops without starting."""
+    with StopOnSignal() as stop:
+        return _train(cfg, stop)
+
+
+def _train(cfg: TrainConfig, stop: StopOnSignal) -> Path:
     cfg = cfg.with_out()
     optim, run = cfg.optim, cfg.run
     out = Path(run.out)
+    if out.exists() and not out.is_dir():
+        raise PygmatchError(f"{out}: exists and is not a folder (--out names the run folder)")
+    writable_folder(out, "--out")  # a read-only place: one line now, not a traceback at the first checkpoint
     torch.set_num_threads(cfg.threads)
     L.seed_everything(optim.seed, workers=True, verbose=False)
     train_set, val_set = make_datasets(cfg)
     if isinstance(train_set, HomographyPairs):
         train_set.check_readable()
+    check_validation_images(val_set)
     world = run.devices * run.num_nodes
     if len(train_set) < optim.batch_size * world:
         raise PygmatchError(f"{train_set.root}: {len(train_set)} pairs per epoch, fewer than --batch-size {optim.batch_size} × {world} processes")
     resume = check_resume(cfg, out)
-    if out.exists() and not out.is_dir():
-        raise PygmatchError(f"{out}: exists and is not a folder (--out names the run folder)")
     # DDP starts the other ranks by re-running this command after rank 0 wrote config.yaml: only
-    # the first process decides whether the folder is free.
+    # the first process decides whether the folder is free. A folder with a config.yaml but no
+    # checkpoint holds a run that stopped before saving anything: it is free.
     first_process = all(os.environ.get(k, "0") == "0" for k in ("RANK", "LOCAL_RANK", "NODE_RANK"))
-    if first_process and not resume and not run.overwrite and any((out / name).exists() for name in ("last.ckpt", "best.ckpt", "config.yaml")):
+    if first_process and not resume and not run.overwrite and any((out / name).exists() for name in RUN_FILES):
         raise PygmatchError(f"{out}: already holds a run; continue it with --resume last, choose another --out, "
                             "or pass --overwrite to replace it")
     max_steps = cfg.max_steps or -1
@@ -71,15 +112,16 @@ def train(cfg: TrainConfig) -> Path:
     if run.init:
         saved_cfg, state = model_state(read_checkpoint(run.init), run.init)
         load_weights(module.model, state, run.init, saved_cfg)
-    out.mkdir(parents=True, exist_ok=True)
-    (out / "config.yaml").write_text(yaml.safe_dump(cfg.to_dict(), sort_keys=False))
+    if stop.signum is not None:
+        raise _interrupted(stop, out, None)
+    make_folder(out, "--out")
+    write_text(out / "config.yaml", yaml.safe_dump(cfg.to_dict(), sort_keys=False))
 
     loader = dict(batch_size=optim.batch_size, num_workers=cfg.workers, follow_batch=["x_0", "x_1"])
-    train_loader = DataLoader(train_set, shuffle=True, drop_last=True, **loader)
-    val_loader = DataLoader(val_set, shuffle=False, **loader | {"num_workers": 0})
+    train_loader = SignalSafeLoader(train_set, shuffle=True, drop_last=True, **loader)
+    val_loader = SignalSafeLoader(val_set, shuffle=False, **loader | {"num_workers": 0})
     best = ModelCheckpoint(dirpath=out, filename="best", monitor=MONITOR, mode="max", save_top_k=1, auto_insert_metric_name=False,
                            enable_version_counter=False)
-    stop = StopOnSignal()
     callbacks = [best, LastCheckpoint(out / "last.ckpt", run.ckpt_every_steps, run.ckpt_minutes), EpochSeed(train_set), stop,
                  LearningRateMonitor("step"), Throughput(), RankAgreement(out)]
     if run.early_stop:
@@ -97,18 +139,20 @@ def train(cfg: TrainConfig) -> Path:
         log_every_n_steps=run.log_every, plugins=[AtomicCheckpointIO()], num_sanity_val_steps=0,
         enable_progress_bar=run.progress, enable_model_summary=False,
     )
+    stop.take_over(trainer)  # SIGTERM stays ours: Lightning's handler would exit without a checkpoint
     try:
-        with stop:
-            print(f"training: {train_set!r}; {max_steps if max_steps > 0 else 'all'} steps; run folder {out}", flush=True)
-            trainer.fit(module, train_loader, val_loader, ckpt_path=resume)
+        print(f"training: {train_set!r}; {max_steps if max_steps > 0 else 'all'} steps; run folder {out}", flush=True)
+        trainer.fit(module, train_loader, val_loader, ckpt_path=resume)
     except NonFiniteLoss as e:
         last = out / "last.ckpt"
         raise PygmatchError(f"stopped: {e}; the last good checkpoint is {last if last.exists() else 'not written yet'} "
                             f"(try a lower --lr or --grad-clip, then --resume last)") from None
+    except OSError as e:  # a disk that filled up or went read-only during the run
+        last = out / "last.ckpt"
+        raise PygmatchError(f"{getattr(e, 'filename', None) or out}: could not write ({e.strerror or e}); the last good checkpoint is "
+                            f"{last if last.exists() else 'not written yet'}") from None
     if trainer.global_rank == 0:
         write_curves(out)
     if stop.signum is not None:
-        name = signal.Signals(stop.signum).name
-        raise Interrupted(f"{name}: stopped at step {trainer.global_step}; saved {out / 'last.ckpt'} — continue with "
-                          f"--config {out / 'config.yaml'} --resume last", 128 + stop.signum)
+        raise _interrupted(stop, out, trainer.global_step)
     return out

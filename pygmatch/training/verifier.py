@@ -2,23 +2,29 @@
 
 Cheap by design: the candidates' features are computed once per bank pair (both cores, as
 processes) and the model is an MLP on them, so thousands of bank pairs train in minutes on a CPU.
+With a ``cache`` folder the features are kept there as they are computed (``pair_cache``): an
+interrupted run continues from them.
 """
 from __future__ import annotations
 
 import os
 from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 import torch
 from tqdm import tqdm
 
-from ..data.bank import FeatureBank, map_bank_pairs
+from ..data.bank import FeatureBank
 from ..data.features import Keypoints, extract
 from ..data.geometry import corner_error, warp_points
 from ..data.pairs import make_pairs
 from ..errors import PygmatchError
-from ..evaluation.metrics import error_auc, estimate_homography
-from ..verifier import CandidateVerifier, VerifierConfig, candidate_features
+from ..data.homography import estimate_homography
+from ..evaluation.metrics import error_auc
+from ..matching.verifier import (FEATURE_NAMES, MIN_CANDIDATES, NEIGHBOURS, SUPPORT_RATIO, CandidateVerifier, VerifierConfig,
+                                 candidate_features)
+from .pair_cache import PairCache, cached_map
 
 
 @dataclass
@@ -52,13 +58,19 @@ def _bank_pair_candidates(bank: FeatureBank, pair: int):
     return pair_candidates(kp0, kp1, H)
 
 
-def bank_candidates(root: str | os.PathLike, pairs: int | None = None, workers: int = 2, progress: bool = True) -> CandidateSet:
+def bank_candidates(root: str | os.PathLike, pairs: int | None = None, workers: int = 2, progress: bool = True,
+                    cache: str | os.PathLike | None = None) -> CandidateSet:
     """The candidates of the bank's first ``pairs`` pairs (all by default), computed by
-    ``workers`` processes."""
+    ``workers`` processes; with ``cache``, each pair's are kept in that folder and read from it
+    when a run (of the same bank and features) computed them before."""
     bank = FeatureBank(root)
     if bank.config.features != "sift":
         raise PygmatchError(f"{root}: a {bank.config.features} bank; the verifier is defined for SIFT keypoints")
-    found = map_bank_pairs(root, _bank_pair_candidates, pairs, workers, "candidate features", progress)
+    key = {"what": "verifier candidate features", "bank": str(Path(root).resolve()), "bank_config": bank.config.to_json(),
+           "features": list(FEATURE_NAMES), "neighbours": list(NEIGHBOURS), "support_ratio": SUPPORT_RATIO,
+           "min_candidates": MIN_CANDIDATES}
+    found = cached_map(root, _bank_pair_candidates, pairs, workers, "candidate features", progress,
+                       None if cache is None else PairCache(cache, key))
     if not found:
         raise PygmatchError(f"{root}: no pair among the first {pairs or len(bank)} has enough candidates to train on")
     return CandidateSet(np.concatenate([f for _, (f, _) in found]), np.concatenate([e for _, (_, e) in found]),

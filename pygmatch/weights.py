@@ -1,5 +1,7 @@
-"""The small self-describing model files (the verifier's and the refiner's): ``torch.save`` of a dict
-with ``format``, ``version``, ``config`` and ``state_dict``, read back with one-line errors."""
+"""The shipped weights folder and the one model-file format: ``torch.save`` of a dict with
+``format``, ``version``, ``config`` and ``state_dict`` (plain tensors and values only, so files are
+read with ``weights_only=True``), read back with one-line errors. The graph matcher's ``.pt``, the
+verifier's and the refiner's files are all of this kind."""
 from __future__ import annotations
 
 import os
@@ -9,6 +11,8 @@ from pathlib import Path
 import torch
 
 from .errors import PygmatchError
+
+WEIGHTS_DIR = Path(__file__).resolve().parent / "weights"  # the shipped model files (package data)
 
 
 def read_model_file(path: str | os.PathLike, shipped: Path, fmt: str, version: int, what: str) -> tuple[Path, dict]:

@@ -1,94 +1,14 @@
-"""Shared plumbing of the command-line tools: one-line errors and warnings, common flag types, output writers."""
+"""Writing outputs: every writer goes through these, so that a missing folder is created, a
+read-only one, a file in the way or an unsupported extension is one line naming the path, and
+nothing is reported as written that was not."""
 from __future__ import annotations
 
-import argparse
 import re
-import sys
 import tempfile
-import warnings
 from pathlib import Path
 from typing import Callable
 
-from .errors import Interrupted, PygmatchError
-
-
-def int_pair(names: str, minimum: int, example: str):
-    """An argparse type for ``AxB`` flags, e.g. ``int_pair("WIDTHxHEIGHT", 16, "640x480")``."""
-    def parse(text: str) -> tuple[int, int]:
-        try:
-            a, b = (int(v) for v in text.lower().split("x"))
-            if a < minimum or b < minimum:
-                raise ValueError
-        except ValueError:
-            raise argparse.ArgumentTypeError(f"expected {names} with both >= {minimum}, e.g. {example}, got {text!r}") from None
-        return a, b
-    return parse
-
-
-def positive(kind=int):
-    """An argparse type for numbers > 0 of ``kind``."""
-    def parse(text: str):
-        try:
-            v = kind(text)
-            if not v > 0:
-                raise ValueError
-        except ValueError:
-            raise argparse.ArgumentTypeError(f"expected a positive {kind.__name__}, got {text!r}") from None
-        return v
-    return parse
-
-
-size_type = int_pair("WIDTHxHEIGHT", 16, "640x480")
-positive_int = positive(int)
-
-
-def non_negative(kind=float, noun: str = "a number"):
-    """An argparse type for numbers >= 0 of ``kind`` (``noun`` names them in the message)."""
-    def parse(text: str):
-        try:
-            v = kind(text)
-            if not v >= 0:
-                raise ValueError
-        except ValueError:
-            raise argparse.ArgumentTypeError(f"expected {noun} >= 0, got {text!r}") from None
-        return v
-    return parse
-
-
-non_negative_float = non_negative(float)
-non_negative_int = non_negative(int, "an integer")
-
-
-def _one_line_warning(message, category, filename, lineno, line=None):
-    return f"warning: {message}\n"
-
-
-def run_cli(main: Callable[[list[str] | None], int | None], argv: list[str] | None = None) -> None:
-    """Run ``main``; a ``PygmatchError`` becomes ``error: ...`` on stderr and exit status 2."""
-    warnings.formatwarning = _one_line_warning
-    try:
-        code = main(argv)
-    except PygmatchError as e:
-        print(f"error: {e}", file=sys.stderr)
-        sys.exit(2)
-    except Interrupted as e:
-        print(str(e), file=sys.stderr)
-        sys.exit(e.code)
-    except KeyboardInterrupt:
-        print("interrupted", file=sys.stderr)
-        sys.exit(130)
-    sys.exit(code or 0)
-
-
-def probability_threshold(text: str) -> float:
-    """An argparse type for a match probability threshold: a number in [0, 1)."""
-    try:
-        v = float(text)
-        if not 0 <= v < 1:
-            raise ValueError
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a probability threshold in [0, 1), got {text!r}") from None
-    return v
+from .errors import PygmatchError
 
 
 def short_reason(text: str, limit: int = 160) -> str:
@@ -102,11 +22,6 @@ def short_reason(text: str, limit: int = 160) -> str:
         return line
     cut = line.rfind(" ", 0, limit)
     return line[: cut if cut > 0 else limit].rstrip(" ,;:") + " ..."
-
-
-# Writing outputs. Every writer goes through these, so that a missing folder is created, a
-# read-only one, a file in the way or an unsupported extension is one line naming the path,
-# and nothing is reported as written that was not.
 
 
 def _os_reason(e: OSError) -> str:

@@ -8,7 +8,7 @@ raises RANSAC AUC@3 more than any matcher change measured in this project (for e
 How (``PatchRefiner``, classical). For each match ``p0 -> p1``:
 
 1. the linear part ``L`` of the affine motion around it is fitted to its neighbouring matches
-   (``verifier.fit_local_motion``, robust to the wrong ones);
+   (``pygmatch.data.geometry.fit_local_motion``, robust to the wrong ones);
 2. a template: image 0 sampled around ``p0`` through ``L⁻¹`` on a (2·half+1)² grid, so it looks as
    the patch should look in image 1;
 3. a window: image 1 around ``p1``, ``search`` pixels wider on each side;
@@ -19,24 +19,30 @@ A match is left where it is when its patch is flat, its best correlation is belo
 peak lies on the search border, or its patches leave an image. ``LearnedRefiner`` (below)
 replaces step 4 by a small network trained on bank pairs, on the same patches.
 
+Both leave a match exactly where it is when image 1 around ``p1`` holds the same pixels as image 0
+around ``p0`` (``exact_matches``; two identical images, say): the match is already perfect, and
+a sub-pixel peak estimate would only move it (the parabola through an asymmetric correlation
+peak, the learned soft arg-max and the local motion's fit are each a little biased: on identical
+photographs they moved perfect matches by 0.05 px on average and up to 0.9 px).
+
 Inputs / outputs: ``refiner.refine(image0, image1, points0, points1)`` with two gray images (H, W) uint8
-or float and the matched positions (K, 2) in pixels → refined ``points1`` (K, 2) float64.
+or float and the matched positions (K, 2) in pixels → refined ``points1`` (K, 2) float64. Positions
+that are not finite, or ``points0`` and ``points1`` of different lengths, are one ``PygmatchError``.
 """
 from __future__ import annotations
 
 import functools
 import os
 from dataclasses import asdict, dataclass
-from pathlib import Path
 
 import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .errors import PygmatchError
-from .model_file import config_from_dict, read_model_file
-from .verifier import fit_local_motion
+from ..data.geometry import fit_local_motion
+from ..errors import PygmatchError
+from ..weights import WEIGHTS_DIR, config_from_dict, read_model_file
 
 NEIGHBOURS = 12  # matches the local motion is fitted to
 
@@ -54,9 +60,34 @@ def local_linear_maps(points0: np.ndarray, points1: np.ndarray, k: int = NEIGHBO
 def as_image_tensor(image: np.ndarray) -> torch.Tensor:
     """(1, 1, H, W) float32 from a gray image (uint8 or float)."""
     image = np.asarray(image)
-    if image.ndim != 2:
+    if image.ndim != 2 or min(image.shape) < 1:
         raise PygmatchError(f"refinement needs gray images (H, W), got an array of shape {image.shape}")
+    if not (np.issubdtype(image.dtype, np.number) or image.dtype == bool):
+        raise PygmatchError(f"refinement needs gray images of numbers, got an array of {image.dtype}")
     return torch.from_numpy(np.ascontiguousarray(image, np.float32))[None, None]
+
+
+def check_points(points0, points1) -> tuple[np.ndarray, np.ndarray]:
+    """The matched positions as two (K, 2) float64 arrays, or one ``PygmatchError`` saying what is
+    wrong with them (not (K, 2) numbers, not finite, not one row per match in both)."""
+    out = []
+    for name, points in (("points0", points0), ("points1", points1)):
+        try:
+            a = np.array(points, np.float64)
+        except (TypeError, ValueError):
+            raise PygmatchError(f"refine: {name} must be a (K, 2) array of pixel positions, got {type(points).__name__}") from None
+        if a.size == 0:
+            a = a.reshape(0, 2)
+        if a.ndim != 2 or a.shape[1] != 2:
+            raise PygmatchError(f"refine: {name} must be a (K, 2) array of pixel positions, got shape {a.shape}")
+        bad = np.nonzero(~np.isfinite(a).all(1))[0]
+        if len(bad):
+            raise PygmatchError(f"refine: {name} has {len(bad)} position(s) that are NaN or infinite (the first: row {bad[0]}, "
+                                f"{a[bad[0]].tolist()})")
+        out.append(a)
+    if len(out[0]) != len(out[1]):
+        raise PygmatchError(f"refine: points0 and points1 must have one row per match, got {len(out[0])} and {len(out[1])} rows")
+    return out[0], out[1]
 
 
 def sample_patches(image: torch.Tensor, centers: np.ndarray, maps: np.ndarray | None, half: int) -> tuple[torch.Tensor, np.ndarray]:
@@ -128,6 +159,18 @@ def match_patches(image0, image1, points0: np.ndarray, points1: np.ndarray, half
     return templates, windows, invertible & inside0 & inside1
 
 
+def exact_matches(image0, image1, points0: np.ndarray, points1: np.ndarray, half: int) -> np.ndarray:
+    """(K,) bool: image 1's (2·half+1)² patch around ``points1`` holds the same pixels as image 0's
+    around ``points0`` (to float32 rounding; both inside their images): the match is perfect as it is."""
+    if len(points0) == 0:
+        return np.zeros(0, bool)
+    a, inside0 = sample_patches(as_image_tensor(image0), points0, None, half)
+    b, inside1 = sample_patches(as_image_tensor(image1), points1, None, half)
+    a, b = a.reshape(len(a), -1).double(), b.reshape(len(b), -1).double()
+    same = ((a - b).abs().amax(1) <= 1e-5 * (1.0 + a.abs().amax(1))).numpy()
+    return same & inside0 & inside1
+
+
 class PatchStage:
     """What both refiners share: ``iterations`` passes of cutting the patches around the current
     positions and moving each usable match by the refiner's ``offsets`` of its patches."""
@@ -142,11 +185,19 @@ class PatchStage:
 
     @torch.no_grad()
     def refine(self, image0, image1, points0: np.ndarray, points1: np.ndarray) -> np.ndarray:
-        """Refined ``points1`` (K, 2) float64; a match whose patches leave an image stays."""
-        points1 = np.array(points1, np.float64).reshape(-1, 2)
-        for _ in range(self.iterations if len(points1) else 0):
+        """Refined ``points1`` (K, 2) float64; a match whose patches leave an image stays, and so
+        does one whose two patches hold the same pixels (``exact_matches``)."""
+        points0, points1 = check_points(points0, points1)
+        as_image_tensor(image0), as_image_tensor(image1)  # bad images: one line, also without matches
+        if len(points1) == 0:
+            return points1
+        moving = ~exact_matches(image0, image1, points0, points1, self.half)
+        for _ in range(self.iterations if moving.any() else 0):
             templates, windows, usable = match_patches(image0, image1, points0, points1, self.half, self.search)
-            points1[usable] += self.offsets(templates, windows)[usable]
+            move = usable & moving
+            if move.any():
+                chosen = torch.from_numpy(np.nonzero(move)[0])
+                points1[move] += self.offsets(templates[chosen], windows[chosen])
         return points1
 
 
@@ -174,7 +225,7 @@ class PatchRefiner(PatchStage):
 
 
 FORMAT, VERSION = "pygmatch-refiner", 1
-WEIGHTS = Path(__file__).resolve().parent / "weights" / "refiner.pt"
+WEIGHTS = WEIGHTS_DIR / "refiner.pt"
 
 
 @dataclass
@@ -275,9 +326,9 @@ class LearnedRefiner(nn.Module, PatchStage):
 REFINEMENTS = ("refiner", "ncc")  # the names ``load_refiner`` (and eval's ``METHOD+NAME``) know
 
 
-def load_refiner(name: str | os.PathLike):
-    """``refine(image0, image1, points0, points1) -> points1`` by name: ``"refiner"`` (the shipped
-    ``LearnedRefiner``), ``"ncc"`` (``PatchRefiner``) or the path of a ``train.refiner`` file.
+def load_refiner(name: str | os.PathLike) -> PatchStage:
+    """A refiner (``refine(image0, image1, points0, points1) -> points1``) by name: ``"refiner"``
+    (the shipped ``LearnedRefiner``), ``"ncc"`` (``PatchRefiner``) or the path of a ``train.refiner`` file.
     Loaded once per name (a file: once per version of it on disk)."""
     name = str(name)
     version = os.stat(name).st_mtime_ns if name not in REFINEMENTS and os.path.isfile(name) else None
@@ -287,16 +338,5 @@ def load_refiner(name: str | os.PathLike):
 @functools.lru_cache(maxsize=8)
 def _load_refiner(name: str, version: int | None):
     if name == "ncc":
-        return PatchRefiner().refine
-    return LearnedRefiner.load("default" if name == "refiner" else name).refine
-
-
-def refine_matches(refine, image0, image1, xy0: np.ndarray, xy1: np.ndarray, matches: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """``(points0, points1)`` (K, 2) float64: the matched keypoints' positions, image 1's refined by
-    ``refine`` (a name or file for ``load_refiner``, a callable, or None: unrefined)."""
-    matches = np.asarray(matches, np.int64).reshape(-1, 2)
-    points0, points1 = xy0[matches[:, 0]].astype(np.float64), xy1[matches[:, 1]].astype(np.float64)
-    if refine is None or len(matches) == 0:
-        return points0, points1
-    refine = refine if callable(refine) else load_refiner(refine)
-    return points0, refine(image0, image1, points0, points1)
+        return PatchRefiner()
+    return LearnedRefiner.load("default" if name == "refiner" else name)

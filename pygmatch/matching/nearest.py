@@ -1,14 +1,10 @@
-"""Classical matchers on descriptors: mutual nearest neighbour, with or without Lowe's ratio test;
-and the oracle, the ground-truth matches of the true homography (a ceiling, not a matcher)."""
+"""Classical matching on descriptors: mutual nearest neighbour, with or without Lowe's ratio test."""
 from __future__ import annotations
-
-import math
 
 import numpy as np
 
 from ..errors import PygmatchError
 from ..data.features import Keypoints
-from ..data.ground_truth import ground_truth_matches
 
 
 def nearest_neighbor_match(desc0: np.ndarray, desc1: np.ndarray, ratio: float | None = None) -> tuple[np.ndarray, np.ndarray]:
@@ -35,32 +31,31 @@ def nearest_neighbor_match(desc0: np.ndarray, desc1: np.ndarray, ratio: float | 
     return matches, scores
 
 
+RATIO = 0.8  # Lowe's ratio of the ``nn-ratio`` method
+
+
 def match_nn(kp0: Keypoints, kp1: Keypoints) -> tuple[np.ndarray, np.ndarray]:
+    """Mutual nearest neighbours of two keypoint sets (the ``nn`` method)."""
     return nearest_neighbor_match(kp0.descriptors, kp1.descriptors)
 
 
-def match_nn_ratio(kp0: Keypoints, kp1: Keypoints, ratio: float = 0.8) -> tuple[np.ndarray, np.ndarray]:
+def match_nn_ratio(kp0: Keypoints, kp1: Keypoints, ratio: float = RATIO) -> tuple[np.ndarray, np.ndarray]:
+    """Mutual nearest neighbours that pass Lowe's ratio test both ways (the ``nn-ratio`` method)."""
     return nearest_neighbor_match(kp0.descriptors, kp1.descriptors, ratio=ratio)
 
 
-BASELINES = {"nn": match_nn, "nn-ratio": match_nn_ratio}
+class NearestNeighbor:
+    """A matching stage: mutual nearest neighbours of the descriptors, with ``ratio`` also Lowe's
+    test both ways (``nearest_neighbor_match``). ``match(kp0, kp1, size0, size1)`` as every stage."""
 
+    def __init__(self, ratio: float | None = None):
+        if ratio is not None and not 0 < ratio <= 1:
+            raise PygmatchError(f"ratio must be in (0, 1] (or None: no ratio test), got {ratio!r}")
+        self.ratio = ratio
 
-def oracle_match(xy0: np.ndarray, xy1: np.ndarray, H_0to1: np.ndarray, px: float = 3.0) -> tuple[np.ndarray, np.ndarray]:
-    """The ground-truth matches at ``px`` pixels: mutual nearest neighbours in reprojection error
-    ‖H·x_i − x_j‖ below ``px`` (``pygmatch.data.ground_truth``, the dustbin at ``max(px, 5)``), all
-    scored 1. It reads the true homography, so it is a ceiling for what the keypoints allow."""
-    m0, _ = ground_truth_matches(xy0, xy1, H_0to1, match_px=px, unmatched_px=max(px, 5.0))
-    i = np.nonzero(m0 >= 0)[0]
-    return np.stack([i, m0[i]], 1).astype(np.int64).reshape(-1, 2), np.ones(len(i), np.float32)
+    def match(self, kp0: Keypoints, kp1: Keypoints, size0=None, size1=None) -> tuple[np.ndarray, np.ndarray]:
+        """``(matches (K, 2) int64, scores (K,) float32)``; the image sizes are not needed."""
+        return nearest_neighbor_match(kp0.descriptors, kp1.descriptors, self.ratio)
 
-
-def parse_oracle(name: str) -> float:
-    """The threshold of a method name ``oracle@PX`` (PX a number > 0)."""
-    try:
-        px = float(name.partition("@")[2])
-    except ValueError:
-        px = math.nan
-    if not (math.isfinite(px) and px > 0):
-        raise PygmatchError(f"bad method {name!r}: expected oracle@PX with PX a number of pixels > 0, e.g. oracle@3")
-    return px
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}(ratio={self.ratio})"

@@ -1,0 +1,107 @@
+"""What the commands share: one-line errors and warnings (``run_cli``), flag types (the library's
+value parsers, ``pygmatch.values``, with argparse's error messages), the graph flags."""
+from __future__ import annotations
+
+import argparse
+import sys
+import warnings
+from pathlib import Path
+from typing import Callable
+
+from .. import values
+from ..errors import Interrupted, PygmatchError
+
+
+def flag_type(parse: Callable[[str], object], name: str | None = None) -> Callable[[str], object]:
+    """An argparse ``type=`` from a value parser: its ``ValueError`` message becomes argparse's."""
+    def parse_flag(text: str):
+        try:
+            return parse(text)
+        except ValueError as e:
+            raise argparse.ArgumentTypeError(str(e)) from None
+    parse_flag.__name__ = name or getattr(parse, "__name__", "value")
+    return parse_flag
+
+
+def int_pair(names: str, minimum: int, example: str):
+    return flag_type(values.int_pair(names, minimum, example), "pair")
+
+
+def positive(kind=int):
+    return flag_type(values.positive(kind), kind.__name__)
+
+
+def non_negative(kind=float, noun: str = "a number"):
+    return flag_type(values.non_negative(kind, noun), kind.__name__)
+
+
+size_type = flag_type(values.size_type, "size")
+positive_int = flag_type(values.positive_int, "int")
+non_negative_float = flag_type(values.non_negative_float, "float")
+non_negative_int = flag_type(values.non_negative_int, "int")
+probability_threshold = flag_type(values.probability_threshold, "float")
+
+
+def command_name(checkout: str) -> str:
+    """The name a command's usage line shows, as it was started: the installed console script
+    (``pygmatch-train``), ``python -m pygmatch.commands.train_run``, or the checkout's
+    ``checkout`` (e.g. ``python -m train.run``)."""
+    started = Path(sys.argv[0]) if sys.argv and sys.argv[0] else Path()
+    if started.name.startswith("pygmatch-"):
+        return started.name
+    if started.suffix == ".py" and started.parent.name == "commands" and started.parent.parent.name == "pygmatch":
+        return f"python -m pygmatch.commands.{started.stem}"
+    return checkout
+
+
+def _one_line_warning(message, category, filename, lineno, line=None):
+    return f"warning: {message}\n"
+
+
+def run_cli(main: Callable[[list[str] | None], int | None], argv: list[str] | None = None) -> None:
+    """Run ``main``; a ``PygmatchError`` becomes ``error: ...`` on stderr and exit status 2."""
+    warnings.formatwarning = _one_line_warning
+    try:
+        code = main(argv)
+    except PygmatchError as e:
+        print(f"error: {e}", file=sys.stderr)
+        sys.exit(2)
+    except Interrupted as e:
+        print(str(e), file=sys.stderr)
+        sys.exit(e.code)
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        sys.exit(130)
+    sys.exit(code or 0)
+
+
+def _ks(text: str) -> tuple:
+    from ..graphs.multiscale import MultiScaleGraph  # noqa: PLC0415 (torch: only for the commands with graph flags)
+
+    try:
+        ks = tuple("all" if v.strip() == "all" else int(v) for v in text.split(","))
+        MultiScaleGraph(ks)
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"expected increasing positive integers, optionally ending in 'all', e.g. 8,16,32,all; got {text!r}") from None
+    return ks
+
+
+def add_graph_args(parser: argparse.ArgumentParser) -> None:
+    """The graph flags shared by ``train.run`` and ``pygmatch graph`` (``pygmatch.graphs.registry.graphs_from_flags`` reads them)."""
+    from ..graphs.multiscale import MODES  # noqa: PLC0415 (torch: only for the commands with graph flags)
+    from ..graphs.partition import METHODS  # noqa: PLC0415
+    from ..graphs.registry import CROSS, DEFAULTS, GRAPHS  # noqa: PLC0415
+
+    g = parser.add_argument_group("graph construction")
+    g.add_argument("--graph", choices=list(GRAPHS), default=DEFAULTS["graph"], help="intra-image edge set")
+    g.add_argument("--k", type=positive(int), default=DEFAULTS["k"], help="neighbours for knn / descriptor-knn")
+    g.add_argument("--radius", type=positive(float), default=DEFAULTS["radius"], help="radius graph: fraction of the longer image side")
+    g.add_argument("--max-neighbors", type=positive(int), default=DEFAULTS["max_neighbors"], help="radius graph: cap per keypoint")
+    g.add_argument("--cells", type=int_pair("COLUMNSxROWS", 1, "4x4"), default=DEFAULTS["cells"], help="partition grid COLSxROWS")
+    g.add_argument("--partition", choices=METHODS, default=DEFAULTS["partition"], help="partition by grid cells or k-means")
+    g.add_argument("--clusters", type=positive(int), default=DEFAULTS["clusters"], help="partition kmeans: number of groups")
+    g.add_argument("--ks", type=_ks, default=DEFAULTS["ks"], help="multiscale: comma-separated k values, optionally ending in 'all'")
+    g.add_argument("--rings", choices=MODES, default=DEFAULTS["rings"], help="multiscale: nested sets or disjoint rings")
+    g.add_argument("--cross", choices=list(CROSS), default=DEFAULTS["cross"], help="inter-image edge set")
+    g.add_argument("--cross-k", type=positive(int), default=DEFAULTS["cross_k"], help="descriptor-knn cross edges: neighbours")

@@ -1,0 +1,261 @@
+"""``Pipeline``: two images → keypoints → matches → refined matched positions, in one object.
+
+::
+
+    import pygmatch
+    pipe = pygmatch.Pipeline.load("default")          # SIFT → candidate verifier → learned refiner
+    res = pipe.match("a.jpg", "b.jpg")                # paths or uint8 arrays, gray or colour (BGR)
+    res.keypoints0, res.keypoints1                    # (N, 2), (M, 2) in the original images' pixels
+    res.matches, res.scores                           # (K, 2) indices into them, (K,) confidences
+    res.points0, res.points1                          # (K, 2) matched positions, image 1's refined
+    H = res.homography()                              # RANSAC on points0 → points1 (None if impossible)
+
+    f0 = pipe.extract("a.jpg")                        # features once per image ...
+    res = pipe.match(f0, pipe.extract("b.jpg"))       # ... matched against many
+
+Three stages, each with one small interface (as glue-factory's two-view pipeline):
+
+- **extract** (``Extractor``): image → ``Features``: the keypoints, found on the image downscaled so
+  that its longer side is at most ``resize`` pixels; they are reported in the original pixels.
+- **match** (``pygmatch.matching``): ``match(kp0, kp1, size0, size1) -> (matches (K, 2) int64,
+  scores (K,) float32)`` on keypoints in the extraction pixels; nearest neighbour, the ratio test,
+  the candidate verifier and the graph network alike.
+- **refine** (optional): ``refine(image0, image1, points0, points1) -> points1`` on the extraction
+  images; the classical ``PatchRefiner`` (``ncc``) or the ``LearnedRefiner`` (``refiner``).
+
+A pipeline is named ``MATCHER[+REFINER]`` (the names ``eval.coco`` and ``eval.hpatches`` take):
+matchers ``nn``, ``nn-ratio``, ``verifier``, ``graph`` or a file (a verifier file, a graph matcher
+checkpoint or run folder); refiners ``refiner``, ``ncc`` or a refiner file; ``default`` is
+``verifier+refiner``, the shipped best. ``oracle@PX`` / ``nn-oracle@PX`` are ceilings that read the
+true homography: only the evaluation runs them (``Pipeline.result`` with their matches).
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from .data.features import FEATURES, Keypoints, extract
+from .data.homography import estimate_homography
+from .data.images import as_gray, check_resize, downscale, points_to_original
+from .errors import PygmatchError
+from .matching.graph import GraphMatching
+from .matching.nearest import RATIO, NearestNeighbor
+from .matching.oracle import Oracle, parse_oracle
+from .matching.refine import REFINEMENTS, load_refiner
+from .matching.verifier import CandidateVerifier, is_verifier_file
+from .threads import DEFAULT_THREADS, check_threads, torch_threads
+
+# Longer image side (px) keypoints are extracted at, as LightGlue's. The models train on 640×480
+# images; OpenCV's SIFT on an 8000×6000 photograph took 65 s and 11.5 GB, at 1024 px ~0.2 s.
+DEFAULT_RESIZE = 1024
+PRESETS = {"default": "verifier+refiner"}  # names of whole pipelines
+MATCHERS = ("nn", "nn-ratio", "verifier", "graph")  # matcher names besides files and oracles
+_UNSET = object()
+
+
+@dataclass
+class Features:
+    """One image's keypoints, extracted once and matched against any number of others.
+
+    ``image``: the gray image (h, w) uint8 the keypoints were found on (downscaled by ``S``);
+    ``keypoints``: in ``image``'s pixels; ``S``: 3×3, original pixels → ``image``'s pixels;
+    ``original_size``: (width, height) of the image given."""
+
+    image: np.ndarray
+    keypoints: Keypoints
+    S: np.ndarray = field(default_factory=lambda: np.eye(3))
+    original_size: tuple[int, int] | None = None
+
+    @property
+    def size(self) -> tuple[int, int]:
+        """(width, height) of ``image``, the pixels the stages work in."""
+        return self.image.shape[1], self.image.shape[0]
+
+    def to_original(self, xy: np.ndarray) -> np.ndarray:
+        """Positions (K, 2) in ``image``'s pixels → the original image's pixels (float64)."""
+        xy = np.asarray(xy, np.float64).reshape(-1, 2)
+        return xy if np.array_equal(self.S, np.eye(3)) else points_to_original(xy, self.S)
+
+    @property
+    def xy(self) -> np.ndarray:
+        """(N, 2) keypoint positions in the original image's pixels."""
+        return self.to_original(self.keypoints.xy)
+
+    def __len__(self) -> int:
+        return len(self.keypoints)
+
+
+class Extractor:
+    """Image (path or uint8 array, gray or BGR colour) → ``Features``: up to ``max_keypoints``
+    ``features`` keypoints (``sift`` or ``orb``), found on the image downscaled to at most ``resize``
+    pixels on its longer side (OpenCV ``INTER_AREA``, never enlarged; ``None`` keeps the size)."""
+
+    def __init__(self, features: str = "sift", max_keypoints: int = 1024, resize: int | None = DEFAULT_RESIZE):
+        if features not in FEATURES:
+            raise PygmatchError(f"unknown features {features!r}: choose from {', '.join(FEATURES)}")
+        if isinstance(max_keypoints, bool) or not isinstance(max_keypoints, (int, np.integer)) or max_keypoints < 1:
+            raise PygmatchError(f"max_keypoints must be an integer >= 1, got {max_keypoints!r}")
+        self.features, self.max_keypoints, self.resize = features, int(max_keypoints), check_resize(resize)
+
+    def __call__(self, image) -> Features:
+        gray = as_gray(image)
+        small, S = downscale(gray, self.resize)
+        return Features(small, extract(small, self.features, self.max_keypoints), S, (gray.shape[1], gray.shape[0]))
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}(features={self.features!r}, max_keypoints={self.max_keypoints}, resize={self.resize})"
+
+
+@dataclass
+class MatchResult:
+    """The matches of two images. Positions are in the original images' pixels.
+
+    ``keypoints0`` (N, 2), ``keypoints1`` (M, 2); ``matches`` (K, 2) int64 indices into them;
+    ``scores`` (K,) float32 confidences; ``points0`` (K, 2) image 0's matched keypoints and
+    ``points1`` (K, 2) their correspondences in image 1, refined when the pipeline refines."""
+
+    features0: Features
+    features1: Features
+    matches: np.ndarray
+    scores: np.ndarray
+    points0: np.ndarray
+    points1: np.ndarray
+
+    @property
+    def keypoints0(self) -> np.ndarray:
+        return self.features0.xy
+
+    @property
+    def keypoints1(self) -> np.ndarray:
+        return self.features1.xy
+
+    def homography(self, threshold: float = 3.0, method: str = "ransac") -> np.ndarray | None:
+        """The homography image 0 → image 1 (3×3) fitted to ``points0`` → ``points1`` by OpenCV's
+        RANSAC with a ``threshold`` px reprojection threshold (``method="dlt"``: a plain direct
+        linear transform of all matches); None with fewer than 4 matches or a degenerate fit."""
+        if method not in ("ransac", "dlt") or not threshold > 0:
+            raise PygmatchError(f"homography: method must be 'ransac' or 'dlt' and threshold > 0, got {method!r}, {threshold!r}")
+        return estimate_homography(self.points0, self.points1, method, ransac_px=threshold)
+
+    def __len__(self) -> int:
+        return len(self.matches)
+
+    def __repr__(self) -> str:
+        return f"MatchResult({len(self.keypoints0)} and {len(self.keypoints1)} keypoints, {len(self.matches)} matches)"
+
+
+def looks_like_path(name: str) -> bool:
+    """A stage name meant as a file: it has a folder separator or a model file's extension."""
+    return "/" in name or "\\" in name or name.lower().endswith((".pt", ".ckpt"))
+
+
+def load_matcher(name: str, device: str = "cpu", **options):
+    """A matching stage by name: ``nn``, ``nn-ratio``, ``verifier`` (the shipped candidate
+    verifier), ``graph`` (the shipped graph network), ``oracle@PX`` / ``nn-oracle@PX``, or a file:
+    a verifier file (``train.verifier``), a graph matcher checkpoint or run folder (``train.run``).
+    ``options``: the stage's inference options (``match_threshold``; the graph network's
+    ``early_exit``, ``pruning``)."""
+    name = str(name)
+    if name in ("nn", "nn-ratio"):
+        return NearestNeighbor(RATIO if name == "nn-ratio" else None)
+    if name.startswith(("oracle@", "nn-oracle@")):
+        return parse_oracle(name)
+    if name == "verifier" or is_verifier_file(name):
+        threshold = options.get("match_threshold")
+        return CandidateVerifier.load("default" if name == "verifier" else name, **({} if threshold is None else {"threshold": threshold}))
+    if name == "graph" or Path(name).exists():
+        return GraphMatching.load("default" if name == "graph" else name, device=device, threads=None,
+                                  **{k: v for k, v in options.items() if v is not None})
+    if looks_like_path(name):
+        raise PygmatchError(f"{name}: no such checkpoint file, run folder or verifier file")
+    raise PygmatchError(f"unknown matcher {name!r}: choose from {', '.join(MATCHERS)}, oracle@PX, nn-oracle@PX or a model file")
+
+
+def matcher_features(matcher) -> str | None:
+    """The keypoints a matching stage was trained on (None: any)."""
+    if isinstance(matcher, GraphMatching):
+        return matcher.cfg.features
+    if isinstance(matcher, CandidateVerifier):
+        return matcher.cfg.features
+    return None
+
+
+def split_name(name: str) -> tuple[str, str | None]:
+    """``MATCHER[+REFINER]`` → ``(matcher, refiner or None)``, presets expanded."""
+    name = PRESETS.get(str(name), str(name))
+    base, plus, refinement = name.rpartition("+")
+    if plus and base and (refinement in REFINEMENTS or looks_like_path(refinement)):
+        return PRESETS.get(base, base), refinement
+    if plus and not Path(name).exists():
+        raise PygmatchError(f"{name}: unknown refinement {refinement!r} after '+': choose from {', '.join(REFINEMENTS)} or a "
+                            f"refiner file (python -m train.refiner)")
+    return name, None
+
+
+class Pipeline:
+    """extract → match → refine (see the module's docstring). ``threads`` (default 1): torch threads
+    of the learned stages while a pair is matched, restored afterwards; ``None`` keeps torch's
+    setting (see ``pygmatch.threads``)."""
+
+    def __init__(self, extractor: Extractor, matcher, refiner=None, threads: int | None = DEFAULT_THREADS, name: str | None = None):
+        wanted = matcher_features(matcher)
+        if wanted is not None and wanted != extractor.features:
+            raise PygmatchError(f"{name or matcher!r}: the matcher was trained on {wanted} keypoints, but the extractor finds {extractor.features}")
+        if refiner is not None and not callable(getattr(refiner, "refine", None)):
+            raise PygmatchError(f"refiner must have refine(image0, image1, points0, points1), got {refiner!r}")
+        self.extractor, self.matcher, self.refiner = extractor, matcher, refiner
+        self.threads = check_threads(threads)
+        self.name = name
+
+    @classmethod
+    def load(cls, name: str = "default", *, refine=_UNSET, features: str | None = None, max_keypoints: int = 1024,
+             resize: int | None = DEFAULT_RESIZE, threads: int | None = DEFAULT_THREADS, device: str = "cpu",
+             match_threshold: float | None = None, **matcher_options) -> "Pipeline":
+        """The pipeline ``name`` (``MATCHER[+REFINER]``, see the module's docstring).
+
+        ``refine``: replaces the name's refinement (``None``: unrefined; ``"refiner"``, ``"ncc"``, a
+        refiner file or an object with ``refine``). ``features``: the keypoints (default: those the
+        matcher was trained on, else ``sift``); ``max_keypoints``, ``resize``: the extraction's;
+        ``match_threshold`` and ``matcher_options`` (``early_exit``, ``pruning``): the matcher's."""
+        threads = check_threads(threads)
+        matcher_name, refinement = split_name(name)
+        if refine is not _UNSET:
+            refinement = refine
+        matcher = load_matcher(matcher_name, device, match_threshold=match_threshold, **matcher_options)
+        extractor = Extractor(features or matcher_features(matcher) or "sift", max_keypoints, resize)
+        refiner = refinement if refinement is None or hasattr(refinement, "refine") else load_refiner(refinement)
+        return cls(extractor, matcher, refiner, threads, name=str(name))
+
+    def extract(self, image) -> Features:
+        """``Features`` of an image (path or uint8 array); ``Features`` are returned as they are."""
+        return image if isinstance(image, Features) else self.extractor(image)
+
+    def match(self, image0, image1) -> MatchResult:
+        """Match two images (paths, uint8 arrays or ``Features`` from ``extract``)."""
+        f0, f1 = self.extract(image0), self.extract(image1)
+        if isinstance(self.matcher, Oracle):
+            raise PygmatchError(f"{self.matcher.name}: an oracle reads the true homography; only the evaluation runs it")
+        with torch_threads(self.threads):
+            matches, scores = self.matcher.match(f0.keypoints, f1.keypoints, f0.size, f1.size)
+            return self.result(f0, f1, matches, scores)
+
+    def result(self, f0: Features, f1: Features, matches: np.ndarray, scores: np.ndarray) -> MatchResult:
+        """The ``MatchResult`` of given matches: their positions, refined by this pipeline's refiner."""
+        matches = np.asarray(matches, np.int64).reshape(-1, 2)
+        points0 = f0.keypoints.xy[matches[:, 0]].astype(np.float64)
+        points1 = f1.keypoints.xy[matches[:, 1]].astype(np.float64)
+        if self.refiner is not None and len(matches):
+            with torch_threads(self.threads):
+                points1 = self.refiner.refine(f0.image, f1.image, points0, points1)
+        return MatchResult(f0, f1, matches, np.asarray(scores, np.float32).reshape(-1), f0.to_original(points0), f1.to_original(points1))
+
+    def __repr__(self) -> str:
+        def short(stage):  # the models' own repr lists every layer
+            return repr(stage) if stage is None or not hasattr(stage, "cfg") else f"{type(stage).__name__}({stage.cfg})"
+        return (f"{type(self).__name__}(name={self.name!r}, extractor={self.extractor!r}, matcher={short(self.matcher)}, "
+                f"refiner={short(self.refiner)}, threads={self.threads})")
+
+
+__all__ = ["Pipeline", "MatchResult", "Features", "Extractor", "load_matcher", "DEFAULT_RESIZE", "PRESETS"]

@@ -14,11 +14,11 @@ $(STAMP): pyproject.toml Makefile
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip
 	$(PY) -m pip install -q "$(TORCH)"
-	$(PY) -m pip install -q -e ".[dev]"
+	$(PY) -m pip install -q -e ".[dev,sfm]"
 	touch $(STAMP)
 
 demo: $(STAMP)
-	$(PY) -m eval.coco
+	$(PY) -m eval.coco --overwrite
 
 test: $(STAMP)
 	$(PY) -m ruff check .

@@ -1,13 +1,24 @@
 """pygmatch: keypoint matching as a graph neural network on PyTorch Geometric.
 
 ``pygmatch.Pipeline.load("default").match("a.jpg", "b.jpg")`` matches two images; see
-``pygmatch.pipeline``."""
-from .data.features import Keypoints, extract
-from .data.pair_data import PairData
-from .errors import PygmatchError
-from .nn import GraphMatcher, MatcherConfig
-from .pipeline import Extractor, Features, MatchResult, Pipeline
+``pygmatch.pipeline``. The names below are imported on first use, so that a command's ``--help``
+answers without loading torch."""
+import importlib
 
-__all__ = ["Pipeline", "MatchResult", "Features", "Extractor", "GraphMatcher", "MatcherConfig", "PairData", "PygmatchError",
-           "Keypoints", "extract"]
+_WHERE = {
+    "Pipeline": ".pipeline", "MatchResult": ".pipeline", "Features": ".pipeline", "Extractor": ".pipeline",
+    "GraphMatcher": ".nn", "MatcherConfig": ".nn", "PairData": ".data.pair_data", "PygmatchError": ".errors",
+    "Keypoints": ".data.features", "extract": ".data.features",
+}
+__all__ = list(_WHERE)
 __version__ = "0.1.0"
+
+
+def __getattr__(name: str):
+    if name in _WHERE:
+        return getattr(importlib.import_module(_WHERE[name], __name__), name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
+def __dir__():
+    return sorted(list(globals()) + __all__)

@@ -36,7 +36,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .data.features import FEATURES, Keypoints, extract
+from .data.features import DESCRIPTOR_DIM, FEATURES, Keypoints, extract
 from .data.homography import estimate_homography
 from .data.images import as_gray, check_resize, downscale, points_to_original
 from .errors import PygmatchError
@@ -230,7 +230,13 @@ class Pipeline:
 
     def extract(self, image) -> Features:
         """``Features`` of an image (path or uint8 array); ``Features`` are returned as they are."""
-        return image if isinstance(image, Features) else self.extractor(image)
+        if not isinstance(image, Features):
+            return self.extractor(image)
+        dim = image.keypoints.descriptors.shape[1]
+        if dim != DESCRIPTOR_DIM[self.extractor.features]:
+            raise PygmatchError(f"these features have {dim}-dimensional descriptors, but this pipeline matches "
+                                f"{self.extractor.features} ({DESCRIPTOR_DIM[self.extractor.features]})")
+        return image
 
     def match(self, image0, image1) -> MatchResult:
         """Match two images (paths, uint8 arrays or ``Features`` from ``extract``)."""

@@ -8,8 +8,6 @@ import os
 from dataclasses import fields
 from pathlib import Path
 
-import torch
-
 from .errors import PygmatchError
 
 WEIGHTS_DIR = Path(__file__).resolve().parent / "weights"  # the shipped model files (package data)
@@ -21,6 +19,8 @@ def read_model_file(path: str | os.PathLike, shipped: Path, fmt: str, version: i
     path = shipped if str(path) == "default" else Path(path)
     if not path.is_file():
         raise PygmatchError(f"{path}: no such {what} file")
+    import torch  # noqa: PLC0415 (imported on use: the commands' --help stays fast)
+
     try:
         contents = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as e:  # noqa: BLE001 (any unreadable file is one line)
@@ -36,6 +36,8 @@ def has_format(path: str | os.PathLike, fmt: str) -> bool:
     """Whether ``path`` is a readable file of format ``fmt`` (not a matcher checkpoint, not a folder)."""
     if not Path(path).is_file():
         return False
+    import torch  # noqa: PLC0415
+
     try:
         contents = torch.load(path, map_location="cpu", weights_only=True, mmap=True)
     except Exception:  # noqa: BLE001 (anything unreadable is not of this format; the caller reports it as what it is)
@@ -54,3 +56,13 @@ def config_from_dict(cls, d: dict, what: str, overrides: dict | None = None, opt
     if unknown:
         raise PygmatchError(f"{what} config has unknown keys {sorted(unknown)} (from a newer pygmatch?)")
     return cls(**{**d, **overrides})
+
+
+def shipped_methods() -> list[str]:
+    """The methods ``eval.coco`` and ``eval.hpatches`` compare by default: the shipped pipeline
+    (``default``) and the shipped matchers alone, as far as their files are installed, the
+    baselines, and the ceilings: how far a perfect selection among nn's candidates can go
+    (``nn-oracle@1``), and how far any matcher on these keypoints can (``oracle@1``)."""
+    shipped = [name for name, files in (("default", ("verifier.pt", "refiner.pt")), ("verifier", ("verifier.pt",)), ("graph", ("graph.pt",)))
+               if all((WEIGHTS_DIR / f).is_file() for f in files)]
+    return shipped + ["nn", "nn-ratio", "nn-oracle@1", "oracle@1"]

@@ -185,3 +185,29 @@ def test_outputs_go_into_new_folders_and_threads_are_used(tmp_path, embedded_dir
     drawing = cv2.imread(str(next((out / "matches").glob("*_graph.png"))))
     assert drawing is not None and drawing.shape[1] > 1000
     assert len(PairSet.load(saved)) == 1 and sorted(p.name for p in saved.parent.iterdir()) == ["p.npz"]
+
+
+def test_an_earlier_evaluation_is_kept_unless_overwrite_and_then_replaced_whole(tmp_path, embedded_dir, capsys):
+    """--out an existing evaluation used to replace it silently, leaving the match drawings of
+    methods not in the new run beside the new report."""
+    out = tmp_path / "o"
+    base = ["--data", embedded_dir, "--max-images", 1, "--draw", 1, "--out", out]
+    code, _, err = cli(base + ["--methods", "nn,nn-ratio"], capsys)
+    assert code == 0, err
+    before = (out / "report.md").read_text()
+    code, _, err = cli(base + ["--methods", "nn"], capsys)
+    assert code == 2 and one_line_error(err) == f"error: --out {out}: holds an earlier evaluation (report.md); give another --out or --overwrite to replace it"
+    assert (out / "report.md").read_text() == before  # nothing lost
+    code, _, err = cli(base + ["--methods", "nn,nope", "--overwrite"], capsys)  # a failed start loses nothing either
+    assert code == 2 and (out / "report.md").read_text() == before
+    (out / "notes.txt").write_text("mine")
+    code, _, err = cli(base + ["--methods", "nn", "--overwrite"], capsys)
+    assert code == 0, err
+    assert list(json.loads((out / "metrics.json").read_text())) == ["nn"]
+    assert [p.name.rsplit("_", 1)[-1] for p in (out / "matches").glob("*.png")] == ["nn.png"]  # no stale nn-ratio drawing
+    assert (out / "notes.txt").read_text() == "mine"  # other files are left alone
+
+
+def test_a_pair_set_that_cannot_fit_in_memory_is_refused_up_front(tmp_path, embedded_dir, capsys):
+    code, _, err = cli(["--data", embedded_dir, "--pairs-per-image", 1000000000, "--methods", "nn", "--out", tmp_path / "o"], capsys)
+    assert code == 2 and "pairs of 640x480 would need about" in one_line_error(err) and "GiB is available" in err

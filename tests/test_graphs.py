@@ -16,8 +16,10 @@ from pygmatch.errors import PygmatchError
 from pygmatch.data.features import extract
 from pygmatch.graphs import (
     CompleteCross, CompleteGraph, DescriptorKNNCross, DescriptorKNNGraph, KNNGraph, MSTGraph, MultiScaleGraph,
-    PartitionGraph, RadiusGraph, add_graph_args, complete_edges, graph_from_args, make_graph,
+    PartitionGraph, RadiusGraph, complete_edges, make_graph,
 )
+from pygmatch.commands.flags import add_graph_args
+from pygmatch.graphs.registry import graphs_from_flags
 from pygmatch.graphs.neighbors import knn_bruteforce, knn_edges, radius_bruteforce, radius_edges
 
 
@@ -206,9 +208,9 @@ def test_repr_shows_parameters():
 def test_registry_builds_from_flags_and_python():
     p = argparse.ArgumentParser()
     add_graph_args(p)
-    intra, cross = graph_from_args(p.parse_args(["--graph", "multiscale", "--ks", "8,16,all", "--rings", "disjoint", "--cross", "descriptor-knn"]))
+    intra, cross = graphs_from_flags(vars(p.parse_args(["--graph", "multiscale", "--ks", "8,16,all", "--rings", "disjoint", "--cross", "descriptor-knn"])))
     assert repr(intra) == "MultiScaleGraph(ks=(8, 16, 'all'), mode='disjoint')" and repr(cross) == "DescriptorKNNCross(k=16)"
-    assert repr(graph_from_args(p.parse_args(["--graph", "partition", "--cells", "3x2"]))[0]) == "PartitionGraph(cells=(3, 2), method='grid')"
+    assert repr(graphs_from_flags(vars(p.parse_args(["--graph", "partition", "--cells", "3x2"])))[0]) == "PartitionGraph(cells=(3, 2), method='grid')"
     assert repr(make_graph("radius", r=0.1)) == "RadiusGraph(r=0.1, max_neighbors=32)"
 
 

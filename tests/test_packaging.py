@@ -29,6 +29,7 @@ SCRIPTS = {
     "pygmatch-attention": "pygmatch.commands.eval_attention:cli",
     "pygmatch-verifier": "pygmatch.commands.train_verifier:cli",
     "pygmatch-refiner": "pygmatch.commands.train_refiner:cli",
+    "pygmatch-sfm": "pygmatch.commands.eval_sfm:cli",
 }
 
 

@@ -58,7 +58,7 @@ def test_the_readme_use(real_pair, tmp_path):
     np.testing.assert_array_equal(unrefined.points1, res.keypoints1[res.matches[:, 1]])
 
 
-def test_presets_parse_into_their_stages(tiny_ckpt):
+def test_presets_parse_into_their_stages(tiny_ckpt, real_pair):
     cases = {"nn": (NearestNeighbor, type(None)), "nn-ratio+ncc": (NearestNeighbor, PatchRefiner),
              "verifier+refiner": (CandidateVerifier, LearnedRefiner), "graph": (GraphMatching, type(None)),
              f"{tiny_ckpt}+ncc": (GraphMatching, PatchRefiner)}
@@ -74,6 +74,9 @@ def test_presets_parse_into_their_stages(tiny_ckpt):
             Pipeline.load(bad)
     with pytest.raises(PygmatchError, match="trained on sift keypoints, but the extractor finds orb"):
         Pipeline.load("verifier", features="orb")
+    orb = Pipeline.load("nn", features="orb")
+    with pytest.raises(PygmatchError, match="these features have 256-dimensional descriptors, but this pipeline matches sift"):
+        Pipeline.load("nn").match(orb.extract(real_pair[0]), real_pair[1])
 
 
 def test_an_oracle_only_runs_in_the_evaluation(real_pair):
@@ -106,8 +109,10 @@ def test_bad_images(tmp_path):
     (tmp_path / "bad.jpg").write_bytes(b"xx")
     with pytest.raises(PygmatchError, match="bad.jpg: not a readable image"):
         m.match(tmp_path / "bad.jpg", tmp_path / "bad.jpg")
-    with pytest.raises(PygmatchError, match="uint8"):
+    with pytest.raises(PygmatchError, match="image array: image is 10x10, smaller than 32 px"):
         m.match(np.zeros((10, 10), np.float32), np.zeros((10, 10), np.uint8))
+    with pytest.raises(PygmatchError, match="expected H×W, H×W×3 \\(BGR\\) or H×W×4 \\(BGRA\\), got shape \\(1, 64, 64, 3\\)"):
+        m.match(np.zeros((1, 64, 64, 3), np.uint8), np.zeros((64, 64), np.uint8))
 
 
 def test_threads_are_set_for_the_matching_and_restored(tiny_ckpt, image, monkeypatch):

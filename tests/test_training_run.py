@@ -173,6 +173,7 @@ def test_a_signal_saves_the_run_and_resume_continues_it(tmp_path, sig, to_group)
     saved = torch.load(out / "last.ckpt", weights_only=False)["global_step"]
     assert f"stopped at step {saved}; saved {out / 'last.ckpt'}" in err  # written at the signal, not a periodic one left behind
     assert 2 <= saved < 500
+    assert not (out / "best.ckpt").exists()  # no validation between the signal and the exit
     assert "train/loss" in (out / "csv/version_0/metrics.csv").read_text()
     r = run_train("--max-steps", saved + 2, "--val-every", 1000, "--out", out, "--resume", "last")
     assert r.returncode == 0, r.stderr[-2000:]

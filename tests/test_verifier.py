@@ -97,11 +97,14 @@ def test_trains_from_a_bank_and_ranks_precise_candidates_first(bank):
 
 def test_threshold_and_min_keep(real_pairs):
     kp0, kp1, _ = real_pairs[0]
-    model = CandidateVerifier(VerifierConfig(threshold=0.999, min_keep=5))
+    model = CandidateVerifier(VerifierConfig(threshold=0.999, min_keep=5, pad_from=0))
     with torch.no_grad():
         model.mlp[-1].bias.fill_(-20.0)  # every probability ~0: only the min_keep most probable stay
     matches, scores = model.match(kp0, kp1)
     assert len(matches) == 5
+    model.cfg.pad_from = 1  # padding only where some candidate passes the threshold: none does here
+    assert len(model.match(kp0, kp1)[0]) == 0
+    model.cfg.pad_from = 0
     model.cfg.threshold, model.cfg.min_keep = 0.0, 0
     assert len(model.match(kp0, kp1)[0]) == len(candidate_features(kp0, kp1)[0])
 

@@ -9,10 +9,8 @@ from pathlib import Path
 from pygmatch.files import writable_file, writable_folder
 
 from pygmatch.commands.flags import non_negative_float, non_negative_int, positive_int, run_cli, size_type
-from pygmatch.data import DEFAULT_SIZE, EMBEDDED_IMAGES, PairSet, make_pairs
+from pygmatch.data.images import DEFAULT_SIZE, EMBEDDED_IMAGES
 from pygmatch.commands.methods import add_method_args, methods_from_args
-from pygmatch.evaluation.evaluate import evaluate
-from pygmatch.evaluation.report import format_table, write_report
 
 __all__ = ["cli", "main", "parser"]
 
@@ -30,15 +28,22 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--size", type=size_type, default=DEFAULT_SIZE, help="image size WxH (default 640x480)")
     add_method_args(p)
     p.add_argument("--out", type=Path, default=Path("eval-out"), help="folder for report.md, metrics.json and plots")
+    p.add_argument("--overwrite", action="store_true", help="replace an earlier evaluation in --out (its report and drawings)")
     p.add_argument("--draw", type=non_negative_int, default=3, help="draw the matches of the first N pairs (0: none)")
     return p
 
 
 def main(argv=None) -> int:
     args = parser().parse_args(argv)
+    # imported after parsing: --help answers without loading torch
+    from pygmatch.data.pairs import PairSet, make_pairs  # noqa: PLC0415
+    from pygmatch.evaluation.evaluate import evaluate  # noqa: PLC0415
+    from pygmatch.evaluation.report import clear_previous_report, format_table, write_report  # noqa: PLC0415
+
     start = time.perf_counter()
     # Outputs first: a bad --out or --save-pairs is one line now, not a traceback after the work.
     writable_folder(args.out, "--out")
+    clear_previous_report(args.out, args.overwrite, remove=False)
     if args.save_pairs:
         writable_file(args.save_pairs, "--save-pairs", example="pairs.npz")
     methods = methods_from_args(args)
@@ -52,6 +57,7 @@ def main(argv=None) -> int:
     if args.save_pairs:
         pairs.save(args.save_pairs)
         print(f"saved {len(pairs)} pairs to {args.save_pairs}")
+    clear_previous_report(args.out, args.overwrite)
     result = evaluate(pairs, methods, args.features, args.max_keypoints, out=args.out, draw=args.draw)
     context = f"Data: {source}; {args.features.upper()}, up to {args.max_keypoints} keypoints, {pairs.size[0]}x{pairs.size[1]}."
     write_report(result, args.out, context)

@@ -17,8 +17,6 @@ from pygmatch.files import writable_folder, write_text
 from pygmatch.commands.flags import non_negative_int, positive_int, run_cli
 from pygmatch.data.sequences import DEFAULT_MAX_SIDE, EMBEDDED_SEQUENCES, load_sequences
 from pygmatch.commands.methods import add_method_args, methods_from_args
-from pygmatch.evaluation.evaluate import evaluate, summarize_groups
-from pygmatch.evaluation.report import format_group_table, format_table, write_report
 
 KIND_ORDER = ("illumination", "viewpoint", "other")
 PRINT_SEQUENCES = 30  # the per-sequence table goes to stdout up to this many sequences (always to report.md)
@@ -44,6 +42,7 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--max-sequences", type=positive_int, default=None, help="use only the first N sequences (sorted by name)")
     add_method_args(p)
     p.add_argument("--out", type=Path, default=Path("eval-out/hpatches"), help="folder for report.md, metrics.json and plots")
+    p.add_argument("--overwrite", action="store_true", help="replace an earlier evaluation in --out (its report and drawings)")
     p.add_argument("--draw", type=non_negative_int, default=3, help="draw the matches of the last pair (1, N) of the first N sequences (0: none)")
     return p
 
@@ -56,11 +55,17 @@ def last_pair_of_first_sequences(pairs, n: int) -> set[int]:
 
 def main(argv=None) -> int:
     args = parser().parse_args(argv)
+    # imported after parsing: --help answers without loading torch
+    from pygmatch.evaluation.evaluate import evaluate, summarize_groups  # noqa: PLC0415
+    from pygmatch.evaluation.report import clear_previous_report, format_group_table, format_table, write_report  # noqa: PLC0415
+
     start = time.perf_counter()
     writable_folder(args.out, "--out")  # a bad --out is one line now, not a traceback after the work
+    clear_previous_report(args.out, args.overwrite, remove=False)
     methods = methods_from_args(args)
     data = args.data or EMBEDDED_SEQUENCES
     pairs = load_sequences(data, args.max_side, args.max_sequences)
+    clear_previous_report(args.out, args.overwrite)
     result = evaluate(pairs, methods, args.features, args.max_keypoints, out=args.out, draw=last_pair_of_first_sequences(pairs, args.draw))
 
     kind_of = {p.sequence: p.kind for p in pairs.pairs}

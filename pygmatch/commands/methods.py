@@ -5,20 +5,18 @@ import argparse
 from pathlib import Path
 
 from pygmatch.commands.flags import positive_int, probability_threshold
-from pygmatch.data.features import FEATURES
-from pygmatch.evaluation.evaluate import default_methods, load_pipelines
-from pygmatch.pipeline import Pipeline
+from pygmatch.weights import shipped_methods
 
 
 def add_method_args(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--features", choices=FEATURES, default="sift")
+    p.add_argument("--features", choices=("sift", "orb"), default="sift")
     p.add_argument("--max-keypoints", type=positive_int, default=1024)
     p.add_argument("--methods", default=None,
                    help=f"comma-separated pipelines MATCHER[+REFINER]: default (= verifier+refiner, the shipped best), "
                         f"matchers verifier, graph (the shipped models), nn, nn-ratio, nn-oracle@PX (nn's matches within PX "
                         f"pixels of the truth: a perfect selector), oracle@PX (ground-truth matches: a ceiling), checkpoint files, "
                         f"run folders or verifier files; refiners refiner (learned), ncc (patch correlation) or a train.refiner "
-                        f"file, e.g. nn-ratio+refiner (default: {','.join(default_methods())})")
+                        f"file, e.g. nn-ratio+refiner (default: {','.join(shipped_methods())})")
     p.add_argument("--compare", nargs="+", type=Path, default=[], metavar="RUN",
                    help="run folders or checkpoints to add to --methods, one table and one plot across them")
     p.add_argument("--match-threshold", type=probability_threshold,
@@ -29,9 +27,11 @@ def add_method_args(p: argparse.ArgumentParser) -> None:
                         "spin-wait for each other and run many times slower; see docs/evaluation.md)")
 
 
-def methods_from_args(args: argparse.Namespace) -> dict[str, Pipeline]:
+def methods_from_args(args: argparse.Namespace) -> dict:
     """``{name: Pipeline}`` from ``--methods``, ``--compare``, ``--match-threshold``, ``--adaptive``."""
-    names = [m.strip() for m in args.methods.split(",") if m.strip()] if args.methods is not None else default_methods()
+    from pygmatch.evaluation.evaluate import load_pipelines  # noqa: PLC0415 (torch: after the flags are parsed)
+
+    names = [m.strip() for m in args.methods.split(",") if m.strip()] if args.methods is not None else shipped_methods()
     names += [str(r) for r in args.compare]
     options = {"early_exit": True, "pruning": True} if args.adaptive else {}
     return load_pipelines(names, args.features, args.max_keypoints, args.threads, match_threshold=args.match_threshold, **options)

@@ -1,6 +1,8 @@
 """``python -m train.bank --data DIR [DIR ...] --pairs N --out BANK``: extract keypoints of homography
 pairs once, for many trainings (``python -m train.run --bank BANK``). Run it again with a larger
-``--pairs`` to extend the bank, or after an interruption to finish it; finished shards are kept."""
+``--pairs`` to extend the bank, or after an interruption to finish it; finished shards are kept,
+damaged or missing ones (a deleted shard or file) are rebuilt exactly. A build whose estimated size
+exceeds the free disk space is refused before any work."""
 from __future__ import annotations
 
 import argparse

@@ -1,12 +1,24 @@
-from .images import DEFAULT_SIZE, EMBEDDED_IMAGES, list_images, read_gray, resize_crop
-from .pairs import PairSet, make_pair, make_pairs, pair_rng
-from .photometric import Photometric
-from .sequences import EMBEDDED_SEQUENCES, SequencePairs, load_sequences
-from .pair_data import PairData, keypoints_to_data, make_pair_data
-from .dataset import BankPairs, HomographyPairs
+"""The data stage: images, synthetic homography pairs, real sequences, keypoint graphs, the feature
+bank. The names below are imported on first use, so that a command's ``--help`` answers without
+loading torch."""
+import importlib
 
-__all__ = ["DEFAULT_SIZE", "EMBEDDED_IMAGES", "list_images", "read_gray", "resize_crop",
-           "PairSet", "make_pair", "make_pairs", "pair_rng", "Photometric",
-           "PairData", "keypoints_to_data", "make_pair_data", "HomographyPairs", "BankPairs",
-           "EMBEDDED_SEQUENCES", "SequencePairs", "load_sequences"]
+_WHERE = {
+    **dict.fromkeys(["DEFAULT_SIZE", "EMBEDDED_IMAGES", "list_images", "read_gray", "resize_crop"], ".images"),
+    **dict.fromkeys(["PairSet", "make_pair", "make_pairs", "pair_rng"], ".pairs"),
+    "Photometric": ".photometric",
+    **dict.fromkeys(["EMBEDDED_SEQUENCES", "SequencePairs", "load_sequences"], ".sequences"),
+    **dict.fromkeys(["PairData", "keypoints_to_data", "make_pair_data"], ".pair_data"),
+    **dict.fromkeys(["BankPairs", "HomographyPairs"], ".dataset"),
+}
+__all__ = list(_WHERE)
 
+
+def __getattr__(name: str):
+    if name in _WHERE:
+        return getattr(importlib.import_module(_WHERE[name], __name__), name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
+def __dir__():
+    return sorted(list(globals()) + __all__)

@@ -109,6 +109,17 @@ def singular_homographies(H: np.ndarray) -> list[tuple[int, str]]:
     return bad
 
 
+def check_memory(needed: int, what: str) -> None:
+    """Refuse up front, with the estimate, what would not fit in the memory available now (a pair
+    set is held in memory; a huge count used to grow until the machine ran out)."""
+    try:
+        available = os.sysconf("SC_AVPHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
+    except (ValueError, OSError, AttributeError):  # not every platform says
+        return
+    if needed > available:
+        raise PygmatchError(f"{what} would need about {needed / 2**30:.1f} GiB of memory, but {available / 2**30:.1f} GiB is available")
+
+
 def make_pairs(
     folder: str | os.PathLike,
     seed: int = 0,
@@ -125,6 +136,7 @@ def make_pairs(
     if pairs_per_image < 1:
         raise PygmatchError(f"pairs per image must be >= 1, got {pairs_per_image}")
     files = list_images(folder)[:max_images]
+    check_memory(len(files) * pairs_per_image * 2 * size[0] * size[1], f"{len(files)} images x {pairs_per_image} pairs of {size[0]}x{size[1]}")
     im0, im1, Hs, names, skipped = [], [], [], [], []
     for index, file in enumerate(files):
         try:

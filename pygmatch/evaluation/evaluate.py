@@ -22,7 +22,6 @@ from ..errors import PygmatchError
 from ..files import make_folder
 from ..matching.oracle import Oracle
 from ..pipeline import Features, Pipeline
-from ..weights import WEIGHTS_DIR
 from .metrics import pair_metrics, summarize
 
 
@@ -36,15 +35,6 @@ def load_pipelines(names: list[str], features: str = "sift", max_keypoints: int 
         raise PygmatchError("no method to evaluate: name at least one")
     return {name: Pipeline.load(name, features=features, max_keypoints=max_keypoints, resize=None, threads=threads, **matcher_options)
             for name in dict.fromkeys(names)}
-
-
-def default_methods() -> list[str]:
-    """The shipped pipeline (``default``), the shipped matchers alone (as far as they are installed),
-    the baselines and the ceilings: how far selection among nn's candidates can go
-    (``nn-oracle@1``), and how far any matcher on these keypoints can (``oracle@1``)."""
-    shipped = [name for name, file in (("default", "verifier.pt"), ("verifier", "verifier.pt"), ("graph", "graph.pt"))
-               if (WEIGHTS_DIR / file).is_file()]
-    return shipped + ["nn", "nn-ratio", "nn-oracle@1", "oracle@1"]
 
 
 UNMATCHABLE = {"matches": 0, "precision": math.nan, "precision@1": math.nan, "recall": math.nan,

@@ -8,6 +8,7 @@ from pathlib import Path
 import numpy as np
 
 from .. import viz
+from ..errors import PygmatchError
 from ..files import make_folder, write_text, write_with
 from .evaluate import EvalResult
 from .metrics import AUC_THRESHOLDS
@@ -50,6 +51,28 @@ def format_group_table(groups: dict[str, dict[str, dict]], label: str, extra: di
     rows = [([group] + ([extra[group]] if extra is not None else []) + [name], s)
             for group, by_method in groups.items() for name, s in by_method.items()]
     return format_rows(rows, labels, columns)
+
+
+# what an evaluation writes into its --out folder (eval.hpatches adds by_sequence.json)
+REPORT_FILES = ("report.md", "metrics.json", "corner_errors.npz", "corner_error.png", "precision_recall.png", "by_sequence.json")
+
+
+def clear_previous_report(out: Path, overwrite: bool = False, remove: bool = True) -> None:
+    """Before an evaluation writes into ``out``: an earlier evaluation there is refused unless
+    ``overwrite``, and then removed (its files and match drawings), so that no stale drawing of
+    another method stays beside the new report. Other files in the folder are left alone.
+    ``remove=False`` only checks (a command does that before any work, and removes just before
+    it writes, so that a failed start loses nothing)."""
+    out = Path(out)
+    previous = [out / name for name in REPORT_FILES if (out / name).is_file()]
+    drawings = sorted((out / "matches").glob("*.png")) if (out / "matches").is_dir() else []
+    if not previous and not drawings:
+        return
+    if not overwrite:
+        raise PygmatchError(f"--out {out}: holds an earlier evaluation ({(previous or drawings)[0].name}); "
+                            f"give another --out or --overwrite to replace it")
+    for path in previous + drawings if remove else []:
+        path.unlink()
 
 
 def write_report(result: EvalResult, out: Path, context: str = "", sections: list[str] = ()) -> None:

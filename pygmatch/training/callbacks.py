@@ -56,16 +56,20 @@ STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM)
 
 class StopOnSignal(Callback):
     """SIGINT (Ctrl-C) or SIGTERM (``timeout``, SLURM, ``kill``, ``kill -TERM -PGID``): finish the
-    step under way, stop; ``LastCheckpoint`` then writes ``last.ckpt`` at the end of training and
-    the loggers flush, so nothing is lost and ``--resume last`` continues from that step. A second
-    signal stops at once.
+    step under way, write ``last.ckpt`` at once (``save_now``), skip the validation Lightning would
+    run before stopping, and stop; ``LastCheckpoint`` writes it again at the end of training and the
+    loggers flush, so nothing is lost and ``--resume last`` continues from that step. Under DDP all
+    ranks stop at the same step, whichever ranks got the signal. A signal during a validation stops
+    at the next training step. A second signal stops at once.
 
     Used as a context manager around the whole run; ``take_over(trainer)`` keeps Lightning from
     installing its own SIGTERM handler, which would end ``fit`` with an exception (exit status 0)
     before any checkpoint is written."""
 
-    def __init__(self):
+    def __init__(self, save_now=None):
         self.signum = None
+        self.save_now = save_now  # e.g. LastCheckpoint.save: called once, at the end of the step under way
+        self._stopping = False
         self._previous = {}
 
     def _handle(self, signum, frame):
@@ -89,13 +93,21 @@ class StopOnSignal(Callback):
             connector.register_signal_handlers = lambda: None
 
     def on_train_batch_end(self, trainer, module, outputs, batch, batch_idx):
-        if self.signum is not None:
-            trainer.should_stop = True
+        if self._stopping:
+            return
+        # every rank takes the decision at the same step (a signal may reach only rank 0, or the
+        # ranks one step apart): one tiny all-reduce under DDP, nothing on one device
+        if not trainer.strategy.reduce_boolean_decision(self.signum is not None, all=False):
+            return
+        self._stopping = trainer.should_stop = True
+        if self.save_now is not None:  # now, before anything else: a scheduler's SIGKILL may follow its SIGTERM within seconds
+            self.save_now(trainer)
+        epoch_loop = getattr(trainer.fit_loop, "epoch_loop", None)
+        if hasattr(epoch_loop, "_skip_next_val"):  # Lightning validates before it stops; not now
+            epoch_loop._skip_next_val = True
 
-    on_validation_batch_end = on_train_batch_end
 
-
-def _quiet_worker(worker_id: int) -> None:
+def quiet_worker(worker_id: int) -> None:
     """Start of a data-loading worker: SIGINT and SIGTERM are for the training process, which
     stops the workers itself. A signal sent to the whole process group (Ctrl-C, ``timeout``,
     SLURM) would otherwise kill them mid-batch and end the run in a traceback, unsaved."""
@@ -109,14 +121,10 @@ def _quiet_worker(worker_id: int) -> None:
 
 
 class SignalSafeLoader(DataLoader):
-    """The PyG ``DataLoader`` with workers that ignore SIGINT and SIGTERM: they are started with
-    both signals blocked (a signal during their start waits in the training process instead) and
-    ignore them from their first line on."""
-
-    def __init__(self, *args, **kwargs):
-        if kwargs.get("num_workers", 0) > 0 and kwargs.get("worker_init_fn") is None:
-            kwargs["worker_init_fn"] = _quiet_worker
-        super().__init__(*args, **kwargs)
+    """The PyG ``DataLoader`` whose workers start with SIGINT and SIGTERM blocked (a signal during
+    their start waits in the training process instead); give it ``worker_init_fn=quiet_worker``,
+    which makes them ignore both from their first line on. (No ``__init__`` of its own: Lightning
+    re-creates loaders from their ``__init__`` arguments to add a DDP sampler.)"""
 
     def _get_iterator(self):
         if self.num_workers == 0:

@@ -18,7 +18,8 @@ from ..data.dataset import HomographyPairs
 from ..data.images import CorruptImage, read_gray
 from ..errors import Interrupted, PygmatchError
 from ..files import make_folder, writable_folder, write_text
-from .callbacks import AtomicCheckpointIO, EpochSeed, LastCheckpoint, RankAgreement, SignalSafeLoader, StopOnSignal, Throughput
+from .callbacks import (AtomicCheckpointIO, EpochSeed, LastCheckpoint, RankAgreement, SignalSafeLoader, StopOnSignal, Throughput,
+                        quiet_worker)
 from .config import TrainConfig
 from .curves import write_curves
 from .dataset import make_datasets
@@ -117,12 +118,14 @@ def _train(cfg: TrainConfig, stop: StopOnSignal) -> Path:
     make_folder(out, "--out")
     write_text(out / "config.yaml", yaml.safe_dump(cfg.to_dict(), sort_keys=False))
 
-    loader = dict(batch_size=optim.batch_size, num_workers=cfg.workers, follow_batch=["x_0", "x_1"])
+    loader = dict(batch_size=optim.batch_size, num_workers=cfg.workers, follow_batch=["x_0", "x_1"], worker_init_fn=quiet_worker)
     train_loader = SignalSafeLoader(train_set, shuffle=True, drop_last=True, **loader)
     val_loader = SignalSafeLoader(val_set, shuffle=False, **loader | {"num_workers": 0})
     best = ModelCheckpoint(dirpath=out, filename="best", monitor=MONITOR, mode="max", save_top_k=1, auto_insert_metric_name=False,
                            enable_version_counter=False)
-    callbacks = [best, LastCheckpoint(out / "last.ckpt", run.ckpt_every_steps, run.ckpt_minutes), EpochSeed(train_set), stop,
+    periodic = LastCheckpoint(out / "last.ckpt", run.ckpt_every_steps, run.ckpt_minutes)
+    stop.save_now = periodic.save
+    callbacks = [best, periodic, EpochSeed(train_set), stop,
                  LearningRateMonitor("step"), Throughput(), RankAgreement(out)]
     if run.early_stop:
         callbacks.append(EarlyStopping(MONITOR, mode="max", patience=run.early_stop))

@@ -1,0 +1,67 @@
+"""``as_gray``: every kind of image input (path, array of any common dtype, PIL image) gives the
+same grayscale image or one clear line; arrays get the same size checks as files."""
+import cv2
+import numpy as np
+import pytest
+
+from pygmatch.data.images import MIN_SIDE, as_gray, list_images
+from pygmatch.errors import PygmatchError
+
+
+@pytest.fixture(scope="module")
+def bgr(embedded_dir):
+    return cv2.imread(str(list_images(embedded_dir)[0]), cv2.IMREAD_COLOR)
+
+
+def test_float_and_integer_colour_arrays_give_the_uint8_result(bgr):
+    want = as_gray(bgr)
+    assert want.dtype == np.uint8 and want.shape == bgr.shape[:2]
+    for variant in (bgr.astype(np.float64) / 255, bgr.astype(np.float32), bgr.astype(np.int64), bgr.astype(np.uint16) * 257):
+        got = as_gray(variant)
+        assert got.dtype == np.uint8 and got.shape == want.shape, variant.dtype
+        assert np.abs(got.astype(int) - want).max() <= 1, variant.dtype
+    assert np.array_equal(as_gray(bgr[:, :, :1]), bgr[:, :, 0])  # H×W×1
+    assert as_gray(bgr[:, ::-1, 0]).flags.c_contiguous  # a flipped view is fine for OpenCV afterwards
+
+
+def test_pil_images_are_read_in_their_own_rgb_order(bgr):
+    Image = pytest.importorskip("PIL.Image")
+    rgb = np.ascontiguousarray(bgr[:, :, ::-1])
+    from_pil = as_gray(Image.fromarray(rgb))
+    assert np.abs(from_pil.astype(int) - as_gray(bgr)).max() <= 1  # the same image as the BGR array
+    assert np.abs(as_gray(Image.fromarray(rgb).convert("RGBA")).astype(int) - as_gray(bgr)).max() <= 1
+    assert np.array_equal(as_gray(Image.fromarray(bgr[:, :, 0])), bgr[:, :, 0])  # mode L
+    # an RGB *array* is documented as read as BGR: red and blue weights swap, the result differs
+    assert np.abs(as_gray(rgb).astype(int) - as_gray(bgr)).max() > 1
+
+
+def test_tiny_arrays_are_refused_like_tiny_files(tmp_path, bgr):
+    small = bgr[:20, :40]
+    cv2.imwrite(str(tmp_path / "small.png"), small)
+    with pytest.raises(PygmatchError, match=f"small.png: image is 40x20, smaller than {MIN_SIDE} px"):
+        as_gray(tmp_path / "small.png")
+    with pytest.raises(PygmatchError, match=f"image array: image is 40x20, smaller than {MIN_SIDE} px"):
+        as_gray(small)
+    with pytest.raises(PygmatchError, match=f"image array: image is 0x0, smaller than {MIN_SIDE} px"):
+        as_gray(np.zeros((0, 0), np.uint8))
+    with pytest.raises(PygmatchError, match="image is 0x0"):
+        as_gray(np.zeros((0, 0, 3), np.float64))
+    Image = pytest.importorskip("PIL.Image")
+    with pytest.raises(PygmatchError, match="image is 40x20"):
+        as_gray(Image.fromarray(np.ascontiguousarray(small[:, :, ::-1])))
+
+
+@pytest.mark.parametrize("bad, message", [
+    (np.full((64, 64, 3), np.nan), "NaN or infinite"),
+    (np.full((64, 64), 300, np.int32), "values from 300 to 300; expected 0..255"),
+    (np.full((64, 64), -0.5), "values from -0.5 to -0.5"),
+    (np.zeros((64, 64, 2), np.uint8), r"got shape \(64, 64, 2\)"),
+    (np.zeros(64, np.uint8), "expected H×W"),
+    (np.zeros((64, 64), bool), "dtype bool"),
+    (np.zeros((64, 64), complex), "dtype complex128"),
+    (None, "got NoneType"),
+    ([["a", "b"]], "got list"),
+])
+def test_bad_arrays_are_one_line(bad, message):
+    with pytest.raises(PygmatchError, match=message):
+        as_gray(bad)

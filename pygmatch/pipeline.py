@@ -4,7 +4,7 @@
 
     import pygmatch
     pipe = pygmatch.Pipeline.load("default")          # SIFT → candidate verifier → learned refiner
-    res = pipe.match("a.jpg", "b.jpg")                # paths or uint8 arrays, gray or colour (BGR)
+    res = pipe.match("a.jpg", "b.jpg")                # paths, arrays (gray, BGR) or PIL images
     res.keypoints0, res.keypoints1                    # (N, 2), (M, 2) in the original images' pixels
     res.matches, res.scores                           # (K, 2) indices into them, (K,) confidences
     res.points0, res.points1                          # (K, 2) matched positions, image 1's refined
@@ -88,9 +88,12 @@ class Features:
 
 
 class Extractor:
-    """Image (path or uint8 array, gray or BGR colour) → ``Features``: up to ``max_keypoints``
+    """Image → ``Features``: up to ``max_keypoints``
     ``features`` keypoints (``sift`` or ``orb``), found on the image downscaled to at most ``resize``
-    pixels on its longer side (OpenCV ``INTER_AREA``, never enlarged; ``None`` keeps the size)."""
+    pixels on its longer side (OpenCV ``INTER_AREA``, never enlarged; ``None`` keeps the size).
+
+    An image is a path, a PIL image, or an array: H×W gray, H×W×3 BGR or H×W×4 BGRA (OpenCV's
+    order), uint8, uint16 or floats in 0–1 or 0–255 (``pygmatch.data.images.as_gray``)."""
 
     def __init__(self, features: str = "sift", max_keypoints: int = 1024, resize: int | None = DEFAULT_RESIZE):
         if features not in FEATURES:

@@ -14,7 +14,7 @@ from pathlib import Path
 from pygmatch.evaluation.attention import attention_span, choose_keypoints, draw_attention, group_keypoints, lookalikes, plot_span, record_attention
 from pygmatch.checkpoint import load_model
 from pygmatch.files import writable_folder, write_text
-from pygmatch.commands.flags import non_negative_float, positive_int, run_cli
+from pygmatch.commands.flags import command_name, non_negative_float, positive_int, run_cli
 from pygmatch.data import DEFAULT_SIZE, make_pair, pair_rng
 from pygmatch.data.images import MIN_SIDE, as_gray
 from pygmatch.data.images import downscale
@@ -26,7 +26,8 @@ from pygmatch.data.ground_truth import ground_truth_matches
 
 
 def parser():
-    p = argparse.ArgumentParser(prog="python -m eval.attention", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = argparse.ArgumentParser(prog=command_name("python -m eval.attention"), description=__doc__,
+                                formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--ckpt", default="default", help="checkpoint, run folder or 'default' (the shipped graph matcher)")
     p.add_argument("--compare", nargs="+", default=[], metavar="CKPT",
                    help="more checkpoints / run folders whose attention span on the same pair joins attention_span.png")

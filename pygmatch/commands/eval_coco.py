@@ -8,7 +8,7 @@ from pathlib import Path
 
 from pygmatch.files import writable_file, writable_folder
 
-from pygmatch.commands.flags import non_negative_float, non_negative_int, positive_int, run_cli, size_type
+from pygmatch.commands.flags import command_name, non_negative_float, non_negative_int, positive_int, run_cli, size_type
 from pygmatch.data.images import DEFAULT_SIZE, EMBEDDED_IMAGES
 from pygmatch.commands.methods import add_method_args, methods_from_args
 
@@ -16,7 +16,7 @@ __all__ = ["cli", "main", "parser"]
 
 
 def parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="python -m eval.coco", description=__doc__)
+    p = argparse.ArgumentParser(prog=command_name("python -m eval.coco"), description=__doc__)
     src = p.add_mutually_exclusive_group()
     src.add_argument("--data", type=Path, default=None, help=f"folder of images (default: the embedded {EMBEDDED_IMAGES.name})")
     src.add_argument("--pairs", type=Path, help="evaluate on a saved pair set (.npz) as-is")

@@ -14,7 +14,7 @@ from pathlib import Path
 
 from pygmatch.files import writable_folder, write_text
 
-from pygmatch.commands.flags import non_negative_int, positive_int, run_cli
+from pygmatch.commands.flags import command_name, non_negative_int, positive_int, run_cli
 from pygmatch.data.sequences import DEFAULT_MAX_SIDE, EMBEDDED_SEQUENCES, load_sequences
 from pygmatch.commands.methods import add_method_args, methods_from_args
 
@@ -33,7 +33,8 @@ def max_side_type(text: str) -> int:
 
 
 def parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="python -m eval.hpatches", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = argparse.ArgumentParser(prog=command_name("python -m eval.hpatches"), description=__doc__,
+                                formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--data", type=Path, default=None,
                    help=f"folder of sequence folders, or one sequence folder (default: the embedded {EMBEDDED_SEQUENCES.name})")
     p.add_argument("--max-side", type=max_side_type, default=DEFAULT_MAX_SIDE,

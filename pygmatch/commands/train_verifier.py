@@ -10,13 +10,13 @@ import sys
 import time
 from dataclasses import asdict
 
-from pygmatch.commands.flags import non_negative_int, positive, probability_threshold, run_cli
+from pygmatch.commands.flags import command_name, non_negative_int, positive, probability_threshold, run_cli
 from pygmatch.commands.bank_training import add_bank_training_args, check_outputs, write_trained
 
 
 
 def parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="python -m train.verifier", description=__doc__)
+    p = argparse.ArgumentParser(prog=command_name("python -m train.verifier"), description=__doc__)
     add_bank_training_args(p, "feature bank (python -m train.bank), SIFT", epochs=8, batch_size=1024, unit="candidates",
                            workers_help="processes computing the candidates' features",
                            val_help="held-out image folder measured after training (never coco/val)")

@@ -44,7 +44,7 @@ import numpy as np
 from ..errors import PygmatchError
 from ..files import make_folder, writable_folder
 from .features import FEATURES, RAW_DESCRIPTOR_BYTES, Keypoints, detect, finish
-from .images import CorruptImage, list_images, read_gray
+from .images import CorruptImage, list_images, none_readable, read_gray
 from .pairs import make_pair, pair_rng
 from .photometric import Photometric
 
@@ -211,13 +211,9 @@ def saved_config_differs(description: Path, cfg: BankConfig) -> bool:
 
 def check_sources_readable(files: list[Path], cfg: BankConfig) -> None:
     """Stop in one line when no source image can be read; decodes only up to the first good one."""
-    first_error = None
-    for f in files:
-        try:
-            read_gray(f, cfg.size)
-            return
-        except CorruptImage as e:
-            first_error = first_error or str(e)
+    first_error = none_readable(files, cfg.size)
+    if first_error is None:
+        return
     raise PygmatchError(f"none of the {len(files)} source images could be read (e.g. {first_error}); nothing to build a bank from")
 
 

@@ -11,7 +11,7 @@ from ..errors import PygmatchError
 from .features import extract
 from .augment import AUGMENTATIONS, KeypointSubset
 from .bank import FeatureBank
-from .images import DEFAULT_SIZE, CorruptImage, list_images, read_gray
+from .images import DEFAULT_SIZE, CorruptImage, list_images, none_readable, read_gray
 from .pair_data import make_pair_data
 from .pairs import make_pair, pair_rng
 from .photometric import Photometric
@@ -53,13 +53,9 @@ class HomographyPairs(torch.utils.data.Dataset):
 
     def check_readable(self) -> None:
         """Stop in one line when no image can be read; decodes only up to the first good one."""
-        first_error = None
-        for f in self.files:
-            try:
-                read_gray(f, self.size)
-                return
-            except CorruptImage as e:
-                first_error = first_error or str(e)
+        first_error = none_readable(self.files, self.size)
+        if first_error is None:
+            return
         raise PygmatchError(f"{self.root}: none of the {len(self.files)} images could be read (e.g. {first_error}); nothing to train on")
 
     def __len__(self) -> int:

@@ -97,6 +97,19 @@ def _as_uint8(image: np.ndarray) -> np.ndarray:
     return image.astype(np.uint8)
 
 
+def none_readable(files, size: tuple[int, int] | None = DEFAULT_SIZE) -> str | None:
+    """None when one of ``files`` can be read (decoding only up to the first that can), else the
+    first file's error: what a command says when a whole folder is unreadable, before any work."""
+    first_error = None
+    for f in files:
+        try:
+            read_gray(f, size)
+            return None
+        except CorruptImage as e:
+            first_error = first_error or str(e)
+    return first_error or "no image files"
+
+
 def as_gray(image, size: tuple[int, int] | None = None) -> np.ndarray:
     """A grayscale uint8 image from a path, a NumPy array or a PIL image.
 

@@ -27,6 +27,7 @@ from ..data.homography import estimate_homography
 from ..evaluation.metrics import error_auc
 from ..matching.refine import NEIGHBOURS, LearnedRefiner, RefinerConfig, match_patches
 from .pair_cache import PairCache, cached_map
+from .minibatch import fit_minibatches
 
 
 @dataclass
@@ -124,27 +125,19 @@ def fit_refiner(train: PatchSet, cfg: RefinerConfig | None = None, epochs: int =
     model = LearnedRefiner(cfg).to(device)
     templates, windows = torch.from_numpy(train.templates), torch.from_numpy(train.windows)
     target = torch.from_numpy(train.offset)
-    opt = torch.optim.AdamW(model.parameters(), lr, weight_decay=1e-4)
-    steps = epochs * ((len(target) + batch - 1) // batch)
-    sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=lr, total_steps=max(steps, 1), pct_start=0.05)
-    gen = torch.Generator().manual_seed(seed)
-    model.train()
-    with tqdm(total=steps, desc="training refiner", unit="step", disable=not progress) as bar:
-        for epoch in range(epochs):
-            for idx in torch.split(torch.randperm(len(target), generator=gen), batch):
-                pred = model(templates[idx].to(device).float(), windows[idx].to(device).float())
-                loss = torch.nn.functional.huber_loss(pred, target[idx].to(device), delta=0.5)
-                opt.zero_grad()
-                loss.backward()
-                opt.step()
-                sched.step()
-                bar.update(1)
-            bar.set_postfix(epoch=epoch + 1, loss=f"{loss.item():.4f}")
-            if heldout is not None and curve is not None:
-                model.eval()
-                offsets = model.offsets(torch.from_numpy(heldout.templates), torch.from_numpy(heldout.windows))
-                curve.append({"epoch": epoch + 1, "patches_seen": (epoch + 1) * len(target), **offset_errors(offsets, heldout)})
-                model.train()
+
+    def loss_of(idx):
+        pred = model(templates[idx].to(device).float(), windows[idx].to(device).float())
+        return torch.nn.functional.huber_loss(pred, target[idx].to(device), delta=0.5)
+
+    def measure(epoch):
+        if heldout is not None and curve is not None:
+            model.eval()
+            offsets = model.offsets(torch.from_numpy(heldout.templates), torch.from_numpy(heldout.windows))
+            curve.append({"epoch": epoch, "patches_seen": epoch * len(target), **offset_errors(offsets, heldout)})
+
+    fit_minibatches(model, loss_of, len(target), torch.optim.AdamW(model.parameters(), lr, weight_decay=1e-4), lr, epochs, batch, seed,
+                    pct_start=0.05, desc="training refiner", progress=progress, after_epoch=measure, loss_digits=4)
     return model.cpu().eval()
 
 

@@ -15,7 +15,7 @@ from lightning.pytorch.loggers import CSVLogger, TensorBoardLogger
 
 from ..checkpoint import load_weights, model_state, read_checkpoint
 from ..data.dataset import HomographyPairs
-from ..data.images import CorruptImage, read_gray
+from ..data.images import none_readable
 from ..errors import Interrupted, PygmatchError
 from ..files import make_folder, writable_folder, write_text
 from .callbacks import (AtomicCheckpointIO, EpochSeed, LastCheckpoint, RankAgreement, SignalSafeLoader, StopOnSignal, Throughput,
@@ -52,13 +52,9 @@ def check_resume(cfg: TrainConfig, out: Path) -> str | None:
 def check_validation_images(val_set: HomographyPairs) -> None:
     """Stop in one line, before training, when no validation image can be read (not 100 steps in,
     at the first validation)."""
-    first_error = None
-    for f in val_set.files:
-        try:
-            read_gray(f, val_set.size)
-            return
-        except CorruptImage as e:
-            first_error = first_error or str(e)
+    first_error = none_readable(val_set.files, val_set.size)
+    if first_error is None:
+        return
     raise PygmatchError(f"--val-data {val_set.root}: none of the {len(val_set.files)} validation images could be read (e.g. {first_error})")
 
 

@@ -25,6 +25,7 @@ from ..evaluation.metrics import error_auc
 from ..matching.verifier import (FEATURE_NAMES, MIN_CANDIDATES, NEIGHBOURS, SUPPORT_RATIO, CandidateVerifier, VerifierConfig,
                                  candidate_features)
 from .pair_cache import PairCache, cached_map
+from .minibatch import fit_minibatches
 
 
 @dataclass
@@ -87,21 +88,12 @@ def fit_verifier(train: CandidateSet, cfg: VerifierConfig | None = None, epochs:
     y = torch.from_numpy((train.error < cfg.precise_px).astype(np.float32))
     model.mean.copy_(x.mean(0))
     model.std.copy_(x.std(0).clamp(min=1e-6))
-    opt = torch.optim.Adam(model.parameters(), lr)
-    steps = epochs * ((len(x) + batch - 1) // batch)
-    sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=lr, total_steps=max(steps, 1), pct_start=0.1)
-    gen = torch.Generator().manual_seed(seed)
-    model.train()
-    with tqdm(total=steps, desc="training verifier", unit="step", disable=not progress) as bar:
-        for epoch in range(epochs):
-            for idx in torch.split(torch.randperm(len(x), generator=gen), batch):
-                loss = torch.nn.functional.binary_cross_entropy_with_logits(model(x[idx]), y[idx])
-                opt.zero_grad()
-                loss.backward()
-                opt.step()
-                sched.step()
-                bar.update(1)
-            bar.set_postfix(epoch=epoch + 1, loss=f"{loss.item():.3f}")
+
+    def loss_of(idx):
+        return torch.nn.functional.binary_cross_entropy_with_logits(model(x[idx]), y[idx])
+
+    fit_minibatches(model, loss_of, len(x), torch.optim.Adam(model.parameters(), lr), lr, epochs, batch, seed,
+                    pct_start=0.1, desc="training verifier", progress=progress)
     return model.eval()
 
 

@@ -10,6 +10,7 @@ from typing import Callable
 
 from .. import values
 from ..errors import Interrupted, PygmatchError
+from ..graphs.names import CROSS_NAMES, DEFAULTS, GRAPH_NAMES, METHODS, MODES, parse_ks
 
 
 def flag_type(parse: Callable[[str], object], name: str | None = None) -> Callable[[str], object]:
@@ -76,25 +77,17 @@ def run_cli(main: Callable[[list[str] | None], int | None], argv: list[str] | No
 
 
 def _ks(text: str) -> tuple:
-    from ..graphs.multiscale import MultiScaleGraph  # noqa: PLC0415 (torch: only for the commands with graph flags)
-
     try:
-        ks = tuple("all" if v.strip() == "all" else int(v) for v in text.split(","))
-        MultiScaleGraph(ks)
+        return parse_ks(text.split(","))
     except ValueError:
         raise argparse.ArgumentTypeError(
             f"expected increasing positive integers, optionally ending in 'all', e.g. 8,16,32,all; got {text!r}") from None
-    return ks
 
 
 def add_graph_args(parser: argparse.ArgumentParser) -> None:
     """The graph flags shared by ``train.run`` and ``pygmatch graph`` (``pygmatch.graphs.registry.graphs_from_flags`` reads them)."""
-    from ..graphs.multiscale import MODES  # noqa: PLC0415 (torch: only for the commands with graph flags)
-    from ..graphs.partition import METHODS  # noqa: PLC0415
-    from ..graphs.registry import CROSS, DEFAULTS, GRAPHS  # noqa: PLC0415
-
     g = parser.add_argument_group("graph construction")
-    g.add_argument("--graph", choices=list(GRAPHS), default=DEFAULTS["graph"], help="intra-image edge set")
+    g.add_argument("--graph", choices=GRAPH_NAMES, default=DEFAULTS["graph"], help="intra-image edge set")
     g.add_argument("--k", type=positive(int), default=DEFAULTS["k"], help="neighbours for knn / descriptor-knn")
     g.add_argument("--radius", type=positive(float), default=DEFAULTS["radius"], help="radius graph: fraction of the longer image side")
     g.add_argument("--max-neighbors", type=positive(int), default=DEFAULTS["max_neighbors"], help="radius graph: cap per keypoint")
@@ -103,5 +96,5 @@ def add_graph_args(parser: argparse.ArgumentParser) -> None:
     g.add_argument("--clusters", type=positive(int), default=DEFAULTS["clusters"], help="partition kmeans: number of groups")
     g.add_argument("--ks", type=_ks, default=DEFAULTS["ks"], help="multiscale: comma-separated k values, optionally ending in 'all'")
     g.add_argument("--rings", choices=MODES, default=DEFAULTS["rings"], help="multiscale: nested sets or disjoint rings")
-    g.add_argument("--cross", choices=list(CROSS), default=DEFAULTS["cross"], help="inter-image edge set")
+    g.add_argument("--cross", choices=CROSS_NAMES, default=DEFAULTS["cross"], help="inter-image edge set")
     g.add_argument("--cross-k", type=positive(int), default=DEFAULTS["cross_k"], help="descriptor-knn cross edges: neighbours")

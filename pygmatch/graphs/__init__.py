@@ -4,18 +4,25 @@ Every intra-image transform is a PyG ``BaseTransform`` that works on one image's
 ``PairData``; swap one for another in one line::
 
     pairs = HomographyPairs("pygmatch/datasets/coco-mini", graph=KNNGraph(k=16))
-"""
-from .base import GraphTransform, complete_edges
-from .complete import CompleteGraph
-from .cross import CompleteCross, DescriptorKNNCross
-from .descriptor_knn import DescriptorKNNGraph
-from .knn import KNNGraph
-from .mst import MSTGraph
-from .multiscale import MultiScaleGraph
-from .partition import PartitionGraph
-from .radius import RadiusGraph
-from .registry import CROSS, GRAPHS, graphs_from_flags, make_cross, make_graph
 
-__all__ = ["GraphTransform", "complete_edges", "CompleteGraph", "CompleteCross", "DescriptorKNNCross",
-           "DescriptorKNNGraph", "KNNGraph", "MSTGraph", "MultiScaleGraph", "PartitionGraph", "RadiusGraph",
-           "CROSS", "GRAPHS", "graphs_from_flags", "make_cross", "make_graph"]
+The names below are imported on first use (``names.py`` holds what the flags offer, without torch).
+"""
+import importlib
+
+_WHERE = {
+    "GraphTransform": ".base", "complete_edges": ".base", "CompleteGraph": ".complete", "CompleteCross": ".cross",
+    "DescriptorKNNCross": ".cross", "DescriptorKNNGraph": ".descriptor_knn", "KNNGraph": ".knn", "MSTGraph": ".mst",
+    "MultiScaleGraph": ".multiscale", "PartitionGraph": ".partition", "RadiusGraph": ".radius",
+    **dict.fromkeys(["CROSS", "GRAPHS", "graphs_from_flags", "make_cross", "make_graph"], ".registry"),
+}
+__all__ = list(_WHERE)
+
+
+def __getattr__(name: str):
+    if name in _WHERE:
+        return getattr(importlib.import_module(_WHERE[name], __name__), name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
+def __dir__():
+    return sorted(list(globals()) + __all__)

@@ -2,8 +2,8 @@ import torch
 
 from .base import GraphTransform
 from .neighbors import knn_table, table_to_edges
+from .names import MODES, parse_ks  # noqa: F401 (MODES: re-exported)
 
-MODES = ("nested", "disjoint")
 
 
 class MultiScaleGraph(GraphTransform):
@@ -19,11 +19,7 @@ class MultiScaleGraph(GraphTransform):
     def __init__(self, ks=(8, 16, 32, "all"), mode: str = "nested"):
         if mode not in MODES:
             raise ValueError(f"unknown multi-scale mode {mode!r}; choose from {', '.join(MODES)}")
-        ks = tuple("all" if str(k) == "all" else int(k) for k in ks)
-        finite = [k for k in ks if k != "all"]
-        if not ks or any(k < 1 for k in finite) or finite != sorted(set(finite)) or ("all" in ks and ks[-1] != "all") or ks.count("all") > 1:
-            raise ValueError(f"ks must be increasing positive integers, optionally ending in 'all'; got {ks}")
-        self.ks, self.mode = ks, mode
+        self.ks, self.mode = parse_ks(ks), mode
         self.exclusive = mode == "disjoint"
 
     def edge_sets(self, data):

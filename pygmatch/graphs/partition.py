@@ -5,8 +5,8 @@ import torch
 from scipy.cluster.vq import kmeans2
 
 from .base import GraphTransform
+from .names import METHODS  # noqa: F401 (re-exported)
 
-METHODS = ("grid", "kmeans")
 
 
 def group_edges(groups: torch.Tensor) -> torch.Tensor:

@@ -14,6 +14,7 @@ from .knn import KNNGraph
 from .mst import MSTGraph
 from .multiscale import MultiScaleGraph
 from .partition import PartitionGraph
+from .names import CROSS_NAMES, DEFAULTS, GRAPH_NAMES
 from .radius import RadiusGraph
 
 
@@ -43,9 +44,7 @@ CROSS: dict[str, GraphSpec] = {
     "complete": GraphSpec(CompleteCross, {}),
     "descriptor-knn": GraphSpec(DescriptorKNNCross, {"cross_k": "k"}),
 }
-# the flags' defaults; a saved config of the old flat layout holds exactly these keys
-DEFAULTS = dict(graph="knn", k=16, radius=0.05, max_neighbors=32, cells=(4, 4), partition="grid", clusters=16,
-                ks=(8, 16, 32, "all"), rings="nested", cross="complete", cross_k=16)
+assert tuple(GRAPHS) == GRAPH_NAMES and tuple(CROSS) == CROSS_NAMES  # the names the flags offer (names.py) are these
 
 
 def _build(table: dict[str, GraphSpec], kind: str, name: str, params: dict):

@@ -34,6 +34,7 @@ from __future__ import annotations
 import json
 import multiprocessing as mp
 import os
+import signal
 import shutil
 import warnings
 from dataclasses import asdict, dataclass
@@ -454,6 +455,10 @@ def _map_chunk(job) -> list:
         return [(p, fn(bank, p)) for p in range(start, stop)]
 
 
+def _ignore_interrupts() -> None:
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+
+
 def map_bank_pairs(root: str | os.PathLike, fn, pairs: int | None = None, workers: int = 2, desc: str = "bank pairs",
                    progress: bool = True) -> list[tuple[int, object]]:
     """``[(pair, fn(bank, pair))]`` over the bank's first ``pairs`` pairs (all by default), in pair
@@ -470,7 +475,8 @@ def map_bank_pairs(root: str | os.PathLike, fn, pairs: int | None = None, worker
     jobs = [(str(root), fn, s, min(s + chunk, total), os.getcwd()) for s in range(0, total, chunk)]
     out = []
     bar = tqdm(total=total, desc=desc, unit="pair", disable=not progress)
-    pool = mp.get_context("spawn").Pool(workers) if workers > 1 else None
+    # the workers leave Ctrl-C to this process, which stops them: no traceback of theirs on the console
+    pool = mp.get_context("spawn").Pool(workers, initializer=_ignore_interrupts) if workers > 1 else None
     try:
         for done in pool.imap(_map_chunk, jobs) if pool is not None else map(_map_chunk, jobs):
             out += [(p, got) for p, got in done if got is not None]

@@ -134,13 +134,14 @@ class MatchResult:
     def keypoints1(self) -> np.ndarray:
         return self.features1.xy
 
-    def homography(self, threshold: float = 3.0, method: str = "ransac") -> np.ndarray | None:
-        """The homography image 0 → image 1 (3×3) fitted to ``points0`` → ``points1`` by OpenCV's
-        RANSAC with a ``threshold`` px reprojection threshold (``method="dlt"``: a plain direct
-        linear transform of all matches); None with fewer than 4 matches or a degenerate fit."""
+    def homography(self, threshold: float = 3.0, method: str = "ransac", estimator: str = "opencv") -> np.ndarray | None:
+        """The homography image 0 → image 1 (3×3) fitted to ``points0`` → ``points1`` by RANSAC with a
+        ``threshold`` px reprojection threshold (``estimator``: OpenCV's ``findHomography`` or
+        ``"poselib"``'s LO-RANSAC; ``method="dlt"``: a plain direct linear transform of all
+        matches); None with fewer than 4 matches or a degenerate fit."""
         if method not in ("ransac", "dlt") or not threshold > 0:
             raise PygmatchError(f"homography: method must be 'ransac' or 'dlt' and threshold > 0, got {method!r}, {threshold!r}")
-        return estimate_homography(self.points0, self.points1, method, ransac_px=threshold)
+        return estimate_homography(self.points0, self.points1, method, ransac_px=threshold, estimator=estimator)
 
     def __len__(self) -> int:
         return len(self.matches)

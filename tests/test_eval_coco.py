@@ -196,7 +196,8 @@ def test_an_earlier_evaluation_is_kept_unless_overwrite_and_then_replaced_whole(
     assert code == 0, err
     before = (out / "report.md").read_text()
     code, _, err = cli(base + ["--methods", "nn"], capsys)
-    assert code == 2 and one_line_error(err) == f"error: --out {out}: holds an earlier evaluation (report.md); give another --out or --overwrite to replace it"
+    assert code == 2
+    assert one_line_error(err) == f"error: --out {out}: holds an earlier evaluation (report.md); give another --out or --overwrite to replace it"
     assert (out / "report.md").read_text() == before  # nothing lost
     code, _, err = cli(base + ["--methods", "nn,nope", "--overwrite"], capsys)  # a failed start loses nothing either
     assert code == 2 and (out / "report.md").read_text() == before
@@ -211,3 +212,15 @@ def test_an_earlier_evaluation_is_kept_unless_overwrite_and_then_replaced_whole(
 def test_a_pair_set_that_cannot_fit_in_memory_is_refused_up_front(tmp_path, embedded_dir, capsys):
     code, _, err = cli(["--data", embedded_dir, "--pairs-per-image", 1000000000, "--methods", "nn", "--out", tmp_path / "o"], capsys)
     assert code == 2 and "pairs of 640x480 would need about" in one_line_error(err) and "GiB is available" in err
+
+
+def test_poselib_estimator_is_a_flag_and_opencv_stays_the_default(tmp_path, embedded_dir, capsys):
+    pytest.importorskip("poselib")
+    base = ["--data", embedded_dir, "--max-images", 2, "--methods", "nn-ratio", "--draw", 0]
+    code, _, err = cli(base + ["--out", tmp_path / "cv"], capsys)
+    assert code == 0, err
+    code, _, err = cli(base + ["--out", tmp_path / "pl", "--estimator", "poselib"], capsys)
+    assert code == 0, err
+    cv, pl = (json.loads((tmp_path / d / "metrics.json").read_text())["nn-ratio"] for d in ("cv", "pl"))
+    assert cv["matches"] == pl["matches"] and cv["precision"] == pl["precision"]  # the same matches, another RANSAC
+    assert pl["auc@10"] > 80 and cv["auc@10"] > 80

@@ -208,7 +208,8 @@ def test_repr_shows_parameters():
 def test_registry_builds_from_flags_and_python():
     p = argparse.ArgumentParser()
     add_graph_args(p)
-    intra, cross = graphs_from_flags(vars(p.parse_args(["--graph", "multiscale", "--ks", "8,16,all", "--rings", "disjoint", "--cross", "descriptor-knn"])))
+    flags = p.parse_args(["--graph", "multiscale", "--ks", "8,16,all", "--rings", "disjoint", "--cross", "descriptor-knn"])
+    intra, cross = graphs_from_flags(vars(flags))
     assert repr(intra) == "MultiScaleGraph(ks=(8, 16, 'all'), mode='disjoint')" and repr(cross) == "DescriptorKNNCross(k=16)"
     assert repr(graphs_from_flags(vars(p.parse_args(["--graph", "partition", "--cells", "3x2"])))[0]) == "PartitionGraph(cells=(3, 2), method='grid')"
     assert repr(make_graph("radius", r=0.1)) == "RadiusGraph(r=0.1, max_neighbors=32)"

@@ -68,7 +68,7 @@ def test_only_pygmatch_is_installed_with_its_data(installed):
     assert not (site / "train").exists() and not (site / "eval").exists()
     record = next(site.glob("pygmatch-*.dist-info")).joinpath("RECORD").read_text().splitlines()
     assert not [line for line in record if line.startswith(("train/", "eval/"))]
-    for sub, pattern in (("coco-mini", "*"), ("real-mini", "*/*")):
+    for sub, pattern in (("coco-mini", "*"), ("real-mini", "*/*"), ("sfm-mini", "*")):
         shipped = sorted(p.relative_to(ROOT / "pygmatch") for p in (ROOT / "pygmatch" / "datasets" / sub).glob(pattern) if p.is_file())
         assert shipped and sorted(p.relative_to(site / "pygmatch") for p in (site / "pygmatch" / "datasets" / sub).glob(pattern)) == shipped
     assert (site / "pygmatch" / "weights" / "graph.pt").is_file()

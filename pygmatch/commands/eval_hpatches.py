@@ -67,7 +67,8 @@ def main(argv=None) -> int:
     data = args.data or EMBEDDED_SEQUENCES
     pairs = load_sequences(data, args.max_side, args.max_sequences)
     clear_previous_report(args.out, args.overwrite)
-    result = evaluate(pairs, methods, args.features, args.max_keypoints, out=args.out, draw=last_pair_of_first_sequences(pairs, args.draw))
+    result = evaluate(pairs, methods, args.features, args.max_keypoints, out=args.out, draw=last_pair_of_first_sequences(pairs, args.draw),
+                      estimator=args.estimator)
 
     kind_of = {p.sequence: p.kind for p in pairs.pairs}
     by_sequence = summarize_groups(result, [p.sequence for p in pairs.pairs])

@@ -22,6 +22,8 @@ def add_method_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--match-threshold", type=probability_threshold,
                    help="learned models: match probability threshold in [0, 1) (default: the model's)")
     p.add_argument("--adaptive", action="store_true", help="graph models: early exit and point pruning on")
+    p.add_argument("--estimator", choices=("opencv", "poselib"), default="opencv",
+                   help="RANSAC homography: OpenCV's findHomography (default) or PoseLib's LO-RANSAC (pip install poselib)")
     p.add_argument("--threads", type=positive_int, default=1,
                    help="learned models: torch threads (default 1: on a CPU shared with another busy process, more threads "
                         "spin-wait for each other and run many times slower; see docs/evaluation.md)")

@@ -17,6 +17,7 @@ from .. import viz
 from ..data.features import extract
 from ..data.geometry import warp_points
 from ..data.ground_truth import ground_truth_matches
+from ..data.homography import estimate_homography
 from ..data.sequences import BadPair
 from ..errors import PygmatchError
 from ..files import make_folder
@@ -67,6 +68,7 @@ def evaluate(
     out: str | Path | None = None,
     draw: int | Collection[int] = 3,
     progress: bool = True,
+    estimator: str = "opencv",
 ) -> EvalResult:
     """Extract keypoints once per pair, run every method on the same keypoints, score them.
 
@@ -76,8 +78,11 @@ def evaluate(
     pixels). A pair that cannot be read (``BadPair``) or has fewer than 2 keypoints in an image is
     warned about, listed in ``skipped`` and counted as a failure of every method.
 
+    ``estimator``: the RANSAC homography estimator (``opencv``, ``poselib``; ``pygmatch.data.homography``).
+
     With ``out``, the matches of the first ``draw`` pairs (or of the pair indices in ``draw``)
     are drawn there (``write_report`` writes the tables and plots)."""
+    estimate_homography(np.zeros((0, 2)), np.zeros((0, 2)), estimator=estimator)  # an unknown or missing estimator: one line, now
     out = Path(out) if out is not None else None
     if out is not None:
         make_folder(out / "matches")
@@ -129,7 +134,7 @@ def evaluate(
             gt0, _ = ground_truth_matches(kp0.xy, kp1.xy, H)
             drawn = k < draw if isinstance(draw, int) else k in draw
             for name, (matches, scores, points1) in outputs.items():
-                per_pair[name].append(pair_metrics(matches, scores, kp0.xy, kp1.xy, gt0, H, size0, points1=points1))
+                per_pair[name].append(pair_metrics(matches, scores, kp0.xy, kp1.xy, gt0, H, size0, points1=points1, estimator=estimator))
                 if out is not None and drawn:
                     err = np.linalg.norm(warp_points(kp0.xy[matches[:, 0]], H) - points1, axis=1)
                     safe = name.replace("/", "_").replace("\\", "_")

@@ -21,12 +21,14 @@ def pair_metrics(
     size: tuple[int, int],
     correct_px: float = 3.0,
     points1: np.ndarray | None = None,
+    estimator: str = "opencv",
 ) -> dict:
     """Precision (< ``correct_px`` and < 1 px reprojection error under the true ``H_0to1``), recall
     and corner errors (RANSAC and weighted DLT) of one pair's matches.
 
     ``points1`` (K, 2): the matches' image-1 positions after a refinement (default: the matched
     keypoints' own); errors, precisions and the homographies use them, recall the indices.
+    ``estimator``: the RANSAC of ``pygmatch.data.homography`` (``opencv`` or ``poselib``).
 
     ``size`` is image 0's ``(width, height)``: the corner error is measured on image 0's own
     corners, in image-1 pixels, so the two images may have different sizes."""
@@ -41,7 +43,7 @@ def pair_metrics(
         "precision": float((err < correct_px).mean()) if len(matches) else math.nan,
         "precision@1": float((err < 1.0).mean()) if len(matches) else math.nan,
         "recall": recovered / n_gt if n_gt else math.nan,
-        "ransac_error": corner_error(estimate_homography(pts0, pts1, "ransac"), H_0to1, size),
+        "ransac_error": corner_error(estimate_homography(pts0, pts1, "ransac", estimator=estimator), H_0to1, size),
         "dlt_error": corner_error(estimate_homography(pts0, pts1, "dlt", weights=scores), H_0to1, size),
     }
 

@@ -52,6 +52,7 @@ from .threads import DEFAULT_THREADS, check_threads, torch_threads
 DEFAULT_RESIZE = 1024
 PRESETS = {"default": "verifier+refiner"}  # names of whole pipelines
 MATCHERS = ("nn", "nn-ratio", "verifier", "graph")  # matcher names besides files and oracles
+MATCHER_OPTIONS = ("match_threshold", "min_keep", "pad_from", "early_exit", "pruning")  # see load_matcher
 _UNSET = object()
 
 
@@ -159,19 +160,25 @@ def load_matcher(name: str, device: str = "cpu", **options):
     """A matching stage by name: ``nn``, ``nn-ratio``, ``verifier`` (the shipped candidate
     verifier), ``graph`` (the shipped graph network), ``oracle@PX`` / ``nn-oracle@PX``, or a file:
     a verifier file (``train.verifier``), a graph matcher checkpoint or run folder (``train.run``).
-    ``options``: the stage's inference options (``match_threshold``; the graph network's
-    ``early_exit``, ``pruning``)."""
+    ``options``: inference options, each used by the matchers it belongs to (``match_threshold``:
+    the verifier's and the graph network's; ``min_keep``, ``pad_from``: the verifier's;
+    ``early_exit``, ``pruning``: the graph network's), so one set serves several matchers; an
+    unknown option is an error, not silently ignored."""
+    unknown = sorted(set(options) - set(MATCHER_OPTIONS))
+    if unknown:
+        raise PygmatchError(f"unknown matcher option(s) {', '.join(unknown)}: choose from {', '.join(MATCHER_OPTIONS)}")
     name = str(name)
     if name in ("nn", "nn-ratio"):
         return NearestNeighbor(RATIO if name == "nn-ratio" else None)
     if name.startswith(("oracle@", "nn-oracle@")):
         return parse_oracle(name)
     if name == "verifier" or is_verifier_file(name):
-        threshold = options.get("match_threshold")
-        return CandidateVerifier.load("default" if name == "verifier" else name, **({} if threshold is None else {"threshold": threshold}))
+        mine = {"threshold": options.get("match_threshold"), "min_keep": options.get("min_keep"), "pad_from": options.get("pad_from")}
+        return CandidateVerifier.load("default" if name == "verifier" else name, **{k: v for k, v in mine.items() if v is not None})
     if name == "graph" or Path(name).exists():
+        mine = {k: options.get(k) for k in ("match_threshold", "early_exit", "pruning")}
         return GraphMatching.load("default" if name == "graph" else name, device=device, threads=None,
-                                  **{k: v for k, v in options.items() if v is not None})
+                                  **{k: v for k, v in mine.items() if v is not None})
     if looks_like_path(name):
         raise PygmatchError(f"{name}: no such checkpoint file, run folder or verifier file")
     raise PygmatchError(f"unknown matcher {name!r}: choose from {', '.join(MATCHERS)}, oracle@PX, nn-oracle@PX or a model file")
@@ -222,7 +229,8 @@ class Pipeline:
         ``refine``: replaces the name's refinement (``None``: unrefined; ``"refiner"``, ``"ncc"``, a
         refiner file or an object with ``refine``). ``features``: the keypoints (default: those the
         matcher was trained on, else ``sift``); ``max_keypoints``, ``resize``: the extraction's;
-        ``match_threshold`` and ``matcher_options`` (``early_exit``, ``pruning``): the matcher's."""
+        ``match_threshold`` and ``matcher_options`` (``min_keep``, ``pad_from``, ``early_exit``,
+        ``pruning``): the matcher's inference options (``load_matcher``)."""
         threads = check_threads(threads)
         matcher_name, refinement = split_name(name)
         if refine is not _UNSET:

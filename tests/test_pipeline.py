@@ -68,6 +68,11 @@ def test_presets_parse_into_their_stages(tiny_ckpt, real_pair):
     assert Pipeline.load("nn-ratio").matcher.ratio == 0.8 and Pipeline.load("nn").matcher.ratio is None
     assert Pipeline.load("nn", refine="ncc").refiner is not None
     assert Pipeline.load("verifier", match_threshold=0.9).matcher.cfg.threshold == 0.9
+    assert Pipeline.load("verifier", min_keep=5, pad_from=0).matcher.cfg.min_keep == 5
+    assert Pipeline.load("graph", match_threshold=0.3, early_exit=True).matcher.cfg.match_threshold == 0.3
+    assert Pipeline.load("nn", early_exit=True).matcher.ratio is None  # an option of other matchers: unused here
+    with pytest.raises(PygmatchError, match="unknown matcher option\\(s\\) treshold: choose from match_threshold"):
+        Pipeline.load("verifier", treshold=0.9)
     for bad, message in [("nope", "unknown matcher 'nope'"), ("nn+nope", "unknown refinement 'nope' after '+'"),
                          ("missing/model.pt", "missing/model.pt: no such checkpoint"), ("oracle@-1", "bad method 'oracle@-1'")]:
         with pytest.raises(PygmatchError, match=re.escape(message)):

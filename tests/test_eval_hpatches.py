@@ -247,3 +247,15 @@ def test_bad_outputs_stop_before_any_work(tmp_path, readonly_dir, capsys):
         assert code == 2 and stdout == "", args
         assert message in one_line_error(err), (args, err)
     assert sorted(p.name for p in tmp_path.iterdir()) == ["a_file", "readonly"]  # nothing written, not even an empty folder
+
+
+def test_a_folder_of_plain_numbered_images_is_one_line_not_a_sequence(tmp_path, embedded_dir, capsys):
+    """COCO's 000000005802.jpg looks like HPatches' numbered images: it used to be read as a sequence
+    whose every pair was a warning, before the error."""
+    for f in sorted(embedded_dir.glob("*.jpg"))[:3]:
+        shutil.copy(f, tmp_path / f.name)
+    code, _, err = cli(["--data", tmp_path, "--out", tmp_path / "o", "--methods", "nn"], capsys)
+    assert code == 2 and "warning" not in err
+    assert err.strip() == (f"error: {tmp_path}: no sequences: expected sub-folders (or this folder) holding 1.ppm … 6.ppm + H_1_2 … "
+                           f"H_1_6 (HPatches) or img1.ppm … img6.ppm + H1to2p … H1to6p (Oxford) (a folder of plain images: "
+                           f"evaluate it with eval.coco)")

@@ -163,6 +163,21 @@ def read_sequence(folder: str | os.PathLike, name: str | None = None) -> tuple[l
     return pairs, []
 
 
+def _is_sequence(folder: Path) -> bool:
+    """A sequence folder holds a homography file or a reference image 1: other numbered images
+    alone (a COCO folder's ``000000005802.jpg``) are not a sequence."""
+    return any(hs or 1 in images for images, hs in _layout_files(folder).values())
+
+
+def list_images_quietly(folder: Path) -> bool:
+    """Whether ``folder`` holds image files directly (for a hint in an error; never raises)."""
+    try:
+        with os.scandir(folder) as it:
+            return any(e.is_file() and e.name.lower().endswith(IMAGE_SUFFIXES) for e in it)
+    except OSError:
+        return False
+
+
 def find_sequences(data: str | os.PathLike) -> list[Path]:
     """``data`` itself when it holds a sequence's files, else its sub-folders that do (sorted)."""
     data = Path(data)
@@ -170,18 +185,19 @@ def find_sequences(data: str | os.PathLike) -> list[Path]:
         raise PygmatchError(f"{data}: no such folder")
     if not data.is_dir():
         raise PygmatchError(f"{data}: not a folder (expected a folder of sequences, or one sequence)")
-    if _layout_files(data):
+    if _is_sequence(data):
         return [data]
     try:
         with os.scandir(data) as it:
             subs = sorted(Path(e.path) for e in it if e.is_dir() and not e.name.startswith("."))
     except OSError as e:
         raise PygmatchError(f"{data}: cannot list this folder ({e.strerror or e})") from None
-    sequences = [s for s in subs if _layout_files(s)]
+    sequences = [s for s in subs if _is_sequence(s)]
     if not sequences:
+        plain = " (a folder of plain images: evaluate it with eval.coco)" if list_images_quietly(data) else ""
         raise PygmatchError(
             f"{data}: no sequences: expected sub-folders (or this folder) holding 1.ppm … 6.ppm + H_1_2 … H_1_6 "
-            f"(HPatches) or img1.ppm … img6.ppm + H1to2p … H1to6p (Oxford)")
+            f"(HPatches) or img1.ppm … img6.ppm + H1to2p … H1to6p (Oxford){plain}")
     return sequences
 
 

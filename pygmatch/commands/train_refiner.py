@@ -32,8 +32,10 @@ def parser() -> argparse.ArgumentParser:
 
 
 def main(argv=None) -> int:
+    args = parser().parse_args(argv)
+    # imported after parsing: --help answers without loading torch
     import numpy as np  # noqa: PLC0415
-    import torch  # noqa: PLC0415 (keeps --help fast)
+    import torch  # noqa: PLC0415
 
     from pygmatch.data.bank import FeatureBank  # noqa: PLC0415
     from pygmatch.errors import Interrupted, PygmatchError  # noqa: PLC0415
@@ -44,7 +46,6 @@ def main(argv=None) -> int:
     from pygmatch.training.refiner import bank_patches, fit_refiner, heldout_patches, heldout_refinement, offset_errors  # noqa: PLC0415
     from pygmatch.matching.verifier import CandidateVerifier  # noqa: PLC0415
 
-    args = parser().parse_args(argv)
     check_outputs(args, example="refiner.pt")
     if args.device.startswith("cuda") and not torch.cuda.is_available():
         raise PygmatchError(f"--device {args.device}: CUDA is not available here")

@@ -31,7 +31,9 @@ def parser() -> argparse.ArgumentParser:
 
 
 def main(argv=None) -> int:
-    import torch  # noqa: PLC0415 (keeps --help fast)
+    args = parser().parse_args(argv)
+    # imported after parsing: --help answers without loading torch
+    import torch  # noqa: PLC0415
 
     from pygmatch.data.bank import FeatureBank  # noqa: PLC0415
     from pygmatch.errors import Interrupted  # noqa: PLC0415
@@ -40,7 +42,6 @@ def main(argv=None) -> int:
     from pygmatch.training.pair_cache import cached_pairs, interrupted_message, remove_cache  # noqa: PLC0415
     from pygmatch.training.verifier import bank_candidates, fit_verifier, heldout_auc, heldout_pairs  # noqa: PLC0415
 
-    args = parser().parse_args(argv)
     check_outputs(args, example="verifier.pt")
     cfg = VerifierConfig(hidden=args.hidden, layers=args.layers, precise_px=args.precise_px, threshold=args.threshold, min_keep=args.min_keep,
                          pad_from=args.pad_from)

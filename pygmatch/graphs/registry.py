@@ -6,43 +6,44 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass
 
+import importlib
+
 from ..errors import PygmatchError
-from .complete import CompleteGraph
-from .cross import CompleteCross, DescriptorKNNCross
-from .descriptor_knn import DescriptorKNNGraph
-from .knn import KNNGraph
-from .mst import MSTGraph
-from .multiscale import MultiScaleGraph
-from .partition import PartitionGraph
 from .names import CROSS_NAMES, DEFAULTS, GRAPH_NAMES
-from .radius import RadiusGraph
 
 
 @dataclass(frozen=True)
 class GraphSpec:
-    """A transform class, and which command-line flag sets which of its parameters."""
+    """A transform class (``"module:Class"`` in this package, imported when first built, so that
+    the tables cost no torch import), and which command-line flag sets which of its parameters."""
 
-    cls: type
+    where: str
     flags: dict[str, str]  # flag dest -> the transform's parameter
     example: str = ""
     summary: str = ""
 
+    @property
+    def cls(self) -> type:
+        module, name = self.where.split(":")
+        return getattr(importlib.import_module(f".{module}", __package__), name)
+
 
 GRAPHS: dict[str, GraphSpec] = {
-    "knn": GraphSpec(KNNGraph, {"k": "k"}, "--graph knn --k 16", "k nearest keypoints in the image"),
-    "radius": GraphSpec(RadiusGraph, {"radius": "r", "max_neighbors": "max_neighbors"},
+    "knn": GraphSpec("knn:KNNGraph", {"k": "k"}, "--graph knn --k 16", "k nearest keypoints in the image"),
+    "radius": GraphSpec("radius:RadiusGraph", {"radius": "r", "max_neighbors": "max_neighbors"},
                         "--graph radius --radius 0.05 --max-neighbors 32", "keypoints within a radius (fraction of the longer image side)"),
-    "mst": GraphSpec(MSTGraph, {}, "--graph mst", "Euclidean minimum spanning tree, undirected"),
-    "partition": GraphSpec(PartitionGraph, {"cells": "cells", "partition": "method", "clusters": "clusters"},
+    "mst": GraphSpec("mst:MSTGraph", {}, "--graph mst", "Euclidean minimum spanning tree, undirected"),
+    "partition": GraphSpec("partition:PartitionGraph", {"cells": "cells", "partition": "method", "clusters": "clusters"},
                            "--graph partition --cells 4x4  (or --partition kmeans --clusters 16)", "disjoint groups, complete inside each"),
-    "complete": GraphSpec(CompleteGraph, {}, "--graph complete", "every keypoint to every keypoint (SuperGlue; dense path)"),
-    "multiscale": GraphSpec(MultiScaleGraph, {"ks": "ks", "rings": "mode"},
+    "complete": GraphSpec("complete:CompleteGraph", {}, "--graph complete", "every keypoint to every keypoint (SuperGlue; dense path)"),
+    "multiscale": GraphSpec("multiscale:MultiScaleGraph", {"ks": "ks", "rings": "mode"},
                             "--graph multiscale --ks 8,16,32,all --rings disjoint", "several kNN edge sets, nested or disjoint rings"),
-    "descriptor-knn": GraphSpec(DescriptorKNNGraph, {"k": "k"}, "--graph descriptor-knn --k 16", "k nearest descriptors in the same image"),
+    "descriptor-knn": GraphSpec("descriptor_knn:DescriptorKNNGraph", {"k": "k"}, "--graph descriptor-knn --k 16",
+                                "k nearest descriptors in the same image"),
 }
 CROSS: dict[str, GraphSpec] = {
-    "complete": GraphSpec(CompleteCross, {}),
-    "descriptor-knn": GraphSpec(DescriptorKNNCross, {"cross_k": "k"}),
+    "complete": GraphSpec("cross:CompleteCross", {}),
+    "descriptor-knn": GraphSpec("cross:DescriptorKNNCross", {"cross_k": "k"}),
 }
 assert tuple(GRAPHS) == GRAPH_NAMES and tuple(CROSS) == CROSS_NAMES  # the names the flags offer (names.py) are these
 

@@ -24,8 +24,8 @@ Three stages, each with one small interface (as glue-factory's two-view pipeline
   images; the classical ``PatchRefiner`` (``ncc``) or the ``LearnedRefiner`` (``refiner``).
 
 A pipeline is named ``MATCHER[+REFINER]`` (the names ``eval.coco`` and ``eval.hpatches`` take):
-matchers ``nn``, ``nn-ratio``, ``verifier``, ``graph`` or a file (a verifier file, a graph matcher
-checkpoint or run folder); refiners ``refiner``, ``ncc`` or a refiner file; ``default`` is
+matchers ``nn``, ``nn-ratio``, ``verifier``, ``candidate-graph``, ``graph`` or a file (a verifier
+file, a candidate graph file, a graph matcher checkpoint or run folder); refiners ``refiner``, ``ncc`` or a refiner file; ``default`` is
 ``verifier+refiner``, the shipped best. ``oracle@PX`` / ``nn-oracle@PX`` are ceilings that read the
 true homography: only the evaluation runs them (``Pipeline.result`` with their matches).
 """
@@ -40,6 +40,7 @@ from .data.features import DESCRIPTOR_DIM, FEATURES, Keypoints, extract
 from .data.homography import estimate_homography
 from .data.images import as_gray, check_resize, downscale, points_to_original
 from .errors import PygmatchError
+from .matching.candidate_graph import CandidateGraphMatching, is_candidate_graph_file
 from .matching.graph import GraphMatching
 from .matching.nearest import RATIO, NearestNeighbor
 from .matching.oracle import Oracle, parse_oracle
@@ -51,7 +52,7 @@ from .threads import DEFAULT_THREADS, check_threads, torch_threads
 # images; OpenCV's SIFT on an 8000×6000 photograph took 65 s and 11.5 GB, at 1024 px ~0.2 s.
 DEFAULT_RESIZE = 1024
 PRESETS = {"default": "verifier+refiner"}  # names of whole pipelines
-MATCHERS = ("nn", "nn-ratio", "verifier", "graph")  # matcher names besides files and oracles
+MATCHERS = ("nn", "nn-ratio", "verifier", "candidate-graph", "graph")  # matcher names besides files and oracles
 MATCHER_OPTIONS = ("match_threshold", "min_keep", "pad_from", "early_exit", "pruning")  # see load_matcher
 _UNSET = object()
 
@@ -158,10 +159,12 @@ def looks_like_path(name: str) -> bool:
 
 def load_matcher(name: str, device: str = "cpu", **options):
     """A matching stage by name: ``nn``, ``nn-ratio``, ``verifier`` (the shipped candidate
-    verifier), ``graph`` (the shipped graph network), ``oracle@PX`` / ``nn-oracle@PX``, or a file:
-    a verifier file (``train.verifier``), a graph matcher checkpoint or run folder (``train.run``).
+    verifier), ``candidate-graph`` (the shipped candidate graph network), ``graph`` (the shipped
+    attention graph network), ``oracle@PX`` / ``nn-oracle@PX``, or a file: a verifier file
+    (``train.verifier``), a candidate graph file (``train.candidate_graph``), a graph matcher
+    checkpoint or run folder (``train.run``).
     ``options``: inference options, each used by the matchers it belongs to (``match_threshold``:
-    the verifier's and the graph network's; ``min_keep``, ``pad_from``: the verifier's;
+    the learned matchers'; ``min_keep``: the verifier's and the candidate graph's; ``pad_from``: the verifier's;
     ``early_exit``, ``pruning``: the graph network's), so one set serves several matchers; an
     unknown option is an error, not silently ignored."""
     unknown = sorted(set(options) - set(MATCHER_OPTIONS))
@@ -175,6 +178,9 @@ def load_matcher(name: str, device: str = "cpu", **options):
     if name == "verifier" or is_verifier_file(name):
         mine = {"threshold": options.get("match_threshold"), "min_keep": options.get("min_keep"), "pad_from": options.get("pad_from")}
         return CandidateVerifier.load("default" if name == "verifier" else name, **{k: v for k, v in mine.items() if v is not None})
+    if name == "candidate-graph" or is_candidate_graph_file(name):
+        mine = {"threshold": options.get("match_threshold"), "min_keep": options.get("min_keep")}
+        return CandidateGraphMatching.load("default" if name == "candidate-graph" else name, **{k: v for k, v in mine.items() if v is not None})
     if name == "graph" or Path(name).exists():
         mine = {k: options.get(k) for k in ("match_threshold", "early_exit", "pruning")}
         return GraphMatching.load("default" if name == "graph" else name, device=device, threads=None,
@@ -188,7 +194,7 @@ def matcher_features(matcher) -> str | None:
     """The keypoints a matching stage was trained on (None: any)."""
     if isinstance(matcher, GraphMatching):
         return matcher.cfg.features
-    if isinstance(matcher, CandidateVerifier):
+    if isinstance(matcher, (CandidateVerifier, CandidateGraphMatching)):
         return matcher.cfg.features
     return None
 

@@ -108,7 +108,7 @@ def test_no_arguments_compares_the_shipped_models_with_the_baselines(tmp_path):
     r = run_eval("--max-images", 2, "--out", tmp_path / "o", "--draw", 1)
     assert r.returncode == 0, r.stderr[-2000:]
     metrics = json.loads((tmp_path / "o" / "metrics.json").read_text())
-    assert list(metrics) == ["default", "verifier", "graph", "nn", "nn-ratio", "nn-oracle@1", "oracle@1"]
+    assert list(metrics) == ["default", "verifier", "candidate-graph", "graph", "nn", "nn-ratio", "nn-oracle@1", "oracle@1"]
     assert metrics["graph"]["matches"] > 20  # the shipped weights load and match real images
     assert metrics["verifier"]["matches"] > 20 and metrics["verifier"]["precision"] > metrics["nn"]["precision"]
     # the same matches, moved by the shipped refiner: more of them within 1 px of the truth

@@ -62,7 +62,7 @@ def test_no_arguments_runs_on_the_embedded_sequence(tmp_path):
                        cwd=ROOT, capture_output=True, text=True, timeout=300)
     assert r.returncode == 0, r.stderr[-2000:]
     metrics = json.loads((out / "metrics.json").read_text())
-    assert list(metrics) == ["default", "verifier", "graph", "nn", "nn-ratio", "nn-oracle@1", "oracle@1"]
+    assert list(metrics) == ["default", "verifier", "candidate-graph", "graph", "nn", "nn-ratio", "nn-oracle@1", "oracle@1"]
     for m in metrics.values():
         assert set(m) == SUMMARY_KEYS  # the same keys as eval.coco
         assert m["pairs"] == 5 and m["skipped"] == 0
@@ -78,7 +78,7 @@ def test_no_arguments_runs_on_the_embedded_sequence(tmp_path):
     assert "## By sequence" in report and "| leuven" in report and "## By kind" in report
     assert np.load(out / "corner_errors.npz")["nn"].shape == (5,)
     assert (out / "corner_error.png").stat().st_size > 500
-    drawn = ("default", "graph", "nn-oracle@1", "nn-ratio", "nn", "oracle@1", "verifier")
+    drawn = ("candidate-graph", "default", "graph", "nn-oracle@1", "nn-ratio", "nn", "oracle@1", "verifier")
     assert sorted(p.name for p in (out / "matches").glob("*.png")) == [f"leuven_1-6_{m}.png" for m in drawn]
     assert "by sequence:" in r.stdout and "5 pairs in 1 sequences, 0 counted as failures" in r.stdout
 

@@ -30,6 +30,7 @@ SCRIPTS = {
     "pygmatch-verifier": "pygmatch.commands.train_verifier:cli",
     "pygmatch-refiner": "pygmatch.commands.train_refiner:cli",
     "pygmatch-sfm": "pygmatch.commands.eval_sfm:cli",
+    "pygmatch-candidate-graph": "pygmatch.commands.train_candidate_graph:cli",
 }
 
 

@@ -15,7 +15,7 @@ from pygmatch.data.features import extract
 from pygmatch.data.geometry import corner_error, sample_homography, warp_points
 from pygmatch.data.images import downscale
 from pygmatch.errors import PygmatchError
-from pygmatch.matching import CandidateVerifier, GraphMatching, LearnedRefiner, NearestNeighbor, PatchRefiner
+from pygmatch.matching import CandidateGraphMatching, CandidateVerifier, GraphMatching, LearnedRefiner, NearestNeighbor, PatchRefiner
 from pygmatch.nn import GraphMatcher, MatcherConfig
 
 
@@ -61,7 +61,7 @@ def test_the_readme_use(real_pair, tmp_path):
 def test_presets_parse_into_their_stages(tiny_ckpt, real_pair):
     cases = {"nn": (NearestNeighbor, type(None)), "nn-ratio+ncc": (NearestNeighbor, PatchRefiner),
              "verifier+refiner": (CandidateVerifier, LearnedRefiner), "graph": (GraphMatching, type(None)),
-             f"{tiny_ckpt}+ncc": (GraphMatching, PatchRefiner)}
+             f"{tiny_ckpt}+ncc": (GraphMatching, PatchRefiner), "candidate-graph+refiner": (CandidateGraphMatching, LearnedRefiner)}
     for name, (matcher, refiner) in cases.items():
         pipe = Pipeline.load(name)
         assert isinstance(pipe.matcher, matcher) and isinstance(pipe.refiner, refiner), name
@@ -82,6 +82,15 @@ def test_presets_parse_into_their_stages(tiny_ckpt, real_pair):
     orb = Pipeline.load("nn", features="orb")
     with pytest.raises(PygmatchError, match="these features have 256-dimensional descriptors, but this pipeline matches sift"):
         Pipeline.load("nn").match(orb.extract(real_pair[0]), real_pair[1])
+
+
+def test_the_shipped_candidate_graph_matches_a_real_pair(real_pair):
+    """The candidate graph network as a pipeline stage, on an embedded photograph and its warp:
+    precise matches and a homography close to the truth."""
+    image0, image1, H = real_pair
+    res = Pipeline.load("candidate-graph+refiner").match(image0, image1)
+    err = np.linalg.norm(warp_points(res.points0, H) - res.points1, axis=1)
+    assert len(res) > 100 and np.mean(err < 1) > 0.9 and corner_error(res.homography(), H, (640, 480)) < 1.0
 
 
 def test_an_oracle_only_runs_in_the_evaluation(real_pair):

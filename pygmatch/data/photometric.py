@@ -29,9 +29,9 @@ class RealPhotometric:
     brightness: float = 25.0
     log_contrast: float = 0.25
     p_defocus: float = 0.3
-    defocus_radius: float = 3.0
+    defocus_radius: float = 2.5
     p_motion: float = 0.2
-    motion_length: float = 9.0
+    motion_length: float = 7.0
     blur_sigma: float = 1.5
     noise_std: float = 6.0
     p_jpeg: float = 0.7

@@ -1,0 +1,158 @@
+"""``CandidateGraphMatching``: the candidate graph network (``pygmatch.nn.candidate_graph``) as a
+matching stage.
+
+Two keypoint sets → descriptor candidates (mutual nearest neighbours, or the two nearest both
+ways) → their graphs in image 0 and image 1 (a ``pygmatch.graphs`` transform over the candidates'
+positions) → the network → ``(matches (K, 2) int64, scores (K,) float32)``: the candidates whose
+assignment probability passes ``threshold``, and at least the ``min_keep`` most probable ones (on
+hard pairs a short list leaves RANSAC without support). The score is the probability that the
+candidate is a match (sparse dual-softmax) and a precise one (within 1 px).
+
+Keypoints are in image pixels (those of the extraction: ``pygmatch.Pipeline`` resizes to a
+longer side of at most 1024 px; the network was trained at 640×480)."""
+from __future__ import annotations
+
+import os
+from dataclasses import asdict
+
+import numpy as np
+import torch
+from torch_geometric.data import Data
+
+from ..data.features import Keypoints
+from ..errors import PygmatchError
+from ..graphs.base import complete_edges
+from ..graphs.registry import make_graph
+from ..nn.candidate_graph import NODE_FEATURES, CandidateGraphConfig, CandidateGraphNet
+from ..weights import WEIGHTS_DIR, config_from_dict, has_format, read_model_file
+
+FORMAT, VERSION = "pygmatch-candidate-graph", 1
+WEIGHTS = WEIGHTS_DIR / "candidate_graph.pt"
+MIN_CANDIDATES = 8  # fewer: nothing to judge them against, all are kept
+GRAPH_PARAMS = {"knn": "k", "descriptor-knn": "k"}  # graphs whose size is CandidateGraphConfig.k
+
+
+def descriptor_candidates(d0: np.ndarray, d1: np.ndarray, kind: str = "mutual") -> tuple[np.ndarray, np.ndarray]:
+    """``(candidates (K, 2) int64, features (K, len(NODE_FEATURES)) float32 without the keypoint
+    columns)``: ``mutual`` nearest neighbours, or ``top2``: the union of each keypoint's two nearest
+    in the other image, both ways. Returns the distance², the ratio of the two nearest (each side),
+    and whether the candidate is a mutual nearest neighbour."""
+    n, m = len(d0), len(d1)
+    if n < 2 or m < 2:
+        return np.zeros((0, 2), np.int64), np.zeros((0, 4), np.float32)
+    dist2 = np.maximum(2.0 - 2.0 * (d0 @ d1.T), 0.0)
+    order0 = np.argpartition(dist2, 1, axis=1)[:, :2]  # (n, 2), unsorted
+    order1 = np.argpartition(dist2, 1, axis=0)[:2].T  # (m, 2)
+    rows = np.arange(n)[:, None]
+    cols = np.arange(m)[:, None]
+    two0 = np.sort(dist2[rows, order0], 1)
+    two1 = np.sort(dist2[order1, cols], 1)
+    nn0 = order0[np.arange(n), np.argmin(dist2[rows, order0], 1)]
+    nn1 = order1[np.arange(m), np.argmin(dist2[order1, cols], 1)]
+    mutual = nn1[nn0] == np.arange(n)
+    if kind == "mutual":
+        i = np.nonzero(mutual)[0]
+        cand = np.stack([i, nn0[i]], 1)
+    elif kind == "top2":
+        pairs = np.concatenate([np.stack([np.repeat(np.arange(n), 2), order0.reshape(-1)], 1),
+                                np.stack([order1.reshape(-1), np.repeat(np.arange(m), 2)], 1)])
+        cand = np.unique(pairs, axis=0)
+    else:
+        raise PygmatchError(f"unknown candidates {kind!r}: mutual or top2")
+    i, j = cand[:, 0], cand[:, 1]
+    ratio0 = np.sqrt(two0[i, 0] / np.maximum(two0[i, 1], 1e-12))
+    ratio1 = np.sqrt(two1[j, 0] / np.maximum(two1[j, 1], 1e-12))
+    is_mutual = (nn0[i] == j) & (nn1[j] == i)
+    return cand.astype(np.int64), np.stack([dist2[i, j], ratio0, ratio1, is_mutual], 1).astype(np.float32)
+
+
+def intra_edges(pos: torch.Tensor, size: tuple[int, int], graph) -> torch.Tensor:
+    """(2, E) edges (source, target) of ``graph`` (a ``pygmatch.graphs`` transform) over ``pos``;
+    a complete edge set is written out."""
+    data = graph(Data(pos=pos, pos_norm=pos / float(max(size)), num_nodes=pos.size(0)))
+    edges = data.edge_index
+    if bool(data.scale_complete.any()):
+        edges = torch.cat([edges, complete_edges(pos.size(0), loop=False)], 1)
+    return edges
+
+
+def candidate_graph(kp0: Keypoints, kp1: Keypoints, size0: tuple[int, int], size1: tuple[int, int], cfg: CandidateGraphConfig,
+                    graph=None) -> tuple[np.ndarray, Data | None]:
+    """``(candidates (K, 2) int64, the network's input Data)``; the Data is None with fewer than
+    ``MIN_CANDIDATES`` candidates. ``graph``: the intra-image transform (default: the config's)."""
+    cand, desc_feats = descriptor_candidates(kp0.descriptors, kp1.descriptors, cfg.candidates)
+    if len(cand) < MIN_CANDIDATES:
+        return cand, None
+    graph = graph or make_graph(cfg.graph, **({GRAPH_PARAMS[cfg.graph]: cfg.k} if cfg.graph in GRAPH_PARAMS else {}))
+    i, j = cand[:, 0], cand[:, 1]
+    s0, s1 = np.maximum(kp0.scale[i], 1e-3), np.maximum(kp1.scale[j], 1e-3)
+    log_scale = np.log(s1 / s0).astype(np.float32)
+    angle = np.angle(np.exp(1j * (kp1.ori[j] - kp0.ori[i]))).astype(np.float32)
+    x = np.concatenate([desc_feats, np.stack([np.log(s0), log_scale, np.cos(angle), np.sin(angle),
+                                              kp0.score[i] / max(float(kp0.score.max()), 1e-12),
+                                              kp1.score[j] / max(float(kp1.score.max()), 1e-12)], 1)], 1).astype(np.float32)
+    pos0 = torch.from_numpy(kp0.xy[i].astype(np.float32))
+    pos1 = torch.from_numpy(kp1.xy[j].astype(np.float32))
+    data = Data(x=torch.from_numpy(x), pos0=pos0, pos1=pos1, log_scale=torch.from_numpy(log_scale), angle=torch.from_numpy(angle),
+                edge_index0=intra_edges(pos0, size0, graph), edge_index1=intra_edges(pos1, size1, graph),
+                group_index0=torch.from_numpy(np.unique(i, return_inverse=True)[1].reshape(-1)),
+                group_index1=torch.from_numpy(np.unique(j, return_inverse=True)[1].reshape(-1)), num_nodes=len(cand))
+    return cand, data
+
+
+def is_candidate_graph_file(path: str | os.PathLike) -> bool:
+    return has_format(path, FORMAT)
+
+
+class CandidateGraphMatching:
+    """A trained ``CandidateGraphNet`` as a matching stage::
+
+        stage = CandidateGraphMatching.load("default")      # the shipped weights, or a file from train.candidate_graph
+        matches, scores = stage.match(kp0, kp1, (w0, h0), (w1, h1))
+    """
+
+    def __init__(self, model: CandidateGraphNet):
+        self.model = model.eval()
+        self.cfg = model.cfg
+        self.graph = make_graph(self.cfg.graph, **({GRAPH_PARAMS[self.cfg.graph]: self.cfg.k} if self.cfg.graph in GRAPH_PARAMS else {}))
+
+    @torch.no_grad()
+    def probabilities(self, kp0: Keypoints, kp1: Keypoints, size0, size1=None) -> tuple[np.ndarray, np.ndarray | None]:
+        """``(candidates (K, 2), scores (K,) or None with too few candidates)``: the probability that
+        the candidate is a match and within 1 px (``CandidateGraphOutput.score``)."""
+        cand, data = candidate_graph(kp0, kp1, size0, size1 or size0, self.cfg, self.graph)
+        if data is None:
+            return cand, None
+        return cand, self.model(data).score.numpy()
+
+    def match(self, kp0: Keypoints, kp1: Keypoints, size0: tuple[int, int], size1: tuple[int, int] | None = None) -> tuple[np.ndarray, np.ndarray]:
+        """``(matches (K, 2) int64, scores (K,) float32)`` of keypoints on images of (w, h) ``size0``
+        and ``size1`` (default: the same)."""
+        cand, prob = self.probabilities(kp0, kp1, size0, size1)
+        if prob is None:
+            return cand, np.ones(len(cand), np.float32)
+        keep = prob > self.cfg.threshold
+        keep[np.argsort(-prob, kind="stable")[: self.cfg.min_keep]] = True
+        return cand[keep], prob[keep].astype(np.float32)
+
+    def save(self, path: str | os.PathLike, **extra) -> None:
+        torch.save({"format": FORMAT, "version": VERSION, "config": asdict(self.cfg), "state_dict": self.model.state_dict(),
+                    "node_features": list(NODE_FEATURES), **extra}, path)
+
+    @classmethod
+    def load(cls, path: str | os.PathLike = "default", **overrides) -> "CandidateGraphMatching":
+        """``"default"`` (the shipped weights) or a file written by ``save`` / ``train.candidate_graph``;
+        ``overrides``: inference options (``threshold``, ``min_keep``)."""
+        path, ckpt = read_model_file(path, WEIGHTS, FORMAT, VERSION, "candidate graph matcher")
+        if ckpt.get("node_features") != list(NODE_FEATURES):
+            raise PygmatchError(f"{path}: a candidate graph matcher of other features; this pygmatch computes {len(NODE_FEATURES)}")
+        cfg = config_from_dict(CandidateGraphConfig, ckpt["config"], "candidate graph matcher", overrides, ("threshold", "min_keep"))
+        model = CandidateGraphNet(cfg)
+        model.load_state_dict(ckpt["state_dict"])
+        return cls(model)
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}({self.cfg})"
+
+
+__all__ = ["CandidateGraphMatching", "candidate_graph", "descriptor_candidates", "is_candidate_graph_file"]

@@ -3,7 +3,7 @@
 ``pygmatch.Pipeline.load("default").match("a.jpg", "b.jpg")`` matches two images; see
 ``pygmatch.pipeline``. The names below are imported on first use, so that a command's ``--help``
 answers without loading torch."""
-import importlib
+from .lazy import lazy_attributes
 
 _WHERE = {
     "Pipeline": ".pipeline", "MatchResult": ".pipeline", "Features": ".pipeline", "Extractor": ".pipeline",
@@ -13,12 +13,4 @@ _WHERE = {
 __all__ = list(_WHERE)
 __version__ = "0.1.0"
 
-
-def __getattr__(name: str):
-    if name in _WHERE:
-        return getattr(importlib.import_module(_WHERE[name], __name__), name)
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-
-
-def __dir__():
-    return sorted(list(globals()) + __all__)
+__getattr__, __dir__ = lazy_attributes(__name__, _WHERE)

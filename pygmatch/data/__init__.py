@@ -1,7 +1,7 @@
 """The data stage: images, synthetic homography pairs, real sequences, keypoint graphs, the feature
 bank. The names below are imported on first use, so that a command's ``--help`` answers without
 loading torch."""
-import importlib
+from ..lazy import lazy_attributes
 
 _WHERE = {
     **dict.fromkeys(["DEFAULT_SIZE", "EMBEDDED_IMAGES", "list_images", "read_gray", "resize_crop"], ".images"),
@@ -13,12 +13,4 @@ _WHERE = {
 }
 __all__ = list(_WHERE)
 
-
-def __getattr__(name: str):
-    if name in _WHERE:
-        return getattr(importlib.import_module(_WHERE[name], __name__), name)
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-
-
-def __dir__():
-    return sorted(list(globals()) + __all__)
+__getattr__, __dir__ = lazy_attributes(__name__, _WHERE)

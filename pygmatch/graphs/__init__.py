@@ -7,7 +7,7 @@ Every intra-image transform is a PyG ``BaseTransform`` that works on one image's
 
 The names below are imported on first use (``names.py`` holds what the flags offer, without torch).
 """
-import importlib
+from ..lazy import lazy_attributes
 
 _WHERE = {
     "GraphTransform": ".base", "complete_edges": ".base", "CompleteGraph": ".complete", "CompleteCross": ".cross",
@@ -17,12 +17,4 @@ _WHERE = {
 }
 __all__ = list(_WHERE)
 
-
-def __getattr__(name: str):
-    if name in _WHERE:
-        return getattr(importlib.import_module(_WHERE[name], __name__), name)
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-
-
-def __dir__():
-    return sorted(list(globals()) + __all__)
+__getattr__, __dir__ = lazy_attributes(__name__, _WHERE)

@@ -13,6 +13,7 @@ import sys
 from pathlib import Path
 
 from pygmatch.commands.flags import add_graph_args, positive_int, probability_threshold, run_cli
+from pygmatch.data.features import FEATURES
 
 METHOD_HELP = ("pipeline MATCHER[+REFINER] (default: default = verifier+refiner, the shipped best); matchers nn, nn-ratio, "
                "verifier, graph or a model file; refiners refiner, ncc or a refiner file, e.g. nn-ratio+refiner")
@@ -37,7 +38,7 @@ def parser() -> argparse.ArgumentParser:
     g = commands.add_parser("graph", help="draw the keypoints and the edges of a graph on an image",
                             description="Draw the keypoints of an image and the edges of one of pygmatch's graphs.")
     g.add_argument("image", type=Path)
-    g.add_argument("--features", choices=("sift", "orb"), default="sift")
+    g.add_argument("--features", choices=FEATURES, default="sift")
     g.add_argument("--max-keypoints", type=positive_int, default=512)
     g.add_argument("--out", type=Path, default=Path("graph.png"))
     add_graph_args(g)

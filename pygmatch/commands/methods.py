@@ -5,11 +5,13 @@ import argparse
 from pathlib import Path
 
 from pygmatch.commands.flags import positive_int, probability_threshold
+from pygmatch.data.features import FEATURES
+from pygmatch.data.homography import ESTIMATORS
 from pygmatch.weights import shipped_methods
 
 
 def add_method_args(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--features", choices=("sift", "orb"), default="sift")
+    p.add_argument("--features", choices=FEATURES, default="sift")
     p.add_argument("--max-keypoints", type=positive_int, default=1024)
     p.add_argument("--methods", default=None,
                    help=f"comma-separated pipelines MATCHER[+REFINER]: default (= verifier+refiner, the shipped best), "
@@ -22,7 +24,7 @@ def add_method_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--match-threshold", type=probability_threshold,
                    help="learned models: match probability threshold in [0, 1) (default: the model's)")
     p.add_argument("--adaptive", action="store_true", help="graph models: early exit and point pruning on")
-    p.add_argument("--estimator", choices=("opencv", "poselib"), default="opencv",
+    p.add_argument("--estimator", choices=ESTIMATORS, default="opencv",
                    help="RANSAC homography: OpenCV's findHomography (default) or PoseLib's LO-RANSAC (pip install poselib)")
     p.add_argument("--threads", type=positive_int, default=1,
                    help="learned models: torch threads (default 1: on a CPU shared with another busy process, more threads "

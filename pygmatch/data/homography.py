@@ -80,14 +80,20 @@ def ransac_poselib(pts0: np.ndarray, pts1: np.ndarray, ransac_px: float = 3.0, s
     return H / H[2, 2]
 
 
+def check_estimator(estimator: str) -> None:
+    """An unknown estimator, or PoseLib asked for but not installed, is one line (before any work)."""
+    if estimator not in ESTIMATORS:
+        raise PygmatchError(f"unknown homography estimator {estimator!r}: choose from {', '.join(ESTIMATORS)}")
+    if estimator == "poselib":
+        poselib_module()
+
+
 def estimate_homography(pts0: np.ndarray, pts1: np.ndarray, method: str = "ransac", weights: np.ndarray | None = None,
                         ransac_px: float = 3.0, estimator: str = "opencv") -> np.ndarray | None:
     """Homography from matched points by RANSAC (``estimator``: ``"opencv"`` or ``"poselib"``,
     see the module's docstring) or by (weighted) DLT (``method="dlt"``); None if impossible."""
-    if estimator not in ESTIMATORS:
-        raise PygmatchError(f"unknown homography estimator {estimator!r}: choose from {', '.join(ESTIMATORS)}")
-    if method == "ransac" and estimator == "poselib":
-        poselib_module()  # a missing PoseLib is an error even when a pair has too few matches
+    if method == "ransac" or estimator not in ESTIMATORS:
+        check_estimator(estimator)  # a missing PoseLib is an error even when a pair has too few matches
     if len(pts0) < 4:
         return None
     if method == "dlt":

@@ -17,7 +17,7 @@ from .. import viz
 from ..data.features import extract
 from ..data.geometry import warp_points
 from ..data.ground_truth import ground_truth_matches
-from ..data.homography import estimate_homography
+from ..data.homography import check_estimator
 from ..data.sequences import BadPair
 from ..errors import PygmatchError
 from ..files import make_folder
@@ -82,7 +82,7 @@ def evaluate(
 
     With ``out``, the matches of the first ``draw`` pairs (or of the pair indices in ``draw``)
     are drawn there (``write_report`` writes the tables and plots)."""
-    estimate_homography(np.zeros((0, 2)), np.zeros((0, 2)), estimator=estimator)  # an unknown or missing estimator: one line, now
+    check_estimator(estimator)  # before any work
     out = Path(out) if out is not None else None
     if out is not None:
         make_folder(out / "matches")

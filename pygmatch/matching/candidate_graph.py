@@ -25,6 +25,7 @@ from ..graphs.base import complete_edges
 from ..graphs.registry import make_graph
 from ..nn.candidate_graph import NODE_FEATURES, CandidateGraphConfig, CandidateGraphNet
 from ..weights import WEIGHTS_DIR, config_from_dict, has_format, read_model_file
+from .select import keep_probable
 
 FORMAT, VERSION = "pygmatch-candidate-graph", 1
 WEIGHTS = WEIGHTS_DIR / "candidate_graph.pt"
@@ -131,8 +132,7 @@ class CandidateGraphMatching:
         cand, prob = self.probabilities(kp0, kp1, size0, size1)
         if prob is None:
             return cand, np.ones(len(cand), np.float32)
-        keep = prob > self.cfg.threshold
-        keep[np.argsort(-prob, kind="stable")[: self.cfg.min_keep]] = True
+        keep = keep_probable(prob, self.cfg.threshold, self.cfg.min_keep)  # always padded: no pad_from yet (MODEL_CARD)
         return cand[keep], prob[keep].astype(np.float32)
 
     def save(self, path: str | os.PathLike, **extra) -> None:

@@ -48,6 +48,7 @@ from ..data.geometry import fit_local_motion
 from ..errors import PygmatchError
 from ..weights import WEIGHTS_DIR, config_from_dict, has_format, read_model_file
 from .nearest import nearest_neighbor_match
+from .select import keep_probable
 
 FORMAT, VERSION = "pygmatch-verifier", 1
 WEIGHTS = WEIGHTS_DIR / "verifier.pt"
@@ -154,9 +155,7 @@ class CandidateVerifier(nn.Module):
         if feats is None:
             return cand, np.ones(len(cand), np.float32)
         prob = torch.sigmoid(self(torch.from_numpy(feats))).numpy()
-        keep = prob > self.cfg.threshold
-        if keep.sum() >= self.cfg.pad_from:  # the images overlap: pad a short list for RANSAC
-            keep[np.argsort(-prob, kind="stable")[: self.cfg.min_keep]] = True
+        keep = keep_probable(prob, self.cfg.threshold, self.cfg.min_keep, self.cfg.pad_from)
         return cand[keep], prob[keep].astype(np.float32)
 
     def save(self, path: str | os.PathLike, **extra) -> None:

@@ -22,7 +22,7 @@ from pathlib import Path
 import numpy as np
 
 from ..errors import PygmatchError
-from .images import IMAGE_SUFFIXES, CorruptImage, downscale, read_gray
+from .images import IMAGE_SUFFIXES, CorruptImage, downscale, list_images, read_gray
 
 EMBEDDED_SEQUENCES = Path(__file__).resolve().parents[1] / "datasets" / "real-mini"  # package data: pygmatch/datasets/real-mini
 DEFAULT_MAX_SIDE = 640  # the longer side of the training images (640x480)
@@ -169,12 +169,11 @@ def _is_sequence(folder: Path) -> bool:
     return any(hs or 1 in images for images, hs in _layout_files(folder).values())
 
 
-def list_images_quietly(folder: Path) -> bool:
+def holds_images(folder: Path) -> bool:
     """Whether ``folder`` holds image files directly (for a hint in an error; never raises)."""
     try:
-        with os.scandir(folder) as it:
-            return any(e.is_file() and e.name.lower().endswith(IMAGE_SUFFIXES) for e in it)
-    except OSError:
+        return bool(list_images(folder))
+    except (PygmatchError, OSError):
         return False
 
 
@@ -194,7 +193,7 @@ def find_sequences(data: str | os.PathLike) -> list[Path]:
         raise PygmatchError(f"{data}: cannot list this folder ({e.strerror or e})") from None
     sequences = [s for s in subs if _is_sequence(s)]
     if not sequences:
-        plain = " (a folder of plain images: evaluate it with eval.coco)" if list_images_quietly(data) else ""
+        plain = " (a folder of plain images: evaluate it with eval.coco)" if holds_images(data) else ""
         raise PygmatchError(
             f"{data}: no sequences: expected sub-folders (or this folder) holding 1.ppm … 6.ppm + H_1_2 … H_1_6 "
             f"(HPatches) or img1.ppm … img6.ppm + H1to2p … H1to6p (Oxford){plain}")

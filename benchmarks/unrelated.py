@@ -1,4 +1,4 @@
-"""Matches on images that do not overlap, and the accuracy on pairs that do, of the default pipeline.
+"""Matches on images that do not overlap, and the accuracy on pairs that do, of the learned matchers.
 
 A matcher must be able to say "these two images do not overlap". Unrelated pairs: each of the
 ``--data`` photographs with two other photographs of the folder (the next one and the 7th next),
@@ -11,9 +11,9 @@ True pairs, the other side of the trade: RANSAC AUC@1/3/5 of the same pipelines 
 homography pairs (``make_pairs``, seed 0, one pair per image, 640x480: what ``eval.coco`` makes)
 at difficulties 1 and 2, and on the sequences' pairs (1, N) at their own resolution.
 
-``default`` is the shipped pipeline (SIFT → candidate verifier → learned refiner); ``default,
-always padded`` is the same with ``pad_from=0``: every pair padded to ``min_keep`` candidates,
-the verifier's behaviour before ``pad_from`` existed. nn and nn-ratio (Lowe's 0.8) are for scale.
+``verifier+refiner`` and ``candidate-graph+refiner``: SIFT → the learned matcher → the learned
+refiner; ``…, always padded`` is the same with ``pad_from=0``: every pair padded to ``min_keep``
+candidates, the behaviour before ``pad_from`` existed. nn and nn-ratio (Lowe's 0.8) are for scale.
 
     python benchmarks/unrelated.py --data ../shared/data/coco/val --sequences ../shared/data/real-pairs
 """
@@ -39,16 +39,20 @@ from pygmatch.data.images import list_images  # noqa: E402
 from pygmatch.data.pairs import make_pairs  # noqa: E402
 from pygmatch.data.sequences import find_sequences, read_sequence  # noqa: E402
 from pygmatch.evaluation.metrics import error_auc  # noqa: E402
-from pygmatch.matching.verifier import CandidateVerifier  # noqa: E402
 from pygmatch.pipeline import Pipeline  # noqa: E402
 
 SHIFTS = (1, 7)  # each photograph is paired with the one this many places further (wrapping)
+LEARNED = ("verifier+refiner", "candidate-graph+refiner")
 
 
 def build_pipelines() -> dict[str, Pipeline]:
-    default = Pipeline.load("default")
-    padded = Pipeline(default.extractor, CandidateVerifier.load("default", pad_from=0), default.refiner, name="default, always padded")
-    return {"default": default, "default, always padded": padded, "nn": Pipeline.load("nn"), "nn-ratio": Pipeline.load("nn-ratio")}
+    """The learned matchers followed by the refiner, each also with ``pad_from=0`` (always padded to
+    ``min_keep``), and the classical baselines."""
+    pipes = {}
+    for name in LEARNED:
+        pipes[name] = Pipeline.load(name)
+        pipes[name + ", always padded"] = Pipeline.load(name, pad_from=0)
+    return {**pipes, "nn": Pipeline.load("nn"), "nn-ratio": Pipeline.load("nn-ratio")}
 
 
 def relative(path: Path | None) -> str:

@@ -164,7 +164,7 @@ def load_matcher(name: str, device: str = "cpu", **options):
     (``train.verifier``), a candidate graph file (``train.candidate_graph``), a graph matcher
     checkpoint or run folder (``train.run``).
     ``options``: inference options, each used by the matchers it belongs to (``match_threshold``:
-    the learned matchers'; ``min_keep``: the verifier's and the candidate graph's; ``pad_from``: the verifier's;
+    the learned matchers'; ``min_keep``, ``pad_from``: the verifier's and the candidate graph's;
     ``early_exit``, ``pruning``: the graph network's), so one set serves several matchers; an
     unknown option is an error, not silently ignored."""
     unknown = sorted(set(options) - set(MATCHER_OPTIONS))
@@ -175,12 +175,12 @@ def load_matcher(name: str, device: str = "cpu", **options):
         return NearestNeighbor(RATIO if name == "nn-ratio" else None)
     if name.startswith(("oracle@", "nn-oracle@")):
         return parse_oracle(name)
+    selection = {"threshold": options.get("match_threshold"), "min_keep": options.get("min_keep"), "pad_from": options.get("pad_from")}
+    selection = {k: v for k, v in selection.items() if v is not None}
     if name == "verifier" or is_verifier_file(name):
-        mine = {"threshold": options.get("match_threshold"), "min_keep": options.get("min_keep"), "pad_from": options.get("pad_from")}
-        return CandidateVerifier.load("default" if name == "verifier" else name, **{k: v for k, v in mine.items() if v is not None})
+        return CandidateVerifier.load("default" if name == "verifier" else name, **selection)
     if name == "candidate-graph" or is_candidate_graph_file(name):
-        mine = {"threshold": options.get("match_threshold"), "min_keep": options.get("min_keep")}
-        return CandidateGraphMatching.load("default" if name == "candidate-graph" else name, **{k: v for k, v in mine.items() if v is not None})
+        return CandidateGraphMatching.load("default" if name == "candidate-graph" else name, **selection)
     if name == "graph" or Path(name).exists():
         mine = {k: options.get(k) for k in ("match_threshold", "early_exit", "pruning")}
         return GraphMatching.load("default" if name == "graph" else name, device=device, threads=None,

@@ -112,4 +112,78 @@ def test_messages_off_uses_no_attention(graphs):
     out = model(graphs[0][4])
     loss = candidate_loss(out, graphs[0][4].error, cfg)
     loss.backward()
-    assert model.layers[0].att0.w_t.weight.grad is None  # the attention takes no part
+    assert model.layers[0].att0[0].w_t.weight.grad is None  # the attention takes no part
+
+
+@pytest.mark.parametrize("name, params", [("knn", {"k": 6}), ("radius", {"r": 0.05, "max_neighbors": 16}), ("mst", {}),
+                                          ("partition", {"cells": (8, 6)}), ("multiscale", {"ks": (4, 8, "all"), "mode": "disjoint"})])
+def test_every_intra_graph_swaps_in(graphs, name, params):
+    """The candidates' graph is any pygmatch.graphs transform, named in the config; a multi-scale
+    one gives each scale its own attention branch, and its disjoint rings with "all" cover every
+    other candidate exactly once."""
+    from pygmatch.graphs.registry import graph_params, make_graph
+
+    kp0, kp1 = graphs[1][0], graphs[1][1]
+    graph = make_graph(name, **params)
+    cfg = CandidateGraphConfig(layers=1, dim=32, graph=graph_params(graph), ortho_weight=0.1)
+    cand, data = candidate_graph(kp0, kp1, SIZE, SIZE, cfg)
+    model = CandidateGraphNet(cfg)
+    assert model.scales == (3 if name == "multiscale" else 1)
+    assert len(model.layers[0].att0) == model.scales
+    for edges, scale in ((data.edge_index0, data.edge_scale0), (data.edge_index1, data.edge_scale1)):
+        assert edges.size(1) == scale.size(0) and int(scale.max()) == model.scales - 1
+        assert bool((edges[0] != edges[1]).all())  # no self-loops
+        if name == "multiscale":
+            n = data.num_nodes
+            keys = edges[0] * n + edges[1]
+            assert keys.unique().numel() == keys.numel() == n * (n - 1)  # rings + the rest: complete, no edge twice
+    data.error = graphs[1][4].error if name == "knn" else torch.full((data.num_nodes,), 5.0)
+    out = model(data)
+    assert len(out.branches) == (1 if name == "multiscale" else 0)
+    loss = candidate_loss(out, data.error, cfg)
+    plain = candidate_loss(out, data.error, CandidateGraphConfig(layers=1, dim=32, graph=cfg.graph))
+    assert torch.isfinite(loss) and (loss > plain if name == "multiscale" else loss == plain)
+    loss.backward()
+    assert all(p.grad is not None for a in model.layers[0].att0 for p in a.parameters())
+
+
+def test_unrelated_images_are_not_padded(graphs):
+    """Two images that do not overlap: fewer than ``pad_from`` candidates pass, so none are added
+    (``pad_from=0`` pads them up to ``min_keep``)."""
+    stage = CandidateGraphMatching.load("default")
+    im0, im1 = (read_gray(f) for f in list_images(EMBEDDED_IMAGES)[:2])
+    kp0, kp1 = extract(im0, max_keypoints=1024), extract(im1, max_keypoints=1024)
+    size0, size1 = im0.shape[::-1], im1.shape[::-1]
+    matches, _ = stage.match(kp0, kp1, size0, size1)
+    assert len(matches) < stage.cfg.pad_from
+    padded, _ = CandidateGraphMatching.load("default", pad_from=0).match(kp0, kp1, size0, size1)
+    assert len(padded) == stage.cfg.min_keep
+
+
+def test_train_command_swaps_the_graph_and_keeps_snapshots(tmp_path, capsys):
+    """``python -m train.candidate_graph --graph multiscale ...`` from a real (small) bank: a model
+    file whose config records the graph, a finished record with its curve, one snapshot per
+    measurement, and a one-line refusal to overwrite without ``--overwrite``."""
+    import json
+
+    from .conftest import one_line_error, run_command
+    from pygmatch.commands.train_candidate_graph import main
+    from pygmatch.data.bank import BankConfig, build_bank
+
+    root = build_bank(tmp_path / "bank", BankConfig((str(EMBEDDED_IMAGES),), max_keypoints=400, shard_pairs=3, seed=5), pairs=6,
+                      workers=1, progress=False).root
+    out = tmp_path / "cg.pt"
+    argv = ["--bank", root, "--out", out, "--val-pairs", 2, "--epochs", 2, "--batch-size", 2, "--val-every", 1, "--dim", 16, "--layers", 1,
+            "--graph", "multiscale", "--ks", "4,8", "--rings", "disjoint", "--ortho-weight", 0.1, "--snapshots"]
+    code, stdout, _ = run_command(main, argv, capsys)
+    assert code == 0, stdout
+    record = json.loads(out.with_suffix(".json").read_text())
+    assert record["finished"] and record["config"]["graph"] == {"name": "multiscale", "ks": [4, 8], "mode": "disjoint"}
+    assert record["pairs_seen"] == 8 and len(record["curve"]) == 5  # 4 steps of 2 pairs, measured after each, and at the end
+    assert all(np.isfinite(row["val_loss"]) for row in record["curve"])
+    snapshots = sorted(p.name for p in tmp_path.glob("cg-*.pt"))
+    assert snapshots == [f"cg-{n:07d}.pt" for n in (2, 4, 6, 8)]
+    stage = CandidateGraphMatching.load(out)
+    assert stage.model.scales == 2 and stage.cfg.ortho_weight == 0.1 and stage.cfg.pad_from == 10
+    code, _, err = run_command(main, argv, capsys)
+    assert code != 0 and "--overwrite" in one_line_error(err)

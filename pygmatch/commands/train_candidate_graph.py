@@ -12,7 +12,7 @@ import time
 from dataclasses import asdict
 from pathlib import Path
 
-from pygmatch.commands.flags import non_negative_int, positive, probability_threshold, run_cli
+from pygmatch.commands.flags import add_graph_args, non_negative, non_negative_int, positive, probability_threshold, run_cli
 
 
 def parser() -> argparse.ArgumentParser:
@@ -21,6 +21,8 @@ def parser() -> argparse.ArgumentParser:
                    help="feature banks (python -m train.bank), SIFT; BANK:1,2 takes only its pairs of difficulties 1 and 2")
     p.add_argument("--out", type=Path, required=True, help="weights file to write (.pt); a .json of the run is written beside it")
     p.add_argument("--overwrite", action="store_true", help="replace an existing --out")
+    p.add_argument("--snapshots", action="store_true",
+                   help="also keep the model of every measurement as OUT-PAIRS.pt (PAIRS: training pairs seen), for learning curves")
     p.add_argument("--pairs", type=positive(int), default=None, help="train on each bank's first N pairs (default: all but --val-pairs)")
     p.add_argument("--val-pairs", type=non_negative_int, default=100, help="each bank's last N pairs, held out to follow the training")
     p.add_argument("--val-every", type=positive(int), default=200, help="steps between held-out measurements (and saves)")
@@ -33,12 +35,14 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--dim", type=positive(int), default=64)
     p.add_argument("--layers", type=positive(int), default=4)
     p.add_argument("--heads", type=positive(int), default=2)
-    p.add_argument("--graph", default="knn", help="intra-image graph over the candidates (a pygmatch.graphs name)")
-    p.add_argument("--k", type=positive(int), default=8, help="its k (knn)")
     p.add_argument("--candidates", choices=("mutual", "top2"), default="mutual")
     p.add_argument("--no-messages", action="store_true", help="ablation: no attention messages, uniform-weight motion fits")
+    p.add_argument("--ortho-weight", type=non_negative(float), default=0.0, help="multiscale: orthogonality loss between the scales' messages")
     p.add_argument("--threshold", type=probability_threshold, default=0.5, help="inference: keep candidates above this probability")
-    p.add_argument("--min-keep", type=non_negative_int, default=20, help="inference: and at least this many of the most probable")
+    p.add_argument("--min-keep", type=non_negative_int, default=20, help="inference: and at least this many of the most probable ...")
+    p.add_argument("--pad-from", type=non_negative_int, default=10,
+                   help="inference: ... when at least this many pass on their own (fewer: the images do not overlap; 0: always)")
+    add_graph_args(p, cross=False, k=8)  # over the candidates' positions in each image
     return p
 
 
@@ -47,6 +51,7 @@ def main(argv=None) -> int:
 
     from pygmatch.data.bank import FeatureBank  # noqa: PLC0415
     from pygmatch.errors import PygmatchError  # noqa: PLC0415
+    from pygmatch.graphs.registry import graph_from_flags, graph_params  # noqa: PLC0415
     from pygmatch.files import make_parent_folder, writable_file, write_text  # noqa: PLC0415
     from pygmatch.matching.candidate_graph import CandidateGraphMatching  # noqa: PLC0415
     from pygmatch.nn.candidate_graph import CandidateGraphConfig  # noqa: PLC0415
@@ -56,8 +61,9 @@ def main(argv=None) -> int:
     writable_file(args.out, "--out", example="candidate_graph.pt")
     if args.out.exists() and not args.overwrite:
         raise PygmatchError(f"--out {args.out}: already exists; choose another --out or pass --overwrite to replace it")
-    cfg = CandidateGraphConfig(dim=args.dim, layers=args.layers, heads=args.heads, graph=args.graph, k=args.k, candidates=args.candidates,
-                               messages=not args.no_messages, threshold=args.threshold, min_keep=args.min_keep)
+    cfg = CandidateGraphConfig(dim=args.dim, layers=args.layers, heads=args.heads, graph=graph_params(graph_from_flags(vars(args))),
+                               candidates=args.candidates, messages=not args.no_messages, ortho_weight=args.ortho_weight,
+                               threshold=args.threshold, min_keep=args.min_keep, pad_from=args.pad_from)
     torch.set_num_threads(1)
     banks = []
     for spec in args.bank:
@@ -81,18 +87,22 @@ def main(argv=None) -> int:
     record = {"banks": [{"bank": b[0], "difficulties": b[1], "pairs": b[3]} for b in banks], "pairs": n_train, "graphs": len(train),
               "val_pairs": args.val_pairs, "epochs": args.epochs, "max_minutes": args.max_minutes,
               "lr": args.lr, "batch_size": args.batch_size, "seed": args.seed, "config": asdict(cfg), "prepare_minutes": round(prep / 60, 2),
-              "threads": 1}
+              "threads": 1, "finished": False}
     make_parent_folder(args.out)
 
     def checkpoint(model, history):
         rec = {**record, "curve": history.rows, "train_minutes": history.rows[-1]["minutes"] if history.rows else 0,
                "pairs_seen": history.rows[-1]["pairs"] if history.rows else 0}
         CandidateGraphMatching(model).save(args.out, training=rec)
+        if args.snapshots and history.rows:
+            CandidateGraphMatching(model).save(args.out.with_name(f"{args.out.stem}-{history.rows[-1]['pairs']:07d}.pt"), training=rec)
         write_text(args.out.with_suffix(".json"), json.dumps(rec, indent=2))
         model.train()
 
-    fit_candidate_graph(train, cfg, args.epochs, args.lr, args.batch_size, args.seed, val or None, args.val_every, args.max_minutes, checkpoint,
-                        log=lambda line: print(line, flush=True))
+    model, history = fit_candidate_graph(train, cfg, args.epochs, args.lr, args.batch_size, args.seed, val or None, args.val_every,
+                                         args.max_minutes, checkpoint, log=lambda line: print(line, flush=True))
+    record.update(finished=True, parameters=sum(p.numel() for p in model.parameters()))
+    checkpoint(model, history)
     print(f"wrote {args.out} ({(time.perf_counter() - start) / 60:.1f} min in all)")
     return 0
 

@@ -28,6 +28,7 @@ class GraphTransform(BaseTransform):
     """
 
     exclusive = False
+    scales = 1  # how many edge sets ``edge_sets`` returns
 
     def edge_sets(self, data: Data) -> list[tuple[torch.Tensor, bool]]:
         raise NotImplementedError

@@ -35,5 +35,9 @@ class MultiScaleGraph(GraphTransform):
             prev = k
         return sets
 
+    @property
+    def scales(self) -> int:
+        return len(self.ks)
+
     def params(self):
         return {"ks": self.ks, "mode": self.mode}

@@ -105,13 +105,18 @@ def graphs_from_flags(flags: Mapping):
     as a mapping of their names, e.g. ``vars()`` of parsed flags or a saved config of the old flat
     layout; missing flags take their defaults)."""
     flags = {**DEFAULTS, **dict(flags)}
-    if flags["graph"] not in GRAPHS:
-        raise PygmatchError(f"unknown graph {flags['graph']!r}; choose from {', '.join(GRAPHS)}")
     if flags["cross"] not in CROSS:
         raise PygmatchError(f"unknown cross graph {flags['cross']!r}; choose from {', '.join(CROSS)}")
-    intra = make_graph(flags["graph"], **{p: flags[f] for f, p in GRAPHS[flags["graph"]].flags.items()})
     cross = make_cross(flags["cross"], **{p: flags[f] for f, p in CROSS[flags["cross"]].flags.items()})
-    return intra, cross
+    return graph_from_flags(flags), cross
+
+
+def graph_from_flags(flags: Mapping):
+    """The intra-image transform of graph flag values (``--graph`` and its parameters' flags)."""
+    flags = {**DEFAULTS, **dict(flags)}
+    if flags["graph"] not in GRAPHS:
+        raise PygmatchError(f"unknown graph {flags['graph']!r}; choose from {', '.join(GRAPHS)}")
+    return make_graph(flags["graph"], **{p: flags[f] for f, p in GRAPHS[flags["graph"]].flags.items()})
 
 
 def flags_from_params(graph: Mapping, cross: Mapping) -> dict:

@@ -35,6 +35,8 @@ Inputs (one pair, or a batch of pairs as one disjoint graph; K candidates, E0/E1
     angle      (K,)      ori1 − ori0, radians (SIFT orientation change)
     edge_index0 (2, E0)  edges (source, target) between candidates near in image 0
     edge_index1 (2, E1)  the same in image 1
+    edge_scale0/1 (E0,) / (E1,)  which of the graph's scales (edge sets) an edge is of: a
+                         multi-scale graph (``MultiScaleGraph``) gives each scale its own branch
     group_index0/1 (K,)  which keypoint of image 0 / image 1 the candidate uses, numbered from 0
                          per pair (named *index* so that PyG's batching offsets them)
 
@@ -48,12 +50,15 @@ Outputs (``CandidateGraphOutput``)::
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import torch
 from torch import nn
 from torch_geometric.nn import MessagePassing
 from torch_geometric.utils import scatter, softmax
+
+from ..graphs.registry import graph_from_params
+from .loss import orthogonality
 
 NODE_FEATURES = ("descriptor_distance2", "ratio0", "ratio1", "mutual", "log_scale0", "log_scale_change", "cos_angle", "sin_angle",
                  "response0", "response1")
@@ -66,14 +71,17 @@ class CandidateGraphConfig:
     dim: int = 64
     layers: int = 4
     heads: int = 2
-    graph: str = "knn"  # a pygmatch.graphs name, over the candidates' positions in each image
-    k: int = 8  # its k (knn)
+    # the intra-image graph over the candidates' positions in each image: a pygmatch.graphs transform's
+    # recorded parameters (``graph_params``); a multi-scale graph gives one branch per scale
+    graph: dict = field(default_factory=lambda: {"name": "knn", "k": 8})
     candidates: str = "mutual"  # mutual nearest neighbours, or "top2": the two nearest both ways
     messages: bool = True  # False: the ablation "messages off" (no attention, uniform-weight fits)
+    ortho_weight: float = 0.0  # training, multi-scale: orthogonality loss between the branches' messages
     positive_px: float = 1.0  # training label: within this many px of the exact reprojection ...
     ignore_px: float = 3.0  # ... negatives beyond this; in between ignored
     threshold: float = 0.5  # inference: keep candidates whose score is above ...
-    min_keep: int = 20  # ... and at least this many of the most probable ones
+    min_keep: int = 20  # ... and at least this many of the most probable ones ...
+    pad_from: int = 10  # ... when at least this many pass on their own (fewer: the images do not overlap)
     features: str = "sift"
 
 
@@ -82,6 +90,7 @@ class CandidateGraphOutput:
     logits: list  # per layer (K,)
     log_assign: torch.Tensor  # (K,)
     precise: torch.Tensor  # (K,)
+    branches: list = field(default_factory=list)  # per layer, per image: the scales' messages [(K, dim)] (multi-scale)
 
     @property
     def score(self) -> torch.Tensor:
@@ -107,53 +116,78 @@ def weighted_affine_fit(src: torch.Tensor, dst: torch.Tensor, w: torch.Tensor, t
     ``dst`` (E, 2) their offsets in the other image (both relative to the node), weights ``w`` (E,).
     Returns ``A`` (n, 3, 2); ``A[:, 2]`` is where the fitted motion puts the node itself, relative to
     its own hypothesis: the node's miss in pixels."""
+    return solve_moments(fit_moments(src, dst), w, target, n)
+
+
+def fit_moments(src: torch.Tensor, dst: torch.Tensor) -> torch.Tensor:
+    """(E, 15): each edge's ``XᵀX`` (9) and ``Xᵀdst`` (6) with ``X = [src / 50, 1]``; they do not
+    depend on the weights, so one forward computes them once per edge set."""
     X = torch.cat([src / 50.0, torch.ones_like(src[:, :1])], 1)  # (E, 3)
-    Xw = X * w[:, None]
-    moments = torch.cat([(Xw[:, :, None] * X[:, None, :]).reshape(-1, 9), (Xw[:, :, None] * dst[:, None, :]).reshape(-1, 6)], 1)
-    moments = scatter(moments, target, 0, dim_size=n, reduce="sum")
-    eye = torch.eye(3, dtype=src.dtype, device=src.device)
-    return torch.linalg.solve(moments[:, :9].reshape(n, 3, 3) + 1e-3 * eye, moments[:, 9:].reshape(n, 3, 2))
+    return torch.cat([(X[:, :, None] * X[:, None, :]).reshape(-1, 9), (X[:, :, None] * dst[:, None, :]).reshape(-1, 6)], 1)
+
+
+def solve_moments(moments: torch.Tensor, w: torch.Tensor, target: torch.Tensor, n: int) -> torch.Tensor:
+    """``A`` (n, 3, 2) of ``weighted_affine_fit`` from the edges' ``fit_moments`` (E, 15)."""
+    total = scatter(moments * w[:, None], target, 0, dim_size=n, reduce="sum")
+    eye = torch.eye(3, dtype=moments.dtype, device=moments.device)
+    return torch.linalg.solve(total[:, :9].reshape(n, 3, 3) + 1e-3 * eye, total[:, 9:].reshape(n, 3, 2))
+
+
+@dataclass
+class EdgeGeometry:
+    """What an intra-image edge set's geometry is, independent of the beliefs (computed once per
+    forward): ``pa`` the positions in the image whose graph it is, ``pb`` the other image's,
+    ``log_scale`` / ``angle`` the candidates' scale and orientation change from a to b."""
+    edge_index: torch.Tensor  # (2, E) source, target
+    oa: torch.Tensor  # (E, 2) neighbour offset in image a, px
+    ob: torch.Tensor  # (E, 2) ... and in image b
+    moments: torch.Tensor  # (E, 15) fit_moments(oa, ob)
+    static: torch.Tensor  # (E, 9) the edge features that do not depend on the beliefs
+    near: torch.Tensor  # (E,) the neighbour sits on the node (a keypoint with two candidates)
+
+    @classmethod
+    def of(cls, pa, pb, log_scale, angle, edge_index) -> "EdgeGeometry":
+        src, dst = edge_index
+        oa, ob = pa[src] - pa[dst], pb[src] - pb[dst]
+        da, db = oa.norm(dim=1), ob.norm(dim=1)
+        # the node's own similarity (SIFT scale and orientation change) predicts the neighbour's offset
+        pred = torch.exp(log_scale[dst])[:, None] * rotate(oa, angle[dst])
+        sim_resid = torch.linalg.vector_norm(ob - pred, dim=1)
+        turn = torch.atan2(oa[:, 0] * ob[:, 1] - oa[:, 1] * ob[:, 0], (oa * ob).sum(1)) - angle[dst]
+        static = torch.stack([
+            torch.log1p(sim_resid), sim_resid / (da + 1.0), torch.log1p(db) - torch.log1p(da) - log_scale[dst], torch.cos(turn),
+            torch.sin(turn), log_scale[src] - log_scale[dst], torch.cos(angle[src] - angle[dst]), torch.sin(angle[src] - angle[dst]),
+            torch.log1p(da) / 5.0], 1)
+        return cls(edge_index, oa, ob, fit_moments(oa, ob), static, (da < 0.5).float())
 
 
 class MotionFit(nn.Module):
     """The geometry of one intra-image edge set under the nodes' current beliefs.
 
-    ``forward(pa, pb, log_scale, angle, belief, edge_index) -> (edge_attr (E, EDGE_FEATURES),
-    node_fit (K, FIT_FEATURES // 2))``: ``pa`` the positions in the image whose graph it is, ``pb``
-    the other image's, ``log_scale`` / ``angle`` the candidates' scale and orientation change from
-    a to b. Two IRLS steps: weights = neighbour belief (and, in the second, a Cauchy weight at 2 px
-    on its residual); with ``messages`` off the belief is not used (uniform weights)."""
+    ``forward(geometry, belief) -> (edge_attr (E, EDGE_FEATURES), node_fit (K, FIT_FEATURES // 2))``
+    with ``geometry`` the edge set's ``EdgeGeometry``. Two IRLS steps: weights = neighbour belief
+    (and, in the second, a Cauchy weight at 2 px on its residual); with ``messages`` off the belief
+    is not used (uniform weights)."""
 
     def __init__(self, messages: bool = True):
         super().__init__()
         self.messages = messages
 
-    def forward(self, pa, pb, log_scale, angle, belief, edge_index):
-        src, dst = edge_index
-        n = pa.size(0)
-        oa = pa[src] - pa[dst]  # neighbour offset in image a (px)
-        ob = pb[src] - pb[dst]  # ... and in image b
+    def forward(self, geo: EdgeGeometry, belief):
+        src, dst = geo.edge_index
+        n = belief.size(0)
         w = belief[src] if self.messages else torch.ones_like(belief[src])
-        A = weighted_affine_fit(oa, ob, w, dst, n)
-        X = torch.cat([oa / 50.0, torch.ones_like(oa[:, :1])], 1)
-        resid = torch.linalg.vector_norm(ob - torch.einsum("ei,eij->ej", X, A[dst]), dim=1)
-        A = weighted_affine_fit(oa, ob, w / (1.0 + (resid / 2.0) ** 2), dst, n)
-        resid = torch.linalg.vector_norm(ob - torch.einsum("ei,eij->ej", X, A[dst]), dim=1)
+
+        def residual(A):  # (E,) px: how far each neighbour's offset in image b misses the node's fitted motion
+            return torch.linalg.vector_norm(geo.ob - torch.einsum("ei,eij->ej", geo.oa / 50.0, A[dst, :2]) - A[dst, 2], dim=1)
+        resid = residual(solve_moments(geo.moments, w, dst, n))
+        A = solve_moments(geo.moments, w / (1.0 + (resid / 2.0) ** 2), dst, n)
+        resid = residual(A)
         miss = torch.linalg.vector_norm(A[:, 2], dim=1)
         wn = w / (1.0 + (resid / 2.0) ** 2)
         support = scatter(wn, dst, 0, dim_size=n, reduce="sum")
         mean_resid = scatter(wn * resid, dst, 0, dim_size=n, reduce="sum") / support.clamp(min=1e-6)
-        # the node's own similarity (SIFT scale and orientation change) predicts the neighbour's offset
-        da, db = oa.norm(dim=1), ob.norm(dim=1)
-        pred = torch.exp(log_scale[dst])[:, None] * rotate(oa, angle[dst])
-        sim_resid = torch.linalg.vector_norm(ob - pred, dim=1)
-        turn = torch.atan2(oa[:, 0] * ob[:, 1] - oa[:, 1] * ob[:, 0], (oa * ob).sum(1)) - angle[dst]
-        edge_attr = torch.stack([
-            torch.log1p(resid), torch.log1p(sim_resid), sim_resid / (da + 1.0),
-            torch.log1p(db) - torch.log1p(da) - log_scale[dst], torch.cos(turn), torch.sin(turn),
-            log_scale[src] - log_scale[dst], torch.cos(angle[src] - angle[dst]), torch.sin(angle[src] - angle[dst]),
-            torch.log1p(da) / 5.0, belief[src], (da < 0.5).float(),
-        ], 1)
+        edge_attr = torch.cat([torch.log1p(resid)[:, None], geo.static, belief[src][:, None], geo.near[:, None]], 1)
         node_fit = torch.stack([torch.log1p(miss), torch.log1p(mean_resid), torch.log1p(support) / 3.0], 1)
         return edge_attr, node_fit
 
@@ -183,29 +217,30 @@ class CandidateAttention(MessagePassing):
 
 
 class CandidateLayer(nn.Module):
-    """One round: fit the motion in both images under the current beliefs, attend over both edge
-    sets, update the node states, and give new logits."""
+    """One round: fit the motion in both images under the current beliefs, attend over every edge
+    set (both images, each scale), update the node states, and give new logits."""
 
-    def __init__(self, cfg: CandidateGraphConfig):
+    def __init__(self, cfg: CandidateGraphConfig, scales: int = 1):
         super().__init__()
         d = cfg.dim
         self.messages = cfg.messages
         self.fit = MotionFit(cfg.messages)
-        self.att0 = CandidateAttention(d, cfg.heads, EDGE_FEATURES)
-        self.att1 = CandidateAttention(d, cfg.heads, EDGE_FEATURES)
-        self.update = mlp([3 * d + FIT_FEATURES, 2 * d, d])
+        self.att0 = nn.ModuleList(CandidateAttention(d, cfg.heads, EDGE_FEATURES) for _ in range(scales))
+        self.att1 = nn.ModuleList(CandidateAttention(d, cfg.heads, EDGE_FEATURES) for _ in range(scales))
+        self.update = mlp([d + scales * (2 * d + FIT_FEATURES), 2 * d, d])
         self.norm = nn.LayerNorm(d)
         self.head = nn.Linear(d, 1)
 
-    def forward(self, h, data, belief):
-        e0, f0 = self.fit(data.pos0, data.pos1, data.log_scale, data.angle, belief, data.edge_index0)
-        e1, f1 = self.fit(data.pos1, data.pos0, -data.log_scale, -data.angle, belief, data.edge_index1)
-        if self.messages:
-            m0, m1 = self.att0(h, data.edge_index0, e0), self.att1(h, data.edge_index1, e1)
-        else:
-            m0 = m1 = torch.zeros_like(h)
-        h = self.norm(h + self.update(torch.cat([h, m0, m1, f0, f1], 1)))
-        return h, self.head(h)[:, 0]
+    def forward(self, h, geo0: list[EdgeGeometry], geo1: list[EdgeGeometry], belief):
+        """-> (h (K, dim), logits (K,), the messages per image and scale)."""
+        branches, fits = ([], []), []
+        for att, geos, messages in ((self.att0, geo0, branches[0]), (self.att1, geo1, branches[1])):
+            for a, geo in zip(att, geos):
+                e, f = self.fit(geo, belief)
+                messages.append(a(h, geo.edge_index, e) if self.messages else torch.zeros_like(h))
+                fits.append(f)
+        h = self.norm(h + self.update(torch.cat([h, *branches[0], *branches[1], *fits], 1)))
+        return h, self.head(h)[:, 0], branches
 
 
 def sparse_dual_softmax(logits: torch.Tensor, group0: torch.Tensor, group1: torch.Tensor, dustbin: torch.Tensor) -> torch.Tensor:
@@ -226,30 +261,39 @@ class CandidateGraphNet(nn.Module):
     def __init__(self, cfg: CandidateGraphConfig | None = None):
         super().__init__()
         self.cfg = cfg = cfg or CandidateGraphConfig()
+        self.scales = graph_from_params(cfg.graph).scales
         width = len(NODE_FEATURES)
         self.register_buffer("mean", torch.zeros(width))
         self.register_buffer("std", torch.ones(width))
-        self.encode = mlp([width + FIT_FEATURES, cfg.dim, cfg.dim])
+        self.encode = mlp([width + self.scales * FIT_FEATURES, cfg.dim, cfg.dim])
         self.first_fit = MotionFit(messages=False)
         self.first_head = nn.Linear(cfg.dim, 1)
-        self.layers = nn.ModuleList(CandidateLayer(cfg) for _ in range(cfg.layers))
+        self.layers = nn.ModuleList(CandidateLayer(cfg, self.scales) for _ in range(cfg.layers))
         self.dustbin = nn.Parameter(torch.tensor(0.0))
         self.precise_head = mlp([cfg.dim, cfg.dim, 1])
 
     def forward(self, data) -> CandidateGraphOutput:
+        geo0 = [EdgeGeometry.of(data.pos0, data.pos1, data.log_scale, data.angle, e) for e in self.split(data.edge_index0, data.edge_scale0)]
+        geo1 = [EdgeGeometry.of(data.pos1, data.pos0, -data.log_scale, -data.angle, e) for e in self.split(data.edge_index1, data.edge_scale1)]
+        # 1. encode: the candidate's own evidence and a uniform-weight motion fit in each image and scale
         uniform = torch.full_like(data.log_scale, 0.5)
-        # 1. encode: the candidate's own evidence and a uniform-weight motion fit in each image
-        _, f0 = self.first_fit(data.pos0, data.pos1, data.log_scale, data.angle, uniform, data.edge_index0)
-        _, f1 = self.first_fit(data.pos1, data.pos0, -data.log_scale, -data.angle, uniform, data.edge_index1)
-        h = self.encode(torch.cat([(data.x - self.mean) / self.std, f0, f1], 1))
-        logits = [self.first_head(h)[:, 0]]
+        fits = [self.first_fit(geo, uniform)[1] for geo in geo0 + geo1]
+        h = self.encode(torch.cat([(data.x - self.mean) / self.std, *fits], 1))
+        logits, branches = [self.first_head(h)[:, 0]], []
         # 2. rounds of message passing, each re-weighting the fits by the current beliefs
         for layer in self.layers:
-            h, z = layer(h, data, torch.sigmoid(logits[-1]))
+            h, z, messages = layer(h, geo0, geo1, torch.sigmoid(logits[-1]))
             logits.append(z)
+            branches.append(messages)
         # 3. joint decision over candidates sharing a keypoint, and whether a match is precise
         log_assign = sparse_dual_softmax(logits[-1], data.group_index0, data.group_index1, self.dustbin)
-        return CandidateGraphOutput(logits, log_assign, self.precise_head(h)[:, 0])
+        return CandidateGraphOutput(logits, log_assign, self.precise_head(h)[:, 0], branches if self.scales > 1 else [])
+
+    def split(self, edge_index: torch.Tensor, edge_scale: torch.Tensor) -> list[torch.Tensor]:
+        """The edges of each scale, [(2, E_s)]."""
+        if self.scales == 1:
+            return [edge_index]
+        return [edge_index[:, edge_scale == s] for s in range(self.scales)]
 
 
 def candidate_loss(out: CandidateGraphOutput, error: torch.Tensor, cfg: CandidateGraphConfig) -> torch.Tensor:
@@ -265,7 +309,10 @@ def candidate_loss(out: CandidateGraphOutput, error: torch.Tensor, cfg: Candidat
     deep = sum(nn.functional.binary_cross_entropy_with_logits(z[used], label[used]) for z in out.logits) / len(out.logits)
     near = error < cfg.ignore_px
     precise = nn.functional.binary_cross_entropy_with_logits(out.precise[near], label[near]) if bool(near.any()) else out.precise.sum() * 0
-    return final + 0.5 * deep + precise
+    total = final + 0.5 * deep + precise
+    if cfg.ortho_weight > 0 and out.branches:
+        total = total + cfg.ortho_weight * sum(orthogonality(m0) + orthogonality(m1) for m0, m1 in out.branches) / (2 * len(out.branches))
+    return total
 
 
 __all__ = ["CandidateGraphConfig", "CandidateGraphNet", "CandidateGraphOutput", "candidate_loss", "sparse_dual_softmax",

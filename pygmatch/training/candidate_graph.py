@@ -21,6 +21,7 @@ from ..data.bank import FeatureBank, map_bank_pairs
 from ..data.geometry import warp_points
 from ..errors import PygmatchError
 from ..matching.candidate_graph import CandidateGraphMatching, candidate_graph
+from ..matching.select import keep_probable
 from ..nn.candidate_graph import CandidateGraphConfig, CandidateGraphNet, candidate_loss
 
 
@@ -73,8 +74,7 @@ def validate(model: CandidateGraphNet, graphs: list, batch: int = 8) -> dict:
         for g in range(data.num_graphs):
             sel = data.batch == g
             p, e = prob[sel].numpy(), data.error[sel].numpy()
-            keep = p > stage.cfg.threshold
-            keep[np.argsort(-p, kind="stable")[: stage.cfg.min_keep]] = True
+            keep = keep_probable(p, stage.cfg.threshold, stage.cfg.min_keep, stage.cfg.pad_from)
             kept1 += int((e[keep] < 1).sum())
             kept3 += int((e[keep] < 3).sum())
             kept += int(keep.sum())

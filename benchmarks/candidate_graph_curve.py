@@ -44,6 +44,8 @@ def main(argv=None) -> int:
     p.add_argument("--snapshots", default=None, help="glob of the run's snapshot files (NAME-PAIRS.pt)")
     p.add_argument("--every", type=int, default=1, help="evaluate every N-th snapshot (and always the last)")
     p.add_argument("--sets", default="coco-d2,real")
+    p.add_argument("--refined-threshold", type=float, default=None,
+                   help="the snapshots' threshold when the refiner follows (default: the stored one; the default pipeline: 0.2)")
     p.add_argument("--cache", type=Path, default=Path("/work/runs/eval-cache"))
     p.add_argument("--out", type=Path, default=ROOT / "benchmarks" / "results" / "candidate_graph_curve.png")
     args = p.parse_args(argv)
@@ -66,12 +68,15 @@ def main(argv=None) -> int:
         for path in snaps:
             pairs = int(Path(path).stem.rsplit("-", 1)[1])
             r = evaluate(items, {"cg": CandidateGraphMatching.load(path)}, refiner)
+            if args.refined_threshold is not None:
+                r.update(evaluate(items, {"cg": CandidateGraphMatching.load(path, threshold=args.refined_threshold)}, refiner, refined_only=True))
             curve.append({"pairs": pairs, "auc@3": r["cg"]["summary"]["auc@3"], "auc@3+refiner": r["cg+refiner"]["summary"]["auc@3"]})
             print(name, curve[-1], flush=True)
         values["sets"][name] = {"snapshots": curve, "baselines": {m: r["summary"]["auc@3"] for m, r in base.items()}}
         x = [c["pairs"] for c in curve]
         ax.plot(x, [c["auc@3"] for c in curve], marker="o", ms=3, color="tab:blue", ls="--", label="candidate graph")
-        ax.plot(x, [c["auc@3+refiner"] for c in curve], marker="o", ms=3, color="tab:blue", label="candidate graph+refiner")
+        refined = "candidate graph+refiner" + (f" (threshold {args.refined_threshold:g})" if args.refined_threshold is not None else "")
+        ax.plot(x, [c["auc@3+refiner"] for c in curve], marker="o", ms=3, color="tab:blue", label=refined)
         for m, color in BASELINES.items():
             for suffix, ls in (("", "--"), ("+refiner", "-")):
                 if m.endswith("oracle@1") and suffix:

@@ -84,11 +84,12 @@ def pair_set(name: str, cache: Path, pairs_per_image: int) -> list[dict]:
     return items
 
 
-def evaluate(items: list[dict], matchers: dict, refiner) -> dict:
-    """{method: {"summary", "errors", "ms"}} for every matcher, unrefined and ``+refiner``."""
+def evaluate(items: list[dict], matchers: dict, refiner, refined_only: bool = False) -> dict:
+    """{method: {"summary", "errors", "ms"}} for every matcher, unrefined and ``+refiner`` (only the
+    latter with ``refined_only``)."""
     out = {}
     for name, stage in matchers.items():
-        for refine in (False, True):
+        for refine in (True,) if refined_only else (False, True):
             label = name + ("+refiner" if refine else "")
             per_pair, times = [], []
             for it in items:
@@ -129,7 +130,8 @@ def table(results: dict, reference: str) -> str:
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--models", nargs="+", default=[],
-                   help="NAME=FILE[:THRESHOLD] of candidate graph models (the first is the reference); THRESHOLD overrides the model's")
+                   help="NAME=FILE[:THRESHOLD[:PAD_FROM]] of candidate graph models (the first is the reference); THRESHOLD and "
+                        "PAD_FROM override the model's")
     p.add_argument("--sets", default="coco-d1,coco-d2,real")
     p.add_argument("--pairs-per-image", type=int, default=4)
     p.add_argument("--baselines", default="nn,nn-ratio,verifier,nn-oracle@1")
@@ -145,8 +147,10 @@ def main(argv=None) -> int:
     matchers = {}
     for spec in args.models:
         name, _, path = spec.partition("=")
-        path, _, threshold = path.partition(":")
-        matchers[name] = CandidateGraphMatching.load(path, **({"threshold": float(threshold)} if threshold else {}))
+        path, _, options = path.partition(":")
+        threshold, _, pad_from = options.partition(":")
+        matchers[name] = CandidateGraphMatching.load(path, **({"threshold": float(threshold)} if threshold else {}),
+                                                     **({"pad_from": int(pad_from)} if pad_from else {}))
     matchers.update({b: base[b] for b in args.baselines.split(",") if b})
     refiner = load_refiner("refiner")
     reference = next(iter(matchers))

@@ -3,7 +3,7 @@
 ::
 
     import pygmatch
-    pipe = pygmatch.Pipeline.load("default")          # SIFT → candidate verifier → learned refiner
+    pipe = pygmatch.Pipeline.load("default")          # SIFT → candidate graph network → learned refiner
     res = pipe.match("a.jpg", "b.jpg")                # paths, arrays (gray, BGR) or PIL images
     res.keypoints0, res.keypoints1                    # (N, 2), (M, 2) in the original images' pixels
     res.matches, res.scores                           # (K, 2) indices into them, (K,) confidences
@@ -26,7 +26,7 @@ Three stages, each with one small interface (as glue-factory's two-view pipeline
 A pipeline is named ``MATCHER[+REFINER]`` (the names ``eval.coco`` and ``eval.hpatches`` take):
 matchers ``nn``, ``nn-ratio``, ``verifier``, ``candidate-graph``, ``graph`` or a file (a verifier
 file, a candidate graph file, a graph matcher checkpoint or run folder); refiners ``refiner``, ``ncc`` or a refiner file; ``default`` is
-``verifier+refiner``, the shipped best. ``oracle@PX`` / ``nn-oracle@PX`` are ceilings that read the
+``candidate-graph+refiner`` with the candidate graph's threshold at 0.2, the shipped best. ``oracle@PX`` / ``nn-oracle@PX`` are ceilings that read the
 true homography: only the evaluation runs them (``Pipeline.result`` with their matches).
 """
 from __future__ import annotations
@@ -51,7 +51,10 @@ from .threads import DEFAULT_THREADS, check_threads, torch_threads
 # Longer image side (px) keypoints are extracted at, as LightGlue's. The models train on 640×480
 # images; OpenCV's SIFT on an 8000×6000 photograph took 65 s and 11.5 GB, at 1024 px ~0.2 s.
 DEFAULT_RESIZE = 1024
-PRESETS = {"default": "verifier+refiner"}  # names of whole pipelines
+PRESETS = {"default": "candidate-graph+refiner"}  # names of whole pipelines ...
+# ... and their matcher options: with the refiner behind it the candidate graph keeps more candidates,
+# since the refiner brings 1-3 px matches within 1 px (measured: benchmarks/results/candidate_graph.md)
+PRESET_OPTIONS = {"default": {"match_threshold": 0.2}}
 MATCHERS = ("nn", "nn-ratio", "verifier", "candidate-graph", "graph")  # matcher names besides files and oracles
 MATCHER_OPTIONS = ("match_threshold", "min_keep", "pad_from", "early_exit", "pruning")  # see load_matcher
 _UNSET = object()
@@ -236,12 +239,15 @@ class Pipeline:
         refiner file or an object with ``refine``). ``features``: the keypoints (default: those the
         matcher was trained on, else ``sift``); ``max_keypoints``, ``resize``: the extraction's;
         ``match_threshold`` and ``matcher_options`` (``min_keep``, ``pad_from``, ``early_exit``,
-        ``pruning``): the matcher's inference options (``load_matcher``)."""
+        ``pruning``): the matcher's inference options (``load_matcher``; a preset's own, e.g.
+        ``default``'s threshold, unless given)."""
         threads = check_threads(threads)
         matcher_name, refinement = split_name(name)
         if refine is not _UNSET:
             refinement = refine
-        matcher = load_matcher(matcher_name, device, match_threshold=match_threshold, **matcher_options)
+        given = {"match_threshold": match_threshold, **matcher_options}
+        options = {**PRESET_OPTIONS.get(str(name), {}), **{k: v for k, v in given.items() if v is not None}}
+        matcher = load_matcher(matcher_name, device, **options)
         extractor = Extractor(features or matcher_features(matcher) or "sift", max_keypoints, resize)
         refiner = refinement if refinement is None or hasattr(refinement, "refine") else load_refiner(refinement)
         return cls(extractor, matcher, refiner, threads, name=str(name))
@@ -282,4 +288,4 @@ class Pipeline:
                 f"refiner={short(self.refiner)}, threads={self.threads})")
 
 
-__all__ = ["Pipeline", "MatchResult", "Features", "Extractor", "load_matcher", "DEFAULT_RESIZE", "PRESETS"]
+__all__ = ["Pipeline", "MatchResult", "Features", "Extractor", "load_matcher", "DEFAULT_RESIZE", "PRESETS", "PRESET_OPTIONS"]

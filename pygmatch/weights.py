@@ -63,7 +63,7 @@ def shipped_methods() -> list[str]:
     (``default``) and the shipped matchers alone, as far as their files are installed, the
     baselines, and the ceilings: how far a perfect selection among nn's candidates can go
     (``nn-oracle@1``), and how far any matcher on these keypoints can (``oracle@1``)."""
-    shipped = [name for name, files in (("default", ("verifier.pt", "refiner.pt")), ("verifier", ("verifier.pt",)),
+    shipped = [name for name, files in (("default", ("candidate_graph.pt", "refiner.pt")), ("verifier", ("verifier.pt",)),
                                         ("candidate-graph", ("candidate_graph.pt",)), ("graph", ("graph.pt",)))
                if all((WEIGHTS_DIR / f).is_file() for f in files)]
     return shipped + ["nn", "nn-ratio", "nn-oracle@1", "oracle@1"]

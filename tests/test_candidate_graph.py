@@ -147,6 +147,11 @@ def test_every_intra_graph_swaps_in(graphs, name, params):
     assert all(p.grad is not None for a in model.layers[0].att0 for p in a.parameters())
 
 
+def test_descriptor_graph_is_refused():
+    with pytest.raises(PygmatchError, match="positions"):
+        CandidateGraphNet(CandidateGraphConfig(graph={"name": "descriptor-knn", "k": 8}))
+
+
 def test_unrelated_images_are_not_padded(graphs):
     """Two images that do not overlap: fewer than ``pad_from`` candidates pass, so none are added
     (``pad_from=0`` pads them up to ``min_keep``)."""
@@ -187,3 +192,21 @@ def test_train_command_swaps_the_graph_and_keeps_snapshots(tmp_path, capsys):
     assert stage.model.scales == 2 and stage.cfg.ortho_weight == 0.1 and stage.cfg.pad_from == 10
     code, _, err = run_command(main, argv, capsys)
     assert code != 0 and "--overwrite" in one_line_error(err)
+
+
+def test_the_default_pipeline_says_unrelated_photographs_do_not_overlap():
+    """The shipped default (candidate graph at threshold 0.2, then the refiner) on 8 pairs of
+    different embedded photographs: a handful of matches at most, never a RANSAC homography."""
+    import cv2
+
+    import pygmatch
+
+    pipe = pygmatch.Pipeline.load("default")
+    photos = [pipe.extract(f) for f in list_images(EMBEDDED_IMAGES)[:9]]
+    results = [pipe.match(a, b) for a, b in zip(photos, photos[1:])]
+    counts = [len(r) for r in results]
+    assert np.median(counts) <= 5 and max(counts) < pipe.matcher.cfg.pad_from, counts
+    for r in results:
+        if len(r) >= 4:
+            _, mask = cv2.findHomography(r.points0, r.points1, cv2.RANSAC, 3.0)
+            assert mask is None or mask.sum() < 8

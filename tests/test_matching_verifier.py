@@ -1,5 +1,5 @@
 """The candidate verifier (``pygmatch.matching.verifier``) says "these do not overlap": photographs
-paired with different ones get (almost) no matches from the default pipeline, a true pair many."""
+paired with different ones get (almost) no matches from the verifier's pipeline, a true pair many."""
 from __future__ import annotations
 
 import cv2
@@ -22,7 +22,7 @@ def ransac_inliers(points0: np.ndarray, points1: np.ndarray) -> int:
 
 @pytest.fixture(scope="module")
 def pipe():
-    return pygmatch.Pipeline.load("default")
+    return pygmatch.Pipeline.load("verifier+refiner")
 
 
 @pytest.fixture(scope="module")

@@ -35,13 +35,16 @@ def real_pair(embedded_dir):
 
 
 def test_the_readme_use(real_pair, tmp_path):
-    """What README shows, on a path and an array: the shipped default is SIFT → verifier → learned
-    refiner, its homography is close to the truth, and features extracted once match again."""
+    """What README shows, on a path and an array: the shipped default is SIFT → candidate graph
+    network (threshold 0.2) → learned refiner, its homography is close to the truth, and features
+    extracted once match again."""
     image0, image1, H = real_pair
     path = tmp_path / "a.png"
     cv2.imwrite(str(path), image0)
     pipe = pygmatch.Pipeline.load("default")
-    assert isinstance(pipe.matcher, CandidateVerifier) and isinstance(pipe.refiner, LearnedRefiner)
+    assert isinstance(pipe.matcher, CandidateGraphMatching) and isinstance(pipe.refiner, LearnedRefiner)
+    assert pipe.matcher.cfg.threshold == 0.2 and Pipeline.load("default", match_threshold=0.4).matcher.cfg.threshold == 0.4
+    assert Pipeline.load("candidate-graph+refiner").matcher.cfg.threshold == 0.5  # the file's own
     res = pipe.match(path, image1)
     assert res.keypoints0.shape[1] == 2 and res.matches.dtype == np.int64 and res.matches.shape[1] == 2
     assert len(res.scores) == len(res.points0) == len(res.points1) == len(res.matches) > 100

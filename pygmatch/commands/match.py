@@ -15,8 +15,8 @@ from pathlib import Path
 from pygmatch.commands.flags import add_graph_args, positive_int, probability_threshold, run_cli
 from pygmatch.data.features import FEATURES
 
-METHOD_HELP = ("pipeline MATCHER[+REFINER] (default: default = verifier+refiner, the shipped best); matchers nn, nn-ratio, "
-               "verifier, graph or a model file; refiners refiner, ncc or a refiner file, e.g. nn-ratio+refiner")
+METHOD_HELP = ("pipeline MATCHER[+REFINER] (default: default = candidate-graph+refiner at threshold 0.2, the shipped best); matchers "
+               "nn, nn-ratio, verifier, candidate-graph, graph or a model file; refiners refiner, ncc or a refiner file, e.g. nn-ratio+refiner")
 
 
 def parser() -> argparse.ArgumentParser:

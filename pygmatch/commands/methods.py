@@ -14,8 +14,9 @@ def add_method_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--features", choices=FEATURES, default="sift")
     p.add_argument("--max-keypoints", type=positive_int, default=1024)
     p.add_argument("--methods", default=None,
-                   help=f"comma-separated pipelines MATCHER[+REFINER]: default (= verifier+refiner, the shipped best), "
-                        f"matchers verifier, graph (the shipped models), nn, nn-ratio, nn-oracle@PX (nn's matches within PX "
+                   help=f"comma-separated pipelines MATCHER[+REFINER]: default (= candidate-graph+refiner at threshold 0.2, the "
+                        f"shipped best), matchers candidate-graph, verifier, graph (the shipped models), nn, nn-ratio, "
+                        f"nn-oracle@PX (nn's matches within PX "
                         f"pixels of the truth: a perfect selector), oracle@PX (ground-truth matches: a ceiling), checkpoint files, "
                         f"run folders or verifier files; refiners refiner (learned), ncc (patch correlation) or a train.refiner "
                         f"file, e.g. nn-ratio+refiner (default: {','.join(shipped_methods())})")

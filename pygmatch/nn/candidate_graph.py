@@ -57,6 +57,7 @@ from torch import nn
 from torch_geometric.nn import MessagePassing
 from torch_geometric.utils import scatter, softmax
 
+from ..errors import PygmatchError
 from ..graphs.registry import graph_from_params
 from .loss import orthogonality
 
@@ -261,6 +262,9 @@ class CandidateGraphNet(nn.Module):
     def __init__(self, cfg: CandidateGraphConfig | None = None):
         super().__init__()
         self.cfg = cfg = cfg or CandidateGraphConfig()
+        if cfg.graph.get("name") == "descriptor-knn":
+            raise PygmatchError("the candidate graph network's graphs are over the candidates' positions; descriptor-knn needs "
+                                "keypoint descriptors: choose knn, radius, mst, partition, complete or multiscale")
         self.scales = graph_from_params(cfg.graph).scales
         width = len(NODE_FEATURES)
         self.register_buffer("mean", torch.zeros(width))

@@ -134,3 +134,37 @@ def test_cli_downscales_large_pairs(tmp_path, embedded_dir, capsys):
     assert code == 0, err
     drawing = cv2.imread(str(tmp_path / "att" / "layer1_cross.png"))
     assert drawing.shape[0] == 450 and drawing.shape[1] == 2 * 600 + 10  # both images at 600 px, side by side
+
+
+def test_candidate_graph_attention_is_recorded_and_drawn(tmp_path, embedded_dir, capsys):
+    """The candidate graph network's attention: per layer, image and scale a softmax over each
+    attending candidate's incoming edges, with the same output as a plain forward; the command
+    draws one picture per layer and writes the span per layer."""
+    from torch_geometric.utils import scatter
+
+    from pygmatch.data import list_images, make_pair, pair_rng, read_gray
+    from pygmatch.matching.candidate_graph import CandidateGraphMatching, candidate_graph
+
+    stage = CandidateGraphMatching.load("default")
+    im0, im1, _ = make_pair(read_gray(list_images(embedded_dir)[0]), pair_rng(0, 0), 1.0)
+    kp0, kp1 = extract(im0), extract(im1)
+    _, data = candidate_graph(kp0, kp1, (640, 480), (640, 480), stage.cfg, stage.graph)
+    out, layers = stage.model.attention(data)
+    assert len(layers) == stage.cfg.layers
+    with torch.no_grad():
+        torch.testing.assert_close(out.score, stage.model(data).score)
+    for layer in layers:
+        for image, edges in (("0", data.edge_index0), ("1", data.edge_index1)):
+            (e, w), = layer[image]
+            assert torch.equal(e, edges) and w.shape == (edges.size(1), stage.cfg.heads)
+            sums = scatter(w, e[1], 0, dim_size=data.num_nodes, reduce="sum")
+            torch.testing.assert_close(sums[torch.unique(e[1])], torch.ones(len(torch.unique(e[1])), stage.cfg.heads))
+    image = list_images(embedded_dir)[0]
+    code, stdout, _ = attention_cli(["--ckpt", "candidate-graph", "--image0", image, "--layers", "0,3", "--out", tmp_path / "cg"], capsys)
+    assert code == 0, stdout
+    summary = json.loads((tmp_path / "cg" / "attention.json").read_text())
+    assert sorted(p.name for p in (tmp_path / "cg").glob("*.png")) == ["layer0_candidates.png", "layer3_candidates.png"]
+    assert summary["ground_truth"] and len(summary["chosen"]["correct"]) == 2 and summary["kept"] > 100
+    assert all(2 < v < 100 for v in summary["attention_span_px"]["image0"])  # kNN 8 neighbours: tens of pixels away
+    code, _, err = attention_cli(["--ckpt", "candidate-graph", "--image0", image, "--compare", "x", "--out", tmp_path / "c2"], capsys)
+    assert code == 2 and "--compare" in err

@@ -11,7 +11,12 @@ import json
 import sys
 from pathlib import Path
 
-from pygmatch.evaluation.attention import attention_span, choose_keypoints, draw_attention, group_keypoints, lookalikes, plot_span, record_attention
+import numpy as np
+
+from pygmatch.evaluation.attention import (attention_span, candidate_attention_span, choose_candidates, choose_keypoints, draw_attention,
+                                           draw_candidate_attention, group_keypoints, lookalikes, plot_span, record_attention)
+from pygmatch.data.geometry import warp_points
+from pygmatch.matching.candidate_graph import MIN_CANDIDATES, CandidateGraphMatching, candidate_graph, is_candidate_graph_file
 from pygmatch.checkpoint import load_model
 from pygmatch.files import writable_folder, write_text
 from pygmatch.commands.flags import command_name, non_negative_float, positive_int, run_cli
@@ -28,7 +33,9 @@ from pygmatch.data.ground_truth import ground_truth_matches
 def parser():
     p = argparse.ArgumentParser(prog=command_name("python -m eval.attention"), description=__doc__,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--ckpt", default="default", help="checkpoint, run folder or 'default' (the shipped graph matcher)")
+    p.add_argument("--ckpt", default="default", help="checkpoint, run folder or 'default' (the shipped attention graph matcher); "
+                   "'candidate-graph' or a train.candidate_graph file: the candidate graph network (one drawing per layer of "
+                   "each chosen candidate's attention in image 0's and image 1's graph; --kind, --per-head and --compare do not apply)")
     p.add_argument("--compare", nargs="+", default=[], metavar="CKPT",
                    help="more checkpoints / run folders whose attention span on the same pair joins attention_span.png")
     p.add_argument("--image0", required=True, type=Path)
@@ -85,10 +92,7 @@ def record_pair(model, im0, im1, max_keypoints: int | None, names: tuple[str, st
     cfg = model.cfg
     n = max_keypoints or cfg.max_keypoints
     kp0, kp1 = extract(im0, cfg.features, n), extract(im1, cfg.features, n)
-    for name, kp in zip(names, (kp0, kp1)):
-        if len(kp) < 2:
-            raise PygmatchError(f"{name}: {len(kp)} {cfg.features.upper()} keypoint(s) found, at least 2 are needed to look at attention "
-                                "(a blank or featureless image?)")
+    check_keypoints((kp0, kp1), names, cfg.features)
     # the model's graphs, as the graph matching stage builds them (threads and resizing are handled by the caller)
     pair = GraphMatching(model, threads=None).prepare(kp0, kp1, (im0.shape[1], im0.shape[0]), (im1.shape[1], im1.shape[0]))
     return record_attention(model, pair), kp0, kp1
@@ -101,20 +105,33 @@ def main(argv=None) -> int:
         return run(args)
 
 
+def load_pair(args):
+    """``(image 0, image 1, the true homography or None, their names)``: the two images, or image 0 and
+    its warp by a random homography (``--seed``, ``--difficulty``)."""
+    if args.image1 is None:
+        im0, im1, H = make_pair(as_gray(args.image0, DEFAULT_SIZE), pair_rng(args.seed, 0), args.difficulty)
+        return im0, im1, H, (str(args.image0), f"{args.image0} warped (image 1)")
+    im0, im1 = (downscale(as_gray(p), args.max_side)[0] for p in (args.image0, args.image1))
+    return im0, im1, None, (str(args.image0), str(args.image1))
+
+
+def check_keypoints(kps, names, features: str) -> None:
+    for name, kp in zip(names, kps):
+        if len(kp) < 2:
+            raise PygmatchError(f"{name}: {len(kp)} {features.upper()} keypoint(s) found, at least 2 are needed to look at attention "
+                                "(a blank or featureless image?)")
+
+
 def run(args) -> int:
+    if args.ckpt == "candidate-graph" or is_candidate_graph_file(args.ckpt):
+        return run_candidate_graph(args)
     kinds = [k.strip() for k in args.kind.split(",")]
     if not set(kinds) <= {"self", "cross"}:
         raise PygmatchError(f"--kind: expected self and/or cross, got {args.kind!r}")
     model = load_model(args.ckpt)
     cfg = model.cfg
     layers = parse_layers(args.layers, cfg.layers)
-    H = None
-    if args.image1 is None:
-        im0, im1, H = make_pair(as_gray(args.image0, DEFAULT_SIZE), pair_rng(args.seed, 0), args.difficulty)
-        names = (str(args.image0), f"{args.image0} warped (image 1)")
-    else:
-        im0, im1 = (downscale(as_gray(p), args.max_side)[0] for p in (args.image0, args.image1))
-        names = (str(args.image0), str(args.image1))
+    im0, im1, H, names = load_pair(args)
     rec, kp0, kp1 = record_pair(model, im0, im1, args.max_keypoints, names)
     gt = ground_truth_matches(kp0.xy, kp1.xy, H)[0] if H is not None else None
     groups = group_keypoints(rec, gt)
@@ -142,6 +159,39 @@ def run(args) -> int:
     for label, sp in spans.items():
         print(f"span (px) of {label}: self " + ", ".join(f"{v:.0f}" for v in sp["self"]) + "; cross " + ", ".join(f"{v:.0f}" for v in sp["cross"])
               + f" (uniform attention: self {sp['uniform_self']:.0f}, cross {sp['uniform_cross']:.0f})")
+    return 0
+
+
+def run_candidate_graph(args) -> int:
+    """``eval.attention`` for the candidate graph network: per layer, the attention of the chosen
+    candidates (correct / wrong with a known homography, else kept / dropped) over their
+    neighbours in image 0's graph and in image 1's, and the attention span per layer."""
+    if args.compare or args.per_head:
+        raise PygmatchError("--compare and --per-head apply to attention graph matchers, not to the candidate graph network")
+    stage = CandidateGraphMatching.load("default" if args.ckpt == "candidate-graph" else args.ckpt)
+    im0, im1, H, names = load_pair(args)
+    kp0, kp1 = (extract(im, stage.cfg.features, args.max_keypoints or 1024) for im in (im0, im1))
+    check_keypoints((kp0, kp1), names, stage.cfg.features)
+    cand, data = candidate_graph(kp0, kp1, im0.shape[::-1], im1.shape[::-1], stage.cfg, stage.graph)
+    if data is None:
+        raise PygmatchError(f"{names[0]} and {names[1]}: {len(cand)} mutual nearest neighbours, fewer than {MIN_CANDIDATES}: "
+                            "nothing for the network to judge")
+    out, layers = stage.model.attention(data)
+    chosen_layers = parse_layers(args.layers, len(layers))
+    score = out.score.numpy()
+    error = None if H is None else np.linalg.norm(warp_points(kp0.xy[cand[:, 0]], H) - kp1.xy[cand[:, 1]], axis=1)
+    chosen = choose_candidates(score, error, stage.cfg.threshold, args.points)
+    pos0, pos1 = data.pos0.numpy(), data.pos1.numpy()
+    colours = "green correct / red wrong" if error is not None else "green kept / red dropped"
+    for layer in chosen_layers:
+        draw_candidate_attention(im0, im1, pos0, pos1, layers[layer], chosen, f"layer {layer}, mean of heads  {colours}",
+                                 args.out / f"layer{layer}_candidates.png")
+    span = candidate_attention_span(layers, pos0, pos1)
+    summary = {"candidates": len(cand), "kept": int((score > stage.cfg.threshold).sum()), "chosen": chosen,
+               "attention_span_px": {"image0": span["0"], "image1": span["1"]}, "ground_truth": H is not None}
+    write_text(args.out / "attention.json", json.dumps(summary, indent=2))
+    print(f"keypoints: {len(kp0)} / {len(kp1)}; {len(cand)} candidates; {len(chosen_layers)} drawings and attention.json in {args.out}")
+    print("span (px) per layer: image 0 " + ", ".join(f"{v:.0f}" for v in span["0"]) + "; image 1 " + ", ".join(f"{v:.0f}" for v in span["1"]))
     return 0
 
 

@@ -206,6 +206,8 @@ class CandidateAttention(MessagePassing):
         self.w_e, self.v_e = nn.Linear(edge_dim, dim, bias=False), nn.Linear(edge_dim, dim, bias=False)
         self.att = nn.Parameter(torch.randn(heads, self.head_dim) / math.sqrt(self.head_dim))
         self.out = nn.Linear(dim, dim)
+        self.record = False  # keep the last forward's weights in ``weights`` (E, heads): CandidateGraphNet.attention
+        self.weights = None
 
     def forward(self, h, edge_index, edge_attr):
         m = self.propagate(edge_index, q=self.w_t(h), k=self.w_s(h), v=self.v_h(h), edge_attr=edge_attr, size=(h.size(0), h.size(0)))
@@ -214,6 +216,8 @@ class CandidateAttention(MessagePassing):
     def message(self, q_i, k_j, v_j, edge_attr, index, ptr, size_i):
         e = nn.functional.leaky_relu(q_i + k_j + self.w_e(edge_attr), 0.2).view(-1, self.heads, self.head_dim)
         alpha = softmax((e * self.att).sum(-1), index, ptr, size_i)  # (E, heads)
+        if self.record:
+            self.weights = alpha.detach()
         return alpha[..., None] * (v_j + self.v_e(edge_attr)).view(-1, self.heads, self.head_dim)
 
 
@@ -292,6 +296,24 @@ class CandidateGraphNet(nn.Module):
         # 3. joint decision over candidates sharing a keypoint, and whether a match is precise
         log_assign = sparse_dual_softmax(logits[-1], data.group_index0, data.group_index1, self.dustbin)
         return CandidateGraphOutput(logits, log_assign, self.precise_head(h)[:, 0], branches if self.scales > 1 else [])
+
+    @torch.no_grad()
+    def attention(self, data) -> tuple[CandidateGraphOutput, list[dict]]:
+        """The output and every layer's attention: ``[{"0": [(edge_index (2, E_s), weights (E_s, heads))
+        per scale], "1": [...]}]`` per layer, over the candidates' graph in image 0 and in image 1
+        (``edge_index`` rows: source = the attended neighbour, target = the attending candidate)."""
+        modules = [a for layer in self.layers for a in (*layer.att0, *layer.att1)]
+        for a in modules:
+            a.record, a.weights = True, None
+        try:
+            out = self(data)
+        finally:
+            for a in modules:
+                a.record = False
+        edges = {"0": self.split(data.edge_index0, data.edge_scale0), "1": self.split(data.edge_index1, data.edge_scale1)}
+        layers = [{image: [(e, a.weights) for e, a in zip(edges[image], getattr(layer, f"att{image}"))] for image in ("0", "1")}
+                  for layer in self.layers]
+        return out, layers
 
     def split(self, edge_index: torch.Tensor, edge_scale: torch.Tensor) -> list[torch.Tensor]:
         """The edges of each scale, [(2, E_s)]."""

@@ -13,9 +13,10 @@ from .errors import PygmatchError
 WEIGHTS_DIR = Path(__file__).resolve().parent / "weights"  # the shipped model files (package data)
 
 
-def read_model_file(path: str | os.PathLike, shipped: Path, fmt: str, version: int, what: str) -> tuple[Path, dict]:
-    """``(path, contents)`` of a file written with ``{"format": fmt, "version": version, ...}``;
-    ``"default"`` names the ``shipped`` one. ``what`` ("verifier", "refiner") names it in errors."""
+def read_model_file(path: str | os.PathLike, shipped: Path, fmt: str, version: int, what: str, older: tuple[int, ...] = ()) -> tuple[Path, dict]:
+    """``(path, contents)`` of a file written with ``{"format": fmt, "version": version, ...}`` (or one
+    of the ``older`` versions the caller upgrades); ``"default"`` names the ``shipped`` one. ``what``
+    ("verifier", "refiner") names it in errors."""
     path = shipped if str(path) == "default" else Path(path)
     if not path.is_file():
         raise PygmatchError(f"{path}: no such {what} file")
@@ -27,7 +28,7 @@ def read_model_file(path: str | os.PathLike, shipped: Path, fmt: str, version: i
         raise PygmatchError(f"{path}: not a readable {what} file ({type(e).__name__})") from None
     if not isinstance(contents, dict) or contents.get("format") != fmt:
         raise PygmatchError(f"{path}: not a pygmatch {what} (no format {fmt!r})")
-    if contents.get("version") != version:
+    if contents.get("version") != version and contents.get("version") not in older:
         raise PygmatchError(f"{path}: {what} version {contents.get('version')!r}; this pygmatch reads version {version}")
     return path, contents
 

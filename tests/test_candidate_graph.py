@@ -210,3 +210,22 @@ def test_the_default_pipeline_says_unrelated_photographs_do_not_overlap():
         if len(r) >= 4:
             _, mask = cv2.findHomography(r.points0, r.points1, cv2.RANSAC, 3.0)
             assert mask is None or mask.sum() < 8
+
+
+def test_a_version1_file_loads_as_the_same_network(graphs, tmp_path):
+    """Files of the first layout (graph name + k, one attention module per image) still load."""
+    import re
+
+    stage = CandidateGraphMatching.load("default")
+    stage.save(tmp_path / "v2.pt")
+    ckpt = torch.load(tmp_path / "v2.pt", weights_only=True)
+    config = {k: v for k, v in ckpt["config"].items() if k not in ("graph", "ortho_weight", "pad_from")}
+    config.update(graph="knn", k=ckpt["config"]["graph"]["k"])
+    state = {re.sub(r"\.att([01])\.0\.", r".att\1.", n): v for n, v in ckpt["state_dict"].items()}
+    torch.save({**ckpt, "version": 1, "config": config, "state_dict": state}, tmp_path / "v1.pt")
+    old = CandidateGraphMatching.load(tmp_path / "v1.pt")
+    kp0, kp1 = graphs[0][0], graphs[0][1]
+    np.testing.assert_array_equal(old.match(kp0, kp1, SIZE, SIZE)[0], stage.match(kp0, kp1, SIZE, SIZE)[0])
+    torch.save({**ckpt, "version": 7}, tmp_path / "v7.pt")
+    with pytest.raises(PygmatchError, match="version 7"):
+        CandidateGraphMatching.load(tmp_path / "v7.pt")

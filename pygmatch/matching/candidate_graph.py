@@ -14,6 +14,7 @@ longer side of at most 1024 px; the network was trained at 640×480)."""
 from __future__ import annotations
 
 import os
+import re
 from dataclasses import asdict
 
 import numpy as np
@@ -109,6 +110,16 @@ def candidate_graph(kp0: Keypoints, kp1: Keypoints, size0: tuple[int, int], size
     return cand, data
 
 
+def upgrade_version1(ckpt: dict) -> dict:
+    """A version-1 file (the graph as a name and ``k``; one attention module per image, not a list
+    per scale) in version 2's layout: the same network."""
+    config = dict(ckpt["config"])
+    k = config.pop("k", 8)
+    config["graph"] = {"name": config["graph"], **({"k": k} if config["graph"] in ("knn", "descriptor-knn") else {})}
+    state = {re.sub(r"\.att([01])\.", r".att\1.0.", name): value for name, value in ckpt["state_dict"].items()}
+    return {**ckpt, "version": VERSION, "config": config, "state_dict": state}
+
+
 def is_candidate_graph_file(path: str | os.PathLike) -> bool:
     return has_format(path, FORMAT)
 
@@ -151,7 +162,9 @@ class CandidateGraphMatching:
     def load(cls, path: str | os.PathLike = "default", **overrides) -> "CandidateGraphMatching":
         """``"default"`` (the shipped weights) or a file written by ``save`` / ``train.candidate_graph``;
         ``overrides``: inference options (``threshold``, ``min_keep``, ``pad_from``)."""
-        path, ckpt = read_model_file(path, WEIGHTS, FORMAT, VERSION, "candidate graph matcher")
+        path, ckpt = read_model_file(path, WEIGHTS, FORMAT, VERSION, "candidate graph matcher", older=(1,))
+        if ckpt["version"] == 1:
+            ckpt = upgrade_version1(ckpt)
         if ckpt.get("node_features") != list(NODE_FEATURES):
             raise PygmatchError(f"{path}: a candidate graph matcher of other features; this pygmatch computes {len(NODE_FEATURES)}")
         cfg = config_from_dict(CandidateGraphConfig, ckpt["config"], "candidate graph matcher", overrides, ("threshold", "min_keep", "pad_from"))

@@ -245,8 +245,10 @@ class Pipeline:
         matcher_name, refinement = split_name(name)
         if refine is not _UNSET:
             refinement = refine
-        given = {"match_threshold": match_threshold, **matcher_options}
-        options = {**PRESET_OPTIONS.get(str(name), {}), **{k: v for k, v in given.items() if v is not None}}
+        options = {"match_threshold": match_threshold, **matcher_options}
+        for option, value in PRESET_OPTIONS.get(str(name), {}).items():  # the preset's own, where not given
+            if options.get(option) is None:
+                options[option] = value
         matcher = load_matcher(matcher_name, device, **options)
         extractor = Extractor(features or matcher_features(matcher) or "sift", max_keypoints, resize)
         refiner = refinement if refinement is None or hasattr(refinement, "refine") else load_refiner(refinement)

@@ -45,6 +45,8 @@ def test_the_readme_use(real_pair, tmp_path):
     assert isinstance(pipe.matcher, CandidateGraphMatching) and isinstance(pipe.refiner, LearnedRefiner)
     assert pipe.matcher.cfg.threshold == 0.2 and Pipeline.load("default", match_threshold=0.4).matcher.cfg.threshold == 0.4
     assert Pipeline.load("candidate-graph+refiner").matcher.cfg.threshold == 0.5  # the file's own
+    with pytest.raises(PygmatchError, match="unknown matcher option"):
+        Pipeline.load("default", min_keeps=None)  # a misspelt option is refused, even without a value
     res = pipe.match(path, image1)
     assert res.keypoints0.shape[1] == 2 and res.matches.dtype == np.int64 and res.matches.shape[1] == 2
     assert len(res.scores) == len(res.points0) == len(res.points1) == len(res.matches) > 100

@@ -87,22 +87,21 @@ def main(argv=None) -> int:
     record = {"banks": [{"bank": b[0], "difficulties": b[1], "pairs": b[3]} for b in banks], "pairs": n_train, "graphs": len(train),
               "val_pairs": args.val_pairs, "epochs": args.epochs, "max_minutes": args.max_minutes,
               "lr": args.lr, "batch_size": args.batch_size, "seed": args.seed, "config": asdict(cfg), "prepare_minutes": round(prep / 60, 2),
-              "threads": 1, "finished": False}
+              "threads": 1}
     make_parent_folder(args.out)
 
-    def checkpoint(model, history):
+    def checkpoint(model, history, final):
         rec = {**record, "curve": history.rows, "train_minutes": history.rows[-1]["minutes"] if history.rows else 0,
-               "pairs_seen": history.rows[-1]["pairs"] if history.rows else 0}
+               "pairs_seen": history.rows[-1]["pairs"] if history.rows else 0, "finished": final,
+               "parameters": sum(p.numel() for p in model.parameters())}
         CandidateGraphMatching(model).save(args.out, training=rec)
         if args.snapshots and history.rows:
             CandidateGraphMatching(model).save(args.out.with_name(f"{args.out.stem}-{history.rows[-1]['pairs']:07d}.pt"), training=rec)
         write_text(args.out.with_suffix(".json"), json.dumps(rec, indent=2))
         model.train()
 
-    model, history = fit_candidate_graph(train, cfg, args.epochs, args.lr, args.batch_size, args.seed, val or None, args.val_every,
-                                         args.max_minutes, checkpoint, log=lambda line: print(line, flush=True))
-    record.update(finished=True, parameters=sum(p.numel() for p in model.parameters()))
-    checkpoint(model, history)
+    fit_candidate_graph(train, cfg, args.epochs, args.lr, args.batch_size, args.seed, val or None, args.val_every, args.max_minutes, checkpoint,
+                        log=lambda line: print(line, flush=True))
     print(f"wrote {args.out} ({(time.perf_counter() - start) / 60:.1f} min in all)")
     return 0
 

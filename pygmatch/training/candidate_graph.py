@@ -89,7 +89,8 @@ def fit_candidate_graph(train: list, cfg: CandidateGraphConfig, epochs: int = 10
                         log=print) -> tuple[CandidateGraphNet, TrainLog]:
     """Train on the graphs ``train`` (from ``bank_graphs``): Adam, warm-up and cosine decay, ``batch``
     pairs per step, stopping after ``epochs`` or ``max_minutes``. Every ``val_every`` steps the
-    held-out ``val`` graphs are measured and ``checkpoint(model, log)`` is called (to save it)."""
+    held-out ``val`` graphs are measured and ``checkpoint(model, history, final)`` is called (to save
+    it; ``final`` at the last measurement, after the last step)."""
     if not train:
         raise PygmatchError("no training pairs with enough candidates")
     torch.manual_seed(seed)
@@ -114,7 +115,7 @@ def fit_candidate_graph(train: list, cfg: CandidateGraphConfig, epochs: int = 10
         history.rows.append(row)
         log("  ".join(f"{k} {v:.4g}" if isinstance(v, float) else f"{k} {v}" for k, v in row.items()) + ("  (final)" if final else ""))
         if checkpoint is not None:
-            checkpoint(model, history)
+            checkpoint(model, history, final)
         running.clear()
 
     done = False

@@ -20,7 +20,7 @@ from torch_geometric.data import Batch
 from ..data.bank import FeatureBank, map_bank_pairs
 from ..data.geometry import warp_points
 from ..errors import PygmatchError
-from ..matching.candidate_graph import CandidateGraphMatching, candidate_graph
+from ..matching.candidate_graph import candidate_graph
 from ..matching.select import keep_probable
 from ..nn.candidate_graph import CandidateGraphConfig, CandidateGraphNet, candidate_loss
 
@@ -64,17 +64,17 @@ def validate(model: CandidateGraphNet, graphs: list, batch: int = 8) -> dict:
     """Loss, and of the candidates the matching stage would keep: their share within 1 px (P@1),
     within 3 px (P), and the share of all within-1-px candidates kept (R@1)."""
     model.eval()
-    stage = CandidateGraphMatching(model)
+    cfg = model.cfg
     losses, kept1, kept3, kept, pos = [], 0, 0, 0, 0
     for s in range(0, len(graphs), batch):
         data = Batch.from_data_list(graphs[s : s + batch])
         out = model(data)
-        losses.append(candidate_loss(out, data.error, model.cfg).item() * data.num_graphs)
+        losses.append(candidate_loss(out, data.error, cfg).item() * data.num_graphs)
         prob = out.score
         for g in range(data.num_graphs):
             sel = data.batch == g
             p, e = prob[sel].numpy(), data.error[sel].numpy()
-            keep = keep_probable(p, stage.cfg.threshold, stage.cfg.min_keep, stage.cfg.pad_from)
+            keep = keep_probable(p, cfg.threshold, cfg.min_keep, cfg.pad_from)
             kept1 += int((e[keep] < 1).sum())
             kept3 += int((e[keep] < 3).sum())
             kept += int(keep.sum())

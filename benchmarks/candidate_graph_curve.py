@@ -67,9 +67,11 @@ def main(argv=None) -> int:
         curve = []
         for path in snaps:
             pairs = int(Path(path).stem.rsplit("-", 1)[1])
-            r = evaluate(items, {"cg": CandidateGraphMatching.load(path)}, refiner)
-            if args.refined_threshold is not None:
-                r.update(evaluate(items, {"cg": CandidateGraphMatching.load(path, threshold=args.refined_threshold)}, refiner, refined_only=True))
+            if args.refined_threshold is None:
+                r = evaluate(items, {"cg": CandidateGraphMatching.load(path)}, refiner)
+            else:  # unrefined at the stored threshold, refined at the other: each pass once
+                r = evaluate(items, {"cg": CandidateGraphMatching.load(path)}, refiner, variants=(False,))
+                r.update(evaluate(items, {"cg": CandidateGraphMatching.load(path, threshold=args.refined_threshold)}, refiner, variants=(True,)))
             curve.append({"pairs": pairs, "auc@3": r["cg"]["summary"]["auc@3"], "auc@3+refiner": r["cg+refiner"]["summary"]["auc@3"]})
             print(name, curve[-1], flush=True)
         values["sets"][name] = {"snapshots": curve, "baselines": {m: r["summary"]["auc@3"] for m, r in base.items()}}

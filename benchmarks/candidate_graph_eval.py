@@ -84,12 +84,12 @@ def pair_set(name: str, cache: Path, pairs_per_image: int) -> list[dict]:
     return items
 
 
-def evaluate(items: list[dict], matchers: dict, refiner, refined_only: bool = False) -> dict:
-    """{method: {"summary", "errors", "ms"}} for every matcher, unrefined and ``+refiner`` (only the
-    latter with ``refined_only``)."""
+def evaluate(items: list[dict], matchers: dict, refiner, variants: tuple[bool, ...] = (False, True)) -> dict:
+    """{method: {"summary", "errors", "ms"}} for every matcher, unrefined (``False`` in ``variants``)
+    and ``+refiner`` (``True``)."""
     out = {}
     for name, stage in matchers.items():
-        for refine in (True,) if refined_only else (False, True):
+        for refine in variants:
             label = name + ("+refiner" if refine else "")
             per_pair, times = [], []
             for it in items:

@@ -1,5 +1,6 @@
 """The candidate verifier (``pygmatch.matching.verifier``) says "these do not overlap": photographs
-paired with different ones get (almost) no matches from the verifier's pipeline, a true pair many."""
+paired with different ones get (almost) no matches from the verifier's pipeline (and from the
+default pipeline, whose candidate graph network pads the same way), a true pair many."""
 from __future__ import annotations
 
 import cv2
@@ -31,7 +32,9 @@ def photos(pipe):
     return [pipe.extract(f) for f in list_images(EMBEDDED_IMAGES)[:9]]
 
 
-def test_unrelated_photographs_get_few_matches(pipe, photos):
+@pytest.mark.parametrize("name", ["verifier+refiner", "default"])
+def test_unrelated_photographs_get_few_matches(name, photos):
+    pipe = pygmatch.Pipeline.load(name)  # the verifier's pipeline, and the default's candidate graph network (threshold 0.2)
     results = [pipe.match(a, b) for a, b in zip(photos, photos[1:])]
     counts = [len(r) for r in results]
     # before: 60 each (every pair padded to min_keep), RANSAC found >= 8 inliers in some

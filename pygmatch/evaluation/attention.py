@@ -102,6 +102,18 @@ def choose_keypoints(groups: np.ndarray, looks: np.ndarray, per_group: int = 2) 
 GROUP_COLOURS = {"easy": (60, 200, 60), "medium": (0, 165, 255), "hard": (40, 40, 230)}  # BGR
 
 
+def draw_weighted_edges(canvas: np.ndarray, p: tuple[int, int], ends: np.ndarray, weights: np.ndarray, colour: np.ndarray) -> None:
+    """Lines from ``p`` to each of ``ends`` (K, 2) px, wider and brighter the larger its weight
+    (``weights`` (K,)) against the largest."""
+    if not len(weights):
+        return
+    top = weights.max()
+    for q, weight in zip(ends, weights):
+        strength = weight / top
+        cv2.line(canvas, p, tuple(np.round(q).astype(int)), tuple(int(c) for c in colour * (0.35 + 0.65 * strength)), 1 + int(3 * strength),
+                 cv2.LINE_AA)
+
+
 def draw_attention(image0, image1, xy0, xy1, rec: AttentionRecord, layer: int, kind: str, chosen: dict[str, list[int]],
                    head: int | None = None, path=None) -> np.ndarray:
     """For each chosen keypoint of image 0, the edges whose weight is above that keypoint's mean
@@ -118,14 +130,8 @@ def draw_attention(image0, image1, xy0, xy1, rec: AttentionRecord, layer: int, k
                 sel = np.nonzero(e[1] == i)[0]
                 if not sel.size:
                     continue
-                wi = w[sel]
-                keep = sel[wi > wi.mean()]
-                top = w[keep].max() if keep.size else 1
-                for k in keep:
-                    strength = w[k] / top
-                    p = tuple(np.round(xy0[i]).astype(int))
-                    q = tuple(np.round(src_xy[e[0, k]]).astype(int))
-                    cv2.line(canvas, p, q, tuple(int(c) for c in (colour * (0.35 + 0.65 * strength))), 1 + int(3 * strength), cv2.LINE_AA)
+                keep = sel[w[sel] > w[sel].mean()]
+                draw_weighted_edges(canvas, tuple(np.round(xy0[i]).astype(int)), src_xy[e[0, keep]], w[keep], colour)
                 cv2.circle(canvas, tuple(np.round(xy0[i]).astype(int)), 6, tuple(int(c) for c in colour), 2, cv2.LINE_AA)
     label = f"layer {layer} {kind} {'mean of heads' if head is None else f'head {head}'}  green easy / orange medium / red hard"
     put_label(canvas, label, scale=0.55)
@@ -216,13 +222,8 @@ def draw_candidate_attention(image0, image1, pos0, pos1, layer: dict, chosen: di
             for i in nodes:
                 sel = np.nonzero(e[1] == i)[0]
                 p = tuple(np.round(pos[i] + [shift, 0]).astype(int))
-                if sel.size:
-                    keep = sel[w[sel] > w[sel].mean()] if sel.size > 1 else sel
-                    top = w[keep].max()
-                    for k in keep:
-                        strength = w[k] / top
-                        q = tuple(np.round(pos[e[0, k]] + [shift, 0]).astype(int))
-                        cv2.line(canvas, p, q, tuple(int(c) for c in colour * (0.35 + 0.65 * strength)), 1 + int(3 * strength), cv2.LINE_AA)
+                keep = sel[w[sel] > w[sel].mean()] if sel.size > 1 else sel
+                draw_weighted_edges(canvas, p, pos[e[0, keep]] + [shift, 0], w[keep], colour)
                 cv2.circle(canvas, p, 6, tuple(int(c) for c in colour), 2, cv2.LINE_AA)
     put_label(canvas, title, scale=0.55)
     if path is not None:

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -43,7 +44,7 @@ def train(args) -> None:
         cmd = [sys.executable, "-m", "train.candidate_graph", "--bank", *args.bank, "--out", str(out), "--overwrite", *BUDGET, *VARIANTS[name]]
         print(" ".join(cmd), flush=True)
         with open(args.runs / f"{name}.log", "w") as log:
-            subprocess.run(cmd, cwd=ROOT, check=True, stdout=log, stderr=subprocess.STDOUT, env={**__import__("os").environ, "OMP_NUM_THREADS": "1"})
+            subprocess.run(cmd, cwd=ROOT, check=True, stdout=log, stderr=subprocess.STDOUT, env={**os.environ, "OMP_NUM_THREADS": "1"})
 
 
 def report(args) -> None:

@@ -3,10 +3,12 @@ through several homography estimators: OpenCV RANSAC 3 px (what eval.coco report
 (samples drawn in score order), MAGSAC++, and RANSAC followed by a score-weighted DLT refit of its
 inliers.
 
-    python benchmarks/estimators.py --data ../shared/data/extra/coco-mini --max-images 50 \\
-        --methods nn,nn-ratio,default,benchmarks/results/long-run/gt1-lr1e-3.pt
+    python -m benchmarks.estimators --data ../shared/data/extra/coco-mini --max-images 50 \\
+        --methods nn,nn-ratio,nn-ratio+refiner,default [--out benchmarks/results/estimators.md]
 
-Use held-out images, never the images you report on. Writes benchmarks/results/estimators.md.
+``--methods``: pipeline names as ``eval.coco`` takes them (``MATCHER[+REFINER]``, ``default``, model
+files, checkpoints or run folders of ``train.run``). Use held-out images, never the images you
+report on. Writes the markdown table to ``--out``.
 """
 from __future__ import annotations
 
@@ -44,18 +46,18 @@ def estimators(pts0, pts1, scores) -> dict:
     return out
 
 
-def main() -> None:
-    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+def main(argv=None) -> None:
+    p = argparse.ArgumentParser(prog="python -m benchmarks.estimators", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--data", default="../shared/data/extra/coco-mini")
     p.add_argument("--max-images", type=int, default=50)
     p.add_argument("--pairs-per-image", type=int, default=2)
     p.add_argument("--difficulty", type=float, default=1.5)
     p.add_argument("--seed", type=int, default=7)
-    p.add_argument("--methods", default="nn,nn-ratio,graph")
-    p.add_argument("--out", type=Path, default=Path(__file__).parent / "results" / "estimators.md")
-    args = p.parse_args()
+    p.add_argument("--methods", default="nn,nn-ratio,nn-ratio+refiner,default", help="comma-separated pipelines (as eval.coco's)")
+    p.add_argument("--out", type=Path, default=Path("benchmarks/results/estimators.md"))
+    args = p.parse_args(argv)
     pairs = make_pairs(args.data, args.seed, args.pairs_per_image, args.difficulty, (640, 480), args.max_images)
-    methods = load_pipelines(args.methods.split(","))
+    methods = load_pipelines([m.strip() for m in args.methods.split(",") if m.strip()])
     errors = {}
     for k in tqdm(range(len(pairs)), desc="pairs"):
         im0, im1, H_true = pairs.image0[k], pairs.image1[k], pairs.H_0to1[k]
@@ -77,6 +79,7 @@ def main() -> None:
         lines.append(f"| {n} | " + " | ".join(cells) + " |")
     text = "\n".join(lines)
     print(text)
+    args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(text + "\n")
 
 

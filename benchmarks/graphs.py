@@ -1,6 +1,7 @@
-"""Time every graph transform at n = 512 … 8192 keypoints against brute-force cdist + topk.
+"""Time every graph transform of ``pygmatch.graphs`` (the candidate graph network's intra-image edge
+sets, ``train.run --graph``) at n = 512 … 8192 points against brute-force cdist + topk.
 
-    python benchmarks/graphs.py [--sizes 512,1024,2048,4096,8192] [--repeats 5] [--out benchmarks/results]
+    python -m benchmarks.graphs [--sizes 512,1024,2048,4096,8192] [--repeats 5] [--out benchmarks/results]
 
 Writes ``graphs.md`` (table: ms per call, ratio to brute force, scaling exponent between the two
 largest sizes) and ``graphs.png`` (log-log plot). Positions are uniform in a 640×480 image,
@@ -21,7 +22,7 @@ import torch  # noqa: E402
 from torch_geometric.data import Data  # noqa: E402
 
 from pygmatch.graphs import (  # noqa: E402
-    CompleteGraph, DescriptorKNNGraph, KNNGraph, MSTGraph, MultiScaleGraph, PartitionGraph, RadiusGraph,
+    CompleteGraph, KNNGraph, MSTGraph, MultiScaleGraph, PartitionGraph, RadiusGraph,
 )
 from pygmatch.graphs.neighbors import accelerated_backend, knn_bruteforce  # noqa: E402
 
@@ -44,7 +45,7 @@ def timed(fn, repeats: int) -> float:
 
 
 def main(argv=None):
-    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = argparse.ArgumentParser(prog="python -m benchmarks.graphs", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--sizes", default="512,1024,2048,4096,8192")
     p.add_argument("--repeats", type=int, default=5)
     p.add_argument("--out", type=Path, default=Path("benchmarks/results"))
@@ -58,7 +59,6 @@ def main(argv=None):
         "PartitionGraph(cells=4x4)": PartitionGraph((4, 4)),
         "PartitionGraph(kmeans, 16)": PartitionGraph(method="kmeans", clusters=16),
         "MultiScaleGraph(8,16,32,all; disjoint)": MultiScaleGraph((8, 16, 32, "all"), "disjoint"),
-        "DescriptorKNNGraph(k=16)": DescriptorKNNGraph(16),
         "CompleteGraph() (marked only)": CompleteGraph(),
     }
     ms = {name: [] for name in transforms}

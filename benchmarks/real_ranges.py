@@ -2,7 +2,7 @@
 development sequences, decomposed into the quantities the synthetic sampler draws, plus the
 photometric change between the two images. Writes ``benchmarks/results/real_ranges.md``.
 
-    python benchmarks/real_ranges.py [--data ../shared/data/real-pairs] [--out benchmarks/results/real_ranges.md]
+    python -m benchmarks.real_ranges [--data ../shared/data/real-pairs] [--out benchmarks/results/real_ranges.md]
 
 Geometry (on the images downscaled to a longer side of 640 px, as ``eval.hpatches`` reads them):
 the Jacobian J of H at the centre of image 0 is a local affine map; from it
@@ -31,12 +31,9 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
-
-from pygmatch.data.geometry import image_corners, warp_image, warp_points  # noqa: E402
-from pygmatch.data.images import downscale, read_gray  # noqa: E402
-from pygmatch.data.sequences import find_sequences, read_sequence, scale_homography  # noqa: E402
+from pygmatch.data.geometry import image_corners, warp_image, warp_points
+from pygmatch.data.images import downscale, read_gray
+from pygmatch.data.sequences import find_sequences, read_sequence, scale_homography
 
 
 def jacobian(H: np.ndarray, x: float, y: float) -> np.ndarray:
@@ -141,13 +138,13 @@ def synthetic(difficulty: float, pairs: int = 60) -> list[dict]:
 
 
 def main(argv=None) -> int:
-    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    p.add_argument("--data", type=Path, default=ROOT.parent / "shared" / "data" / "real-pairs")
-    p.add_argument("--out", type=Path, default=ROOT / "benchmarks" / "results" / "real_ranges.md")
+    p = argparse.ArgumentParser(prog="python -m benchmarks.real_ranges", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--data", type=Path, default=Path("../shared/data/real-pairs"), help="folder of sequence folders")
+    p.add_argument("--out", type=Path, default=Path("benchmarks/results/real_ranges.md"))
     args = p.parse_args(argv)
     rows = measure(args.data)
     synth = [r for d in (1.0, 2.0, 3.0) for r in synthetic(d)]
-    text = (f"# How much the real development pairs change\n\n`python benchmarks/real_ranges.py --data {args.data.name}` "
+    text = (f"# How much the real development pairs change\n\n`python -m benchmarks.real_ranges --data {args.data}` "
             f"({len(rows)} pairs; images downscaled to a longer side of 640 px; definitions in the script's docstring; "
             f"the viewpoint angle of a σ1/σ2 near 1 is noise: arccos(1/1.01) = 8°).\n\n"
             f"## Per sequence\n\n{summary(rows)}\n\n"

@@ -1,10 +1,11 @@
-"""The shipped model's ms per pair at 1024 SIFT keypoints by torch thread count and OpenMP wait
-policy, on a quiet CPU and beside a CPU-burning process: why ``Matcher`` and the eval commands
-default to one thread.
+"""A pipeline's ms per pair at 1024 SIFT keypoints (default: the shipped ``default``, the candidate
+graph network followed by the learned refiner) by torch thread count and OpenMP wait policy, on a
+quiet CPU and beside a CPU-burning process: why ``Pipeline`` and the eval commands default to one
+thread.
 
-    python benchmarks/threads.py [--configs 1,2,2-passive] [--repeats 20] [--warmup 3] [--burners 1] [--out benchmarks/results]
+    python -m benchmarks.threads [--method default] [--configs 1,2,2-passive] [--repeats 20] [--warmup 3] [--burners 1] [--out benchmarks/results]
 
-Configurations: ``N`` = ``Matcher(threads=N)``; ``N-passive`` = the same with
+Configurations: ``N`` = ``Pipeline.load(METHOD, threads=N)``; ``N-passive`` = the same with
 ``OMP_WAIT_POLICY=PASSIVE`` (idle OpenMP threads sleep instead of spinning; it only takes effect
 when set before torch is imported, so every configuration runs in a fresh process with its own
 environment); ``default`` = torch's own thread count (one per core), what pygmatch used before.
@@ -12,9 +13,9 @@ Each configuration is measured twice: on the machine as it is ("quiet": run it o
 idle machine; the load average before each measurement is recorded and a warning printed when it
 is not idle), and with ``--burners`` background processes each running a single-threaded numpy
 matmul loop (bounded by a deadline, and stopped as soon as the measurement ends). Timed: the
-median of ``--repeats`` calls of ``Matcher.match_keypoints`` (graphs + network) on a fixed pair of
-real SIFT keypoints (an embedded COCO image at 1280x960 and its warp, 1024 keypoints each), after
-``--warmup`` calls. Writes ``threads.md`` and ``threads.json`` under ``--out``.
+median of ``--repeats`` calls of ``Pipeline.match`` (matching and refinement; SIFT extracted once
+beforehand) on a fixed pair of real SIFT keypoints (an embedded COCO image at 1280x960 and its
+warp, 1024 keypoints each), after ``--warmup`` calls. Writes ``threads.md`` and ``threads.json`` under ``--out``.
 """
 from __future__ import annotations
 
@@ -52,18 +53,17 @@ def child_env(config: str) -> dict:
     env["OPENBLAS_NUM_THREADS"] = "1"  # numpy's BLAS is not what is measured
     if passive:
         env["OMP_WAIT_POLICY"] = "PASSIVE"
-    env["PYTHONPATH"] = str(ROOT) + os.pathsep + env.get("PYTHONPATH", "")
     return env
 
 
-def measure(config: str, repeats: int, warmup: int) -> dict:
-    """In a process started with ``child_env(config)``: time the shipped model."""
+def measure(config: str, method: str, repeats: int, warmup: int) -> dict:
+    """In a process started with ``child_env(config)``: time the pipeline ``method``."""
     import numpy as np
     import torch
 
-    from pygmatch.matching.graph import GraphMatching
     from pygmatch.data import EMBEDDED_IMAGES, list_images, make_pair, pair_rng, read_gray
     from pygmatch.data.features import extract
+    from pygmatch.pipeline import Features, Pipeline
     from pygmatch.threads import torch_threads
 
     threads, _ = parse_config(config)
@@ -71,18 +71,19 @@ def measure(config: str, repeats: int, warmup: int) -> dict:
     image = read_gray(list_images(EMBEDDED_IMAGES)[0], size)
     im0, im1, _ = make_pair(image, pair_rng(0, 0), 1.0)
     kp0, kp1 = extract(im0, "sift", 1024), extract(im1, "sift", 1024)
-    matcher = GraphMatching.load("default", threads=threads)
+    f0, f1 = Features(im0, kp0), Features(im1, kp1)
+    pipe = Pipeline.load(method, threads=threads)
     for _ in range(warmup):
-        matcher.match_keypoints(kp0, kp1, size)
+        pipe.match(f0, f1)
     times = []
     for _ in range(repeats):
         t = time.perf_counter()
-        matcher.match_keypoints(kp0, kp1, size)
+        pipe.match(f0, f1)
         times.append((time.perf_counter() - t) * 1e3)
     with torch_threads(threads):
         used = torch.get_num_threads()  # what the matching ran with
     ms = np.array(times)
-    return {"config": config, "torch_threads": used, "wait_policy": os.environ.get("OMP_WAIT_POLICY", "(OpenMP default)"),
+    return {"config": config, "method": method, "torch_threads": used, "wait_policy": os.environ.get("OMP_WAIT_POLICY", "(OpenMP default)"),
             "keypoints": [len(kp0), len(kp1)], "repeats": repeats, "ms_median": float(np.median(ms)),
             "ms_p10": float(np.percentile(ms, 10)), "ms_p90": float(np.percentile(ms, 90)), "ms_all": [round(float(v), 2) for v in ms]}
 
@@ -102,7 +103,7 @@ def burn(seconds: float) -> None:
 def start_burners(n: int, seconds: float) -> list[subprocess.Popen]:
     env = {k: v for k, v in os.environ.items() if k not in THREAD_VARS}
     env.update(OMP_NUM_THREADS="1", MKL_NUM_THREADS="1", OPENBLAS_NUM_THREADS="1")
-    return [subprocess.Popen([sys.executable, __file__, "--burn", str(seconds)], env=env, cwd=ROOT) for _ in range(n)]
+    return [subprocess.Popen([sys.executable, "-m", "benchmarks.threads", "--burn", str(seconds)], env=env, cwd=ROOT) for _ in range(n)]
 
 
 def stop(procs: list[subprocess.Popen]) -> None:
@@ -123,7 +124,8 @@ def run_config(config: str, args, burners: int) -> dict:
     try:
         if procs:
             time.sleep(args.burn_ramp)  # the load is on before the model loads
-        cmd = [sys.executable, __file__, "--child", config, "--repeats", str(args.repeats), "--warmup", str(args.warmup)]
+        cmd = [sys.executable, "-m", "benchmarks.threads", "--child", config, "--method", args.method, "--repeats", str(args.repeats),
+               "--warmup", str(args.warmup)]
         try:
             r = subprocess.run(cmd, env=child_env(config), cwd=ROOT, capture_output=True, text=True, timeout=args.timeout)
         except subprocess.TimeoutExpired:
@@ -146,7 +148,8 @@ def write_results(results: list[dict], args, out: Path) -> None:
     out.mkdir(parents=True, exist_ok=True)
     meta = {"cpus": os.cpu_count(), "machine": platform.processor() or platform.machine(), "python": platform.python_version(),
             "torch": torch.__version__, "parallel": torch.__config__.parallel_info().splitlines()[-1].strip(),
-            "repeats": args.repeats, "warmup": args.warmup, "burners": args.burners, "date": time.strftime("%Y-%m-%d %H:%M")}
+            "method": args.method, "repeats": args.repeats, "warmup": args.warmup, "burners": args.burners,
+            "date": time.strftime("%Y-%m-%d %H:%M")}
     (out / "threads.json").write_text(json.dumps({"meta": meta, "results": results}, indent=2))
 
     def cell(r):
@@ -158,9 +161,10 @@ def write_results(results: list[dict], args, out: Path) -> None:
     lines = [
         "# Torch threads on a shared CPU",
         "",
-        f"`python benchmarks/threads.py --configs {','.join(args.configs)} --repeats {args.repeats} --burners {args.burners}` "
-        f"({meta['date']}; {meta['cpus']} CPUs, torch {meta['torch']}, {meta['parallel']}): the shipped model, "
-        "`Matcher.match_keypoints` on 1024 + 1024 real SIFT keypoints, median ms per pair (10th–90th percentile) "
+        f"`python -m benchmarks.threads --method {args.method} --configs {','.join(args.configs)} --repeats {args.repeats} "
+        f"--burners {args.burners}` ({meta['date']}; {meta['cpus']} CPUs, torch {meta['torch']}, {meta['parallel']}): the "
+        f"`{args.method}` pipeline, `Pipeline.match` (matching and refinement, SIFT extracted beforehand) on 1024 + 1024 real "
+        "SIFT keypoints, median ms per pair (10th–90th percentile) "
         f"over {args.repeats} calls after {args.warmup} warm-up calls; each configuration in its own process. "
         f"Busy: {args.burners} single-threaded numpy matmul process(es) running beside it.",
         "",
@@ -168,18 +172,19 @@ def write_results(results: list[dict], args, out: Path) -> None:
         "|---|---|---:|---:|---:|---|",
     ]
     for config in args.configs:
-        q, b = by.get((config, 0)), by.get((config, args.burners))
+        q, b = by.get((config, 0)), (by.get((config, args.burners)) if args.burners else None)  # --burners 0: no busy run
         ratio = f"{b['ms_median'] / q['ms_median']:.1f}×" if q and b and "error" not in q and "error" not in b else "—"
         policy = next((r.get("wait_policy") for r in (q, b) if r and "wait_policy" in r), "")
         loads = ", ".join(f"{r['load_before']:.2f}" if r else "—" for r in (q, b))
         lines.append(f"| {config} | {policy} | {cell(q)} | {cell(b)} | {ratio} | {loads} |")
-    lines += ["", "`N` = `Matcher(threads=N)`; `-passive` = `OMP_WAIT_POLICY=PASSIVE` set before torch is imported; "
+    lines += ["", "`N` = `Pipeline.load(METHOD, threads=N)`; `-passive` = `OMP_WAIT_POLICY=PASSIVE` set before torch is imported; "
               "`default` = torch's own thread count. A quiet column measured with a load average well above 0 was not quiet.", ""]
     (out / "threads.md").write_text("\n".join(lines))
 
 
 def main(argv=None) -> int:
-    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = argparse.ArgumentParser(prog="python -m benchmarks.threads", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--method", default="default", help="the pipeline timed (MATCHER[+REFINER], as eval.coco's --methods)")
     p.add_argument("--configs", default="1,2,2-passive", help="comma-separated: N, N-passive or default")
     p.add_argument("--repeats", type=int, default=20)
     p.add_argument("--warmup", type=int, default=3)
@@ -187,7 +192,7 @@ def main(argv=None) -> int:
     p.add_argument("--burn-ramp", type=float, default=1.0, help="seconds the burners run before a measurement starts")
     p.add_argument("--burn-limit", type=float, default=900.0, help="a burner stops by itself after this many seconds")
     p.add_argument("--timeout", type=float, default=900.0, help="seconds one measurement may take")
-    p.add_argument("--out", type=Path, default=ROOT / "benchmarks" / "results")
+    p.add_argument("--out", type=Path, default=Path("benchmarks/results"))
     p.add_argument("--child", help=argparse.SUPPRESS)
     p.add_argument("--burn", type=float, help=argparse.SUPPRESS)
     args = p.parse_args(argv)
@@ -195,7 +200,7 @@ def main(argv=None) -> int:
         burn(args.burn)
         return 0
     if args.child is not None:
-        print(json.dumps(measure(args.child, args.repeats, args.warmup)))
+        print(json.dumps(measure(args.child, args.method, args.repeats, args.warmup)))
         return 0
     args.configs = [c.strip() for c in args.configs.split(",") if c.strip()]
     for c in args.configs:

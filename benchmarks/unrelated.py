@@ -1,4 +1,4 @@
-"""Matches on images that do not overlap, and the accuracy on pairs that do, of the learned matchers.
+"""Matches on images that do not overlap, and the accuracy on pairs that do, of the learned matcher.
 
 A matcher must be able to say "these two images do not overlap". Unrelated pairs: each of the
 ``--data`` photographs with two other photographs of the folder (the next one and the 7th next),
@@ -11,17 +11,17 @@ True pairs, the other side of the trade: RANSAC AUC@1/3/5 of the same pipelines 
 homography pairs (``make_pairs``, seed 0, one pair per image, 640x480: what ``eval.coco`` makes)
 at difficulties 1 and 2, and on the sequences' pairs (1, N) at their own resolution.
 
-``default`` (SIFT → the candidate graph network at threshold 0.2 → the learned refiner) and
-``verifier+refiner``; ``…, always padded`` is the same with ``pad_from=0``: every pair padded to
-``min_keep`` candidates, the behaviour before ``pad_from`` existed. nn and nn-ratio (Lowe's 0.8) are for scale.
+``--methods`` (pipeline names as ``eval.coco`` takes them): by default ``default`` (SIFT → the
+candidate graph network at threshold 0.2 → the learned refiner), ``nn-ratio+refiner`` (Lowe's ratio
+test, 0.8, followed by the same refiner), and nn and nn-ratio for scale. Every pipeline whose matcher
+is the graph network is also run as ``…, always padded``: the same with ``pad_from=0``, every pair
+padded to ``min_keep`` candidates, the behaviour before ``pad_from`` existed.
 
-    python benchmarks/unrelated.py --data ../shared/data/coco/val --sequences ../shared/data/real-pairs
+    python -m benchmarks.unrelated --data ../shared/data/coco/val --sequences ../shared/data/real-pairs [--out benchmarks/results/unrelated.md]
 """
 from __future__ import annotations
 
 import argparse
-import os
-import sys
 import time
 from pathlib import Path
 
@@ -30,34 +30,27 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
-
-from pygmatch.data.geometry import corner_error  # noqa: E402
-from pygmatch.data.homography import estimate_homography  # noqa: E402
-from pygmatch.data.images import list_images  # noqa: E402
-from pygmatch.data.pairs import make_pairs  # noqa: E402
-from pygmatch.data.sequences import find_sequences, read_sequence  # noqa: E402
-from pygmatch.evaluation.metrics import error_auc  # noqa: E402
-from pygmatch.pipeline import Pipeline  # noqa: E402
+from pygmatch.data.geometry import corner_error
+from pygmatch.data.homography import estimate_homography
+from pygmatch.data.images import list_images
+from pygmatch.data.pairs import make_pairs
+from pygmatch.data.sequences import find_sequences, read_sequence
+from pygmatch.evaluation.metrics import error_auc
+from pygmatch.pipeline import Pipeline, is_learned
 
 SHIFTS = (1, 7)  # each photograph is paired with the one this many places further (wrapping)
-LEARNED = ("default", "verifier+refiner")
+METHODS = "default,nn-ratio+refiner,nn,nn-ratio"
 
 
-def build_pipelines() -> dict[str, Pipeline]:
-    """The learned matchers followed by the refiner, each also with ``pad_from=0`` (always padded to
-    ``min_keep``), and the classical baselines."""
+def build_pipelines(names: list[str]) -> dict[str, Pipeline]:
+    """The pipelines ``names``; each whose matcher is the graph network also with ``pad_from=0``
+    (always padded to ``min_keep``), right after it."""
     pipes = {}
-    for name in LEARNED:
+    for name in names:
         pipes[name] = Pipeline.load(name)
-        pipes[name + ", always padded"] = Pipeline.load(name, pad_from=0)
-    return {**pipes, "nn": Pipeline.load("nn"), "nn-ratio": Pipeline.load("nn-ratio")}
-
-
-def relative(path: Path | None) -> str:
-    """``path`` as seen from the repository root (as the commands are run)."""
-    return str(path) if path is None else os.path.relpath(path, ROOT)
+        if is_learned(name):
+            pipes[name + ", always padded"] = Pipeline.load(name, pad_from=0)
+    return pipes
 
 
 def ransac_inliers(points0: np.ndarray, points1: np.ndarray, px: float = 3.0) -> int:
@@ -104,18 +97,19 @@ def true_auc(pipes: dict[str, Pipeline], data: Path | None, sequences: Path | No
     return out
 
 
-def main() -> None:
-    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("--data", type=Path, default=ROOT.parent / "shared" / "data" / "coco" / "val", help="folder of photographs")
-    p.add_argument("--sequences", type=Path, default=ROOT.parent / "shared" / "data" / "real-pairs", help="folder of sequences")
+def main(argv=None) -> None:
+    p = argparse.ArgumentParser(prog="python -m benchmarks.unrelated", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--data", type=Path, default=Path("../shared/data/coco/val"), help="folder of photographs")
+    p.add_argument("--sequences", type=Path, default=Path("../shared/data/real-pairs"), help="folder of sequences")
+    p.add_argument("--methods", default=METHODS, help=f"comma-separated pipelines, as eval.coco's (default {METHODS})")
     p.add_argument("--images", type=int, default=None, help="use only the first N photographs of --data")
     p.add_argument("--no-true-pairs", action="store_true", help="only the unrelated pairs")
-    p.add_argument("--out", type=Path, default=ROOT / "benchmarks" / "results" / "unrelated.md")
-    args = p.parse_args()
+    p.add_argument("--out", type=Path, default=Path("benchmarks/results/unrelated.md"))
+    args = p.parse_args(argv)
     torch.set_num_threads(1)
     cv2.setNumThreads(1)
     start = time.perf_counter()
-    pipes = build_pipelines()
+    pipes = build_pipelines([m.strip() for m in args.methods.split(",") if m.strip()])
     pairs = unrelated_pairs(args.data, args.sequences, args.images)
     first = next(iter(pipes.values()))
     cache: dict[str, object] = {}
@@ -134,7 +128,8 @@ def main() -> None:
     groups = np.array(groups)
 
     lines = ["# Unrelated images: matches where there is nothing to match", "",
-             f"`python benchmarks/unrelated.py --data {relative(args.data)} --sequences {relative(args.sequences)}"
+             f"`python -m benchmarks.unrelated --data {args.data} --sequences {args.sequences}"
+             + (f" --methods {args.methods}" if args.methods != METHODS else "")
              + (f" --images {args.images}" if args.images else "") + "`", "", __doc__.split("\n\n")[1].replace("\n", " "), "",
              "| pairs | pipeline | pairs | median matches | 90th pct | largest | pairs with >= 8 RANSAC inliers |",
              "|---|---|---:|---:|---:|---:|---:|"]

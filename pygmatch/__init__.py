@@ -7,7 +7,7 @@ from .lazy import lazy_attributes
 
 _WHERE = {
     "Pipeline": ".pipeline", "MatchResult": ".pipeline", "Features": ".pipeline", "Extractor": ".pipeline",
-    "GraphMatcher": ".nn", "MatcherConfig": ".nn", "PairData": ".data.pair_data", "PygmatchError": ".errors",
+    "CandidateGraphNet": ".nn", "CandidateGraphConfig": ".nn", "PygmatchError": ".errors",
     "Keypoints": ".data.features", "extract": ".data.features",
 }
 __all__ = list(_WHERE)

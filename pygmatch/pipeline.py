@@ -18,16 +18,17 @@ Three stages, each with one small interface (as glue-factory's two-view pipeline
 - **extract** (``Extractor``): image → ``Features``: the keypoints, found on the image downscaled so
   that its longer side is at most ``resize`` pixels; they are reported in the original pixels.
 - **match** (``pygmatch.matching``): ``match(kp0, kp1, size0, size1) -> (matches (K, 2) int64,
-  scores (K,) float32)`` on keypoints in the extraction pixels; nearest neighbour, the ratio test,
-  the candidate verifier and the graph network alike.
+  scores (K,) float32)`` on keypoints in the extraction pixels; nearest neighbour, the ratio test
+  and the graph network alike.
 - **refine** (optional): ``refine(image0, image1, points0, points1) -> points1`` on the extraction
   images; the classical ``PatchRefiner`` (``ncc``) or the ``LearnedRefiner`` (``refiner``).
 
 A pipeline is named ``MATCHER[+REFINER]`` (the names ``eval.coco`` and ``eval.hpatches`` take):
-matchers ``nn``, ``nn-ratio``, ``verifier``, ``candidate-graph``, ``graph`` or a file (a verifier
-file, a candidate graph file, a graph matcher checkpoint or run folder); refiners ``refiner``, ``ncc`` or a refiner file; ``default`` is
-``candidate-graph+refiner`` with the candidate graph's threshold at 0.2, the shipped best. ``oracle@PX`` / ``nn-oracle@PX`` are ceilings that read the
-true homography: only the evaluation runs them (``Pipeline.result`` with their matches).
+matchers ``nn``, ``nn-ratio``, ``candidate-graph`` (the shipped graph network) or the graph network
+of a model file (``train.export``), checkpoint or run folder (``train.run``); refiners ``refiner``,
+``ncc`` or a refiner file; ``default`` is ``candidate-graph+refiner`` with the network's threshold
+at 0.2, the shipped best. ``oracle@PX`` / ``nn-oracle@PX`` are ceilings that read the true
+homography: only the evaluation runs them (``Pipeline.result`` with their matches).
 """
 from __future__ import annotations
 
@@ -40,13 +41,13 @@ from .data.features import DESCRIPTOR_DIM, FEATURES, Keypoints, extract
 from .data.homography import estimate_homography
 from .data.images import as_gray, check_resize, downscale, points_to_original
 from .errors import PygmatchError
-from .matching.candidate_graph import CandidateGraphMatching, is_candidate_graph_file
-from .matching.graph import GraphMatching
+from .checkpoint import is_model_file
+from .matching.candidate_graph import CandidateGraphMatching
 from .matching.nearest import RATIO, NearestNeighbor
 from .matching.oracle import Oracle, parse_oracle
-from .matching.refine import REFINEMENTS, load_refiner
-from .matching.verifier import CandidateVerifier, is_verifier_file
+from .refinement import REFINEMENTS, load_refiner
 from .threads import DEFAULT_THREADS, check_threads, torch_threads
+from .values import probability_threshold
 
 # Longer image side (px) keypoints are extracted at, as LightGlue's. The models train on 640×480
 # images; OpenCV's SIFT on an 8000×6000 photograph took 65 s and 11.5 GB, at 1024 px ~0.2 s.
@@ -55,8 +56,8 @@ PRESETS = {"default": "candidate-graph+refiner"}  # names of whole pipelines ...
 # ... and their matcher options: with the refiner behind it the candidate graph keeps more candidates,
 # since the refiner brings 1-3 px matches within 1 px (measured: benchmarks/results/candidate_graph.md)
 PRESET_OPTIONS = {"default": {"match_threshold": 0.2}}
-MATCHERS = ("nn", "nn-ratio", "verifier", "candidate-graph", "graph")  # matcher names besides files and oracles
-MATCHER_OPTIONS = ("match_threshold", "min_keep", "pad_from", "early_exit", "pruning")  # see load_matcher
+MATCHERS = ("nn", "nn-ratio", "candidate-graph")  # matcher names besides files and oracles
+MATCHER_OPTIONS = ("match_threshold", "min_keep", "pad_from")  # the graph network's inference options
 _UNSET = object()
 
 
@@ -160,46 +161,44 @@ def looks_like_path(name: str) -> bool:
     return "/" in name or "\\" in name or name.lower().endswith((".pt", ".ckpt"))
 
 
-def load_matcher(name: str, device: str = "cpu", **options):
-    """A matching stage by name: ``nn``, ``nn-ratio``, ``verifier`` (the shipped candidate
-    verifier), ``candidate-graph`` (the shipped candidate graph network), ``graph`` (the shipped
-    attention graph network), ``oracle@PX`` / ``nn-oracle@PX``, or a file: a verifier file
-    (``train.verifier``), a candidate graph file (``train.candidate_graph``), a graph matcher
-    checkpoint or run folder (``train.run``).
-    ``options``: inference options, each used by the matchers it belongs to (``match_threshold``:
-    the learned matchers'; ``min_keep``, ``pad_from``: the verifier's and the candidate graph's;
-    ``early_exit``, ``pruning``: the graph network's), so one set serves several matchers; an
-    unknown option is an error, not silently ignored."""
+def load_matcher(name: str, **options):
+    """A matching stage by name: ``nn``, ``nn-ratio``, ``candidate-graph`` (the shipped graph
+    network), ``oracle@PX`` / ``nn-oracle@PX``, or the graph network of a model file
+    (``train.export``), a checkpoint or a run folder (``train.run``).
+    ``options``: the graph network's inference options (``match_threshold``, ``min_keep``,
+    ``pad_from``); given to a matcher that has none, or unknown, they are an error, not silently
+    ignored."""
     unknown = sorted(set(options) - set(MATCHER_OPTIONS))
     if unknown:
         raise PygmatchError(f"unknown matcher option(s) {', '.join(unknown)}: choose from {', '.join(MATCHER_OPTIONS)}")
     name = str(name)
-    if name in ("nn", "nn-ratio"):
-        return NearestNeighbor(RATIO if name == "nn-ratio" else None)
-    if name.startswith(("oracle@", "nn-oracle@")):
-        return parse_oracle(name)
-    selection = {"threshold": options.get("match_threshold"), "min_keep": options.get("min_keep"), "pad_from": options.get("pad_from")}
-    selection = {k: v for k, v in selection.items() if v is not None}
-    if name == "verifier" or is_verifier_file(name):
-        return CandidateVerifier.load("default" if name == "verifier" else name, **selection)
-    if name == "candidate-graph" or is_candidate_graph_file(name):
+    given = {k: v for k, v in options.items() if v is not None}
+    if name in ("nn", "nn-ratio") or name.startswith(("oracle@", "nn-oracle@")):
+        if given:
+            raise PygmatchError(f"{name}: takes no matcher options (got {', '.join(sorted(given))}); they are the graph network's")
+        return NearestNeighbor(RATIO if name == "nn-ratio" else None) if name in ("nn", "nn-ratio") else parse_oracle(name)
+    if "match_threshold" in given:  # named as the caller named it, not as the network's config field
+        try:
+            probability_threshold(str(given["match_threshold"]))
+        except ValueError as e:
+            raise PygmatchError(f"match_threshold: {e}") from None
+    selection = {{"match_threshold": "threshold"}.get(k, k): v for k, v in given.items()}
+    if name == "candidate-graph" or is_model_file(name):
         return CandidateGraphMatching.load("default" if name == "candidate-graph" else name, **selection)
-    if name == "graph" or Path(name).exists():
-        mine = {k: options.get(k) for k in ("match_threshold", "early_exit", "pruning")}
-        return GraphMatching.load("default" if name == "graph" else name, device=device, threads=None,
-                                  **{k: v for k, v in mine.items() if v is not None})
     if looks_like_path(name):
-        raise PygmatchError(f"{name}: no such checkpoint file, run folder or verifier file")
+        raise PygmatchError(f"{name}: no such model file, checkpoint or run folder")
     raise PygmatchError(f"unknown matcher {name!r}: choose from {', '.join(MATCHERS)}, oracle@PX, nn-oracle@PX or a model file")
+
+
+def is_learned(name: str) -> bool:
+    """Whether the pipeline ``name``'s matcher is the graph network (takes its inference options)."""
+    matcher = split_name(name)[0]
+    return not (matcher in ("nn", "nn-ratio") or matcher.startswith(("oracle@", "nn-oracle@")))
 
 
 def matcher_features(matcher) -> str | None:
     """The keypoints a matching stage was trained on (None: any)."""
-    if isinstance(matcher, GraphMatching):
-        return matcher.cfg.features
-    if isinstance(matcher, (CandidateVerifier, CandidateGraphMatching)):
-        return matcher.cfg.features
-    return None
+    return matcher.cfg.features if isinstance(matcher, CandidateGraphMatching) else None
 
 
 def split_name(name: str) -> tuple[str, str | None]:
@@ -231,16 +230,16 @@ class Pipeline:
 
     @classmethod
     def load(cls, name: str = "default", *, refine=_UNSET, features: str | None = None, max_keypoints: int = 1024,
-             resize: int | None = DEFAULT_RESIZE, threads: int | None = DEFAULT_THREADS, device: str = "cpu",
+             resize: int | None = DEFAULT_RESIZE, threads: int | None = DEFAULT_THREADS,
              match_threshold: float | None = None, **matcher_options) -> "Pipeline":
         """The pipeline ``name`` (``MATCHER[+REFINER]``, see the module's docstring).
 
         ``refine``: replaces the name's refinement (``None``: unrefined; ``"refiner"``, ``"ncc"``, a
         refiner file or an object with ``refine``). ``features``: the keypoints (default: those the
         matcher was trained on, else ``sift``); ``max_keypoints``, ``resize``: the extraction's;
-        ``match_threshold`` and ``matcher_options`` (``min_keep``, ``pad_from``, ``early_exit``,
-        ``pruning``): the matcher's inference options (``load_matcher``; a preset's own, e.g.
-        ``default``'s threshold, unless given)."""
+        ``match_threshold`` and ``matcher_options`` (``min_keep``, ``pad_from``): the graph
+        network's inference options (``load_matcher``; a preset's own, e.g. ``default``'s
+        threshold, unless given)."""
         threads = check_threads(threads)
         matcher_name, refinement = split_name(name)
         if refine is not _UNSET:
@@ -249,7 +248,7 @@ class Pipeline:
         for option, value in PRESET_OPTIONS.get(str(name), {}).items():  # the preset's own, where not given
             if options.get(option) is None:
                 options[option] = value
-        matcher = load_matcher(matcher_name, device, **options)
+        matcher = load_matcher(matcher_name, **options)
         extractor = Extractor(features or matcher_features(matcher) or "sift", max_keypoints, resize)
         refiner = refinement if refinement is None or hasattr(refinement, "refine") else load_refiner(refinement)
         return cls(extractor, matcher, refiner, threads, name=str(name))

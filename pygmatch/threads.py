@@ -12,7 +12,7 @@ from .errors import PygmatchError
 # collapses: its OpenMP threads spin-wait for each other at every parallel region, and the one that
 # shares a core with the other process stalls all the others. Ask for more on a machine of your
 # own; ``OMP_WAIT_POLICY=PASSIVE`` (set before torch is imported) is the other lever. Measured by
-# ``benchmarks/threads.py``.
+# ``python -m benchmarks.threads``.
 DEFAULT_THREADS = 1
 
 

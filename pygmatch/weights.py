@@ -1,7 +1,7 @@
 """The shipped weights folder and the one model-file format: ``torch.save`` of a dict with
 ``format``, ``version``, ``config`` and ``state_dict`` (plain tensors and values only, so files are
-read with ``weights_only=True``), read back with one-line errors. The graph matcher's ``.pt``, the
-verifier's and the refiner's files are all of this kind."""
+read with ``weights_only=True``), read back with one-line errors. The graph network's and the
+refiner's files are of this kind."""
 from __future__ import annotations
 
 import os
@@ -16,7 +16,7 @@ WEIGHTS_DIR = Path(__file__).resolve().parent / "weights"  # the shipped model f
 def read_model_file(path: str | os.PathLike, shipped: Path, fmt: str, version: int, what: str, older: tuple[int, ...] = ()) -> tuple[Path, dict]:
     """``(path, contents)`` of a file written with ``{"format": fmt, "version": version, ...}`` (or one
     of the ``older`` versions the caller upgrades); ``"default"`` names the ``shipped`` one. ``what``
-    ("verifier", "refiner") names it in errors."""
+    ("refiner") names it in errors."""
     path = shipped if str(path) == "default" else Path(path)
     if not path.is_file():
         raise PygmatchError(f"{path}: no such {what} file")
@@ -31,19 +31,6 @@ def read_model_file(path: str | os.PathLike, shipped: Path, fmt: str, version: i
     if contents.get("version") != version and contents.get("version") not in older:
         raise PygmatchError(f"{path}: {what} version {contents.get('version')!r}; this pygmatch reads version {version}")
     return path, contents
-
-
-def has_format(path: str | os.PathLike, fmt: str) -> bool:
-    """Whether ``path`` is a readable file of format ``fmt`` (not a matcher checkpoint, not a folder)."""
-    if not Path(path).is_file():
-        return False
-    import torch  # noqa: PLC0415
-
-    try:
-        contents = torch.load(path, map_location="cpu", weights_only=True, mmap=True)
-    except Exception:  # noqa: BLE001 (anything unreadable is not of this format; the caller reports it as what it is)
-        return False
-    return isinstance(contents, dict) and contents.get("format") == fmt
 
 
 def config_from_dict(cls, d: dict, what: str, overrides: dict | None = None, options: tuple[str, ...] = ()):
@@ -64,7 +51,6 @@ def shipped_methods() -> list[str]:
     (``default``) and the shipped matchers alone, as far as their files are installed, the
     baselines, and the ceilings: how far a perfect selection among nn's candidates can go
     (``nn-oracle@1``), and how far any matcher on these keypoints can (``oracle@1``)."""
-    shipped = [name for name, files in (("default", ("candidate_graph.pt", "refiner.pt")), ("verifier", ("verifier.pt",)),
-                                        ("candidate-graph", ("candidate_graph.pt",)), ("graph", ("graph.pt",)))
+    shipped = [name for name, files in (("default", ("candidate_graph.pt", "refiner.pt")), ("candidate-graph", ("candidate_graph.pt",)))
                if all((WEIGHTS_DIR / f).is_file() for f in files)]
     return shipped + ["nn", "nn-ratio", "nn-oracle@1", "oracle@1"]

@@ -15,7 +15,7 @@ from pygmatch.errors import PygmatchError
 from pygmatch.matching.candidate_graph import CandidateGraphMatching, candidate_graph, descriptor_candidates
 from pygmatch.matching.nearest import nearest_neighbor_match
 from pygmatch.nn.candidate_graph import CandidateGraphConfig, CandidateGraphNet, candidate_loss, sparse_dual_softmax, weighted_affine_fit
-from pygmatch.training.candidate_graph import fit_candidate_graph, validate
+from pygmatch.training.module import pair_results
 
 SIZE = (640, 480)
 
@@ -82,17 +82,30 @@ def test_batching_pairs_changes_nothing(graphs):
     torch.testing.assert_close(together, torch.cat(alone), atol=1e-5, rtol=1e-4)
 
 
+def kept_precision(model, batch) -> float:
+    """Share within 1 px of the candidates the matching stage keeps (``keep_probable``)."""
+    with torch.no_grad():
+        rows = pair_results(batch, model.eval()(batch).score, model.cfg)
+    return sum(r["correct@1"] for r in rows) / max(sum(r["kept"] for r in rows), 1)
+
+
 def test_it_learns_on_real_pairs_and_the_stage_round_trips(graphs, tmp_path):
     cfg = CandidateGraphConfig(layers=2, dim=32)
-    data = [g[4] for g in graphs]
+    batch = Batch.from_data_list([g[4] for g in graphs])
+    batch.H = torch.stack([torch.from_numpy(g[2]) for g in graphs])
+    batch.image_size = torch.tensor([SIZE] * len(graphs), dtype=torch.float32)
     torch.manual_seed(0)
-    before = validate(CandidateGraphNet(cfg), data)
-    model, log = fit_candidate_graph(data, cfg, epochs=40, lr=3e-3, batch=2, val=data, val_every=1000, log=lambda line: None)
-    after = validate(model, data)
-    assert after["val_loss"] < 0.6 * before["val_loss"]
+    model = CandidateGraphNet(cfg)
+    opt = torch.optim.Adam(model.parameters(), 3e-3)
+    before = candidate_loss(model(batch), batch.error, cfg).item()
+    for _ in range(80):
+        loss = candidate_loss(model.train()(batch), batch.error, cfg)
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+    assert candidate_loss(model.eval()(batch), batch.error, cfg).item() < 0.6 * before
     # kept candidates: more precise than all the mutual nearest neighbours
-    errors = torch.cat([d.error for d in data]).numpy()
-    assert after["val_p1"] > (errors < 1).mean() + 0.02
+    assert kept_precision(model, batch) > (batch.error < 1).float().mean().item() + 0.02
     stage = CandidateGraphMatching(model)
     kp0, kp1, H, _, _ = graphs[0]
     matches, scores = stage.match(kp0, kp1, SIZE, SIZE)
@@ -165,33 +178,28 @@ def test_unrelated_images_are_not_padded(graphs):
     assert len(padded) == stage.cfg.min_keep
 
 
-def test_train_command_swaps_the_graph_and_keeps_snapshots(tmp_path, capsys):
-    """``python -m train.candidate_graph --graph multiscale ...`` from a real (small) bank: a model
-    file whose config records the graph, a finished record with its curve, one snapshot per
-    measurement, and a one-line refusal to overwrite without ``--overwrite``."""
-    import json
-
-    from .conftest import one_line_error, run_command
-    from pygmatch.commands.train_candidate_graph import main
+def test_train_run_swaps_the_graph_and_export_keeps_it(tmp_path, capsys):
+    """``python -m train.run --graph multiscale ... --ortho-weight 0.1`` from a real (small) bank: a
+    run whose model file (``train.export``) records the graph and loads as a two-branch network."""
+    from .conftest import run_command
+    from pygmatch.commands import train_export, train_run
     from pygmatch.data.bank import BankConfig, build_bank
 
     root = build_bank(tmp_path / "bank", BankConfig((str(EMBEDDED_IMAGES),), max_keypoints=400, shard_pairs=3, seed=5), pairs=6,
                       workers=1, progress=False).root
-    out = tmp_path / "cg.pt"
-    argv = ["--bank", root, "--out", out, "--val-pairs", 2, "--epochs", 2, "--batch-size", 2, "--val-every", 1, "--dim", 16, "--layers", 1,
-            "--graph", "multiscale", "--ks", "4,8", "--rings", "disjoint", "--ortho-weight", 0.1, "--snapshots"]
-    code, stdout, _ = run_command(main, argv, capsys)
-    assert code == 0, stdout
-    record = json.loads(out.with_suffix(".json").read_text())
-    assert record["finished"] and record["config"]["graph"] == {"name": "multiscale", "ks": [4, 8], "mode": "disjoint"}
-    assert record["pairs_seen"] == 8 and len(record["curve"]) == 5  # 4 steps of 2 pairs, measured after each, and at the end
-    assert all(np.isfinite(row["val_loss"]) for row in record["curve"])
-    snapshots = sorted(p.name for p in tmp_path.glob("cg-*.pt"))
-    assert snapshots == [f"cg-{n:07d}.pt" for n in (2, 4, 6, 8)]
-    stage = CandidateGraphMatching.load(out)
+    run = tmp_path / "run"
+    argv = ["--bank", root, "--out", run, "--val-pairs", 2, "--max-steps", 4, "--batch-size", 2, "--val-every", 2, "--dim", 16,
+            "--layers", 1, "--graph", "multiscale", "--ks", "4,8", "--rings", "disjoint", "--ortho-weight", 0.1, "--no-progress"]
+    code, stdout, err = run_command(train_run.main, argv, capsys)
+    assert code == 0, err[-2000:]
+    code, _, err = run_command(train_export.main, [run, "--out", tmp_path / "cg.pt"], capsys)
+    assert code == 0, err
+    stage = CandidateGraphMatching.load(tmp_path / "cg.pt")
     assert stage.model.scales == 2 and stage.cfg.ortho_weight == 0.1 and stage.cfg.pad_from == 10
-    code, _, err = run_command(main, argv, capsys)
-    assert code != 0 and "--overwrite" in one_line_error(err)
+    assert stage.cfg.graph == {"name": "multiscale", "ks": [4, 8], "mode": "disjoint"}
+    record = torch.load(tmp_path / "cg.pt", weights_only=True)["training"]
+    assert record["checkpoint"] == "best.ckpt" and record["step"] in (2, 4) and len(record["curve"]) == 2
+    assert all(np.isfinite(r["val/loss"]) for r in record["curve"])
 
 
 def test_a_version1_file_loads_as_the_same_network(graphs, tmp_path):

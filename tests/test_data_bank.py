@@ -1,24 +1,22 @@
 """The feature bank: what it stores is what extraction gives, it resumes and extends without
-changing a pair, bad banks are refused in one line, and its augmentations keep the ground truth exact."""
+changing a pair, bad banks are refused in one line, and its pairs become candidate graphs labelled by
+the stored homography."""
 from __future__ import annotations
 
 import json
-import math
 import shutil
 
-import cv2
 import numpy as np
 import pytest
 
 from pygmatch.data import EMBEDDED_IMAGES, make_pair, pair_rng
-from pygmatch.data.augment import KeypointSubset, RandomSimilarity, SwapImages
 from pygmatch.data.bank import BankConfig, FeatureBank, build_bank, source_files
-from pygmatch.data.dataset import BankPairs
 from pygmatch.data.images import read_gray
 from pygmatch.errors import PygmatchError
-from pygmatch.data.features import Keypoints, detect, extract
+from pygmatch.data.features import extract
 from pygmatch.data.geometry import warp_points
-from pygmatch.data.ground_truth import ground_truth_matches, reprojection_error
+from pygmatch.nn.candidate_graph import CandidateGraphConfig
+from pygmatch.training.data import BankGraphs, split_banks
 
 CFG = BankConfig((str(EMBEDDED_IMAGES),), max_keypoints=300, shard_pairs=3, seed=5, difficulties=(1.0, 2.0))
 
@@ -83,69 +81,30 @@ def test_bad_banks_are_refused_in_one_line(bank, tmp_path):
         bank.check_compatible("sift", 1024, (640, 480))
 
 
-def test_random_similarity_is_what_a_real_warp_gives():
-    """Warp a real image by the augmentation's similarity, re-detect: the moved keypoints land on
-    the re-detected ones, with the same orientation and scale."""
-    image = read_gray(sorted(EMBEDDED_IMAGES.iterdir())[2])
-    size = (image.shape[1], image.shape[0])
-    aug = RandomSimilarity(degrees=40, log_scale=0.3, shift=0.05)
-    S, theta, s = aug.matrix(np.random.default_rng(3), size)
-    assert abs(theta) > math.radians(5)
-    kp = detect(image, "sift", 500)
-    _, moved, H = aug(kp, kp, np.eye(3), np.random.default_rng(3), size)
-    np.testing.assert_allclose(H, S)
-    real = detect(cv2.warpPerspective(image, S, size, flags=cv2.INTER_LINEAR), "sift", 2000)
-    err = reprojection_error(moved.xy, real.xy, np.eye(3))
-    j = err.argmin(1)
-    close = err[np.arange(len(j)), j] < 1.0
-    assert close.mean() > 0.5
-    dori = np.angle(np.exp(1j * (real.ori[j[close]] - moved.ori[close])))
-    assert np.median(np.abs(dori)) < math.radians(3)
-    assert abs(np.median(real.scale[j[close]] / moved.scale[close]) - 1) < 0.05
-
-
-def test_augmented_ground_truth_stays_exact(bank):
-    """Each augmented pair's ground truth, traced back to the stored keypoints, is a correspondence
-    under the stored H: the augmentations never invent or move a match."""
-    kp0, kp1, H, _ = bank.keypoints(1)
-    # the score field carries each keypoint's identity through the augmentation
-    kp0 = Keypoints(kp0.xy, kp0.scale, kp0.ori, np.arange(len(kp0), dtype=np.float32), kp0.descriptors)
-    kp1 = Keypoints(kp1.xy, kp1.scale, kp1.ori, 10000 + np.arange(len(kp1), dtype=np.float32), kp1.descriptors)
-    original = reprojection_error(kp0.xy, kp1.xy, H)
-    for step in (SwapImages(p=1.0), RandomSimilarity(), KeypointSubset(200, p_random=1.0)):
-        a0, a1, H2 = step(kp0, kp1, H, np.random.default_rng(0), (640, 480))
-        g0, _ = ground_truth_matches(a0.xy, a1.xy, H2)
-        i = np.nonzero(g0 >= 0)[0]
-        assert len(i) > 20, step
-        ids0, ids1 = a0.score[i].astype(int), a1.score[g0[i]].astype(int)
-        if isinstance(step, SwapImages):  # errors are now measured in the stored image 0's pixels
-            ids0, ids1 = ids1, ids0
-            assert reprojection_error(kp1.xy, kp0.xy, np.linalg.inv(H))[ids1 - 10000, ids0].max() < 3.0
-        elif isinstance(step, RandomSimilarity):  # image 1 was scaled by at most exp(0.2)
-            S = H2 @ np.linalg.inv(H)
-            np.testing.assert_allclose(a1.xy[g0[i]], warp_points(kp1.xy[ids1 - 10000], S), atol=1e-3)
-            assert original[ids0, ids1 - 10000].max() < 3.0 * math.exp(0.2)
-        else:
-            assert original[ids0, ids1 - 10000].max() < 3.0
-        assert (ids0 < 10000).all() and (ids1 >= 10000).all()
-
-
-def test_bank_pairs_are_reproducible_and_vary_by_epoch(bank):
-    data = BankPairs(bank, max_keypoints=200, seed=1, match_px=1.0, unmatched_px=2.0)
-    a, b = data[2], data[2]
-    assert a.x_0.shape[0] <= 200 and a.x_1.shape[0] <= 200
-    assert torch_equal(a.pos_1, b.pos_1) and torch_equal(a.gt_matches, b.gt_matches)
-    data.set_epoch(1)
-    assert not torch_equal(data[2].pos_1, a.pos_1)
-    # ground truth at 1 px: every match within 1 px under the stored H
-    H = a.H_0to1[0].double().numpy()
-    err = reprojection_error(a.pos_0.numpy(), a.pos_1.numpy(), H)
-    i, j = a.gt_matches.numpy()
-    assert len(i) > 10 and err[i, j].max() < 1.0
-
-
-def torch_equal(x, y) -> bool:
-    return x.shape == y.shape and bool((x == y).all())
+def test_bank_graphs_are_the_stored_pairs_labelled_by_their_homography(bank):
+    train, val = split_banks([str(bank.root)], 2, "sift", (640, 480))
+    assert [(t.first, t.stop) for t in train] == [(0, 4)] and [(v.first, v.stop) for v in val] == [(4, 6)]
+    graphs = BankGraphs(train, CandidateGraphConfig(), workers=1, progress=False)
+    assert len(graphs) == 4
+    for p, g in enumerate(graphs):
+        kp0, kp1, H, difficulty = bank.keypoints(p)
+        np.testing.assert_array_equal(g.H[0].numpy(), H)
+        assert g.difficulty.tolist() == [difficulty] and g.image_size.tolist() == [[640.0, 480.0]]
+        # each candidate sits on stored keypoints; its label is its reprojection error under the stored H
+        pos0, pos1 = g.pos0.double().numpy(), g.pos1.double().numpy()
+        assert all((kp0.xy == xy).all(1).any() for xy in g.pos0.numpy()) and all((kp1.xy == xy).all(1).any() for xy in g.pos1.numpy())
+        np.testing.assert_allclose(g.error.numpy(), np.linalg.norm(warp_points(pos0, H) - pos1, axis=1), rtol=1e-5, atol=1e-3)
+        assert g.x.shape == (len(pos0), 10)
+        # real SIFT pairs: both kinds of label, true matches and wrong candidates
+        assert (g.error < 1).sum() >= 10 and (g.error > 10).sum() >= 10
+    only2 = BankGraphs(split_banks([f"{bank.root}:2"], 0, "sift", (640, 480))[0], CandidateGraphConfig(), workers=1, progress=False)
+    assert len(only2) == 3 and all(g.difficulty.item() == 2.0 for g in only2)  # pairs 1, 3 and 5
+    with pytest.raises(PygmatchError, match="holds difficulties 1.0, 2.0, none of 3.0"):
+        split_banks([f"{bank.root}:3"], 0, "sift", (640, 480))
+    with pytest.raises(PygmatchError, match="holds 6 pairs, not more than --val-pairs 6"):
+        split_banks([str(bank.root)], 6, "sift", (640, 480))
+    with pytest.raises(PygmatchError, match="images are 640x480, this training uses 320x240"):
+        split_banks([str(bank.root)], 2, "sift", (320, 240))
 
 
 def test_training_refuses_a_bank_that_cannot_serve_it_in_one_line(bank, tmp_path):
@@ -155,13 +114,12 @@ def test_training_refuses_a_bank_that_cannot_serve_it_in_one_line(bank, tmp_path
     from .conftest import ROOT
 
     def train(*args):
-        return subprocess.run([sys.executable, "-m", "train.run", "--bank", str(bank.root), "--preset", "tiny", "--val-images", "2",
-                               "--max-steps", "1", "--out", str(tmp_path / "run"), *args], cwd=ROOT, capture_output=True, text=True, timeout=300)
+        return subprocess.run([sys.executable, "-m", "train.run", "--bank", str(bank.root), "--val-images", "2", "--max-steps", "1",
+                               "--out", str(tmp_path / "run"), *args], cwd=ROOT, capture_output=True, text=True, timeout=300)
 
-    for args, message in ((["--max-keypoints", "512"], "at most 300 keypoints per image"),
-                          (["--features", "orb", "--max-keypoints", "100"], "holds sift keypoints"),
-                          (["--max-keypoints", "100", "--batch-size", "8"], "6 pairs per epoch, fewer than --batch-size 8"),
-                          (["--max-keypoints", "100", "--augment", "flip"], "unknown augmentation(s) flip")):
+    for args, message in ((["--val-pairs", "6"], "holds 6 pairs, not more than --val-pairs 6"),
+                          (["--val-pairs", "2", "--size", "320x240"], "the bank's images are 640x480, this training uses 320x240 (--size)"),
+                          (["--val-pairs", "2", "--batch-size", "8"], "fewer than --batch-size 8")):
         r = train(*args)
         assert r.returncode == 2 and message in r.stderr and "Traceback" not in r.stderr, r.stderr[-1500:]
         assert not (tmp_path / "run" / "last.ckpt").exists()

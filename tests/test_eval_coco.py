@@ -108,19 +108,18 @@ def test_no_arguments_compares_the_shipped_models_with_the_baselines(tmp_path):
     r = run_eval("--max-images", 2, "--out", tmp_path / "o", "--draw", 1)
     assert r.returncode == 0, r.stderr[-2000:]
     metrics = json.loads((tmp_path / "o" / "metrics.json").read_text())
-    assert list(metrics) == ["default", "verifier", "candidate-graph", "graph", "nn", "nn-ratio", "nn-oracle@1", "oracle@1"]
-    assert metrics["graph"]["matches"] > 20  # the shipped weights load and match real images
-    assert metrics["verifier"]["matches"] > 20 and metrics["verifier"]["precision"] > metrics["nn"]["precision"]
+    assert list(metrics) == ["default", "candidate-graph", "nn", "nn-ratio", "nn-oracle@1", "oracle@1"]
+    # the shipped weights load and match real images, more precisely than nearest neighbours
     assert metrics["candidate-graph"]["matches"] > 20 and metrics["candidate-graph"]["precision"] > metrics["nn"]["precision"]
     # the default keeps more of the candidate graph's candidates (threshold 0.2, not 0.5), moved by the shipped
     # refiner: more of them within 1 px of the truth
     assert metrics["default"]["matches"] >= metrics["candidate-graph"]["matches"]
     assert metrics["default"]["precision@1"] > metrics["candidate-graph"]["precision@1"]
-    assert (tmp_path / "o" / "precision_recall.png").is_file() and len(list((tmp_path / "o" / "matches").glob("*_graph.png"))) == 1
+    assert (tmp_path / "o" / "precision_recall.png").is_file() and len(list((tmp_path / "o" / "matches").glob("*_candidate-graph.png"))) == 1
 
 
 def test_a_model_for_other_features_is_refused(tmp_path):
-    r = run_eval("--methods", "graph", "--features", "orb", "--out", tmp_path / "o")
+    r = run_eval("--methods", "candidate-graph", "--features", "orb", "--out", tmp_path / "o")
     assert r.returncode == 2 and "the matcher was trained on sift keypoints, but the extractor finds orb" in r.stderr
 
 
@@ -151,9 +150,11 @@ def test_bad_outputs_and_values_stop_before_any_work(tmp_path, embedded_dir, rea
         (["--match-threshold", "-0.5"], "argument --match-threshold: expected a probability threshold in [0, 1), got '-0.5'"),
         (["--draw", "-1"], "argument --draw: expected an integer >= 0, got '-1'"),
         (["--threads", "0"], "argument --threads: expected a positive int, got '0'"),
-        (["--methods", "nn,runs/missing"], "error: runs/missing: no such checkpoint file, run folder or verifier file"),
-        (["--methods", "missing.pt"], "error: missing.pt: no such checkpoint file, run folder or verifier file"),
-        (["--compare", tmp_path / "run"], f"error: {tmp_path / 'run'}: no such checkpoint file, run folder or verifier file"),
+        (["--methods", "nn,runs/missing"], "error: runs/missing: no such model file, checkpoint or run folder"),
+        (["--methods", "missing.pt"], "error: missing.pt: no such model file, checkpoint or run folder"),
+        (["--compare", tmp_path / "run"], f"error: {tmp_path / 'run'}: no such model file, checkpoint or run folder"),
+        (["--methods", "graph"], "error: unknown matcher 'graph'"),  # the attention matcher is gone
+        (["--methods", "verifier"], "error: unknown matcher 'verifier'"),
         (["--methods", "magic"], "error: unknown matcher 'magic'"),
         (["--pairs", tmp_path / "zero.npz"], f"error: {tmp_path / 'zero.npz'}: H_0to1[1] (pair '{pairs.names[1]}') is all zeros: "
                                              "a homography must be invertible"),
@@ -173,18 +174,20 @@ def test_bad_outputs_and_values_stop_before_any_work(tmp_path, embedded_dir, rea
 def test_outputs_go_into_new_folders_and_threads_are_used(tmp_path, embedded_dir, capsys, monkeypatch):
     import torch
 
-    from pygmatch.nn.model import GraphMatcher
+    from pygmatch.nn.candidate_graph import CandidateGraphNet
 
     seen = []
-    forward = GraphMatcher.forward
-    monkeypatch.setattr(GraphMatcher, "forward", lambda self, *a, **k: seen.append(torch.get_num_threads()) or forward(self, *a, **k))
+    forward = CandidateGraphNet.forward
+    monkeypatch.setattr(CandidateGraphNet, "forward", lambda self, *a, **k: seen.append(torch.get_num_threads()) or forward(self, *a, **k))
     out, saved = tmp_path / "new" / "eval", tmp_path / "sets" / "p.npz"
-    code, stdout, err = cli(["--data", embedded_dir, "--max-images", 1, "--methods", "graph", "--threads", 1, "--draw", 1,
-                             "--out", out, "--save-pairs", saved], capsys)
+    # --match-threshold goes to the graph network only: nn beside it takes no matcher options
+    code, stdout, err = cli(["--data", embedded_dir, "--max-images", 1, "--methods", "candidate-graph,nn", "--match-threshold", 0.3,
+                             "--threads", 1, "--draw", 1, "--out", out, "--save-pairs", saved], capsys)
     assert code == 0, err
     assert seen and set(seen) == {1}
-    assert json.loads((out / "metrics.json").read_text())["graph"]["pairs"] == 1
-    drawing = cv2.imread(str(next((out / "matches").glob("*_graph.png"))))
+    metrics = json.loads((out / "metrics.json").read_text())
+    assert metrics["candidate-graph"]["pairs"] == metrics["nn"]["pairs"] == 1
+    drawing = cv2.imread(str(next((out / "matches").glob("*_candidate-graph.png"))))
     assert drawing is not None and drawing.shape[1] > 1000
     assert len(PairSet.load(saved)) == 1 and sorted(p.name for p in saved.parent.iterdir()) == ["p.npz"]
 

@@ -62,14 +62,14 @@ def test_no_arguments_runs_on_the_embedded_sequence(tmp_path):
                        cwd=ROOT, capture_output=True, text=True, timeout=300)
     assert r.returncode == 0, r.stderr[-2000:]
     metrics = json.loads((out / "metrics.json").read_text())
-    assert list(metrics) == ["default", "verifier", "candidate-graph", "graph", "nn", "nn-ratio", "nn-oracle@1", "oracle@1"]
+    assert list(metrics) == ["default", "candidate-graph", "nn", "nn-ratio", "nn-oracle@1", "oracle@1"]
     for m in metrics.values():
         assert set(m) == SUMMARY_KEYS  # the same keys as eval.coco
         assert m["pairs"] == 5 and m["skipped"] == 0
     # Leuven is an exposure change: the descriptors cope, as in the papers
     assert metrics["nn-ratio"]["precision"] > 90 and metrics["nn-ratio"]["auc@5"] > 80
     assert metrics["nn"]["precision@1"] <= metrics["nn"]["precision"]
-    assert metrics["graph"]["matches"] > 50 and metrics["default"]["matches"] > 50
+    assert metrics["candidate-graph"]["matches"] > 50 and metrics["default"]["matches"] > 50
     assert metrics["nn-oracle@1"]["precision@1"] == 100
     groups = json.loads((out / "by_sequence.json").read_text())
     assert groups["sequence_kind"] == {"leuven": "other"} and groups["sequence"]["leuven"]["nn"]["pairs"] == 5
@@ -78,7 +78,7 @@ def test_no_arguments_runs_on_the_embedded_sequence(tmp_path):
     assert "## By sequence" in report and "| leuven" in report and "## By kind" in report
     assert np.load(out / "corner_errors.npz")["nn"].shape == (5,)
     assert (out / "corner_error.png").stat().st_size > 500
-    drawn = ("candidate-graph", "default", "graph", "nn-oracle@1", "nn-ratio", "nn", "oracle@1", "verifier")
+    drawn = ("candidate-graph", "default", "nn-oracle@1", "nn-ratio", "nn", "oracle@1")
     assert sorted(p.name for p in (out / "matches").glob("*.png")) == [f"leuven_1-6_{m}.png" for m in drawn]
     assert "by sequence:" in r.stdout and "5 pairs in 1 sequences, 0 counted as failures" in r.stdout
 
@@ -240,7 +240,9 @@ def test_bad_outputs_stop_before_any_work(tmp_path, readonly_dir, capsys):
         (["--draw", "-1", "--out", tmp_path / "o"], "argument --draw: expected an integer >= 0, got '-1'"),
         (["--match-threshold", "2", "--out", tmp_path / "o"], "argument --match-threshold: expected a probability threshold in [0, 1), got '2'"),
         (["--threads", "-2", "--out", tmp_path / "o"], "argument --threads: expected a positive int, got '-2'"),
-        (["--methods", "runs/gone", "--out", tmp_path / "o"], "error: runs/gone: no such checkpoint file, run folder or verifier file"),
+        (["--methods", "runs/gone", "--out", tmp_path / "o"], "error: runs/gone: no such model file, checkpoint or run folder"),
+        (["--methods", "graph", "--out", tmp_path / "o"], "error: unknown matcher 'graph'"),
+        (["--adaptive", "--out", tmp_path / "o"], "unrecognized arguments: --adaptive"),
     ]
     for args, message in cases:
         code, stdout, err = cli([*args] + ([] if "--methods" in args else ["--methods", "nn"]), capsys)

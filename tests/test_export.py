@@ -5,14 +5,14 @@ import sys
 import pytest
 
 from pygmatch.checkpoint import load_model, save_model
-from pygmatch.nn import GraphMatcher, MatcherConfig
+from pygmatch.nn.candidate_graph import CandidateGraphConfig, CandidateGraphNet
 
 from .conftest import one_line_error, run_command
 
 
 @pytest.fixture
 def source(tmp_path):
-    return save_model(GraphMatcher(MatcherConfig(dim=32, layers=1, heads=2)), tmp_path / "run.pt")
+    return save_model(CandidateGraphNet(CandidateGraphConfig(dim=32, layers=1, heads=2)), tmp_path / "run.pt")
 
 
 def test_export_refuses_to_overwrite_unless_asked(tmp_path, source, capsys):
@@ -26,9 +26,11 @@ def test_export_refuses_to_overwrite_unless_asked(tmp_path, source, capsys):
     code, out, err = run_command(main, [source, "--out", tmp_path / "new" / "model.pt"], capsys)
     assert code == 0, err
     assert load_model(tmp_path / "new" / "model.pt").cfg.dim == 32
-    code, _, err = run_command(main, [source, "--out", photo, "--overwrite", "--max-keypoints", 100], capsys)
+    code, _, err = run_command(main, [source, "--out", photo, "--overwrite", "--match-threshold", 0.3], capsys)
     assert code == 0, err
-    assert load_model(photo).cfg.max_keypoints == 100
+    assert load_model(photo).cfg.threshold == 0.3
+    code, _, err = run_command(main, [tmp_path / "nothing", "--out", tmp_path / "x.pt"], capsys)
+    assert code == 2 and "no such model file, checkpoint or run folder" in one_line_error(err)
 
 
 @pytest.mark.parametrize("module, argv0, expected", [

@@ -11,15 +11,13 @@ from torch_geometric.loader import DataLoader
 from torch_geometric.transforms import Compose
 from torch_geometric.utils import scatter
 
-from pygmatch.data.pair_data import PairData, keypoints_to_data, make_pair_data
 from pygmatch.errors import PygmatchError
 from pygmatch.data.features import extract
 from pygmatch.graphs import (
-    CompleteCross, CompleteGraph, DescriptorKNNCross, DescriptorKNNGraph, KNNGraph, MSTGraph, MultiScaleGraph,
-    PartitionGraph, RadiusGraph, complete_edges, make_graph,
+    CompleteGraph, KNNGraph, MSTGraph, MultiScaleGraph, PartitionGraph, RadiusGraph, complete_edges, keypoint_data, make_graph,
 )
 from pygmatch.commands.flags import add_graph_args
-from pygmatch.graphs.registry import graphs_from_flags
+from pygmatch.graphs.registry import flags_from_params, graph_from_flags, graph_from_params, graph_params
 from pygmatch.graphs.neighbors import knn_bruteforce, knn_edges, radius_bruteforce, radius_edges
 
 
@@ -40,7 +38,7 @@ def edge_set(edge_index):
 
 LINE = [[0, 0], [1, 0], [2, 0], [3, 0], [10, 0]]
 ALL = [KNNGraph(4), RadiusGraph(0.05, 8), MSTGraph(), PartitionGraph(), PartitionGraph(method="kmeans", clusters=3),
-       CompleteGraph(), MultiScaleGraph((2, 4, "all"), "nested"), MultiScaleGraph((2, 4), "disjoint"), DescriptorKNNGraph(3)]
+       CompleteGraph(), MultiScaleGraph((2, 4, "all"), "nested"), MultiScaleGraph((2, 4), "disjoint")]
 
 
 def test_knn_on_a_line():
@@ -112,7 +110,7 @@ def unique_keypoints(image, n):
 
 
 def test_multiscale_nested_and_disjoint(image):
-    d = keypoints_to_data(unique_keypoints(image, 400), (640, 480))
+    d = keypoint_data(unique_keypoints(image, 400), (640, 480))
     nested = MultiScaleGraph((8, 16, 32, "all"), "nested")(d.clone())
     rings = MultiScaleGraph((8, 16, 32, "all"), "disjoint")(d.clone())
     assert nested.scale_complete.tolist() == [[False, False, False, True]] == rings.scale_complete.tolist()
@@ -124,12 +122,6 @@ def test_multiscale_nested_and_disjoint(image):
     assert not (r_sets[0] & r_sets[1]) and not (r_sets[1] & r_sets[2]) and not (r_sets[0] & r_sets[2])
     assert r_sets[0] | r_sets[1] | r_sets[2] == n_sets[2]
     assert n_sets[0] == edge_set(KNNGraph(8)(d.clone()).edge_index)
-
-
-def test_descriptor_knn_follows_descriptors_not_positions():
-    x = torch.tensor([[1.0, 0], [0, 1.0], [0.99, 0.1], [0.1, 0.99]])
-    e = DescriptorKNNGraph(k=1)(points([[0, 0], [1, 0], [50, 50], [99, 99]], x=x)).edge_index
-    assert edge_set(e) == {(2, 0), (3, 1), (0, 2), (1, 3)}
 
 
 def test_backends_agree_with_brute_force():
@@ -154,47 +146,37 @@ def test_backends_on_duplicates_stay_valid():
         assert r.size(1) == 100 and (r[0] != r[1]).all()
 
 
-def test_cross_edges():
-    x0 = torch.eye(4)
-    x1 = torch.eye(4)[[2, 0, 3, 1]]
-    pair = PairData.from_graphs(points(LINE[:4], x=x0), points(LINE[:4], x=x1))
-    knn = DescriptorKNNCross(k=1)(pair)
-    assert edge_set(knn.edge_index_cross) == {(0, 1), (1, 3), (2, 0), (3, 2)}
-    assert knn.cross_complete.tolist() == [[False]]
-    assert CompleteCross()(pair).cross_complete.tolist() == [[True]]
-
-
-def test_compose_and_pairdata(image):
+def test_keypoint_data_and_compose(image):
     kp = unique_keypoints(image, 200)
-    pair = make_pair_data(kp, kp.subset(np.arange(150)), (640, 480), graph=Compose([KNNGraph(8)]), cross=DescriptorKNNCross(4), H_0to1=np.eye(3))
-    assert pair.edge_index_0.size(1) == 200 * 8 and pair.edge_index_1.size(1) == 150 * 8
-    assert torch.equal(pair.gt_matches, torch.arange(150).repeat(2, 1))  # identity: each kept keypoint matches itself
-    assert int(pair.gt_unmatched_0.sum()) >= 30 and not pair.gt_unmatched_1.any()
+    d = keypoint_data(kp, (640, 480))
+    assert d.num_nodes == 200 and d.x.shape == (200, 128) and d.image_size.tolist() == [[640.0, 480.0]]
+    torch.testing.assert_close(d.pos, torch.from_numpy(kp.xy).float())
+    torch.testing.assert_close(d.pos_norm, d.pos / 640)  # by the longer side
+    e = Compose([KNNGraph(8)])(d).edge_index
+    assert e.size(1) == 200 * 8 and (e[0] != e[1]).all()
+    # each keypoint's 8 sources are its 8 nearest others
+    dist = cdist(kp.xy, kp.xy) + np.diag(np.full(200, np.inf))
+    for node in (0, 57, 199):
+        assert neighbours(e, node) == set(np.argsort(dist[node], kind="stable")[:8].tolist())
 
 
-def test_batching_equals_per_pair(image):
-    """Pairs of different sizes batch without padding; a message-passing step on the batch equals
-    the step on each pair."""
+def test_batching_equals_per_graph(image):
+    """Graphs of different sizes batch without padding; a message-passing step on the batch equals
+    the step on each graph."""
     kp = extract(image, "sift", 300)
-    pairs = [make_pair_data(kp.subset(np.arange(n0)), kp.subset(np.arange(n1)), (640, 480), KNNGraph(6), DescriptorKNNCross(3), np.eye(3))
-             for n0, n1 in ((300, 120), (50, 210), (7, 3))]
+    graphs = [KNNGraph(6)(keypoint_data(kp.subset(np.arange(n)), (640, 480))) for n in (300, 50, 7)]
 
-    def step(pos0, pos1, e0, e_cross):
-        intra = scatter(pos0[e0[0]], e0[1], 0, dim_size=pos0.size(0), reduce="mean")
-        cross = scatter(pos1[e_cross[1]], e_cross[0], 0, dim_size=pos0.size(0), reduce="sum")
-        return intra + cross
+    def step(pos, e):
+        return scatter(pos[e[0]], e[1], 0, dim_size=pos.size(0), reduce="mean") - pos
 
-    batch = next(iter(DataLoader(pairs, batch_size=3, follow_batch=["x_0", "x_1"])))
-    assert batch.x_0.size(0) == 357 and batch.x_1.size(0) == 333
-    assert batch.x_0_batch.bincount().tolist() == [300, 50, 7]
-    assert batch.image_size_0.shape == (3, 2) and batch.H_0to1.shape == (3, 3, 3) and batch.scale_complete_0.shape == (3, 1)
-    out = step(batch.pos_0, batch.pos_1, batch.edge_index_0, batch.edge_index_cross)
-    for b, p in enumerate(pairs):
-        ref = step(p.pos_0, p.pos_1, p.edge_index_0, p.edge_index_cross)
-        torch.testing.assert_close(out[batch.x_0_batch == b], ref)
-    offsets1 = torch.tensor([0, 120, 330])
-    gt = torch.cat([p.gt_matches + torch.tensor([[o0], [o1]]) for p, o0, o1 in zip(pairs, (0, 300, 350), offsets1)], 1)
-    assert torch.equal(batch.gt_matches, gt)
+    batch = next(iter(DataLoader(graphs, batch_size=3)))
+    assert batch.x.size(0) == 357 and batch.batch.bincount().tolist() == [300, 50, 7]
+    assert batch.image_size.shape == (3, 2) and batch.scale_complete.shape == (3, 1)
+    assert batch.edge_index.size(1) == 6 * 357  # 7 keypoints: each has exactly 6 others
+    out = step(batch.pos, batch.edge_index)
+    for b, g in enumerate(graphs):
+        torch.testing.assert_close(out[batch.batch == b], step(g.pos, g.edge_index))
+    assert int(batch.edge_index[:, batch.edge_index[1] >= 350].min()) == 350  # the last graph's edges stay inside it
 
 
 def test_repr_shows_parameters():
@@ -202,30 +184,39 @@ def test_repr_shows_parameters():
     assert repr(RadiusGraph(0.05, 32)) == "RadiusGraph(r=0.05, max_neighbors=32)"
     assert repr(PartitionGraph(cells=(4, 2))) == "PartitionGraph(cells=(4, 2), method='grid')"
     assert repr(MultiScaleGraph((8, 16, "all"), "disjoint")) == "MultiScaleGraph(ks=(8, 16, 'all'), mode='disjoint')"
-    assert repr(MSTGraph()) == "MSTGraph()" and repr(DescriptorKNNCross(4)) == "DescriptorKNNCross(k=4)"
+    assert repr(MSTGraph()) == "MSTGraph()"
 
 
 def test_registry_builds_from_flags_and_python():
     p = argparse.ArgumentParser()
     add_graph_args(p)
-    flags = p.parse_args(["--graph", "multiscale", "--ks", "8,16,all", "--rings", "disjoint", "--cross", "descriptor-knn"])
-    intra, cross = graphs_from_flags(vars(flags))
-    assert repr(intra) == "MultiScaleGraph(ks=(8, 16, 'all'), mode='disjoint')" and repr(cross) == "DescriptorKNNCross(k=16)"
-    assert repr(graphs_from_flags(vars(p.parse_args(["--graph", "partition", "--cells", "3x2"])))[0]) == "PartitionGraph(cells=(3, 2), method='grid')"
+    flags = p.parse_args(["--graph", "multiscale", "--ks", "8,16,all", "--rings", "disjoint"])
+    intra = graph_from_flags(vars(flags))
+    assert repr(intra) == "MultiScaleGraph(ks=(8, 16, 'all'), mode='disjoint')"
+    assert repr(graph_from_flags(vars(p.parse_args(["--graph", "partition", "--cells", "3x2"])))) == "PartitionGraph(cells=(3, 2), method='grid')"
+    assert repr(graph_from_flags(vars(p.parse_args([])))) == repr(graph_from_flags({})) == "KNNGraph(k=8)"  # the network's own default
     assert repr(make_graph("radius", r=0.1)) == "RadiusGraph(r=0.1, max_neighbors=32)"
+    for t in (intra, RadiusGraph(0.1, 4), PartitionGraph(cells=(3, 2)), KNNGraph(3)):
+        params = graph_params(t)
+        assert repr(graph_from_params(params)) == repr(t) == repr(graph_from_flags(flags_from_params(params)))
+    assert graph_params(intra) == {"name": "multiscale", "ks": [8, 16, "all"], "mode": "disjoint"}
 
 
 def test_registry_errors_list_the_choices(capsys):
-    with pytest.raises(PygmatchError, match="unknown graph 'knnn'; choose from knn, radius, mst, partition, complete, multiscale, descriptor-knn"):
+    with pytest.raises(PygmatchError, match="unknown graph 'knnn'; choose from knn, radius, mst, partition, complete, multiscale$"):
         make_graph("knnn")
     with pytest.raises(PygmatchError, match="graph 'knn' takes k; got radius"):
         make_graph("knn", radius=3)
     with pytest.raises(PygmatchError, match="k must be >= 1"):
         make_graph("knn", k=0)
+    with pytest.raises(PygmatchError, match="unknown graph 'descriptor-knn'"):
+        graph_from_flags({"graph": "descriptor-knn"})
     p = argparse.ArgumentParser()
     add_graph_args(p)
-    for bad in (["--graph", "star"], ["--ks", "16,8"], ["--cells", "4"], ["--k", "-3"], ["--radius", "zero"]):
+    for bad in (["--graph", "star"], ["--graph", "descriptor-knn"], ["--cross", "complete"], ["--ks", "16,8"], ["--cells", "4"], ["--k", "-3"],
+                ["--radius", "zero"]):
         with pytest.raises(SystemExit):
             p.parse_args(bad)
     err = capsys.readouterr().err
-    assert "invalid choice: 'star'" in err and "increasing positive integers" in err and "COLUMNSxROWS" in err
+    assert "invalid choice: 'star'" in err and "invalid choice: 'descriptor-knn'" in err and "unrecognized arguments: --cross" in err
+    assert "increasing positive integers" in err and "COLUMNSxROWS" in err

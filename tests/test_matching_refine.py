@@ -1,4 +1,4 @@
-"""The refiners (``pygmatch.matching.refine``) leave a perfect match where it is, and bad matched
+"""The refiners (``pygmatch.refinement``) leave a perfect match where it is, and bad matched
 positions are one ``PygmatchError``, not a raw ``ValueError`` / ``IndexError`` from deep inside."""
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ from pygmatch.data.features import extract
 from pygmatch.data.geometry import warp_points
 from pygmatch.errors import PygmatchError
 from pygmatch.matching.nearest import nearest_neighbor_match
-from pygmatch.matching.refine import LearnedRefiner, PatchRefiner, exact_matches
+from pygmatch.refinement import LearnedRefiner, PatchRefiner, exact_matches
 
 REFINERS = {"ncc": PatchRefiner, "learned": LearnedRefiner.load}
 
@@ -94,7 +94,7 @@ def bank(tmp_path_factory):
 
 def test_patches_are_kept_as_cut_and_an_interrupted_run_continues(bank, tmp_path, monkeypatch):
     import pygmatch.training.refiner as tr
-    from pygmatch.matching.refine import RefinerConfig
+    from pygmatch.refinement import RefinerConfig
     from pygmatch.training.pair_cache import cached_pairs
 
     cfg = RefinerConfig()

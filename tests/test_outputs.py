@@ -94,10 +94,9 @@ def test_match_titles_are_drawn_once(image):
 
 
 def test_checkpoint_errors_end_at_a_sentence(tmp_path):
-    from pygmatch.checkpoint import read_checkpoint
-    from pygmatch.checkpoint import WEIGHTS_DIR
+    from pygmatch.checkpoint import WEIGHTS, load_model, read_checkpoint
 
-    data = (WEIGHTS_DIR / "graph.pt").read_bytes()
+    data = WEIGHTS.read_bytes()  # the shipped candidate graph network
     (tmp_path / "cut.pt").write_bytes(data[: len(data) // 2])
     with pytest.raises(Exception) as raw:
         torch.load(tmp_path / "cut.pt", weights_only=False)
@@ -108,5 +107,8 @@ def test_checkpoint_errors_end_at_a_sentence(tmp_path):
     first_line = str(raw.value).splitlines()[0]
     assert first_line.startswith(reason) and reason[-1] in ".!?" and message.endswith(")"), message
     assert "\n" not in message and len(message) < 250
+    with pytest.raises(PygmatchError) as e:  # the model loader says the same
+        load_model(tmp_path / "cut.pt")
+    assert str(e.value) == message
     assert short_reason("It failed. If you trust the source, do this.") == "It failed."
     assert short_reason("word " * 100, limit=20) == "word word word word ..."

@@ -27,10 +27,8 @@ SCRIPTS = {
     "pygmatch-eval": "pygmatch.commands.eval_coco:cli",
     "pygmatch-hpatches": "pygmatch.commands.eval_hpatches:cli",
     "pygmatch-attention": "pygmatch.commands.eval_attention:cli",
-    "pygmatch-verifier": "pygmatch.commands.train_verifier:cli",
     "pygmatch-refiner": "pygmatch.commands.train_refiner:cli",
     "pygmatch-sfm": "pygmatch.commands.eval_sfm:cli",
-    "pygmatch-candidate-graph": "pygmatch.commands.train_candidate_graph:cli",
 }
 
 
@@ -72,7 +70,9 @@ def test_only_pygmatch_is_installed_with_its_data(installed):
     for sub, pattern in (("coco-mini", "*"), ("real-mini", "*/*"), ("sfm-mini", "*")):
         shipped = sorted(p.relative_to(ROOT / "pygmatch") for p in (ROOT / "pygmatch" / "datasets" / sub).glob(pattern) if p.is_file())
         assert shipped and sorted(p.relative_to(site / "pygmatch") for p in (site / "pygmatch" / "datasets" / sub).glob(pattern)) == shipped
-    assert (site / "pygmatch" / "weights" / "graph.pt").is_file()
+    weights = site / "pygmatch" / "weights"
+    assert (weights / "candidate_graph.pt").is_file() and (weights / "refiner.pt").is_file()
+    assert not (weights / "graph.pt").exists() and not (weights / "verifier.pt").exists()  # the removed matchers' weights
 
 
 def test_imports_from_the_install_not_the_checkout(installed):
@@ -116,7 +116,7 @@ pipe = pygmatch.Pipeline.load("default")
 res = pipe.match(str(a), str(b))
 assert pygmatch.__file__.startswith(%r), pygmatch.__file__
 assert len(res.matches) > 100 and res.points1.shape == (len(res.matches), 2) and res.homography() is not None
-for name in ("verifier+refiner", "nn-ratio+ncc", "graph"):
+for name in ("candidate-graph+refiner", "nn-ratio+ncc", "candidate-graph"):
     assert len(pygmatch.Pipeline.load(name).match(pipe.extract(str(a)), str(b)).matches) > 50, name
 unrefined = pygmatch.Pipeline.load("default", refine=None).match(str(a), str(b))
 assert np.array_equal(unrefined.matches, res.matches)
@@ -138,3 +138,8 @@ def test_console_scripts_are_declared(installed):
     assert dict(entry_points["console_scripts"]) == SCRIPTS
     for name in SCRIPTS:
         assert (site / "bin" / name).is_file()
+    r = python(installed, "-c", "import importlib, sys\n"
+                                "for target in sys.argv[1:]:\n"
+                                "    module, name = target.split(':')\n"
+                                "    assert callable(getattr(importlib.import_module(module), name)), target", *SCRIPTS.values())
+    assert r.returncode == 0, r.stderr

@@ -15,14 +15,17 @@ from pygmatch.data.features import extract
 from pygmatch.data.geometry import corner_error, sample_homography, warp_points
 from pygmatch.data.images import downscale
 from pygmatch.errors import PygmatchError
-from pygmatch.matching import CandidateGraphMatching, CandidateVerifier, GraphMatching, LearnedRefiner, NearestNeighbor, PatchRefiner
-from pygmatch.nn import GraphMatcher, MatcherConfig
+from pygmatch.matching import CandidateGraphMatching, NearestNeighbor, Oracle
+from pygmatch.refinement import LearnedRefiner, PatchRefiner
+from pygmatch.nn import CandidateGraphConfig, CandidateGraphNet
+from pygmatch.pipeline import is_learned
 
 
 @pytest.fixture(scope="module")
 def tiny_ckpt(tmp_path_factory):
+    """An untrained small graph network as a model file (train.export's format)."""
     torch.manual_seed(0)
-    model = GraphMatcher(MatcherConfig(dim=32, layers=2, heads=2, max_keypoints=200, graph={"name": "knn", "k": 6}))
+    model = CandidateGraphNet(CandidateGraphConfig(dim=16, layers=2, heads=2, graph={"name": "knn", "k": 6}, threshold=0.3))
     return save_model(model, tmp_path_factory.mktemp("ckpt") / "tiny.pt")
 
 
@@ -65,28 +68,54 @@ def test_the_readme_use(real_pair, tmp_path):
 
 def test_presets_parse_into_their_stages(tiny_ckpt, real_pair):
     cases = {"nn": (NearestNeighbor, type(None)), "nn-ratio+ncc": (NearestNeighbor, PatchRefiner),
-             "verifier+refiner": (CandidateVerifier, LearnedRefiner), "graph": (GraphMatching, type(None)),
-             f"{tiny_ckpt}+ncc": (GraphMatching, PatchRefiner), "candidate-graph+refiner": (CandidateGraphMatching, LearnedRefiner)}
+             "candidate-graph": (CandidateGraphMatching, type(None)), "default": (CandidateGraphMatching, LearnedRefiner),
+             f"{tiny_ckpt}+ncc": (CandidateGraphMatching, PatchRefiner), "candidate-graph+refiner": (CandidateGraphMatching, LearnedRefiner),
+             "oracle@2": (Oracle, type(None))}
     for name, (matcher, refiner) in cases.items():
         pipe = Pipeline.load(name)
         assert isinstance(pipe.matcher, matcher) and isinstance(pipe.refiner, refiner), name
+        assert is_learned(name) == (matcher is CandidateGraphMatching), name
     assert Pipeline.load("nn-ratio").matcher.ratio == 0.8 and Pipeline.load("nn").matcher.ratio is None
     assert Pipeline.load("nn", refine="ncc").refiner is not None
-    assert Pipeline.load("verifier", match_threshold=0.9).matcher.cfg.threshold == 0.9
-    assert Pipeline.load("verifier", min_keep=5, pad_from=0).matcher.cfg.min_keep == 5
-    assert Pipeline.load("graph", match_threshold=0.3, early_exit=True).matcher.cfg.match_threshold == 0.3
-    assert Pipeline.load("nn", early_exit=True).matcher.ratio is None  # an option of other matchers: unused here
-    with pytest.raises(PygmatchError, match="unknown matcher option\\(s\\) treshold: choose from match_threshold"):
-        Pipeline.load("verifier", treshold=0.9)
+    tiny = Pipeline.load(str(tiny_ckpt))
+    assert tiny.matcher.cfg.dim == 16 and tiny.matcher.cfg.threshold == 0.3  # the file's own network and options
+    assert Pipeline.load(str(tiny_ckpt), match_threshold=0.7).matcher.cfg.threshold == 0.7
+    assert Pipeline.load("candidate-graph", match_threshold=0.9).matcher.cfg.threshold == 0.9
+    custom = Pipeline.load("candidate-graph", min_keep=5, pad_from=0).matcher.cfg
+    assert (custom.min_keep, custom.pad_from, custom.threshold) == (5, 0, 0.5)
+    with pytest.raises(PygmatchError, match="unknown matcher option\\(s\\) treshold: choose from match_threshold, min_keep, pad_from"):
+        Pipeline.load("candidate-graph", treshold=0.9)
+    with pytest.raises(PygmatchError, match="unknown matcher option\\(s\\) early_exit"):
+        Pipeline.load("candidate-graph", early_exit=True)  # the removed attention matcher's option
     for bad, message in [("nope", "unknown matcher 'nope'"), ("nn+nope", "unknown refinement 'nope' after '+'"),
-                         ("missing/model.pt", "missing/model.pt: no such checkpoint"), ("oracle@-1", "bad method 'oracle@-1'")]:
+                         ("graph", "unknown matcher 'graph'"), ("verifier+refiner", "unknown matcher 'verifier'"),
+                         ("missing/model.pt", "missing/model.pt: no such model file, checkpoint or run folder"),
+                         ("oracle@-1", "bad method 'oracle@-1'")]:
         with pytest.raises(PygmatchError, match=re.escape(message)):
             Pipeline.load(bad)
     with pytest.raises(PygmatchError, match="trained on sift keypoints, but the extractor finds orb"):
-        Pipeline.load("verifier", features="orb")
+        Pipeline.load("candidate-graph", features="orb")
     orb = Pipeline.load("nn", features="orb")
     with pytest.raises(PygmatchError, match="these features have 256-dimensional descriptors, but this pipeline matches sift"):
         Pipeline.load("nn").match(orb.extract(real_pair[0]), real_pair[1])
+
+
+def test_matcher_options_only_go_to_the_graph_network():
+    """``match_threshold``, ``min_keep`` and ``pad_from`` are the graph network's: given to another
+    matcher they are a one-line error, not silently ignored; out of range they are refused."""
+    for name, option in (("nn", "match_threshold"), ("nn-ratio+ncc", "min_keep"), ("nn-oracle@1", "pad_from")):
+        with pytest.raises(PygmatchError) as e:
+            Pipeline.load(name, **{option: 0.5 if option == "match_threshold" else 3})
+        assert str(e.value) == f"{name.split('+')[0]}: takes no matcher options (got {option}); they are the graph network's"
+    assert Pipeline.load("nn", match_threshold=None, min_keep=None).matcher.ratio is None  # unset options are no options
+    for options, message in (({"match_threshold": 5}, "expected a probability threshold in [0, 1), got '5'"),
+                             ({"match_threshold": -0.1}, "expected a probability threshold in [0, 1), got '-0.1'"),
+                             ({"match_threshold": 1.0}, "expected a probability threshold in [0, 1), got '1.0'"),
+                             ({"min_keep": -2}, "min_keep: expected an integer >= 0, got '-2'")):
+        with pytest.raises(PygmatchError, match=re.escape(message)) as e:
+            Pipeline.load("default", **options)
+        assert "\n" not in str(e.value)
+    assert Pipeline.load("default", match_threshold=0.0).matcher.cfg.threshold == 0.0  # the edge of the range is taken
 
 
 def test_the_shipped_candidate_graph_matches_a_real_pair(real_pair):
@@ -136,13 +165,13 @@ def test_bad_images(tmp_path):
 
 def test_threads_are_set_for_the_matching_and_restored(tiny_ckpt, image, monkeypatch):
     seen = []
-    forward = GraphMatcher.forward
+    forward = CandidateGraphNet.forward
 
     def spy(self, *args, **kwargs):
         seen.append(torch.get_num_threads())
         return forward(self, *args, **kwargs)
 
-    monkeypatch.setattr(GraphMatcher, "forward", spy)
+    monkeypatch.setattr(CandidateGraphNet, "forward", spy)
     small = image[:200, :200]  # little work: more threads than free cores are slow on a busy machine
     before = torch.get_num_threads()
     try:

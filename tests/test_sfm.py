@@ -15,7 +15,8 @@ from pygmatch.errors import PygmatchError
 from .conftest import ROOT, one_line_error, run_command
 
 from eval.sfm import main
-from pygmatch.evaluation import sfm
+from pygmatch import sfm
+from pygmatch.evaluation.sfm import run_sfm
 
 try:
     import pycolmap
@@ -160,9 +161,9 @@ def test_pairs_file_order_and_duplicates(tmp_path):
 @needs_pycolmap
 def test_unknown_method_and_mapping_option_fail_before_any_work(tmp_path):
     with pytest.raises(PygmatchError, match="unknown matcher"):
-        sfm.run_sfm(MINI, tmp_path / "out", ["no-such-matcher"], progress=False)
+        run_sfm(MINI, tmp_path / "out", ["no-such-matcher"], progress=False)
     with pytest.raises(PygmatchError, match="mapping option mapper.nope"):
-        sfm.run_sfm(MINI, tmp_path / "out", ["colmap"], mapping={"mapper.nope": 1}, progress=False)
+        run_sfm(MINI, tmp_path / "out", ["colmap"], mapping={"mapper.nope": 1}, progress=False)
     assert not (tmp_path / "out").exists()
 
 

@@ -1,30 +1,40 @@
-"""The run's configuration: flags, --config files (both layouts) and Python give the same
-TrainConfig and the same one-line errors; old flat configs and the shipped weights still load."""
+"""The run's configuration: flags, --config files and Python give the same TrainConfig and the same
+one-line errors; the model section is the network's own config, the one source of its defaults."""
+from dataclasses import fields
+
 import pytest
 import yaml
 
 from pygmatch.errors import PygmatchError
-from pygmatch.nn.config import MatcherConfig
-from pygmatch.training.config import DataConfig, GraphConfig, ModelConfig, OptimConfig, TrainConfig
-from train.run import resolve
-
-from .conftest import ROOT
+from pygmatch.nn.candidate_graph import CandidateGraphConfig
+from pygmatch.training.config import DataConfig, OptimConfig, TrainConfig
+from train.run import parser, resolve
 
 
 def test_config_round_trip(tmp_path):
-    cfg = resolve(["--graph", "multiscale", "--ks", "4,8,all", "--rings", "disjoint", "--lr", "0.001", "--out", str(tmp_path / "r")])
-    assert cfg.graph.intra == {"name": "multiscale", "ks": [4, 8, "all"], "mode": "disjoint"}  # the transform's own parameters
-    assert cfg.matcher_config().num_scales == 3  # derived from the graph, not stored
+    cfg = resolve(["--graph", "multiscale", "--ks", "4,8,all", "--rings", "disjoint", "--ortho-weight", "0.1", "--lr", "0.001",
+                   "--bank", "a", "b:1,2", "--out", str(tmp_path / "r")])
+    assert cfg.model.graph == {"name": "multiscale", "ks": [4, 8, "all"], "mode": "disjoint"}  # the transform's own parameters
+    assert (cfg.model.ortho_weight, cfg.optim.lr, cfg.data.bank) == (0.1, 0.001, ["a", "b:1,2"])
     path = tmp_path / "config.yaml"
     path.write_text(yaml.safe_dump(cfg.to_dict()))
-    assert "num_scales" not in path.read_text() and "radius" not in path.read_text()
+    assert "radius" not in path.read_text()  # only the chosen graph's parameters are recorded
     again = resolve(["--config", str(path)])
     assert again == cfg == TrainConfig.from_dict(yaml.safe_load(path.read_text()))
     assert resolve(["--config", str(path), "--lr", "0.01"]).optim.lr == 0.01  # flags override the file
-    assert resolve(["--no-descriptor-prior"]).matcher_config().descriptor_prior is False
+    assert resolve(["--no-messages"]).model.messages is False
     path.write_text("graph: knn\nbogus: 3\n")
     with pytest.raises(PygmatchError, match="unknown key\\(s\\) bogus"):
         resolve(["--config", str(path)])
+
+
+def test_the_flags_defaults_are_the_configs():
+    """No flag declares a default of its own: each is its config field's, the model's included."""
+    cfg = resolve([])
+    assert (cfg.data, cfg.model, cfg.optim) == (DataConfig(), CandidateGraphConfig(), OptimConfig())
+    assert cfg.model.graph == {"name": "knn", "k": 8}  # the shipped network's graph
+    flags = vars(parser().parse_args([]))
+    assert all(f.name in flags for f in fields(CandidateGraphConfig) if f.name != "graph")
 
 
 def test_python_config_gets_the_flags_validation():
@@ -32,31 +42,14 @@ def test_python_config_gets_the_flags_validation():
         OptimConfig(lr=-1)
     with pytest.raises(PygmatchError, match="^size: expected WIDTHxHEIGHT"):
         DataConfig(size=(640,))
-    with pytest.raises(PygmatchError, match="^gt_match_px 4.0 must not exceed gt_unmatched_px 3.0$"):
-        DataConfig(gt_match_px=4, gt_unmatched_px=3)
+    with pytest.raises(PygmatchError, match="^positive_px 4.0 must not exceed ignore_px 3.0$"):
+        CandidateGraphConfig(positive_px=4, ignore_px=3)
     with pytest.raises(PygmatchError, match="^graph 'knn' takes k; got ks$"):
-        GraphConfig(intra={"name": "knn", "ks": [4]})
-    with pytest.raises(PygmatchError, match="has no rotary positions"):
-        TrainConfig(model=ModelConfig(conv="gat"))
+        CandidateGraphConfig(graph={"name": "knn", "ks": [4]})
+    with pytest.raises(PygmatchError, match="^threshold: expected a probability threshold in \\[0, 1\\), got '5'$"):
+        CandidateGraphConfig(threshold=5)
     assert DataConfig(size=[320, 240]).size == (320, 240)  # YAML lists become the flag's tuple
-
-
-def test_old_flat_configs_and_the_shipped_weights_keep_loading():
-    from pygmatch.checkpoint import load_model
-
-    old = yaml.safe_load((ROOT / "benchmarks/results/long-run/noprior-config.yaml").read_text())
-    assert "graph" in old and old["graph"] == "complete" and "ks" in old  # the first, flat layout
-    cfg = TrainConfig.from_dict(old)
-    assert cfg.graph.intra == {"name": "complete"} and cfg.graph.cross == {"name": "complete"}
-    assert (cfg.data.gt_match_px, cfg.data.max_keypoints, cfg.model.descriptor_prior, cfg.optim.max_steps) == (1.0, 512, False, 20000)
-    assert TrainConfig.from_dict(cfg.to_dict()) == cfg
-    saved = load_model(ROOT / "benchmarks/results/long-run/noprior-best.pt").cfg
-    assert cfg.matcher_config().architecture() == saved.architecture()
-    shipped = load_model("default").cfg  # saved in the flat layout with num_scales
-    assert shipped.graph == {"name": "complete"} and shipped.cross == {"name": "complete"} and shipped.num_scales == 1
-    assert MatcherConfig.from_dict(shipped.to_dict()) == shipped
-    with pytest.raises(PygmatchError, match="num_scales 2 does not match"):
-        MatcherConfig.from_dict({"graph": {"graph": "knn"}, "num_scales": 2})
+    assert DataConfig(difficulty="1,3").difficulty == (1.0, 3.0)
 
 
 @pytest.mark.parametrize("text, message", [
@@ -64,7 +57,8 @@ def test_old_flat_configs_and_the_shipped_weights_keep_loading():
     ("batch_size: 0\n", "batch_size: expected a positive int, got '0'"),
     ("lr: -1\n", "lr: expected a positive float"),
     ("size: [640]\n", "size: expected WIDTHxHEIGHT"),
-    ("deep_supervision: maybe\n", "deep_supervision: expected true or false"),
+    ("messages: maybe\n", "messages: expected true or false"),
+    ("model: {dim: -3}\n", "dim: expected a positive int"),
 ])
 def test_config_file_values_get_the_flags_validation(tmp_path, text, message):
     path = tmp_path / "c.yaml"

@@ -1,6 +1,8 @@
-"""Training for real on the embedded images: config round-trip, checkpoints, resume after kill -9,
-the NaN guard, DDP on 2 CPU processes, and bad input."""
+"""``train.run`` trains the graph network for real, on the embedded images and on a feature bank:
+checkpoints, the model the pipeline and eval.coco use, resume after kill -9, signals, the NaN
+guard, DDP on 2 CPU processes, and bad input."""
 import os
+import re
 import shutil
 import signal
 import subprocess
@@ -11,12 +13,13 @@ import torch
 import yaml
 
 from pygmatch.errors import PygmatchError
-from pygmatch.training.config import DataConfig, GraphConfig, ModelConfig, OptimConfig, RunConfig, TrainConfig
+from pygmatch.nn.candidate_graph import CandidateGraphConfig
+from pygmatch.training.config import DataConfig, OptimConfig, RunConfig, TrainConfig
 from train.run import resolve
 
 from .conftest import ROOT
 
-FAST = ["--preset", "tiny", "--max-keypoints", "128", "--batch-size", "2", "--workers", "0", "--val-images", "3",
+FAST = ["--dim", "16", "--layers", "1", "--max-keypoints", "128", "--batch-size", "2", "--workers", "0", "--val-images", "3",
         "--graph", "knn", "--k", "6", "--no-progress", "--warmup-steps", "2", "--log-every", "1"]
 
 
@@ -34,18 +37,34 @@ def test_a_short_run_writes_everything(tmp_path):
     assert r.returncode == 0, r.stderr[-2000:]
     for name in ("best.ckpt", "last.ckpt", "config.yaml", "curves.png", "csv/version_0/metrics.csv"):
         assert (out / name).is_file(), name
-    assert f"python -m eval.coco --methods nn-ratio,{out}" in r.stdout
+    hint = f"python -m eval.coco --methods nn-ratio,{out} --out {out / 'eval-coco'}"
+    assert hint in r.stdout
     metrics = (out / "csv/version_0/metrics.csv").read_text()
-    assert "val/auc@5" in metrics and "train/nll" in metrics and "lr-AdamW" in metrics
-    assert yaml.safe_load((out / "config.yaml").read_text())["graph"]["intra"] == {"name": "knn", "k": 6}
+    assert "val/auc@3" in metrics and "val/precision@1" in metrics and "train/loss" in metrics and "lr-Adam" in metrics
+    assert sum(line.startswith("step ") and "val/auc@3" in line for line in r.stdout.splitlines()) == 2  # a line per validation
+    assert "weights_only" not in r.stderr + r.stdout
+    assert yaml.safe_load((out / "config.yaml").read_text())["model"]["graph"] == {"name": "knn", "k": 6}
     ckpt = torch.load(out / "last.ckpt", weights_only=False)
     assert ckpt["global_step"] == 8
-    # the checkpoint is a model eval.coco can compare with the baseline
-    ev = subprocess.run([sys.executable, "-m", "eval.coco", "--methods", f"nn-ratio,{out}", "--max-images", "2",
-                         "--out", tmp_path / "ev", "--draw", "0"],
+    # the run is the graph network the pipeline loads, and the closing hint runs as printed
+    from pygmatch import Pipeline
+    from pygmatch.matching.candidate_graph import CandidateGraphMatching
+
+    pipe = Pipeline.load(str(out))
+    assert isinstance(pipe.matcher, CandidateGraphMatching) and pipe.matcher.cfg.dim == 16
+    ev = subprocess.run([sys.executable, "-m", *hint.split()[2:], "--max-images", "2", "--draw", "0"],
                         cwd=ROOT, capture_output=True, text=True, timeout=600)
     assert ev.returncode == 0, ev.stderr[-2000:]
     assert str(out) in ev.stdout
+    # train.export: the small model file with the run's record, read as the same network
+    ex = subprocess.run([sys.executable, "-m", "train.export", out, "--out", tmp_path / "model.pt"], cwd=ROOT, capture_output=True,
+                        text=True, timeout=300)
+    assert ex.returncode == 0, ex.stderr[-2000:]
+    saved = torch.load(tmp_path / "model.pt", weights_only=True)
+    assert saved["format"] == "pygmatch-candidate-graph" and saved["training"]["config"]["model"]["dim"] == 16
+    assert [row["step"] for row in saved["training"]["curve"]] and "val/auc@3" in saved["training"]["curve"][-1]
+    exported = Pipeline.load(str(tmp_path / "model.pt")).matcher.model.state_dict()
+    assert all(torch.equal(v, exported[k]) for k, v in pipe.matcher.model.state_dict().items())
 
 
 def test_resume_after_kill_continues_the_step_count(tmp_path):
@@ -68,6 +87,7 @@ def test_resume_after_kill_continues_the_step_count(tmp_path):
     assert min(steps) == killed_at["global_step"]  # the resumed run continued at the saved step, not at 0
     assert final["lr_schedulers"][0]["last_epoch"] == 40  # the schedule went on from where it was
     assert final["optimizer_states"][0]["state"]  # Adam moments restored and updated
+    assert torch.equal(final["state_dict"]["model.mean"], killed_at["state_dict"]["model.mean"])  # the input normalisation stays
 
 
 def header_index(out, name):
@@ -75,20 +95,20 @@ def header_index(out, name):
 
 
 def test_nan_guard_keeps_the_last_good_checkpoint(tmp_path, monkeypatch):
-    from pygmatch.training.module import MatcherModule
+    from pygmatch.training import module
     from pygmatch.training.run import train
 
-    real = MatcherModule.losses
+    real = module.candidate_loss
+    steps = iter(range(1000))
 
-    def poisoned(self, batch, out):
-        terms = real(self, batch, out)
-        if self.training and self.global_step >= 3:
-            terms["loss"] = terms["loss"] * float("nan")
-        return terms
+    def poisoned(out, error, cfg):  # the fourth training step's loss is NaN
+        loss = real(out, error, cfg)
+        return loss * float("nan") if torch.is_grad_enabled() and next(steps) >= 3 else loss
 
-    monkeypatch.setattr(MatcherModule, "losses", poisoned)
-    cfg = TrainConfig(data=DataConfig(max_keypoints=128, val_images=3), graph=GraphConfig(intra={"name": "knn", "k": 6}),
-                      model=ModelConfig(preset="tiny"), optim=OptimConfig(batch_size=2, warmup_steps=2, max_steps=10),
+    monkeypatch.setattr(module, "candidate_loss", poisoned)
+    cfg = TrainConfig(data=DataConfig(max_keypoints=128, val_images=3),
+                      model=CandidateGraphConfig(dim=16, layers=1, graph={"name": "knn", "k": 6}),
+                      optim=OptimConfig(batch_size=2, warmup_steps=2, max_steps=10),
                       run=RunConfig(workers=0, progress=False, log_every=1, val_every=100, ckpt_every_steps=1, out=str(tmp_path / "run")))
     with pytest.raises(PygmatchError, match=r"the loss became nan at step 3.*last good checkpoint is .*last.ckpt"):
         train(cfg)
@@ -115,6 +135,9 @@ def test_bad_input(tmp_path, embedded_dir):
         return r.stderr
 
     assert "no checkpoint to resume from" in err("--resume", tmp_path / "none.ckpt")
+    r = subprocess.run([sys.executable, "-m", "train.run", "--graph", "knn", "--k", "16", "--resume", "last"], cwd=ROOT, capture_output=True,
+                       text=True, timeout=300)
+    assert r.returncode == 2 and "--resume last: name the run to continue with --out RUN" in r.stderr, r.stderr[-1000:]
     (tmp_path / "trunc.ckpt").write_bytes(b"PK\x03\x04 truncated")
     assert "trunc.ckpt: not a readable checkpoint" in err("--resume", tmp_path / "trunc.ckpt")
     small = tmp_path / "small"
@@ -128,30 +151,53 @@ def test_bad_input(tmp_path, embedded_dir):
     for k in range(3):
         (broken / f"{k}.jpg").write_bytes(b"not a jpeg")
     assert "none of the 3 images could be read (e.g. " in err("--data", broken)
+    assert "descriptor-knn" not in err("--graph", "descriptor-knn").split("choose from")[-1]
 
 
 def test_init_from_another_architecture_is_refused(tmp_path):
     from pygmatch.checkpoint import save_model
-    from pygmatch.nn import GraphMatcher, MatcherConfig
+    from pygmatch.nn.candidate_graph import CandidateGraphNet
 
-    save_model(GraphMatcher(MatcherConfig(dim=64, layers=2, heads=2)), tmp_path / "other.pt")
+    save_model(CandidateGraphNet(CandidateGraphConfig(dim=32, layers=1)), tmp_path / "other.pt")
     r = run_train("--init", tmp_path / "other.pt", "--out", tmp_path / "x", "--max-steps", 2)
-    assert r.returncode == 2 and "different architecture (dim: checkpoint 64 vs model 32" in r.stderr, r.stderr[-2000:]
+    assert r.returncode == 2 and "other.pt: weights do not fit this architecture (shape mismatch" in r.stderr, r.stderr[-2000:]
 
 
-def test_corrupt_images_are_skipped_and_counted(tmp_path, embedded_dir):
+def test_corrupt_images_are_passed_over_with_a_warning(tmp_path, embedded_dir):
     data = tmp_path / "imgs"
     data.mkdir()
     for f in sorted(embedded_dir.iterdir())[:4]:
         shutil.copy(f, data)
-    for k in range(4):  # half the folder: any 6 items drawn from 8 files hit at least 2 broken ones
+    for k in range(4):  # half the folder: the first steps' pairs hit some of them
         (data / f"00{k}_broken.jpg").write_bytes(b"garbage")
     r = run_train("--data", data, "--max-steps", 3, "--val-every", 100, "--out", tmp_path / "run")
     assert r.returncode == 0, r.stderr[-2000:]
     assert "_broken.jpg: not a readable image" in r.stderr
-    import csv
-    rows = list(csv.DictReader((tmp_path / "run/csv/version_0/metrics.csv").open()))
-    assert sum(float(r["data/skipped_images"]) for r in rows if r.get("data/skipped_images")) >= 2
+
+
+@pytest.fixture(scope="module")
+def small_bank(tmp_path_factory, embedded_dir):
+    """20 pairs (difficulties 1 and 2 in turn) of the embedded images, 128 SIFT keypoints each."""
+    bank = tmp_path_factory.mktemp("bank") / "bank"
+    argv = ["--data", embedded_dir, "--out", bank, "--pairs", 20, "--shard-pairs", 10, "--max-keypoints", 128, "--workers", 1]
+    r = subprocess.run([sys.executable, "-m", "train.bank", *map(str, argv)], cwd=ROOT, capture_output=True, text=True, timeout=600)
+    assert r.returncode == 0, r.stderr[-2000:]
+    return bank
+
+
+def test_training_from_a_bank_holds_out_its_last_pairs(tmp_path, small_bank):
+    out = tmp_path / "run"
+    r = run_train("--bank", f"{small_bank}:1", "--val-pairs", 6, "--max-steps", 4, "--val-every", 4, "--out", out)
+    assert r.returncode == 0, r.stderr[-2000:]
+    graphs = re.search(r"BankGraphs\((\d+) graphs of 14 bank pairs in 1 bank\(s\)\)", r.stdout)
+    assert graphs and 1 <= int(graphs.group(1)) <= 7, r.stdout  # difficulty 1 of the first 14 pairs
+    rows = [line for line in (out / "csv/version_0/metrics.csv").read_text().splitlines()[1:] if line.split(",")[-1]]
+    assert rows  # validated on the held-out pairs
+    assert yaml.safe_load((out / "config.yaml").read_text())["data"]["bank"] == [f"{small_bank}:1"]
+    # a selection that holds no pair is refused before any work
+    r = run_train("--bank", f"{small_bank}:7", "--max-steps", 1, "--out", tmp_path / "none")
+    assert r.returncode == 2 and "none of 7.0" in r.stderr and "Traceback" not in r.stderr, r.stderr[-2000:]
+    assert not (tmp_path / "none").exists()
 
 
 @pytest.mark.parametrize("sig, to_group", [(signal.SIGINT, False), (signal.SIGTERM, True), (signal.SIGTERM, False)],
@@ -219,7 +265,7 @@ def test_a_finished_run_is_never_overwritten_by_accident(tmp_path):
     assert r.returncode == 2 and "is not a folder" in r.stderr
 
 
-@pytest.mark.parametrize("flag, value", [("--lr", "-1"), ("--workers", "-1"), ("--gt-match-px", "0")])
+@pytest.mark.parametrize("flag, value", [("--lr", "-1"), ("--workers", "-1"), ("--positive-px", "0"), ("--threshold", "5")])
 def test_bad_numbers_stop_before_anything_is_written(tmp_path, flag, value):
     r = run_train(flag, value, "--out", tmp_path / "run", "--max-steps", 1)
     assert r.returncode == 2 and "Traceback" not in r.stderr and flag in r.stderr, r.stderr[-1000:]
@@ -238,5 +284,5 @@ def test_unwritable_out_and_unreadable_val_data_are_refused_up_front(tmp_path, r
     for k in range(3):
         (broken / f"{k}.jpg").write_bytes(b"not a jpeg")
     code, _, err = run_command(main, [*FAST, "--max-steps", 1, "--val-data", broken, "--out", tmp_path / "run"], capsys)
-    assert code == 2 and "--val-data" in one_line_error(err) and "none of the 3 validation images could be read" in err, err
+    assert code == 2 and "--val-data" in one_line_error(err) and "none of the 3 images could be read" in err, err
     assert not (tmp_path / "run").exists()  # refused before anything was written

@@ -1,5 +1,5 @@
-"""What ``train.verifier`` and ``train.refiner`` share: both train a small model from a feature
-bank, measure it on held-out pairs and write it with a record of the run beside it."""
+"""The flags and output checks of ``train.refiner``, which trains a small model from a feature bank,
+measures it on held-out pairs and writes it with a record of the run beside it."""
 from __future__ import annotations
 
 import argparse
@@ -13,7 +13,7 @@ from pygmatch.commands.flags import positive
 
 def add_bank_training_args(p: argparse.ArgumentParser, bank_help: str, epochs: int, batch_size: int, unit: str,
                            workers_help: str, val_help: str) -> None:
-    """The flags both commands take; the defaults and helps that differ are arguments."""
+    """The flags of a model trained from a bank's examples; the defaults and helps are arguments."""
     p.add_argument("--bank", type=Path, required=True, help=bank_help)
     p.add_argument("--out", type=Path, required=True, help="weights file to write (.pt); a .json of the run is written beside it")
     p.add_argument("--overwrite", action="store_true", help="replace an existing --out")

@@ -14,7 +14,8 @@ import time
 from pathlib import Path
 
 from pygmatch.commands.flags import positive_int, probability_threshold, run_cli
-from pygmatch.evaluation.sfm import CAMERA_MODES, COLMAP, DEFAULT_MATCH_THRESHOLD, DEFAULT_MAX_KEYPOINTS, run_sfm, table
+from pygmatch.evaluation.sfm import COLMAP, DEFAULT_MATCH_THRESHOLD, DEFAULT_MAX_KEYPOINTS, run_sfm, table
+from pygmatch.sfm import CAMERA_MODES
 
 __all__ = ["cli", "main", "parser"]
 
@@ -27,13 +28,13 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--out", type=Path, default=Path("eval-out/sfm"),
                    help="folder for report.md, metrics.json, sfm.png and each method's database and models (default eval-out/sfm)")
     p.add_argument("--methods", default=DEFAULT_METHODS,
-                   help=f"comma-separated: pipeline names as in eval.coco (default, verifier, nn-ratio, nn-ratio+ncc, ...) and "
+                   help=f"comma-separated: pipeline names as in eval.coco (default, candidate-graph, nn-ratio, nn-ratio+ncc, ...) and "
                         f"'{COLMAP}' (COLMAP's SIFT + exhaustive matching); default {DEFAULT_METHODS}")
     p.add_argument("--pairs", default="exhaustive", help="'exhaustive' (every pair, the default) or a text file of 'name0 name1' lines")
     p.add_argument("--max-keypoints", type=positive_int, default=DEFAULT_MAX_KEYPOINTS,
                    help=f"pygmatch methods: keypoints per image (default {DEFAULT_MAX_KEYPOINTS})")
     p.add_argument("--match-threshold", type=probability_threshold, default=DEFAULT_MATCH_THRESHOLD,
-                   help=f"learned matchers (verifier, graph): match probability threshold in [0, 1) (default {DEFAULT_MATCH_THRESHOLD}: "
+                   help=f"the graph network: match probability threshold in [0, 1) (default {DEFAULT_MATCH_THRESHOLD}: "
                         f"COLMAP's verification removes wrong matches, registration needs many)")
     p.add_argument("--camera-mode", choices=CAMERA_MODES, default="per-image",
                    help="one camera per image (default), one shared camera, or COLMAP's guess from the EXIF data")

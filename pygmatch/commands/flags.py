@@ -10,7 +10,7 @@ from typing import Callable
 
 from .. import values
 from ..errors import Interrupted, PygmatchError
-from ..graphs.names import CROSS_NAMES, DEFAULTS, GRAPH_NAMES, METHODS, MODES, parse_ks
+from ..graphs.names import DEFAULTS, GRAPH_NAMES, METHODS, MODES, parse_ks
 
 
 def flag_type(parse: Callable[[str], object], name: str | None = None) -> Callable[[str], object]:
@@ -84,13 +84,12 @@ def _ks(text: str) -> tuple:
             f"expected increasing positive integers, optionally ending in 'all', e.g. 8,16,32,all; got {text!r}") from None
 
 
-def add_graph_args(parser: argparse.ArgumentParser, cross: bool = True, k: int = DEFAULTS["k"]) -> None:
-    """The graph flags shared by ``train.run``, ``train.candidate_graph`` (``cross=False``: its inter-image
-    edges are the descriptor candidates) and ``pygmatch graph`` (``pygmatch.graphs.registry.graphs_from_flags``
+def add_graph_args(parser: argparse.ArgumentParser, k: int = DEFAULTS["k"]) -> None:
+    """The graph flags shared by ``train.run`` and ``pygmatch graph`` (``pygmatch.graphs.registry.graph_from_flags``
     reads them)."""
     g = parser.add_argument_group("graph construction")
     g.add_argument("--graph", choices=GRAPH_NAMES, default=DEFAULTS["graph"], help="intra-image edge set")
-    g.add_argument("--k", type=positive(int), default=k, help="neighbours for knn / descriptor-knn")
+    g.add_argument("--k", type=positive(int), default=k, help="knn: neighbours")
     g.add_argument("--radius", type=positive(float), default=DEFAULTS["radius"], help="radius graph: fraction of the longer image side")
     g.add_argument("--max-neighbors", type=positive(int), default=DEFAULTS["max_neighbors"], help="radius graph: cap per keypoint")
     g.add_argument("--cells", type=int_pair("COLUMNSxROWS", 1, "4x4"), default=DEFAULTS["cells"], help="partition grid COLSxROWS")
@@ -98,7 +97,3 @@ def add_graph_args(parser: argparse.ArgumentParser, cross: bool = True, k: int =
     g.add_argument("--clusters", type=positive(int), default=DEFAULTS["clusters"], help="partition kmeans: number of groups")
     g.add_argument("--ks", type=_ks, default=DEFAULTS["ks"], help="multiscale: comma-separated k values, optionally ending in 'all'")
     g.add_argument("--rings", choices=MODES, default=DEFAULTS["rings"], help="multiscale: nested sets or disjoint rings")
-    if not cross:
-        return
-    g.add_argument("--cross", choices=CROSS_NAMES, default=DEFAULTS["cross"], help="inter-image edge set")
-    g.add_argument("--cross-k", type=positive(int), default=DEFAULTS["cross_k"], help="descriptor-knn cross edges: neighbours")

@@ -16,7 +16,7 @@ from pygmatch.commands.flags import add_graph_args, positive_int, probability_th
 from pygmatch.data.features import FEATURES
 
 METHOD_HELP = ("pipeline MATCHER[+REFINER] (default: default = candidate-graph+refiner at threshold 0.2, the shipped best); matchers "
-               "nn, nn-ratio, verifier, candidate-graph, graph or a model file; refiners refiner, ncc or a refiner file, e.g. nn-ratio+refiner")
+               "nn, nn-ratio, candidate-graph or a model file; refiners refiner, ncc or a refiner file, e.g. nn-ratio+refiner")
 
 
 def parser() -> argparse.ArgumentParser:
@@ -53,15 +53,15 @@ def main(argv=None) -> int:
 def graph(args: argparse.Namespace) -> int:
     from pygmatch.data.features import extract  # noqa: PLC0415
     from pygmatch.data.images import as_gray  # noqa: PLC0415
-    from pygmatch.data.pair_data import keypoints_to_data  # noqa: PLC0415
     from pygmatch.files import writable_file  # noqa: PLC0415
-    from pygmatch.graphs.registry import graphs_from_flags  # noqa: PLC0415
+    from pygmatch.graphs.base import keypoint_data  # noqa: PLC0415
+    from pygmatch.graphs.registry import graph_from_flags  # noqa: PLC0415
     from pygmatch.viz import draw_graph  # noqa: PLC0415
 
     writable_file(args.out, "--out", image=True)  # before the work: a bad --out is one line, not a lost drawing
     image = as_gray(args.image)
-    intra, _ = graphs_from_flags(vars(args))
-    data = intra(keypoints_to_data(extract(image, args.features, args.max_keypoints), (image.shape[1], image.shape[0])))
+    intra = graph_from_flags(vars(args))
+    data = intra(keypoint_data(extract(image, args.features, args.max_keypoints), (image.shape[1], image.shape[0])))
     draw_graph(image, data, args.out)
     print(f"{intra}: {data.num_nodes} keypoints, {data.edge_index.size(1)} edges -> {args.out}")
     return 0

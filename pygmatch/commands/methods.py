@@ -15,16 +15,15 @@ def add_method_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--max-keypoints", type=positive_int, default=1024)
     p.add_argument("--methods", default=None,
                    help=f"comma-separated pipelines MATCHER[+REFINER]: default (= candidate-graph+refiner at threshold 0.2, the "
-                        f"shipped best), matchers candidate-graph, verifier, graph (the shipped models), nn, nn-ratio, "
+                        f"shipped best), matchers candidate-graph (the shipped graph network), nn, nn-ratio, "
                         f"nn-oracle@PX (nn's matches within PX "
-                        f"pixels of the truth: a perfect selector), oracle@PX (ground-truth matches: a ceiling), checkpoint files, "
-                        f"run folders or verifier files; refiners refiner (learned), ncc (patch correlation) or a train.refiner "
+                        f"pixels of the truth: a perfect selector), oracle@PX (ground-truth matches: a ceiling), model files, "
+                        f"checkpoints or run folders of train.run; refiners refiner (learned), ncc (patch correlation) or a train.refiner "
                         f"file, e.g. nn-ratio+refiner (default: {','.join(shipped_methods())})")
     p.add_argument("--compare", nargs="+", type=Path, default=[], metavar="RUN",
                    help="run folders or checkpoints to add to --methods, one table and one plot across them")
     p.add_argument("--match-threshold", type=probability_threshold,
-                   help="learned models: match probability threshold in [0, 1) (default: the model's)")
-    p.add_argument("--adaptive", action="store_true", help="graph models: early exit and point pruning on")
+                   help="the graph network: match probability threshold in [0, 1) (default: the model's, or the preset's)")
     p.add_argument("--estimator", choices=ESTIMATORS, default="opencv",
                    help="RANSAC homography: OpenCV's findHomography (default) or PoseLib's LO-RANSAC (pip install poselib)")
     p.add_argument("--threads", type=positive_int, default=1,
@@ -33,10 +32,9 @@ def add_method_args(p: argparse.ArgumentParser) -> None:
 
 
 def methods_from_args(args: argparse.Namespace) -> dict:
-    """``{name: Pipeline}`` from ``--methods``, ``--compare``, ``--match-threshold``, ``--adaptive``."""
+    """``{name: Pipeline}`` from ``--methods``, ``--compare``, ``--match-threshold``."""
     from pygmatch.evaluation.evaluate import load_pipelines  # noqa: PLC0415 (torch: after the flags are parsed)
 
     names = [m.strip() for m in args.methods.split(",") if m.strip()] if args.methods is not None else shipped_methods()
     names += [str(r) for r in args.compare]
-    options = {"early_exit": True, "pruning": True} if args.adaptive else {}
-    return load_pipelines(names, args.features, args.max_keypoints, args.threads, match_threshold=args.match_threshold, **options)
+    return load_pipelines(names, args.features, args.max_keypoints, args.threads, match_threshold=args.match_threshold)

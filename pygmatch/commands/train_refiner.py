@@ -1,5 +1,5 @@
 """``python -m train.refiner --bank BANK --out refiner.pt``: train the ``LearnedRefiner`` (sub-pixel
-refinement of matched positions, ``pygmatch.matching.refine``) on patches of a feature bank's pairs,
+refinement of matched positions, ``pygmatch.refinement``) on patches of a feature bank's pairs,
 then measure it against the classical correlation refinement on held-out pairs (``--val-data``;
 never ``coco/val``). The bank pairs' patches are kept in OUT.cache/ (about 90 KB per bank pair at
 the default --per-pair) until the model is written: after a Ctrl-C the same command continues from
@@ -40,11 +40,12 @@ def main(argv=None) -> int:
     from pygmatch.data.bank import FeatureBank  # noqa: PLC0415
     from pygmatch.errors import Interrupted, PygmatchError  # noqa: PLC0415
     from pygmatch.matching.nearest import match_nn_ratio  # noqa: PLC0415
-    from pygmatch.matching.refine import PatchRefiner, RefinerConfig  # noqa: PLC0415
+    from pygmatch.refinement import PatchRefiner, RefinerConfig  # noqa: PLC0415
     from pygmatch.training.curves import write_refiner_curve  # noqa: PLC0415
     from pygmatch.training.pair_cache import cached_pairs, interrupted_message, remove_cache  # noqa: PLC0415
     from pygmatch.training.refiner import bank_patches, fit_refiner, heldout_patches, heldout_refinement, offset_errors  # noqa: PLC0415
-    from pygmatch.matching.verifier import CandidateVerifier  # noqa: PLC0415
+    from pygmatch.data.images import DEFAULT_SIZE  # noqa: PLC0415
+    from pygmatch.matching.candidate_graph import CandidateGraphMatching  # noqa: PLC0415
 
     check_outputs(args, example="refiner.pt")
     if args.device.startswith("cuda") and not torch.cuda.is_available():
@@ -76,10 +77,11 @@ def main(argv=None) -> int:
             for c in curve:
                 print(f"epoch {c['epoch']}: held-out candidates within 0.5 px {c['within_0.5']:.1f} %, mean error {c['mean_px']:.3f} px")
             print("  ".join(f"{name}: {v['within_0.5']:.1f} %, {v['mean_px']:.3f} px" for name, v in levels.items()))
-            verifier = CandidateVerifier.load("default")
+            network = CandidateGraphMatching.load("default", threshold=0.2)  # the default pipeline's matches
             record["curve"], record["levels"] = curve, levels
             record["heldout"] = {"data": str(args.val_data), "images": args.val_images, "seed": 7, "metrics": heldout_refinement(
-                args.val_data, args.val_images, {"verifier": verifier.match, "nn-ratio": match_nn_ratio},
+                args.val_data, args.val_images, {"default": lambda kp0, kp1: network.match(kp0, kp1, DEFAULT_SIZE),
+                                                          "nn-ratio": match_nn_ratio},
                 {"none": None, "ncc": PatchRefiner().refine, "learned": model.refine})}
             for name, m in record["heldout"]["metrics"].items():
                 print(f"held-out {name:24s} AUC@1 {m['auc@1']:5.1f}  AUC@3 {m['auc@3']:5.1f}  within 0.5 px {m['p@0.5']:5.1f} %")

@@ -1,4 +1,8 @@
-"""``python -m train.run --graph knn --k 16``: train a pygmatch matcher on homography pairs."""
+"""``python -m train.run --bank BANK --graph knn --k 8``: train pygmatch's graph network (the
+candidate graph network, ``pygmatch.nn.candidate_graph``) on homography pairs, from feature banks
+(``python -m train.bank``) or made on the fly from image folders. Every flag is a field of the
+run's config (``pygmatch.training.config``: data, model, optim, run), with its default, parser and
+help from there; ``--config`` reads a run's ``config.yaml``."""
 from __future__ import annotations
 
 import argparse
@@ -8,86 +12,41 @@ from pathlib import Path
 
 import yaml
 
-from pygmatch.errors import PygmatchError
 from pygmatch.commands.flags import add_graph_args, command_name, flag_type, run_cli
-from pygmatch.nn.config import PRESETS
-from pygmatch.training.config import (DEFAULT_STEPS, DataConfig, ModelConfig, OptimConfig, RunConfig, TrainConfig, as_flag_text,
-                                      is_nested)
+from pygmatch.errors import PygmatchError
+from pygmatch.training.config import GRAPH_FLAGS, SECTIONS, TrainConfig, is_nested
+from pygmatch.values import as_flag_text
 
 
-def _flag(group, name: str, section: type, help: str | None = None, **kw) -> None:
-    """``--name`` with the default, parser and choices of the config field it sets."""
-    f = next(f for f in fields(section) if f.name == name.lstrip("-").replace("-", "_"))
-    default = f.default_factory() if f.default is MISSING else f.default
-    if isinstance(default, bool):
-        kw.setdefault("action", argparse.BooleanOptionalAction)
-    else:
-        if f.metadata.get("parse"):
-            kw.setdefault("type", flag_type(f.metadata["parse"]))
-        if f.metadata.get("choices"):
-            kw.setdefault("choices", list(f.metadata["choices"]))
-    if isinstance(default, tuple) and f.name == "augment":
-        default = ",".join(default)
-    group.add_argument(name, default=default, help=help, **kw)
+def add_section(p: argparse.ArgumentParser, name: str, section: type) -> None:
+    """One flag per field of a config section: ``--field-name`` with the field's default, parser,
+    choices and help."""
+    group = p.add_argument_group(name)
+    for f in fields(section):
+        if f.name == "graph":  # the graph flags (add_graph_args) set it
+            continue
+        default = f.default_factory() if f.default is MISSING else f.default
+        kw = {"default": default, "help": (f.metadata.get("help") or "") + (" (default: %(default)s)" if default is not None else "")}
+        if isinstance(default, bool):
+            kw["action"] = argparse.BooleanOptionalAction
+        else:
+            if f.metadata.get("parse"):
+                kw["type"] = flag_type(f.metadata["parse"])
+            if f.metadata.get("choices"):
+                kw["choices"] = list(f.metadata["choices"])
+            if "list[" in str(f.type):
+                kw["nargs"] = "+"
+        if isinstance(default, tuple):
+            kw["default"] = as_flag_text(f.name, default)
+        group.add_argument("--" + f.name.replace("_", "-"), **kw)
 
 
 def parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog=command_name("python -m train.run"), description=__doc__)
     p.add_argument("--config", type=Path, help="YAML of a run's config (its config.yaml) or of flag values; flags given here override it")
-    d = p.add_argument_group("data")
-    _flag(d, "--data", DataConfig, "folder(s) of training images (default: the embedded pygmatch/datasets/coco-mini)", nargs="+")
-    _flag(d, "--bank", DataConfig, "train from a feature bank (python -m train.bank) instead of extracting keypoints on the fly")
-    _flag(d, "--augment", DataConfig, "bank augmentations, comma-separated from swap, similarity, subset ('none': off); see README")
-    _flag(d, "--gt-match-px", DataConfig, "training ground truth: mutual nearest reprojections closer than this are matches")
-    _flag(d, "--gt-unmatched-px", DataConfig, "... keypoints whose nearest reprojection is farther than this go to the dustbin (between: ignored)")
-    _flag(d, "--val-data", DataConfig, "folder of validation images (default: the embedded images)")
-    _flag(d, "--val-images", DataConfig, "use only the first N validation images")
-    _flag(d, "--pairs-per-image", DataConfig, "homographies per image and epoch")
-    _flag(d, "--features", DataConfig)
-    _flag(d, "--max-keypoints", DataConfig)
-    _flag(d, "--size", DataConfig)
-    _flag(d, "--difficulty", DataConfig)
-    add_graph_args(p)
-    m = p.add_argument_group("model")
-    _flag(m, "--preset", ModelConfig, "; ".join(f"{k}: {v}" for k, v in PRESETS.items()))
-    _flag(m, "--dim", ModelConfig, "override the preset's width")
-    _flag(m, "--layers", ModelConfig, "override the preset's depth")
-    _flag(m, "--heads", ModelConfig, "override the preset's heads")
-    _flag(m, "--conv", ModelConfig)
-    _flag(m, "--assignment", ModelConfig, "dual-softmax is ~2x faster than sinkhorn on CPU")
-    _flag(m, "--positional", ModelConfig)
-    _flag(m, "--sinkhorn-iters", ModelConfig)
-    _flag(m, "--descriptor-prior", ModelConfig, "start from nearest-neighbour matching of the input descriptors (see README)")
-    _flag(m, "--deep-supervision", ModelConfig, "loss at every layer; trains the early-exit / pruning heads")
-    _flag(m, "--ortho-weight", ModelConfig, "multi-scale: orthogonality loss between branches")
-    _flag(m, "--graph-update", ModelConfig, "per-layer: rebuild the self edges as descriptor kNN (--k) from each layer's features")
-    _flag(m, "--value-update", ModelConfig, "every | frozen-first-N | every-N: where attention values come from")
-    _flag(m, "--dense-warmup-layers", ModelConfig, "skip complete self-attention edge sets in the first N layers")
-    o = p.add_argument_group("optimisation")
-    _flag(o, "--batch-size", OptimConfig)
-    _flag(o, "--lr", OptimConfig)
-    _flag(o, "--epochs", OptimConfig)
-    _flag(o, "--max-steps", OptimConfig, f"default: {DEFAULT_STEPS} when --epochs is not given")
-    _flag(o, "--warmup-steps", OptimConfig)
-    _flag(o, "--grad-clip", OptimConfig, "0 disables")
-    _flag(o, "--precision", OptimConfig)
-    _flag(o, "--seed", OptimConfig)
-    r = p.add_argument_group("run")
-    _flag(r, "--accelerator", RunConfig)
-    _flag(r, "--devices", RunConfig)
-    _flag(r, "--num-nodes", RunConfig)
-    _flag(r, "--workers", RunConfig, "data-loading processes (default: 2 on the fly, 0 from a bank)")
-    _flag(r, "--threads", RunConfig, "torch threads of the training process (default: 1 on the fly, where SIFT takes the other core; 2 from a bank)")
-    _flag(r, "--out", RunConfig, "run folder (default: runs/<graph>-<time>)")
-    _flag(r, "--resume", RunConfig, "'last' (the run folder's last.ckpt) or a checkpoint path")
-    _flag(r, "--init", RunConfig, "start from the weights of this checkpoint")
-    _flag(r, "--val-every", RunConfig, "validate every N steps")
-    _flag(r, "--log-every", RunConfig)
-    _flag(r, "--ckpt-every-steps", RunConfig, "write last.ckpt every N steps (0: only by time)")
-    _flag(r, "--ckpt-minutes", RunConfig, "... and at least every N minutes")
-    _flag(r, "--overwrite", RunConfig, "replace the run already in --out (default: refuse)", action="store_true")
-    _flag(r, "--early-stop", RunConfig, "stop after N validations without a better AUC@3 (0: off)")
-    r.add_argument("--no-progress", dest="progress", action="store_false", help="no progress bar (for logs)")
+    for name, section in SECTIONS.items():
+        add_section(p, name, section)
+    add_graph_args(p, k=GRAPH_FLAGS["k"])  # over the candidates' positions in each image
     return p
 
 
@@ -148,6 +107,8 @@ def resolve(argv=None) -> TrainConfig:
         p.set_defaults(**config_file_values(p, first.config))
     flags = vars(p.parse_args(argv))
     flags.pop("config")
+    if flags["resume"] == "last" and flags["out"] is None:  # runs/<graph>-<time> would name a new, empty folder
+        raise PygmatchError("--resume last: name the run to continue with --out RUN (or --config RUN/config.yaml)")
     if flags["resume"] and flags["init"]:
         if first.init is not None:  # given on this command line, not read from --config
             raise PygmatchError("--resume and --init exclude each other")
@@ -164,7 +125,7 @@ def main(argv=None) -> int:
     print(f"\nrun folder: {out}\n  checkpoints: {best if best.exists() else '(no validation yet)'}, {out / 'last.ckpt'}"
           f"\n  config: {out / 'config.yaml'}; curves: {out / 'curves.png'}; logs: {out / 'csv'}/version_*/metrics.csv,"
           f" tensorboard --logdir {out / 'tb'}"
-          f"\ncompare with the baseline:\n  python -m eval.coco --methods nn-ratio,{out}")
+          f"\ncompare with the baseline:\n  python -m eval.coco --methods nn-ratio,{out} --out {out / 'eval-coco'}")
     return 0
 
 

@@ -1,6 +1,5 @@
-"""The data stage: images, synthetic homography pairs, real sequences, keypoint graphs, the feature
-bank. The names below are imported on first use, so that a command's ``--help`` answers without
-loading torch."""
+"""The data stage: images, synthetic homography pairs, real sequences, the feature bank. The names
+below are imported on first use, so that a command's ``--help`` answers without loading torch."""
 from ..lazy import lazy_attributes
 
 _WHERE = {
@@ -8,8 +7,7 @@ _WHERE = {
     **dict.fromkeys(["PairSet", "make_pair", "make_pairs", "pair_rng"], ".pairs"),
     "Photometric": ".photometric",
     **dict.fromkeys(["EMBEDDED_SEQUENCES", "SequencePairs", "load_sequences"], ".sequences"),
-    **dict.fromkeys(["PairData", "keypoints_to_data", "make_pair_data"], ".pair_data"),
-    **dict.fromkeys(["BankPairs", "HomographyPairs"], ".dataset"),
+    **dict.fromkeys(["FeatureBank", "build_bank"], ".bank"),
 }
 __all__ = list(_WHERE)
 

@@ -418,12 +418,13 @@ class FeatureBank:
         im0, im1, _ = make_pair(image, pair_rng(self.config.seed, pair), _difficulty(self.config, pair), Photometric())
         return im0, im1
 
-    def check_compatible(self, features: str, max_keypoints: int, size: tuple[int, int]) -> None:
-        """Refuse, in one line, a bank that cannot serve a training with these settings."""
+    def check_compatible(self, features: str, max_keypoints: int | None, size: tuple[int, int]) -> None:
+        """Refuse, in one line, a bank that cannot serve a training with these settings (``max_keypoints``
+        None: as many as the bank holds)."""
         c = self.config
         if c.features != features:
             raise PygmatchError(f"{self.root}: the bank holds {c.features} keypoints, but this training uses {features} (--features)")
-        if c.max_keypoints < max_keypoints:
+        if max_keypoints is not None and c.max_keypoints < max_keypoints:
             raise PygmatchError(f"{self.root}: the bank holds at most {c.max_keypoints} keypoints per image, fewer than "
                                 f"--max-keypoints {max_keypoints}; rebuild it with --max-keypoints {max_keypoints}")
         if tuple(c.size) != tuple(size):

@@ -22,7 +22,7 @@ from ..data.sequences import BadPair
 from ..errors import PygmatchError
 from ..files import make_folder
 from ..matching.oracle import Oracle
-from ..pipeline import Features, Pipeline
+from ..pipeline import Features, Pipeline, is_learned
 from .metrics import pair_metrics, summarize
 
 
@@ -31,10 +31,12 @@ def load_pipelines(names: list[str], features: str = "sift", max_keypoints: int 
     """``{name: Pipeline}`` for method names (``pygmatch.pipeline``: ``MATCHER[+REFINER]``, presets,
     model files, ``oracle@PX`` / ``nn-oracle@PX``), each extracting ``features`` (a model trained on
     others is refused) and matching with ``threads`` torch threads; ``matcher_options`` are the
-    learned matchers' inference options (``match_threshold``, ``early_exit``, ``pruning``)."""
+    graph network's inference options (``match_threshold``, ``min_keep``, ``pad_from``), given to the
+    pipelines whose matcher is the graph network."""
     if not names:
         raise PygmatchError("no method to evaluate: name at least one")
-    return {name: Pipeline.load(name, features=features, max_keypoints=max_keypoints, resize=None, threads=threads, **matcher_options)
+    return {name: Pipeline.load(name, features=features, max_keypoints=max_keypoints, resize=None, threads=threads,
+                                **(matcher_options if is_learned(name) else {}))
             for name in dict.fromkeys(names)}
 
 

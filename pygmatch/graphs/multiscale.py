@@ -13,7 +13,7 @@ class MultiScaleGraph(GraphTransform):
     ``mode="nested"``: set s is the k_s-NN graph, so G(8) ⊂ G(16) ⊂ G(32).
     ``mode="disjoint"``: rings: set s holds the neighbours ranked k_{s−1}+1 … k_s, so the sets share
     no edge. A final ``"all"`` is the complete graph (marked, not listed) in nested mode and,
-    in disjoint mode, everything beyond the previous ring: the model masks out the earlier sets.
+    in disjoint mode, everything beyond the previous ring (written out without the earlier sets' edges).
     """
 
     def __init__(self, ks=(8, 16, 32, "all"), mode: str = "nested"):

@@ -2,13 +2,12 @@
 flags offer before anything is built (``registry.py`` maps the names onto the transforms)."""
 from __future__ import annotations
 
-GRAPH_NAMES = ("knn", "radius", "mst", "partition", "complete", "multiscale", "descriptor-knn")
-CROSS_NAMES = ("complete", "descriptor-knn")
+GRAPH_NAMES = ("knn", "radius", "mst", "partition", "complete", "multiscale")
 MODES = ("nested", "disjoint")  # multiscale: nested sets or disjoint rings
 METHODS = ("grid", "kmeans")  # partition: by grid cells or k-means
-# the flags' defaults; a saved config of the old flat layout holds exactly these keys
-DEFAULTS = dict(graph="knn", k=16, radius=0.05, max_neighbors=32, cells=(4, 4), partition="grid", clusters=16,
-                ks=(8, 16, 32, "all"), rings="nested", cross="complete", cross_k=16)
+# the flags' defaults (the graph network's own graph, knn with k = 8, is in its config)
+DEFAULTS = dict(graph="knn", k=8, radius=0.05, max_neighbors=32, cells=(4, 4), partition="grid", clusters=16,
+                ks=(8, 16, 32, "all"), rings="nested")
 
 
 def parse_ks(ks) -> tuple:

@@ -136,17 +136,6 @@ def radius_bruteforce(pos: torch.Tensor, r: float, max_neighbors: int) -> torch.
     return edges[:, (dist <= r * (1 + 1e-9)).reshape(-1)]
 
 
-def bipartite_knn(x_src: torch.Tensor, x_dst: torch.Tensor, k: int) -> torch.Tensor:
-    """For every row of ``x_dst`` the ``k`` nearest rows of ``x_src`` (L2): edge_index (src, dst)."""
-    if x_src.size(0) == 0 or x_dst.size(0) == 0 or k < 1:
-        return _empty(x_src.device)
-    kk = min(k, x_src.size(0))
-    rows = []
-    for start in range(0, x_dst.size(0), _CHUNK):
-        rows.append(torch.cdist(x_dst[start : start + _CHUNK].float(), x_src.float()).topk(kk, largest=False).indices)
-    return table_to_edges(torch.cat(rows))
-
-
 def _knn_accelerated(pos: torch.Tensor, k: int) -> torch.Tensor:  # pragma: no cover - optional dependency
     if pyg_typing.WITH_KNN:
         from torch_geometric.nn import knn_graph

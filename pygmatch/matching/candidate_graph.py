@@ -14,8 +14,6 @@ longer side of at most 1024 px; the network was trained at 640×480)."""
 from __future__ import annotations
 
 import os
-import re
-from dataclasses import asdict
 
 import numpy as np
 import torch
@@ -25,12 +23,10 @@ from ..data.features import Keypoints
 from ..errors import PygmatchError
 from ..graphs.base import complete_edges
 from ..graphs.registry import graph_from_params
-from ..nn.candidate_graph import NODE_FEATURES, CandidateGraphConfig, CandidateGraphNet
-from ..weights import WEIGHTS_DIR, config_from_dict, has_format, read_model_file
+from ..checkpoint import load_model, save_model
+from ..nn.candidate_graph import CandidateGraphConfig, CandidateGraphNet
 from .select import keep_probable
 
-FORMAT, VERSION = "pygmatch-candidate-graph", 2  # 2: graph as recorded parameters, attention per scale
-WEIGHTS = WEIGHTS_DIR / "candidate_graph.pt"
 MIN_CANDIDATES = 8  # fewer: nothing to judge them against, all are kept
 
 
@@ -110,24 +106,10 @@ def candidate_graph(kp0: Keypoints, kp1: Keypoints, size0: tuple[int, int], size
     return cand, data
 
 
-def upgrade_version1(ckpt: dict) -> dict:
-    """A version-1 file (the graph as a name and ``k``; one attention module per image, not a list
-    per scale) in version 2's layout: the same network."""
-    config = dict(ckpt["config"])
-    k = config.pop("k", 8)
-    config["graph"] = {"name": config["graph"], **({"k": k} if config["graph"] in ("knn", "descriptor-knn") else {})}
-    state = {re.sub(r"\.att([01])\.", r".att\1.0.", name): value for name, value in ckpt["state_dict"].items()}
-    return {**ckpt, "version": VERSION, "config": config, "state_dict": state}
-
-
-def is_candidate_graph_file(path: str | os.PathLike) -> bool:
-    return has_format(path, FORMAT)
-
-
 class CandidateGraphMatching:
     """A trained ``CandidateGraphNet`` as a matching stage::
 
-        stage = CandidateGraphMatching.load("default")      # the shipped weights, or a file from train.candidate_graph
+        stage = CandidateGraphMatching.load("default")      # the shipped weights, a model file or a train.run folder
         matches, scores = stage.match(kp0, kp1, (w0, h0), (w1, h1))
     """
 
@@ -155,25 +137,17 @@ class CandidateGraphMatching:
         return cand[keep], prob[keep].astype(np.float32)
 
     def save(self, path: str | os.PathLike, **extra) -> None:
-        torch.save({"format": FORMAT, "version": VERSION, "config": asdict(self.cfg), "state_dict": self.model.state_dict(),
-                    "node_features": list(NODE_FEATURES), **extra}, path)
+        save_model(self.model, path, **extra)
 
     @classmethod
     def load(cls, path: str | os.PathLike = "default", **overrides) -> "CandidateGraphMatching":
-        """``"default"`` (the shipped weights) or a file written by ``save`` / ``train.candidate_graph``;
-        ``overrides``: inference options (``threshold``, ``min_keep``, ``pad_from``)."""
-        path, ckpt = read_model_file(path, WEIGHTS, FORMAT, VERSION, "candidate graph matcher", older=(1,))
-        if ckpt["version"] == 1:
-            ckpt = upgrade_version1(ckpt)
-        if ckpt.get("node_features") != list(NODE_FEATURES):
-            raise PygmatchError(f"{path}: a candidate graph matcher of other features; this pygmatch computes {len(NODE_FEATURES)}")
-        cfg = config_from_dict(CandidateGraphConfig, ckpt["config"], "candidate graph matcher", overrides, ("threshold", "min_keep", "pad_from"))
-        model = CandidateGraphNet(cfg)
-        model.load_state_dict(ckpt["state_dict"])
-        return cls(model)
+        """``"default"`` (the shipped weights), a model file (``train.export``), a ``train.run``
+        checkpoint or run folder; ``overrides``: inference options (``threshold``, ``min_keep``,
+        ``pad_from``)."""
+        return cls(load_model(path, **overrides))
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}({self.cfg})"
 
 
-__all__ = ["CandidateGraphMatching", "candidate_graph", "descriptor_candidates", "is_candidate_graph_file"]
+__all__ = ["CandidateGraphMatching", "candidate_graph", "descriptor_candidates"]

@@ -1,4 +1,4 @@
-"""Which candidates a learned matcher keeps (the candidate verifier, the candidate graph network)."""
+"""Which candidates the graph network's matching stage keeps (``CandidateGraphMatching``), also in validation."""
 from __future__ import annotations
 
 import numpy as np

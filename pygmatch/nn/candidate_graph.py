@@ -58,8 +58,9 @@ from torch_geometric.nn import MessagePassing
 from torch_geometric.utils import scatter, softmax
 
 from ..errors import PygmatchError
-from ..graphs.registry import graph_from_params
-from .loss import orthogonality
+from ..graphs.registry import graph_from_params, graph_params
+from ..values import (Section, non_negative_float, non_negative_int, positive, positive_int, probability_threshold,
+                      setting)
 
 NODE_FEATURES = ("descriptor_distance2", "ratio0", "ratio1", "mutual", "log_scale0", "log_scale_change", "cos_angle", "sin_angle",
                  "response0", "response1")
@@ -67,23 +68,42 @@ EDGE_FEATURES = 12
 FIT_FEATURES = 6
 
 
+CANDIDATES = ("mutual", "top2")
+
+
 @dataclass
-class CandidateGraphConfig:
-    dim: int = 64
-    layers: int = 4
-    heads: int = 2
+class CandidateGraphConfig(Section):
+    """The network and its inference options: the one source of their defaults (``train.run``'s
+    model flags are derived from these fields, the model file records them)."""
+
+    dim: int = setting(64, positive_int, help="node state width")
+    layers: int = setting(4, positive_int, help="rounds of message passing")
+    heads: int = setting(2, positive_int, help="attention heads")
     # the intra-image graph over the candidates' positions in each image: a pygmatch.graphs transform's
-    # recorded parameters (``graph_params``); a multi-scale graph gives one branch per scale
+    # recorded parameters (``graph_params``; train.run's --graph flags); a multi-scale graph gives one branch per scale
     graph: dict = field(default_factory=lambda: {"name": "knn", "k": 8})
-    candidates: str = "mutual"  # mutual nearest neighbours, or "top2": the two nearest both ways
-    messages: bool = True  # False: the ablation "messages off" (no attention, uniform-weight fits)
-    ortho_weight: float = 0.0  # training, multi-scale: orthogonality loss between the branches' messages
-    positive_px: float = 1.0  # training label: within this many px of the exact reprojection ...
-    ignore_px: float = 3.0  # ... negatives beyond this; in between ignored
-    threshold: float = 0.5  # inference: keep candidates whose score is above ...
-    min_keep: int = 20  # ... and at least this many of the most probable ones ...
-    pad_from: int = 10  # ... when at least this many pass on their own (fewer: the images do not overlap)
-    features: str = "sift"
+    candidates: str = setting("mutual", choices=CANDIDATES, help="mutual nearest neighbours, or top2: the two nearest both ways")
+    messages: bool = setting(True, help="attention messages (--no-messages: the ablation without them, uniform-weight fits)")
+    ortho_weight: float = setting(0.0, non_negative_float, help="multiscale: orthogonality loss between the scales' messages")
+    positive_px: float = setting(1.0, positive(float), help="training label: within this many px of the exact reprojection ...")
+    ignore_px: float = setting(3.0, positive(float), help="... negatives beyond this many px; in between ignored")
+    threshold: float = setting(0.5, probability_threshold, help="inference: keep candidates whose score is above this ...")
+    min_keep: int = setting(20, non_negative_int, help="... and at least this many of the most probable ones ...")
+    pad_from: int = setting(10, non_negative_int, help="... when at least this many pass on their own (fewer: no overlap; 0: always)")
+    features: str = setting("sift", choices=("sift",), help="the keypoints the network judges")
+
+    def __post_init__(self):
+        super().__post_init__()
+        if self.graph.get("name") == "descriptor-knn":
+            raise PygmatchError("the candidate graph network's graphs are over the candidates' positions; descriptor-knn needs "
+                                "keypoint descriptors: choose knn, radius, mst, partition, complete or multiscale")
+        self.graph = graph_params(graph_from_params(self.graph))  # recorded in canonical form
+        if self.positive_px > self.ignore_px:
+            raise PygmatchError(f"positive_px {self.positive_px} must not exceed ignore_px {self.ignore_px}")
+
+    def architecture(self) -> dict:
+        """The fields that shape the weights (a checkpoint resumes only into the same)."""
+        return {k: getattr(self, k) for k in ("dim", "layers", "heads", "graph", "candidates", "messages", "features")}
 
 
 @dataclass
@@ -266,9 +286,6 @@ class CandidateGraphNet(nn.Module):
     def __init__(self, cfg: CandidateGraphConfig | None = None):
         super().__init__()
         self.cfg = cfg = cfg or CandidateGraphConfig()
-        if cfg.graph.get("name") == "descriptor-knn":
-            raise PygmatchError("the candidate graph network's graphs are over the candidates' positions; descriptor-knn needs "
-                                "keypoint descriptors: choose knn, radius, mst, partition, complete or multiscale")
         self.scales = graph_from_params(cfg.graph).scales
         width = len(NODE_FEATURES)
         self.register_buffer("mean", torch.zeros(width))
@@ -320,6 +337,16 @@ class CandidateGraphNet(nn.Module):
         if self.scales == 1:
             return [edge_index]
         return [edge_index[:, edge_scale == s] for s in range(self.scales)]
+
+
+def orthogonality(features: list[torch.Tensor]) -> torch.Tensor:
+    """Mean over nodes of the squared cosine similarity between every two branches' messages,
+    summed over branch pairs: 0 when the scales' messages are mutually orthogonal."""
+    total = features[0].new_zeros(())
+    for a in range(len(features)):
+        for b in range(a + 1, len(features)):
+            total = total + nn.functional.cosine_similarity(features[a], features[b], dim=-1).pow(2).mean()
+    return total
 
 
 def candidate_loss(out: CandidateGraphOutput, error: torch.Tensor, cfg: CandidateGraphConfig) -> torch.Tensor:

@@ -14,7 +14,7 @@ from lightning.fabric.plugins.io.torch_io import TorchCheckpointIO
 from lightning.pytorch.callbacks import Callback
 from torch_geometric.loader import DataLoader
 
-from ..data.dataset import BankPairs, HomographyPairs
+
 
 
 class AtomicCheckpointIO(TorchCheckpointIO):
@@ -140,7 +140,7 @@ class EpochSeed(Callback):
     """A new epoch draws new homographies: item i of epoch e depends on (seed, e, i). Set in the
     main process before the epoch's (non-persistent) workers copy the dataset."""
 
-    def __init__(self, dataset: HomographyPairs | BankPairs):
+    def __init__(self, dataset):
         self.dataset = dataset
 
     def on_train_epoch_start(self, trainer, module):
@@ -165,6 +165,22 @@ class RankAgreement(Callback):
             (self.out / "ranks.yaml").write_text(yaml.safe_dump({"world_size": trainer.world_size, "agree": agree,
                                                                    "checksums": every.tolist()}))
             print(f"{trainer.world_size} ranks {'agree' if agree else 'DISAGREE'} on the weights (checksums in {self.out / 'ranks.yaml'})")
+
+
+class ValidationLine(Callback):
+    """One line per validation (step, pairs seen, minutes, the metrics), so that a run followed in
+    a log file (nohup, SLURM, CI: no progress bar there) shows how it goes."""
+
+    def __init__(self, batch_size: int):
+        self.batch_size, self.start = batch_size, time.monotonic()
+
+    def on_validation_end(self, trainer, module):
+        if trainer.sanity_checking or trainer.global_rank != 0:
+            return
+        m = {k: float(v) for k, v in trainer.callback_metrics.items() if k.startswith(("val/", "train/loss"))}
+        parts = [f"step {trainer.global_step}", f"pairs {trainer.global_step * self.batch_size * trainer.world_size}",
+                 f"{(time.monotonic() - self.start) / 60:.1f} min"] + [f"{k} {v:.4g}" for k, v in sorted(m.items())]
+        print("  ".join(parts), flush=True)
 
 
 class Throughput(Callback):

@@ -1,10 +1,40 @@
-"""``curves.png`` of a run folder: training loss and validation metrics against steps."""
+"""A run folder's record: its validation rows (``validation_rows``, ``run_record`` for the model
+file) and ``curves.png``: training loss and validation metrics against steps."""
 from __future__ import annotations
 
 import csv
 from pathlib import Path
 
 import numpy as np
+import yaml
+
+VALIDATION_KEYS = ("val/loss", "val/auc@1", "val/auc@3", "val/auc@5", "val/precision@1", "val/recall@1", "val/matches")
+
+
+def metric_rows(run: Path) -> list[dict]:
+    """Every row of the run's CSV logs (one file per start: a resumed run adds one)."""
+    return [r for path in sorted((Path(run) / "csv").glob("version_*/metrics.csv")) for r in csv.DictReader(path.open())]
+
+
+def validation_rows(run: Path) -> list[dict]:
+    """One dict per validation: ``step`` and the ``VALIDATION_KEYS`` measured then."""
+    rows = []
+    for r in metric_rows(run):
+        values = {k: float(r[k]) for k in VALIDATION_KEYS if r.get(k) not in (None, "")}
+        if values:
+            rows.append({"step": int(r["step"]), **values})
+    return rows
+
+
+def run_record(checkpoint: Path) -> dict:
+    """What a model file keeps of the run that trained it: the run's config, its validation
+    curve and the step the weights are from (empty parts when ``checkpoint`` is not in a run folder)."""
+    import torch  # noqa: PLC0415
+
+    run = Path(checkpoint).parent
+    config = yaml.safe_load((run / "config.yaml").read_text()) if (run / "config.yaml").is_file() else None
+    step = torch.load(checkpoint, map_location="cpu", weights_only=True).get("global_step") if Path(checkpoint).suffix == ".ckpt" else None
+    return {"run": str(run), "checkpoint": Path(checkpoint).name, "step": step, "config": config, "curve": validation_rows(run)}
 
 
 def write_curves(run: Path) -> Path | None:
@@ -14,12 +44,12 @@ def write_curves(run: Path) -> Path | None:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    rows = [r for path in sorted((run / "csv").glob("version_*/metrics.csv")) for r in csv.DictReader(path.open())]
+    rows = metric_rows(run)
     if not rows:
         return None
     series = {}
     for r in rows:
-        for key in ("train/loss", "val/loss", "val/auc@3", "val/auc@5", "val/auc@10", "val/precision", "val/recall"):
+        for key in ("train/loss", *VALIDATION_KEYS):
             if r.get(key) not in (None, ""):
                 series.setdefault(key, []).append((int(r["step"]), float(r[key])))
     fig, (a, b) = plt.subplots(1, 2, figsize=(11, 4))
@@ -33,7 +63,7 @@ def write_curves(run: Path) -> Path | None:
             a.plot(steps, vals, label=key)
     a.set(xlabel="step", ylabel="loss", title="loss")
     a.legend()
-    for key in ("val/auc@3", "val/auc@5", "val/auc@10", "val/precision", "val/recall"):
+    for key in ("val/auc@1", "val/auc@3", "val/auc@5", "val/precision@1", "val/recall@1"):
         if key in series:
             steps, vals = zip(*series[key])
             b.plot(steps, vals, "o-", label=key, ms=3)

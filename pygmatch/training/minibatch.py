@@ -1,5 +1,5 @@
-"""The one training loop of the models fitted from a feature bank's examples (the candidate
-verifier's candidates, the refiner's patches): shuffled minibatches of example indices, a
+"""The training loop of the learned refiner, fitted from a feature bank's examples (the
+candidates' patches): shuffled minibatches of example indices, a
 one-cycle learning rate, a progress bar, a hook after each epoch. The graph network trains under
 Lightning instead (``pygmatch.training.module``): its examples are whole pairs of graphs."""
 from __future__ import annotations

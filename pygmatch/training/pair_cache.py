@@ -1,6 +1,6 @@
-"""What ``train.verifier`` and ``train.refiner`` compute per bank pair (the candidates' features,
-the patches), kept on disk as it is computed, so that a run stopped by Ctrl-C (or a crash) continues
-where it stopped instead of computing every pair again.
+"""What ``train.refiner`` computes per bank pair (the candidates' patches), kept on disk as it is
+computed, so that a run stopped by Ctrl-C (or a crash) continues where it stopped instead of
+computing every pair again.
 
 A cache is a folder of one ``.npz`` file per pair (written whole or not at all) and ``key.json``:
 what was computed, from which bank and with which settings. A cache made with another key is

@@ -25,7 +25,7 @@ from ..errors import PygmatchError
 from ..matching.nearest import nearest_neighbor_match
 from ..data.homography import estimate_homography
 from ..evaluation.metrics import error_auc
-from ..matching.refine import NEIGHBOURS, LearnedRefiner, RefinerConfig, match_patches
+from ..refinement import NEIGHBOURS, LearnedRefiner, RefinerConfig, match_patches
 from .pair_cache import PairCache, cached_map
 from .minibatch import fit_minibatches
 

@@ -5,6 +5,7 @@ import math
 import os
 import signal
 import warnings
+from dataclasses import asdict
 from pathlib import Path
 
 import lightning as L
@@ -13,16 +14,16 @@ import yaml
 from lightning.pytorch.callbacks import EarlyStopping, LearningRateMonitor, ModelCheckpoint
 from lightning.pytorch.loggers import CSVLogger, TensorBoardLogger
 
-from ..checkpoint import load_weights, model_state, read_checkpoint
-from ..data.dataset import HomographyPairs
-from ..data.images import none_readable
+from ..checkpoint import load_weights, model_state, read_checkpoint, resolve_checkpoint
+from ..data.images import EMBEDDED_IMAGES
 from ..errors import Interrupted, PygmatchError
 from ..files import make_folder, writable_folder, write_text
 from .callbacks import (AtomicCheckpointIO, EpochSeed, LastCheckpoint, RankAgreement, SignalSafeLoader, StopOnSignal, Throughput,
+                        ValidationLine,
                         quiet_worker)
 from .config import TrainConfig
 from .curves import write_curves
-from .dataset import make_datasets
+from .data import BankGraphs, ImageGraphs, feature_stats, split_banks
 from .module import MONITOR, MatcherModule, NonFiniteLoss
 
 
@@ -41,21 +42,31 @@ def check_resume(cfg: TrainConfig, out: Path) -> str | None:
                                 "start it again without --resume (same --out)")
         raise PygmatchError(f"{path}: no checkpoint to resume from")
     saved, _ = model_state(read_checkpoint(path), path)
-    mine = cfg.matcher_config().architecture()
-    diff = {k: (v, mine[k]) for k, v in saved.architecture().items() if mine[k] != v}
+    mine, theirs = cfg.model.architecture(), saved.architecture()
+    diff = {k: (v, mine[k]) for k, v in theirs.items() if mine[k] != v}
     if diff:
         raise PygmatchError(f"{path}: the checkpoint's architecture differs from these flags: " +
                             "; ".join(f"{k} {a!r} vs {b!r}" for k, (a, b) in diff.items()))
     return str(path)
 
 
-def check_validation_images(val_set: HomographyPairs) -> None:
-    """Stop in one line, before training, when no validation image can be read (not 100 steps in,
-    at the first validation)."""
-    first_error = none_readable(val_set.files, val_set.size)
-    if first_error is None:
-        return
-    raise PygmatchError(f"--val-data {val_set.root}: none of the {len(val_set.files)} validation images could be read (e.g. {first_error})")
+def make_datasets(cfg: TrainConfig) -> tuple[BankGraphs | ImageGraphs, BankGraphs | ImageGraphs]:
+    """(training pairs, validation pairs): from the banks with each bank's last ``val_pairs`` held
+    out, or made on the fly from image folders; validation on ``val_data`` images when given."""
+    d, model, seed = cfg.data, cfg.model, cfg.optim.seed
+    images = dict(size=tuple(d.size), max_keypoints=d.max_keypoints)
+    held_out = []
+    if d.bank:
+        parts, held_out = split_banks(d.bank, 0 if d.val_data else d.val_pairs, model.features, d.size)
+        train_set = BankGraphs(parts, model, cfg.workers, cfg.run.progress)
+    else:
+        train_set = ImageGraphs(d.data or [EMBEDDED_IMAGES], model, seed, d.pairs_per_image, d.difficulty, **images)
+    if held_out:
+        val_set = BankGraphs(held_out, model, cfg.workers, cfg.run.progress)
+    else:  # fixed pairs, another seed than training's
+        val_set = ImageGraphs([d.val_data or EMBEDDED_IMAGES], model, seed + 12345, 1, d.difficulty, max_images=d.val_images, fixed=True,
+                              what="--val-data", **images)
+    return train_set, val_set
 
 
 def _interrupted(stop: StopOnSignal, out: Path, step: int | None) -> Interrupted:
@@ -85,15 +96,12 @@ def _train(cfg: TrainConfig, stop: StopOnSignal) -> Path:
     if out.exists() and not out.is_dir():
         raise PygmatchError(f"{out}: exists and is not a folder (--out names the run folder)")
     writable_folder(out, "--out")  # a read-only place: one line now, not a traceback at the first checkpoint
-    torch.set_num_threads(cfg.threads)
+    torch.set_num_threads(run.threads)
     L.seed_everything(optim.seed, workers=True, verbose=False)
     train_set, val_set = make_datasets(cfg)
-    if isinstance(train_set, HomographyPairs):
-        train_set.check_readable()
-    check_validation_images(val_set)
     world = run.devices * run.num_nodes
     if len(train_set) < optim.batch_size * world:
-        raise PygmatchError(f"{train_set.root}: {len(train_set)} pairs per epoch, fewer than --batch-size {optim.batch_size} × {world} processes")
+        raise PygmatchError(f"{train_set!r}: {len(train_set)} pairs per epoch, fewer than --batch-size {optim.batch_size} × {world} processes")
     resume = check_resume(cfg, out)
     # DDP starts the other ranks by re-running this command after rank 0 wrote config.yaml: only
     # the first process decides whether the folder is free. A folder with a config.yaml but no
@@ -104,17 +112,21 @@ def _train(cfg: TrainConfig, stop: StopOnSignal) -> Path:
                             "or pass --overwrite to replace it")
     max_steps = cfg.max_steps or -1
     total = max_steps if max_steps > 0 else (optim.epochs or 1) * math.ceil(len(train_set) / optim.batch_size)
-    module = MatcherModule(cfg.matcher_config().to_dict(), lr=optim.lr, warmup_steps=optim.warmup_steps, total_steps=total,
-                           ortho_weight=cfg.model.ortho_weight)
+    module = MatcherModule(asdict(cfg.model), lr=optim.lr, warmup_steps=optim.warmup_steps, total_steps=total)
     if run.init:
-        saved_cfg, state = model_state(read_checkpoint(run.init), run.init)
-        load_weights(module.model, state, run.init, saved_cfg)
+        path = resolve_checkpoint(run.init)
+        load_weights(module.model, model_state(read_checkpoint(path), path)[1], path)
+    elif not resume:  # the input normalisation, fixed from the training pairs (on the fly: a sample of them)
+        mean, std = feature_stats(train_set, len(train_set) if isinstance(train_set, BankGraphs) else 32)
+        module.model.mean.copy_(mean)
+        module.model.std.copy_(std)
     if stop.signum is not None:
         raise _interrupted(stop, out, None)
     make_folder(out, "--out")
     write_text(out / "config.yaml", yaml.safe_dump(cfg.to_dict(), sort_keys=False))
 
-    loader = dict(batch_size=optim.batch_size, num_workers=cfg.workers, follow_batch=["x_0", "x_1"], worker_init_fn=quiet_worker)
+    loader_workers = 0 if isinstance(train_set, BankGraphs) else cfg.workers  # bank graphs are in memory already
+    loader = dict(batch_size=optim.batch_size, num_workers=loader_workers, worker_init_fn=quiet_worker)
     train_loader = SignalSafeLoader(train_set, shuffle=True, drop_last=True, **loader)
     val_loader = SignalSafeLoader(val_set, shuffle=False, **loader | {"num_workers": 0})
     best = ModelCheckpoint(dirpath=out, filename="best", monitor=MONITOR, mode="max", save_top_k=1, auto_insert_metric_name=False,
@@ -122,16 +134,19 @@ def _train(cfg: TrainConfig, stop: StopOnSignal) -> Path:
     periodic = LastCheckpoint(out / "last.ckpt", run.ckpt_every_steps, run.ckpt_minutes)
     stop.save_now = periodic.save
     callbacks = [best, periodic, EpochSeed(train_set), stop,
-                 LearningRateMonitor("step"), Throughput(), RankAgreement(out)]
+                 LearningRateMonitor("step"), Throughput(), ValidationLine(optim.batch_size), RankAgreement(out)]
     if run.early_stop:
         callbacks.append(EarlyStopping(MONITOR, mode="max", patience=run.early_stop))
     # Lightning's warning about the folder we chose on purpose buries the useful lines
     warnings.filterwarnings("ignore", message=".*exists and is not empty.*")
+    # Lightning's own notes on its loading of its own checkpoints and on a deprecated internal: nothing for a user to act on
+    warnings.filterwarnings("ignore", message=".*weights_only.*")
+    warnings.filterwarnings("ignore", message=".*LeafSpec.*")
     trainer = L.Trainer(
         default_root_dir=out, max_steps=max_steps, max_epochs=optim.epochs if optim.epochs else (-1 if max_steps > 0 else 1),
         val_check_interval=run.val_every, check_val_every_n_epoch=None,
         precision=optim.precision, accelerator=run.accelerator, devices=run.devices, num_nodes=run.num_nodes,
-        # the early-exit heads get gradients only with deep supervision: let DDP tolerate unused ones
+        # the messages-off ablation leaves parameters without gradients: let DDP tolerate unused ones
         strategy="ddp_find_unused_parameters_true" if world > 1 else "auto", gradient_clip_val=optim.grad_clip or None, callbacks=callbacks,
         # one CSV per (re)start, csv/version_N/metrics.csv: a resumed run never overwrites the earlier log
         logger=[TensorBoardLogger(out, name="tb", version=""), CSVLogger(out, name="csv", flush_logs_every_n_steps=run.log_every)],

@@ -1,0 +1,115 @@
+"""``LearnedRefiner``: the learned sub-pixel refiner (``refiner``, shipped as ``weights/refiner.pt``):
+the normalised cross-correlation's last step replaced by a small network trained on bank pairs
+(``python -m train.refiner``), on the same patches."""
+from __future__ import annotations
+
+import os
+from dataclasses import asdict, dataclass
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from ..errors import PygmatchError
+from ..weights import WEIGHTS_DIR, config_from_dict, read_model_file
+from .patches import PatchStage, normalized_cross_correlation
+
+
+FORMAT, VERSION = "pygmatch-refiner", 1
+WEIGHTS = WEIGHTS_DIR / "refiner.pt"
+
+
+@dataclass
+class RefinerConfig:
+    half: int = 7  # template half-size, as PatchRefiner's
+    search: int = 3  # ± pixels searched
+    channels: int = 8  # of the patch features
+    layers: int = 2  # 3×3 convolutions of the patch features
+    hidden: int = 32  # channels of the shift scorer
+    iterations: int = 1  # inference: passes (see PatchRefiner)
+
+    def __post_init__(self):
+        if min(self.half, self.search, self.channels, self.layers, self.hidden, self.iterations) < 1:
+            raise PygmatchError(f"refiner: every size must be >= 1, got {asdict(self)}")
+        if 2 * self.layers >= 2 * self.half + 1:
+            raise PygmatchError(f"refiner: {self.layers} unpadded 3x3 layers leave nothing of a {2 * self.half + 1}-pixel template")
+
+
+def standardize(patches: torch.Tensor) -> torch.Tensor:
+    """Each patch to zero mean and unit deviation: brightness and contrast changes drop out."""
+    flat = patches.reshape(len(patches), -1)
+    mean, std = flat.mean(1), flat.std(1).clamp_min(1.0)  # gray levels 0-255: below 1 is flat
+    return (patches - mean[:, None, None]) / std[:, None, None]
+
+
+class LearnedRefiner(nn.Module, PatchStage):
+    """Step 4 of the module's docstring learned: both patches pass a small shared CNN, the template's
+    features are correlated with the window's at every integer shift, a small CNN scores every shift
+    from that map and the plain NCC map, and the offset is the soft arg-max of the scores. Trained on bank pairs, whose true offsets
+    are exact (``python -m train.refiner``).
+
+    ``forward``: templates (K, t, t), windows (K, w, w) gray levels → offsets (K, 2) in pixels,
+    (x, y), from ``points1`` to the refined position."""
+
+    def __init__(self, cfg: RefinerConfig | None = None):
+        super().__init__()
+        self.cfg = cfg = cfg or RefinerConfig()
+        convs: list[nn.Module] = []
+        for i in range(cfg.layers):
+            convs += [nn.Conv2d(1 if i == 0 else cfg.channels, cfg.channels, 3), nn.GELU()]
+        # unpadded ("valid") convolutions: each layer trims a pixel per side, so the template's
+        # features cover its centre with context from the whole patch, and the correlation costs
+        # (t − 2·layers)² taps instead of t² (the refiner runs on every match of a pair)
+        self.features = nn.Sequential(*convs[:-1])  # linear last layer: correlations may be negative
+        # scores of every shift from the learned and the NCC map around it; a soft arg-max of
+        # them is the offset (translation-equivariant, and sub-pixel by weighting neighbours)
+        self.score = nn.Sequential(nn.Conv2d(2, cfg.hidden, 3, padding=1), nn.GELU(), nn.Conv2d(cfg.hidden, 1, 3, padding=1))
+        shifts = torch.arange(-cfg.search, cfg.search + 1, dtype=torch.float32)
+        self.register_buffer("shifts", torch.stack(torch.meshgrid(shifts, shifts, indexing="xy"), -1).reshape(-1, 2), persistent=False)
+
+    def forward(self, templates: torch.Tensor, windows: torch.Tensor) -> torch.Tensor:
+        k = len(templates)
+        if k == 0:
+            return templates.new_zeros(0, 2)
+        ft = self.features(standardize(templates)[:, None])  # (K, C, t', t'), t' = t − 2·layers
+        fw = self.features(standardize(windows)[:, None])  # (K, C, w', w'), w' − t' + 1 = S
+        c, t, w = ft.shape[1], ft.shape[-1], fw.shape[-1]
+        learned = F.conv2d(fw.reshape(1, k * c, w, w), ft, groups=k)[0] / (c * t * t)  # (K, S, S)
+        ncc = normalized_cross_correlation(templates, windows)
+        scores = self.score(torch.stack([learned, ncc], 1)).reshape(k, -1)
+        return scores.softmax(1) @ self.shifts
+
+    @property
+    def half(self) -> int:
+        return self.cfg.half
+
+    @property
+    def search(self) -> int:
+        return self.cfg.search
+
+    @property
+    def iterations(self) -> int:
+        return self.cfg.iterations
+
+    @torch.no_grad()
+    def offsets(self, templates: torch.Tensor, windows: torch.Tensor, chunk: int = 2048) -> np.ndarray:
+        if len(templates) == 0:
+            return np.zeros((0, 2))
+        device = self.shifts.device  # patches are cut on the CPU; the network may sit on a GPU
+        # a soft arg-max stays within the search range: no offset needs checking
+        return torch.cat([self(a.to(device).float(), b.to(device).float()).cpu()
+                          for a, b in zip(templates.split(chunk), windows.split(chunk))]).double().numpy()
+
+
+    def save(self, path: str | os.PathLike, **extra) -> None:
+        torch.save({"format": FORMAT, "version": VERSION, "config": asdict(self.cfg), "state_dict": self.state_dict(), **extra}, path)
+
+    @classmethod
+    def load(cls, path: str | os.PathLike = "default", **overrides) -> "LearnedRefiner":
+        """``"default"`` (the shipped weights) or a file written by ``save`` / ``train.refiner``;
+        ``overrides``: inference options (``iterations``)."""
+        _, ckpt = read_model_file(path, WEIGHTS, FORMAT, VERSION, "refiner")
+        model = cls(config_from_dict(RefinerConfig, ckpt["config"], "refiner", overrides, ("iterations",)))
+        model.load_state_dict(ckpt["state_dict"])
+        return model.eval()

@@ -1,0 +1,168 @@
+"""What both refiners work on: the local linear motion around each match, the patches cut around
+the matched positions (image 0's through that motion, image 1's window wider by the search
+range), their normalised cross-correlation and its sub-pixel peak, and ``PatchStage``: passes of
+cutting patches and moving each usable match by a refiner's ``offsets``."""
+from __future__ import annotations
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from ..data.geometry import fit_local_motion
+from ..errors import PygmatchError
+
+NEIGHBOURS = 12  # matches the local motion is fitted to
+
+
+def local_linear_maps(points0: np.ndarray, points1: np.ndarray, k: int = NEIGHBOURS) -> np.ndarray:
+    """(K, 2, 2): the linear part of the affine motion image 0 → image 1 around each match, fitted
+    to it and its ``k`` nearest matches (identity for fewer than 4 matches)."""
+    n = len(points0)
+    if n < 4:
+        return np.tile(np.eye(2), (n, 1, 1))
+    A, _, _ = fit_local_motion(points0, points1, np.arange(n), k, exclude_self=False)
+    return A[:, :2, :].transpose(0, 2, 1) / 50.0
+
+
+def as_image_tensor(image: np.ndarray) -> torch.Tensor:
+    """(1, 1, H, W) float32 from a gray image (uint8 or float)."""
+    image = np.asarray(image)
+    if image.ndim != 2 or min(image.shape) < 1:
+        raise PygmatchError(f"refinement needs gray images (H, W), got an array of shape {image.shape}")
+    if not (np.issubdtype(image.dtype, np.number) or image.dtype == bool):
+        raise PygmatchError(f"refinement needs gray images of numbers, got an array of {image.dtype}")
+    return torch.from_numpy(np.ascontiguousarray(image, np.float32))[None, None]
+
+
+def check_points(points0, points1) -> tuple[np.ndarray, np.ndarray]:
+    """The matched positions as two (K, 2) float64 arrays, or one ``PygmatchError`` saying what is
+    wrong with them (not (K, 2) numbers, not finite, not one row per match in both)."""
+    out = []
+    for name, points in (("points0", points0), ("points1", points1)):
+        try:
+            a = np.array(points, np.float64)
+        except (TypeError, ValueError):
+            raise PygmatchError(f"refine: {name} must be a (K, 2) array of pixel positions, got {type(points).__name__}") from None
+        if a.size == 0:
+            a = a.reshape(0, 2)
+        if a.ndim != 2 or a.shape[1] != 2:
+            raise PygmatchError(f"refine: {name} must be a (K, 2) array of pixel positions, got shape {a.shape}")
+        bad = np.nonzero(~np.isfinite(a).all(1))[0]
+        if len(bad):
+            raise PygmatchError(f"refine: {name} has {len(bad)} position(s) that are NaN or infinite (the first: row {bad[0]}, "
+                                f"{a[bad[0]].tolist()})")
+        out.append(a)
+    if len(out[0]) != len(out[1]):
+        raise PygmatchError(f"refine: points0 and points1 must have one row per match, got {len(out[0])} and {len(out[1])} rows")
+    return out[0], out[1]
+
+
+def sample_patches(image: torch.Tensor, centers: np.ndarray, maps: np.ndarray | None, half: int) -> tuple[torch.Tensor, np.ndarray]:
+    """Bilinear patches (K, 2·half+1, 2·half+1) of ``image`` (1, 1, H, W): pixel ``u`` (offset from
+    the patch centre, in the patch's frame) samples ``centers + maps @ u`` (``maps`` None: the
+    identity). Also returns which patches lie wholly inside the image (K,) bool."""
+    h, w = image.shape[-2:]
+    offsets = np.arange(-half, half + 1, dtype=np.float64)
+    u = np.stack(np.meshgrid(offsets, offsets, indexing="xy"), -1).reshape(-1, 2)  # (P, 2) as (x, y)
+    where = centers[:, None, :] + (u[None] if maps is None else np.einsum("kij,pj->kpi", maps, u))
+    inside = ((where >= 0) & (where <= np.array([w - 1, h - 1]))).all(axis=(1, 2))
+    grid = torch.from_numpy(where * (2.0 / np.array([w - 1, h - 1])) - 1.0).float()
+    size = 2 * half + 1
+    patches = F.grid_sample(image.expand(len(centers), -1, -1, -1), grid.view(len(centers), size, size, 2),
+                            mode="bilinear", padding_mode="zeros", align_corners=True)
+    return patches[:, 0], inside
+
+
+def normalized_cross_correlation(templates: torch.Tensor, windows: torch.Tensor) -> torch.Tensor:
+    """(K, S, S) correlation coefficient of each template (K, t, t) with its window (K, w, w) at
+    each of the S = w − t + 1 integer shifts per axis (OpenCV's ``TM_CCOEFF_NORMED``)."""
+    k, t = templates.shape[0], templates.shape[-1]
+    tc = templates.reshape(k, -1)
+    tc = tc - tc.mean(1, keepdim=True)
+    tc = tc / tc.norm(dim=1, keepdim=True).clamp_min(1e-6)
+    # Σ (w − mean w)·t = Σ w·t for a zero-mean t: one grouped convolution gives every numerator,
+    # box sums of w and w² every window norm.
+    numerator = F.conv2d(windows[None], tc.view(k, 1, t, t), groups=k)[0]
+    count = t * t
+    sums = F.avg_pool2d(windows[:, None], t, stride=1)[:, 0] * count
+    squares = F.avg_pool2d(windows[:, None] ** 2, t, stride=1)[:, 0] * count
+    return numerator / (squares - sums**2 / count).clamp_min(1e-6).sqrt()
+
+
+def parabola_peak(r: torch.Tensor) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Sub-pixel peaks of correlation maps (K, S, S): ``(offset (K, 2) as (x, y) from the map's
+    centre, peak value (K,), interior (K,) bool: the integer peak is not on the border)."""
+    k, s, _ = r.shape
+    flat = r.reshape(k, -1).argmax(1)
+    y, x = (flat // s).numpy(), (flat % s).numpy()
+    r = r.numpy().astype(np.float64)
+    peak = r[np.arange(k), y, x]
+    interior = (x > 0) & (x < s - 1) & (y > 0) & (y < s - 1)
+    xc, yc = np.clip(x, 1, s - 2), np.clip(y, 1, s - 2)
+    rows = np.arange(k)
+
+    def vertex(minus, centre, plus):
+        curvature = minus - 2 * centre + plus
+        return np.where(curvature < -1e-9, 0.5 * (minus - plus) / np.where(curvature < -1e-9, curvature, -1.0), 0.0)
+
+    dx = vertex(r[rows, yc, xc - 1], r[rows, yc, xc], r[rows, yc, xc + 1])
+    dy = vertex(r[rows, yc - 1, xc], r[rows, yc, xc], r[rows, yc + 1, xc])
+    centre = (s - 1) / 2
+    return np.stack([x + dx - centre, y + dy - centre], 1), peak, interior
+
+
+def match_patches(image0, image1, points0: np.ndarray, points1: np.ndarray, half: int, search: int
+                  ) -> tuple[torch.Tensor, torch.Tensor, np.ndarray]:
+    """``(templates (K, t, t), windows (K, w, w), usable (K,) bool)`` with t = 2·half+1 and
+    w = t + 2·search: image 0's patches warped into image 1's frame (through the inverse local
+    motion) and image 1's search windows around ``points1``; usable: both inside their images and
+    a local motion that can be inverted."""
+    points0, points1 = np.asarray(points0, np.float64), np.asarray(points1, np.float64)
+    maps = local_linear_maps(points0, points1)
+    invertible = np.abs(np.linalg.det(maps)) > 1e-6
+    inverse = np.linalg.inv(np.where(invertible[:, None, None], maps, np.eye(2)))
+    templates, inside0 = sample_patches(as_image_tensor(image0), points0, inverse, half)
+    windows, inside1 = sample_patches(as_image_tensor(image1), points1, None, half + search)
+    return templates, windows, invertible & inside0 & inside1
+
+
+def exact_matches(image0, image1, points0: np.ndarray, points1: np.ndarray, half: int) -> np.ndarray:
+    """(K,) bool: image 1's (2·half+1)² patch around ``points1`` holds the same pixels as image 0's
+    around ``points0`` (to float32 rounding; both inside their images): the match is perfect as it is."""
+    if len(points0) == 0:
+        return np.zeros(0, bool)
+    a, inside0 = sample_patches(as_image_tensor(image0), points0, None, half)
+    b, inside1 = sample_patches(as_image_tensor(image1), points1, None, half)
+    a, b = a.reshape(len(a), -1).double(), b.reshape(len(b), -1).double()
+    same = ((a - b).abs().amax(1) <= 1e-5 * (1.0 + a.abs().amax(1))).numpy()
+    return same & inside0 & inside1
+
+
+class PatchStage:
+    """What both refiners share: ``iterations`` passes of cutting the patches around the current
+    positions and moving each usable match by the refiner's ``offsets`` of its patches."""
+
+    half: int
+    search: int
+    iterations: int
+
+    def offsets(self, templates: torch.Tensor, windows: torch.Tensor) -> np.ndarray:
+        """(K, 2) float64: how far to move each match (0 where it should stay)."""
+        raise NotImplementedError
+
+    @torch.no_grad()
+    def refine(self, image0, image1, points0: np.ndarray, points1: np.ndarray) -> np.ndarray:
+        """Refined ``points1`` (K, 2) float64; a match whose patches leave an image stays, and so
+        does one whose two patches hold the same pixels (``exact_matches``)."""
+        points0, points1 = check_points(points0, points1)
+        as_image_tensor(image0), as_image_tensor(image1)  # bad images: one line, also without matches
+        if len(points1) == 0:
+            return points1
+        moving = ~exact_matches(image0, image1, points0, points1, self.half)
+        for _ in range(self.iterations if moving.any() else 0):
+            templates, windows, usable = match_patches(image0, image1, points0, points1, self.half, self.search)
+            move = usable & moving
+            if move.any():
+                chosen = torch.from_numpy(np.nonzero(move)[0])
+                points1[move] += self.offsets(templates[chosen], windows[chosen])
+        return points1

@@ -1,8 +1,10 @@
 """Writing outputs: every writer goes through these, so that a missing folder is created, a
 read-only one, a file in the way or an unsupported extension is one line naming the path, and
-nothing is reported as written that was not."""
+nothing is reported as written that was not; ``check_outputs`` is the one rule on what may be
+written over (nothing existing without ``--overwrite``, never an input, no two outputs on one path)."""
 from __future__ import annotations
 
+import os
 import re
 import tempfile
 from pathlib import Path
@@ -125,6 +127,40 @@ def writable_file(path, flag: str | None = None, image: bool = False, example: s
     if reason:
         raise PygmatchError(f"{label}: cannot write into the folder {folder} ({reason})")
     return path
+
+
+def _same_file(a: Path, b: Path) -> bool:
+    """Whether two paths name one file: the same path once resolved (relative, ``..``, symbolic
+    links) or, when both exist, the same file on disk (a hard link)."""
+    if a.resolve() == b.resolve():
+        return True
+    try:
+        return a.exists() and b.exists() and os.path.samefile(a, b)
+    except OSError:
+        return False
+
+
+def check_outputs(outputs: dict, inputs=(), overwrite: bool = False) -> None:
+    """The rule for every file a command writes, checked before any work. ``outputs`` maps each
+    output flag to its file (None: not asked for) or, for a folder flag, to the list of files it
+    will write there. An output that is one of ``inputs`` is refused always, two outputs may not
+    share a path, and an existing file is refused unless ``overwrite`` (``--overwrite``). Each
+    refusal is a one-line ``PygmatchError`` naming the flag."""
+    given = [(flag, Path(p), isinstance(value, (list, tuple))) for flag, value in outputs.items() if value is not None
+             for p in (value if isinstance(value, (list, tuple)) else [value])]
+    inputs = [Path(p) for p in inputs if p is not None]
+    for k, (flag, path, in_folder) in enumerate(given):
+        # a file flag: "--out a.png: ...", a folder flag: "--out DIR: a.png ..."
+        label, name, other_name = ((_label(path.parent, flag), f"{path.name} ", "folder") if in_folder else
+                                   (_label(path, flag), "", "file name"))
+        read = next((p for p in inputs if _same_file(path, p)), None)
+        if read is not None:
+            raise PygmatchError(f"{label}: {name}is one of the inputs ({read}); choose another {other_name}")
+        other = next((f for f, p, _ in given[:k] if _same_file(path, p)), None)
+        if other is not None:
+            raise PygmatchError(f"{label}: {name}is the same file as {other}; give each output its own file name")
+        if path.exists() and not overwrite:
+            raise PygmatchError(f"{label}: {name}exists; choose another {other_name}, or pass --overwrite to replace it")
 
 
 IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp", ".ppm", ".pgm")

@@ -99,7 +99,8 @@ class Extractor:
     pixels on its longer side (OpenCV ``INTER_AREA``, never enlarged; ``None`` keeps the size).
 
     An image is a path, a PIL image, or an array: H×W gray, H×W×3 BGR or H×W×4 BGRA (OpenCV's
-    order), uint8, uint16 or floats in 0–1 or 0–255 (``pygmatch.data.images.as_gray``)."""
+    order), uint8, other integers scaled by their bit depth (12-bit data in a uint16: 0–4095) or
+    floats in 0–1 or 0–255 (``pygmatch.data.images.as_gray``)."""
 
     def __init__(self, features: str = "sift", max_keypoints: int = 1024, resize: int | None = DEFAULT_RESIZE):
         if features not in FEATURES:

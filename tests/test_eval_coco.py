@@ -146,6 +146,10 @@ def test_bad_outputs_and_values_stop_before_any_work(tmp_path, embedded_dir, rea
         (["--save-pairs", tmp_path / "folder"], f"error: --save-pairs {tmp_path / 'folder'}: is a folder; give a file name such as "
                                                 f"{tmp_path / 'folder' / 'pairs.npz'}"),
         (["--save-pairs", readonly_dir / "p.npz"], f"error: --save-pairs {readonly_dir / 'p.npz'}: cannot write into the folder {readonly_dir} ("),
+        (["--save-pairs", tmp_path / "zero.npz"], f"error: --save-pairs {tmp_path / 'zero.npz'}: exists; choose another file name, "
+                                                  "or pass --overwrite to replace it"),
+        (["--pairs", tmp_path / "zero.npz", "--save-pairs", tmp_path / "zero.npz", "--overwrite"],
+         f"error: --save-pairs {tmp_path / 'zero.npz'}: is one of the inputs ({tmp_path / 'zero.npz'}); choose another file name"),
         (["--match-threshold", "2"], "argument --match-threshold: expected a probability threshold in [0, 1), got '2'"),
         (["--match-threshold", "-0.5"], "argument --match-threshold: expected a probability threshold in [0, 1), got '-0.5'"),
         (["--draw", "-1"], "argument --draw: expected an integer >= 0, got '-1'"),
@@ -229,3 +233,27 @@ def test_poselib_estimator_is_a_flag_and_opencv_stays_the_default(tmp_path, embe
     cv, pl = (json.loads((tmp_path / d / "metrics.json").read_text())["nn-ratio"] for d in ("cv", "pl"))
     assert cv["matches"] == pl["matches"] and cv["precision"] == pl["precision"]  # the same matches, another RANSAC
     assert pl["auc@10"] > 80 and cv["auc@10"] > 80
+
+
+def test_the_default_out_goes_to_a_new_folder_after_an_earlier_evaluation(tmp_path, embedded_dir, capsys, monkeypatch):
+    """Issue #32, item 9: after ``make demo`` (``eval.coco --overwrite`` into eval-out) the README's
+    plain ``python -m eval.coco`` failed on the demo's evaluation. Without --out an evaluation goes
+    to eval-out, else to the first free eval-out-2, eval-out-3, ... and says so; an explicit --out
+    holding an evaluation stays refused, and --overwrite replaces eval-out."""
+    monkeypatch.chdir(tmp_path)
+    base = ["--data", embedded_dir, "--max-images", 1, "--methods", "nn", "--draw", 0]
+    code, stdout, err = cli(base + ["--overwrite"], capsys)  # what make demo runs
+    assert code == 0, err
+    demo = (tmp_path / "eval-out" / "report.md").read_text()
+    for n in (2, 3):
+        code, stdout, err = cli(base, capsys)
+        assert code == 0, err
+        assert stdout.startswith(f"eval-out holds an earlier evaluation; this one goes to eval-out-{n} (")
+        assert stdout.strip().endswith(f"report in eval-out-{n}/report.md") and (tmp_path / f"eval-out-{n}" / "metrics.json").is_file()
+    assert (tmp_path / "eval-out" / "report.md").read_text() == demo  # nothing earlier lost
+    code, _, err = cli(base + ["--out", "eval-out"], capsys)  # given explicitly: refused as before
+    assert code == 2 and "error: --out eval-out: holds an earlier evaluation (report.md)" in one_line_error(err)
+    code, stdout, err = cli(base + ["--methods", "nn-ratio", "--overwrite"], capsys)
+    assert code == 0 and "report in eval-out/report.md" in stdout and "holds an earlier" not in stdout, err
+    assert list(json.loads((tmp_path / "eval-out" / "metrics.json").read_text())) == ["nn-ratio"]
+    assert not (tmp_path / "eval-out-4").exists()

@@ -261,3 +261,23 @@ def test_a_folder_of_plain_numbered_images_is_one_line_not_a_sequence(tmp_path, 
     assert err.strip() == (f"error: {tmp_path}: no sequences: expected sub-folders (or this folder) holding 1.ppm … 6.ppm + H_1_2 … "
                            f"H_1_6 (HPatches) or img1.ppm … img6.ppm + H1to2p … H1to6p (Oxford) (a folder of plain images: "
                            f"evaluate it with eval.coco)")
+
+
+def test_the_default_out_goes_to_a_new_folder_after_an_earlier_evaluation(tmp_path, capsys, monkeypatch):
+    """Issue #32, item 9, as eval.coco: the plain command works again after an earlier one; an
+    explicit --out holding an evaluation stays refused."""
+    from .conftest import one_line_error
+
+    monkeypatch.chdir(tmp_path)
+    base = ["--methods", "nn", "--max-side", 160, "--draw", 0]
+    code, stdout, err = cli(base, capsys)
+    assert code == 0 and "holds an earlier" not in stdout, err
+    first = (tmp_path / "eval-out" / "hpatches" / "report.md").read_text()
+    code, stdout, err = cli(base, capsys)
+    assert code == 0, err
+    assert stdout.startswith("eval-out/hpatches holds an earlier evaluation; this one goes to eval-out/hpatches-2 (")
+    assert stdout.strip().endswith("report in eval-out/hpatches-2/report.md")
+    assert (tmp_path / "eval-out" / "hpatches-2" / "by_sequence.json").is_file()
+    assert (tmp_path / "eval-out" / "hpatches" / "report.md").read_text() == first
+    code, _, err = cli(base + ["--out", "eval-out/hpatches"], capsys)
+    assert code == 2 and "error: --out eval-out/hpatches: holds an earlier evaluation" in one_line_error(err)

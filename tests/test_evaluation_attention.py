@@ -198,3 +198,25 @@ def test_shipped_network_attention_is_recorded_and_drawn(tmp_path, pair, embedde
     assert set(summary["attention_span_px"]) == {"default"}
     span = summary["attention_span_px"]["default"]
     assert len(span["0"]) == stage.cfg.layers and all(2 < v < 100 for v in span["0"] + span["1"])  # kNN 8: tens of pixels away
+
+
+def test_cli_keeps_an_earlier_output_unless_overwrite_and_never_writes_over_an_input(tmp_path, embedded_dir, capsys):
+    """Issue #32: every writer follows ``pygmatch match``'s rule (``pygmatch.files.check_outputs``);
+    eval.attention replaced an earlier run's drawings and attention.json silently."""
+    import shutil
+
+    save_model(tiny({"name": "knn", "k": 4}), tmp_path / "m.pt")
+    out = tmp_path / "att"
+    argv = ["--ckpt", tmp_path / "m.pt", "--image0", list_images(embedded_dir)[0], "--layers", "1", "--max-keypoints", 300, "--out", out]
+    code, _, err = attention_cli(argv, capsys)
+    assert code == 0, err
+    first = (out / "attention.json").read_bytes()
+    code, stdout, err = attention_cli(argv, capsys)
+    assert code == 2 and stdout == ""
+    assert one_line_error(err) == f"error: --out {out}: layer1.png exists; choose another folder, or pass --overwrite to replace it"
+    assert (out / "attention.json").read_bytes() == first
+    image = shutil.copy(list_images(embedded_dir)[0], out / "layer0.png")  # an input where a drawing would go
+    code, _, err = attention_cli(argv[:-2] + ["--layers", "0,1", "--image0", image, "--out", out, "--overwrite"], capsys)
+    assert code == 2 and one_line_error(err) == f"error: --out {out}: layer0.png is one of the inputs ({image}); choose another folder"
+    code, _, err = attention_cli(argv + ["--overwrite"], capsys)
+    assert code == 0, err

@@ -48,3 +48,41 @@ def test_usage_names_the_command_as_started(monkeypatch, module, argv0, expected
     monkeypatch.setattr(sys, "argv", [argv0])
     parser = importlib.import_module(f"pygmatch.commands.{module}").parser()
     assert parser.format_usage().startswith(f"usage: {expected} ")
+
+
+def test_export_never_writes_over_the_checkpoint_it_reads(tmp_path, source, capsys):
+    from pygmatch.commands.train_export import main
+
+    before = source.read_bytes()
+    code, _, err = run_command(main, [source, "--out", source, "--overwrite"], capsys)
+    assert code == 2 and one_line_error(err) == f"error: --out {source}: is one of the inputs ({source}); choose another file name"
+    assert source.read_bytes() == before
+
+
+@pytest.mark.parametrize("module, argv, message", [
+    ("match", ["match", "a.png", "b.png", "--match-threshold", "5"], "argument --match-threshold: expected a probability threshold in [0, 1)"),
+    ("match", ["match", "a.png", "b.png", "--max-keypoints", "0"], "argument --max-keypoints: expected a positive int, got '0'"),
+    ("match", ["match", "a.png", "b.png", "--resize", "-3"], "argument --resize: expected a positive int, got '-3'"),
+    ("match", ["match", "a.png"], "the following arguments are required: image1"),
+    ("match", ["graph", "a.png", "--k", "0"], "argument --k: expected a positive int, got '0'"),
+    ("match", ["nope"], "argument COMMAND: invalid choice: 'nope'"),
+    ("train_run", ["--lr", "-1"], "argument --lr: "),
+    ("train_run", ["--graph", "star"], "argument --graph: invalid choice: 'star'"),
+    ("train_bank", ["--data", "d", "--out", "b", "--pairs", "0"], "argument --pairs: "),
+    ("train_export", ["run", "--out", "m.pt", "--match-threshold", "2"], "argument --match-threshold: "),
+    ("train_refiner", ["--bank", "b", "--out", "r.pt", "--lr", "0"], "argument --lr: "),
+    ("eval_coco", ["--draw", "-1"], "argument --draw: expected an integer >= 0, got '-1'"),
+    ("eval_hpatches", ["--max-side", "5"], "argument --max-side: "),
+    ("eval_attention", ["--image0", "a.png", "--threads", "0"], "argument --threads: "),
+    ("eval_sfm", ["--images", "d", "--match-threshold", "1"], "argument --match-threshold: "),
+    ("eval_coco", ["--bogus"], "unrecognized arguments: --bogus"),
+])
+def test_every_bad_flag_is_one_line(module, argv, message, capsys):
+    """Issue #32, item 10: argparse printed its usage lines before the error; now every command's
+    bad flag is the one line ``error: ...`` and exit status 2, as every other bad input."""
+    import importlib
+
+    main = importlib.import_module(f"pygmatch.commands.{module}").main
+    code, stdout, err = run_command(main, argv, capsys)
+    assert code == 2 and stdout == ""
+    assert err.startswith(f"error: {message}") and err.count("\n") == 1 and "usage" not in err, err

@@ -53,7 +53,8 @@ def test_tiny_arrays_are_refused_like_tiny_files(tmp_path, bgr):
 
 @pytest.mark.parametrize("bad, message", [
     (np.full((64, 64, 3), np.nan), "NaN or infinite"),
-    (np.full((64, 64), 300, np.int32), "values from 300 to 300; expected 0..255"),
+    (np.full((64, 64), 70000, np.int32), r"values from 70000 to 70000; expected 0..65535 \(up to 16 bits\)"),
+    (np.full((64, 64), -3, np.int16), "values from -3 to -3"),
     (np.full((64, 64), -0.5), "values from -0.5 to -0.5"),
     (np.zeros((64, 64, 2), np.uint8), r"got shape \(64, 64, 2\)"),
     (np.zeros(64, np.uint8), "expected H×W"),
@@ -65,3 +66,23 @@ def test_tiny_arrays_are_refused_like_tiny_files(tmp_path, bgr):
 def test_bad_arrays_are_one_line(bad, message):
     with pytest.raises(PygmatchError, match=message):
         as_gray(bad)
+
+
+def test_integer_images_are_scaled_by_their_bit_depth(bgr):
+    """Issue #32, item 12: 12-bit data in a uint16 (a camera's, a microscope's) was scaled as if it
+    were 16-bit, 0..4095 -> 0..16, and gave 0 keypoints without a word. Now integers are scaled by
+    the smallest of 8, 10, 12, 14, 16 bits that holds their largest value."""
+    from pygmatch.data.features import extract
+
+    gray = as_gray(bgr)
+    assert gray.max() > 240  # a real photograph over the whole range, so its 12-bit copy reaches the top bits
+    for bits, dtype in ((12, np.uint16), (12, np.int32), (10, np.uint16), (14, np.int64), (16, np.uint16)):
+        top = 2 ** bits - 1
+        deep = ((gray.astype(np.int64) * top + 127) // 255).astype(dtype)
+        got = as_gray(deep)
+        assert got.dtype == np.uint8 and np.abs(got.astype(int) - gray).max() <= 1, (bits, dtype)
+    twelve = ((gray.astype(np.int64) * 4095 + 127) // 255).astype(np.uint16)
+    want = len(extract(gray, "sift", 1024))
+    assert want > 500 and len(extract(as_gray(twelve), "sift", 1024)) >= 0.9 * want
+    assert len(extract(as_gray(twelve[..., None].repeat(3, axis=2)), "sift", 1024)) >= 0.9 * want  # colour, 12-bit
+    assert np.array_equal(as_gray(gray.astype(np.uint16)), gray)  # 8-bit data in a uint16 stays as it is

@@ -112,3 +112,55 @@ def test_checkpoint_errors_end_at_a_sentence(tmp_path):
     assert str(e.value) == message
     assert short_reason("It failed. If you trust the source, do this.") == "It failed."
     assert short_reason("word " * 100, limit=20) == "word word word word ..."
+
+
+def test_pygmatch_match_writes_over_no_input_no_existing_file_and_not_its_own_other_output(tmp_path, image_file, capsys):
+    """Issue #32, items 1-4: ``--out in1.png`` overwrote the input photograph, an existing ``--out``
+    or ``--json`` was replaced silently, and ``--out same.png --json same.png`` left JSON in the
+    drawing. One rule (``pygmatch.files.check_outputs``), checked before any work."""
+    import json
+    import os
+    import shutil
+
+    a, b = shutil.copy(image_file, tmp_path / "a.jpg"), shutil.copy(image_file, tmp_path / "b.jpg")
+    photo = a.read_bytes()
+    existing, keep = tmp_path / "existing.png", tmp_path / "keep.json"
+    existing.write_bytes(b"mine")
+    keep.write_text("mine")
+    os.link(b, tmp_path / "b-link.jpg")  # another name of an input is the input
+    same = tmp_path / "same.png"
+    cases = [
+        (["--out", a], f"error: --out {a}: is one of the inputs ({a}); choose another file name"),
+        (["--out", a, "--overwrite"], f"error: --out {a}: is one of the inputs ({a}); choose another file name"),
+        (["--json", tmp_path / "b-link.jpg", "--overwrite"], f"error: --json {tmp_path / 'b-link.jpg'}: is one of the inputs ({b})"),
+        (["--out", existing], f"error: --out {existing}: exists; choose another file name, or pass --overwrite to replace it"),
+        (["--out", tmp_path / "new.png", "--json", keep], f"error: --json {keep}: exists; choose another file name, or pass --overwrite"),
+        (["--out", same, "--json", same], f"error: --json {same}: is the same file as --out; give each output its own file name"),
+    ]
+    for args, message in cases:
+        code, stdout, err = pygmatch_command(["match", a, b, "--method", "nn", *args], capsys)
+        assert code == 2 and stdout == "", args
+        assert one_line_error(err).startswith(message), (args, err)
+    assert a.read_bytes() == photo and existing.read_bytes() == b"mine" and keep.read_text() == "mine"
+    assert not same.exists() and not (tmp_path / "new.png").exists()
+    code, stdout, err = pygmatch_command(["match", a, b, "--method", "nn", "--out", existing, "--json", keep, "--overwrite"], capsys)
+    assert code == 0, err
+    assert cv2.imread(str(existing)) is not None and json.loads(keep.read_text())["method"] == "nn"
+    assert a.read_bytes() == photo
+
+
+def test_pygmatch_graph_keeps_its_image_and_an_existing_drawing(tmp_path, image_file, capsys):
+    import shutil
+
+    image = shutil.copy(image_file, tmp_path / "photo.jpg")
+    photo = image.read_bytes()
+    code, _, err = pygmatch_command(graph_args(image, image) + ["--overwrite"], capsys)
+    assert code == 2 and one_line_error(err) == f"error: --out {image}: is one of the inputs ({image}); choose another file name"
+    drawing = tmp_path / "graph.png"
+    assert pygmatch_command(graph_args(image, drawing), capsys)[0] == 0
+    first = drawing.read_bytes()
+    code, _, err = pygmatch_command(graph_args(image, drawing), capsys)
+    assert code == 2 and one_line_error(err) == f"error: --out {drawing}: exists; choose another file name, or pass --overwrite to replace it"
+    assert drawing.read_bytes() == first and image.read_bytes() == photo
+    code, _, err = pygmatch_command(graph_args(image, drawing) + ["--overwrite"], capsys)
+    assert code == 0, err

@@ -7,6 +7,7 @@ import shutil
 import signal
 import subprocess
 import sys
+import time
 
 import pytest
 import torch
@@ -286,3 +287,64 @@ def test_unwritable_out_and_unreadable_val_data_are_refused_up_front(tmp_path, r
     code, _, err = run_command(main, [*FAST, "--max-steps", 1, "--val-data", broken, "--out", tmp_path / "run"], capsys)
     assert code == 2 and "--val-data" in one_line_error(err) and "none of the 3 images could be read" in err, err
     assert not (tmp_path / "run").exists()  # refused before anything was written
+
+
+def test_sigterm_to_the_group_of_timeout_saves_despite_the_signals_after_it(tmp_path):
+    """Issue #32, item 14: ``setsid timeout 900 python -m train.run ...`` stopped by ``kill -TERM
+    -PGID`` (SLURM, a CI runner): the run gets TERM from the kill, and again from ``timeout``, which
+    forwards it. The second signal raised KeyboardInterrupt, which aborted the save: no last.ckpt.
+    The first signal starts the save; the later ones (here also a second ``kill -TERM -PGID``) must
+    not abort it."""
+    out = tmp_path / "run"
+    proc = subprocess.Popen(["timeout", "900", *train_cmd("--max-steps", 500, "--val-every", 1000, "--ckpt-every-steps", 2,
+                                                          "--ckpt-minutes", 60, "--workers", 2, "--out", out)],
+                            cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True)
+    for line in proc.stdout:
+        if line.startswith(f"saved {out / 'last.ckpt'} at step 2"):
+            break
+    os.killpg(proc.pid, signal.SIGTERM)  # timeout, the group's leader, forwards it to the run
+    time.sleep(0.3)
+    try:
+        os.killpg(proc.pid, signal.SIGTERM)  # a scheduler that repeats itself
+    except ProcessLookupError:
+        pass
+    _, err = proc.communicate(timeout=300)
+    assert proc.returncode == 143, err[-2000:]
+    assert "Traceback" not in err and "KeyboardInterrupt" not in err, err[-2000:]
+    saved = torch.load(out / "last.ckpt", weights_only=False)["global_step"]
+    assert 1 <= saved < 500
+    assert f"SIGTERM: stopped at step {saved}; saved {out / 'last.ckpt'} — continue with --config {out / 'config.yaml'} --resume last" in err
+
+
+def test_validation_on_training_images_is_flagged(tmp_path, embedded_dir, small_bank):
+    """Issue #32, item 15: a run validated on its own training images (the embedded images for
+    both, the default; the same folder twice; a bank and its own source images) reported its
+    numbers as if held out. A warning says so, once, at the start; other images stay quiet."""
+    import warnings
+
+    from pygmatch.training.run import make_datasets
+
+    def cfg(**data):
+        return TrainConfig(data=DataConfig(max_keypoints=128, val_images=2, val_pairs=6, **data),
+                           model=CandidateGraphConfig(dim=16, layers=1, graph={"name": "knn", "k": 6}),
+                           run=RunConfig(workers=1, progress=False))
+
+    first, second = tmp_path / "first", tmp_path / "second"
+    for folder, files in ((first, sorted(embedded_dir.iterdir())[:10]), (second, sorted(embedded_dir.iterdir())[10:])):
+        folder.mkdir()
+        for f in files:
+            shutil.copy(f, folder)
+    (tmp_path / "link").symlink_to(first)  # the same images under another name
+    flagged = ("the validation pairs come from training images ({n} of them, e.g. {example}): the validation numbers are not held-out; "
+               "give --val-data a folder of other images")
+    cases = [({}, 2, sorted(embedded_dir.iterdir())[0]),
+             ({"data": [str(first)], "val_data": str(tmp_path / "link")}, 2, sorted(first.iterdir())[0]),
+             ({"bank": [str(small_bank)], "val_data": str(embedded_dir)}, 2, sorted(embedded_dir.iterdir())[0]),
+             ({"data": [str(first)], "val_data": str(second)}, 0, None),  # other images
+             ({"bank": [str(small_bank)]}, 0, None)]  # the bank's held-out pairs: 20 pairs of 20 images, none seen in training
+    for data, n, example in cases:
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            make_datasets(cfg(**data))
+        messages = [str(w.message) for w in caught if "validation pairs" in str(w.message)]
+        assert messages == ([flagged.format(n=n, example=example.resolve())] if n else []), (data, [str(w.message) for w in caught])

@@ -16,22 +16,22 @@ from pathlib import Path
 import numpy as np
 
 from pygmatch.checkpoint import load_model
-from pygmatch.commands.flags import command_name, non_negative_float, positive_int, run_cli
+from pygmatch.commands.flags import ArgumentParser, command_name, non_negative_float, positive_int, run_cli
 from pygmatch.data import DEFAULT_SIZE, make_pair, pair_rng
 from pygmatch.data.features import extract
 from pygmatch.data.geometry import warp_points
 from pygmatch.data.images import MIN_SIDE, as_gray, downscale
 from pygmatch.errors import PygmatchError
 from pygmatch.evaluation.attention import attention_span, choose_candidates, draw_attention, plot_span
-from pygmatch.files import writable_folder, write_text
+from pygmatch.files import check_outputs, writable_folder, write_text
 from pygmatch.graphs.registry import graph_from_params
 from pygmatch.matching.candidate_graph import MIN_CANDIDATES, candidate_graph
 from pygmatch.threads import torch_threads
 
 
 def parser():
-    p = argparse.ArgumentParser(prog=command_name("python -m eval.attention"), description=__doc__,
-                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = ArgumentParser(prog=command_name("python -m eval.attention"), description=__doc__,
+                       formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--ckpt", default="default", help="the graph network: 'default' (the shipped one), a model file, a checkpoint or a "
                                                      "run folder of train.run")
     p.add_argument("--compare", nargs="+", default=[], metavar="CKPT",
@@ -48,7 +48,8 @@ def parser():
                         "(default 1024; 0 keeps the original size). Without it image 0 is resized to 640x480")
     p.add_argument("--threads", type=positive_int, default=1,
                    help="torch threads (default 1: on a CPU shared with another busy process more threads spin-wait and collapse)")
-    p.add_argument("--out", type=Path, default=Path("attention-out"))
+    p.add_argument("--out", type=Path, default=Path("attention-out"), help="folder for layerN.png, attention_span.png, attention.json")
+    p.add_argument("--overwrite", action="store_true", help="replace an earlier output in --out (its drawings and attention.json)")
     return p
 
 
@@ -118,18 +119,21 @@ def check_keypoints(kps, names, features: str) -> None:
 def run(args) -> int:
     model = load_model(args.ckpt)
     others = {other: load_model(other) for other in args.compare}  # a bad --compare is one line before anything is drawn
+    chosen_layers = parse_layers(args.layers, model.cfg.layers)
+    drawings = [args.out / f"layer{layer}.png" for layer in chosen_layers]
+    check_outputs({"--out": [*drawings, args.out / "attention_span.png", args.out / "attention.json"]},
+                  [args.image0, args.image1, args.ckpt, *args.compare], args.overwrite)
     im0, im1, H, names = load_pair(args)
     kp0, kp1 = (extract(im, model.cfg.features, args.max_keypoints) for im in (im0, im1))
     check_keypoints((kp0, kp1), names, model.cfg.features)
     cand, data, out, layers = record(model, im0, im1, kp0, kp1, names)
-    chosen_layers = parse_layers(args.layers, len(layers))
     score = out.score.numpy()
     error = None if H is None else np.linalg.norm(warp_points(kp0.xy[cand[:, 0]], H) - kp1.xy[cand[:, 1]], axis=1)
     chosen = choose_candidates(score, error, model.cfg.threshold, args.points)
     pos0, pos1 = data.pos0.numpy(), data.pos1.numpy()
     colours = "green correct / red wrong" if error is not None else "green kept / red dropped"
-    for layer in chosen_layers:
-        draw_attention(im0, im1, pos0, pos1, layers[layer], chosen, f"layer {layer}, mean of heads  {colours}", args.out / f"layer{layer}.png")
+    for layer, drawing in zip(chosen_layers, drawings):
+        draw_attention(im0, im1, pos0, pos1, layers[layer], chosen, f"layer {layer}, mean of heads  {colours}", drawing)
     spans = {run_label(args.ckpt): attention_span(layers, pos0, pos1)}
     for other, other_model in others.items():
         _, d, _, other_layers = record(other_model, im0, im1, kp0, kp1, names)

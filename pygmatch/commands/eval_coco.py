@@ -6,17 +6,19 @@ import sys
 import time
 from pathlib import Path
 
-from pygmatch.files import writable_file, writable_folder
+from pygmatch.files import check_outputs, writable_file, writable_folder
 
-from pygmatch.commands.flags import command_name, non_negative_float, non_negative_int, positive_int, run_cli, size_type
+from pygmatch.commands.flags import ArgumentParser, command_name, non_negative_float, non_negative_int, positive_int, run_cli, size_type
 from pygmatch.data.images import DEFAULT_SIZE, EMBEDDED_IMAGES
 from pygmatch.commands.methods import add_method_args, methods_from_args
 
 __all__ = ["cli", "main", "parser"]
 
+DEFAULT_OUT = Path("eval-out")
+
 
 def parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog=command_name("python -m eval.coco"), description=__doc__)
+    p = ArgumentParser(prog=command_name("python -m eval.coco"), description=__doc__)
     src = p.add_mutually_exclusive_group()
     src.add_argument("--data", type=Path, default=None, help=f"folder of images (default: the embedded {EMBEDDED_IMAGES.name})")
     src.add_argument("--pairs", type=Path, help="evaluate on a saved pair set (.npz) as-is")
@@ -27,8 +29,11 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--difficulty", type=non_negative_float, default=1.0, help="scales every homography/photometric range (see README)")
     p.add_argument("--size", type=size_type, default=DEFAULT_SIZE, help="image size WxH (default 640x480)")
     add_method_args(p)
-    p.add_argument("--out", type=Path, default=Path("eval-out"), help="folder for report.md, metrics.json and plots")
-    p.add_argument("--overwrite", action="store_true", help="replace an earlier evaluation in --out (its report and drawings)")
+    p.add_argument("--out", type=Path, default=None,
+                   help=f"folder for report.md, metrics.json and plots (default: {DEFAULT_OUT}, or when that holds an earlier evaluation "
+                        f"the first free {DEFAULT_OUT}-2, {DEFAULT_OUT}-3, ...)")
+    p.add_argument("--overwrite", action="store_true",
+                   help="replace an earlier evaluation in --out (its report and drawings) and an existing --save-pairs")
     p.add_argument("--draw", type=non_negative_int, default=3, help="draw the matches of the first N pairs (0: none)")
     return p
 
@@ -38,14 +43,17 @@ def main(argv=None) -> int:
     # imported after parsing: --help answers without loading torch
     from pygmatch.data.pairs import PairSet, make_pairs  # noqa: PLC0415
     from pygmatch.evaluation.evaluate import evaluate  # noqa: PLC0415
-    from pygmatch.evaluation.report import clear_previous_report, format_table, write_report  # noqa: PLC0415
+    from pygmatch.evaluation.report import clear_previous_report, default_out, format_table, write_report  # noqa: PLC0415
 
     start = time.perf_counter()
     # Outputs first: a bad --out or --save-pairs is one line now, not a traceback after the work.
+    if args.out is None:
+        args.out = default_out(DEFAULT_OUT, args.overwrite)
     writable_folder(args.out, "--out")
     clear_previous_report(args.out, args.overwrite, remove=False)
     if args.save_pairs:
         writable_file(args.save_pairs, "--save-pairs", example="pairs.npz")
+        check_outputs({"--save-pairs": args.save_pairs}, [args.pairs], args.overwrite)
     methods = methods_from_args(args)
     if args.pairs is not None:
         pairs = PairSet.load(args.pairs)

@@ -14,11 +14,12 @@ from pathlib import Path
 
 from pygmatch.files import writable_folder, write_text
 
-from pygmatch.commands.flags import command_name, non_negative_int, positive_int, run_cli
+from pygmatch.commands.flags import ArgumentParser, command_name, non_negative_int, positive_int, run_cli
 from pygmatch.data.sequences import DEFAULT_MAX_SIDE, EMBEDDED_SEQUENCES, load_sequences
 from pygmatch.commands.methods import add_method_args, methods_from_args
 
 KIND_ORDER = ("illumination", "viewpoint", "other")
+DEFAULT_OUT = Path("eval-out/hpatches")
 PRINT_SEQUENCES = 30  # the per-sequence table goes to stdout up to this many sequences (always to report.md)
 
 
@@ -33,8 +34,8 @@ def max_side_type(text: str) -> int:
 
 
 def parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog=command_name("python -m eval.hpatches"), description=__doc__,
-                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = ArgumentParser(prog=command_name("python -m eval.hpatches"), description=__doc__,
+                       formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--data", type=Path, default=None,
                    help=f"folder of sequence folders, or one sequence folder (default: the embedded {EMBEDDED_SEQUENCES.name})")
     p.add_argument("--max-side", type=max_side_type, default=DEFAULT_MAX_SIDE,
@@ -42,7 +43,9 @@ def parser() -> argparse.ArgumentParser:
                         f"(default {DEFAULT_MAX_SIDE}, as in training; 0 keeps the original size)")
     p.add_argument("--max-sequences", type=positive_int, default=None, help="use only the first N sequences (sorted by name)")
     add_method_args(p)
-    p.add_argument("--out", type=Path, default=Path("eval-out/hpatches"), help="folder for report.md, metrics.json and plots")
+    p.add_argument("--out", type=Path, default=None,
+                   help=f"folder for report.md, metrics.json and plots (default: {DEFAULT_OUT}, or when that holds an earlier evaluation "
+                        f"the first free {DEFAULT_OUT}-2, {DEFAULT_OUT}-3, ...)")
     p.add_argument("--overwrite", action="store_true", help="replace an earlier evaluation in --out (its report and drawings)")
     p.add_argument("--draw", type=non_negative_int, default=3, help="draw the matches of the last pair (1, N) of the first N sequences (0: none)")
     return p
@@ -58,9 +61,12 @@ def main(argv=None) -> int:
     args = parser().parse_args(argv)
     # imported after parsing: --help answers without loading torch
     from pygmatch.evaluation.evaluate import evaluate, summarize_groups  # noqa: PLC0415
-    from pygmatch.evaluation.report import clear_previous_report, format_group_table, format_table, write_report  # noqa: PLC0415
+    from pygmatch.evaluation.report import (clear_previous_report, default_out, format_group_table, format_table,  # noqa: PLC0415
+                                            write_report)
 
     start = time.perf_counter()
+    if args.out is None:
+        args.out = default_out(DEFAULT_OUT, args.overwrite)
     writable_folder(args.out, "--out")  # a bad --out is one line now, not a traceback after the work
     clear_previous_report(args.out, args.overwrite, remove=False)
     methods = methods_from_args(args)

@@ -13,7 +13,7 @@ import sys
 import time
 from pathlib import Path
 
-from pygmatch.commands.flags import positive_int, probability_threshold, run_cli
+from pygmatch.commands.flags import ArgumentParser, positive_int, probability_threshold, run_cli
 from pygmatch.evaluation.sfm import COLMAP, DEFAULT_MATCH_THRESHOLD, DEFAULT_MAX_KEYPOINTS, run_sfm, table
 from pygmatch.sfm import CAMERA_MODES
 
@@ -23,7 +23,7 @@ DEFAULT_METHODS = f"default,{COLMAP}"
 
 
 def parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="python -m eval.sfm", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = ArgumentParser(prog="python -m eval.sfm", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--images", type=Path, required=True, help="folder of photographs of one scene (at least two)")
     p.add_argument("--out", type=Path, default=Path("eval-out/sfm"),
                    help="folder for report.md, metrics.json, sfm.png and each method's database and models (default eval-out/sfm)")

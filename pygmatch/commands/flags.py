@@ -1,5 +1,6 @@
-"""What the commands share: one-line errors and warnings (``run_cli``), flag types (the library's
-value parsers, ``pygmatch.values``, with argparse's error messages), the graph flags."""
+"""What the commands share: one-line errors and warnings (``run_cli``, ``ArgumentParser``), flag
+types (the library's value parsers, ``pygmatch.values``, with argparse's error messages), the
+graph flags."""
 from __future__ import annotations
 
 import argparse
@@ -11,6 +12,15 @@ from typing import Callable
 from .. import values
 from ..errors import Interrupted, PygmatchError
 from ..graphs.names import DEFAULTS, GRAPH_NAMES, METHODS, MODES, parse_ks
+
+
+class ArgumentParser(argparse.ArgumentParser):
+    """The parser of every command: a bad flag is one line, ``error: ...`` on stderr, and exit
+    status 2, as every other bad input (argparse prints the usage lines before it; ``--help``
+    shows them). Sub-commands' parsers are of this class too."""
+
+    def error(self, message: str):
+        self.exit(2, f"error: {message}\n")
 
 
 def flag_type(parse: Callable[[str], object], name: str | None = None) -> Callable[[str], object]:

@@ -12,7 +12,7 @@ import json
 import sys
 from pathlib import Path
 
-from pygmatch.commands.flags import add_graph_args, positive_int, probability_threshold, run_cli
+from pygmatch.commands.flags import ArgumentParser, add_graph_args, positive_int, probability_threshold, run_cli
 from pygmatch.data.features import FEATURES
 
 METHOD_HELP = ("pipeline MATCHER[+REFINER] (default: default = candidate-graph+refiner at threshold 0.2, the shipped best); matchers "
@@ -20,7 +20,7 @@ METHOD_HELP = ("pipeline MATCHER[+REFINER] (default: default = candidate-graph+r
 
 
 def parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="pygmatch", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = ArgumentParser(prog="pygmatch", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     commands = p.add_subparsers(dest="command", required=True, metavar="COMMAND")
     m = commands.add_parser("match", help="match two images; draw and save the matches",
                             description="Match two images, draw the matches (green: RANSAC inliers with --homography) and save them.")
@@ -29,6 +29,7 @@ def parser() -> argparse.ArgumentParser:
     m.add_argument("--method", default="default", help=METHOD_HELP)
     m.add_argument("--out", type=Path, default=Path("matches.png"), help="the drawing (default: matches.png)")
     m.add_argument("--json", type=Path, help="also write keypoints, matches, scores, matched positions (and the homography) as JSON")
+    m.add_argument("--overwrite", action="store_true", help="replace an existing --out / --json (never one of the inputs)")
     m.add_argument("--homography", action="store_true", help="estimate the homography (RANSAC, --ransac-px) and colour its inliers")
     m.add_argument("--ransac-px", type=float, default=3.0, help="RANSAC threshold in original pixels (default 3)")
     m.add_argument("--max-keypoints", type=positive_int, default=1024)
@@ -41,6 +42,7 @@ def parser() -> argparse.ArgumentParser:
     g.add_argument("--features", choices=FEATURES, default="sift")
     g.add_argument("--max-keypoints", type=positive_int, default=512)
     g.add_argument("--out", type=Path, default=Path("graph.png"))
+    g.add_argument("--overwrite", action="store_true", help="replace an existing --out (never the image)")
     add_graph_args(g)
     return p
 
@@ -53,12 +55,13 @@ def main(argv=None) -> int:
 def graph(args: argparse.Namespace) -> int:
     from pygmatch.data.features import extract  # noqa: PLC0415
     from pygmatch.data.images import as_gray  # noqa: PLC0415
-    from pygmatch.files import writable_file  # noqa: PLC0415
+    from pygmatch.files import check_outputs, writable_file  # noqa: PLC0415
     from pygmatch.graphs.base import keypoint_data  # noqa: PLC0415
     from pygmatch.graphs.registry import graph_from_flags  # noqa: PLC0415
     from pygmatch.viz import draw_graph  # noqa: PLC0415
 
     writable_file(args.out, "--out", image=True)  # before the work: a bad --out is one line, not a lost drawing
+    check_outputs({"--out": args.out}, [args.image], args.overwrite)
     image = as_gray(args.image)
     intra = graph_from_flags(vars(args))
     data = intra(keypoint_data(extract(image, args.features, args.max_keypoints), (image.shape[1], image.shape[0])))
@@ -74,12 +77,14 @@ def match(args: argparse.Namespace) -> int:
     from pygmatch import Pipeline  # noqa: PLC0415
     from pygmatch.data.geometry import warp_points  # noqa: PLC0415
     from pygmatch.errors import PygmatchError  # noqa: PLC0415
-    from pygmatch.files import write_text, writable_file  # noqa: PLC0415
+    from pygmatch.files import check_outputs, write_text, writable_file  # noqa: PLC0415
     from pygmatch.viz import draw_matches  # noqa: PLC0415
 
     writable_file(args.out, "--out", image=True, example="matches.png")  # before the work, not after
     if args.json is not None:
         writable_file(args.json, "--json", example="matches.json")
+    model_files = [Path(p) for p in args.method.split("+") if Path(p).is_file()]  # e.g. --method run.pt: an input too
+    check_outputs({"--out": args.out, "--json": args.json}, [args.image0, args.image1, *model_files], args.overwrite)
     if not args.ransac_px > 0:
         raise PygmatchError(f"--ransac-px must be > 0, got {args.ransac_px}")
     pipe = Pipeline.load(args.method, max_keypoints=args.max_keypoints, resize=args.resize, threads=args.threads,

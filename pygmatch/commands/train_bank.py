@@ -10,7 +10,7 @@ import sys
 import time
 from pathlib import Path
 
-from pygmatch.commands.flags import command_name, non_negative_float, positive_int, run_cli, size_type
+from pygmatch.commands.flags import ArgumentParser, command_name, non_negative_float, positive_int, run_cli, size_type
 from pygmatch.data.features import FEATURES
 
 
@@ -23,7 +23,7 @@ def float_list(text: str) -> tuple[float, ...]:
 
 
 def parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog=command_name("python -m train.bank"), description=__doc__)
+    p = ArgumentParser(prog=command_name("python -m train.bank"), description=__doc__)
     p.add_argument("--data", nargs="+", required=True, help="image folders (pairs cycle through all their images)")
     p.add_argument("--out", type=Path, required=True, help="bank folder (created, resumed or extended)")
     p.add_argument("--pairs", type=positive_int, default=10000, help="pairs the bank should hold (rounded up to whole shards)")

@@ -8,15 +8,14 @@ import argparse
 import sys
 from pathlib import Path
 
-from pygmatch.commands.flags import command_name, probability_threshold, run_cli
-from pygmatch.errors import PygmatchError
+from pygmatch.commands.flags import ArgumentParser, command_name, probability_threshold, run_cli
 
 
 def parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog=command_name("python -m train.export"), description=__doc__)
+    p = ArgumentParser(prog=command_name("python -m train.export"), description=__doc__)
     p.add_argument("run", help="run folder (its best.ckpt) or checkpoint file")
     p.add_argument("--out", type=Path, required=True, help="the model file to write (refused if it exists, unless --overwrite)")
-    p.add_argument("--overwrite", action="store_true", help="replace an existing --out")
+    p.add_argument("--overwrite", action="store_true", help="replace an existing --out (never the checkpoint it reads)")
     p.add_argument("--match-threshold", type=probability_threshold, help="store this match threshold in [0, 1) (inference only)")
     return p
 
@@ -24,13 +23,12 @@ def parser() -> argparse.ArgumentParser:
 def main(argv=None) -> int:
     args = parser().parse_args(argv)
     from pygmatch.checkpoint import load_model, resolve_checkpoint, save_model  # noqa: PLC0415 (after parsing: --help stays quick)
-    from pygmatch.files import writable_file  # noqa: PLC0415
+    from pygmatch.files import check_outputs, writable_file  # noqa: PLC0415
     from pygmatch.training.curves import run_record  # noqa: PLC0415
 
     writable_file(args.out, "--out", example="model.pt")  # a folder, a read-only folder: one line, before any work
-    if args.out.exists() and not args.overwrite:
-        raise PygmatchError(f"--out {args.out}: exists; choose another file name, or pass --overwrite to replace it")
     source = resolve_checkpoint(args.run)
+    check_outputs({"--out": args.out}, [source], args.overwrite)  # never the checkpoint it reads, even with --overwrite
     model = load_model(source, **({} if args.match_threshold is None else {"threshold": args.match_threshold}))
     path = save_model(model, args.out, source=str(source), training=run_record(source))
     params = sum(t.numel() for t in model.parameters())

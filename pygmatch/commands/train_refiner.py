@@ -11,12 +11,12 @@ import sys
 import time
 from dataclasses import asdict
 
-from pygmatch.commands.flags import command_name, positive, run_cli
+from pygmatch.commands.flags import ArgumentParser, command_name, positive, run_cli
 from pygmatch.commands.bank_training import add_bank_training_args, check_outputs, write_trained
 
 
 def parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog=command_name("python -m train.refiner"), description=__doc__)
+    p = ArgumentParser(prog=command_name("python -m train.refiner"), description=__doc__)
     add_bank_training_args(p, "feature bank (python -m train.bank) whose source folders are still there", epochs=4, batch_size=512,
                            unit="patches", workers_help="processes cutting the patches",
                            val_help="held-out image folder (never coco/val): the error of its candidates after each epoch (a curve, "

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import yaml
 
-from pygmatch.commands.flags import add_graph_args, command_name, flag_type, run_cli
+from pygmatch.commands.flags import ArgumentParser, add_graph_args, command_name, flag_type, run_cli
 from pygmatch.errors import PygmatchError
 from pygmatch.training.config import GRAPH_FLAGS, SECTIONS, TrainConfig, is_nested
 from pygmatch.values import as_flag_text
@@ -42,7 +42,7 @@ def add_section(p: argparse.ArgumentParser, name: str, section: type) -> None:
 
 
 def parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog=command_name("python -m train.run"), description=__doc__)
+    p = ArgumentParser(prog=command_name("python -m train.run"), description=__doc__)
     p.add_argument("--config", type=Path, help="YAML of a run's config (its config.yaml) or of flag values; flags given here override it")
     for name, section in SECTIONS.items():
         add_section(p, name, section)

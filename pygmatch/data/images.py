@@ -75,26 +75,35 @@ def _is_pil_image(image) -> bool:
     return any(c.__module__.startswith("PIL.") and c.__name__ == "Image" for c in type(image).__mro__)
 
 
+BIT_DEPTHS = (8, 10, 12, 14, 16)  # what cameras and scientific images store in integer pixels
+
+
 def _as_uint8(image: np.ndarray) -> np.ndarray:
-    """Pixel values as uint8: uint8 as is; uint16 scaled (65535 -> 255); other integers in
-    [0, 255] as is; floats in [0, 1] scaled by 255, floats in [0, 255] rounded. Anything else
-    (NaN, negative or larger values, other types) is a ``PygmatchError``."""
+    """Pixel values as uint8: uint8 as is; any other integer type by its bit depth, the smallest
+    of 8, 10, 12, 14 or 16 bits that holds its largest value (2^bits - 1 -> 255: 12-bit data
+    0..4095 in a uint16 or int32 array is as bright as the same picture in 8 bits, 16-bit data is
+    scaled 65535 -> 255, 0..255 stays as is); floats in [0, 1] scaled by 255, floats in [0, 255]
+    rounded. Anything else (NaN, negative or larger values, other types) is a ``PygmatchError``."""
     if image.dtype == np.uint8:
         return image
-    if image.dtype == np.uint16:
-        return ((image.astype(np.uint32) + 128) // 257).astype(np.uint8)
     if image.dtype.kind not in "iuf":
         raise PygmatchError(f"image array: expected uint8, integer or float pixel values, got dtype {image.dtype}")
     if image.dtype.kind == "f" and not np.isfinite(image).all():
         raise PygmatchError("image array: holds NaN or infinite values")
     lo, hi = (image.min(), image.max()) if image.size else (0, 0)
-    if lo < 0 or hi > 255:
-        raise PygmatchError(f"image array: {image.dtype} values from {lo:g} to {hi:g}; expected 0..255 (or 0..1 for floats)")
+    top = 255 if image.dtype.kind == "f" else 2 ** BIT_DEPTHS[-1] - 1
+    if lo < 0 or hi > top:
+        raise PygmatchError(f"image array: {image.dtype} values from {lo:g} to {hi:g}; expected 0..{top}"
+                            + (" (or 0..1)" if image.dtype.kind == "f" else " (up to 16 bits)"))
     if image.dtype.kind == "f":
         if hi <= 1:
             image = image * 255.0
         return np.round(image).astype(np.uint8)
-    return image.astype(np.uint8)
+    bits = next(b for b in BIT_DEPTHS if hi < 2 ** b)
+    if bits == 8:
+        return image.astype(np.uint8)
+    top = 2 ** bits - 1
+    return ((image.astype(np.int64) * 255 + top // 2) // top).astype(np.uint8)
 
 
 def none_readable(files, size: tuple[int, int] | None = DEFAULT_SIZE) -> str | None:
@@ -117,8 +126,9 @@ def as_gray(image, size: tuple[int, int] | None = None) -> np.ndarray:
     - an array: H×W (gray), H×W×1, H×W×3 in **BGR** order or H×W×4 BGRA — OpenCV's order, what
       ``cv2.imread`` returns. An RGB array (from PIL, imageio, matplotlib) should be flipped
       first (``rgb[..., ::-1]``) or passed as a PIL image; read as BGR, its gray values differ
-      slightly (red and blue weights swapped). Pixel values: uint8; uint16 (scaled); other
-      integers in 0..255; floats in 0..1 (scaled by 255) or 0..255.
+      slightly (red and blue weights swapped). Pixel values: uint8; other integers (uint16,
+      int32, ...) scaled by their bit depth, the smallest of 8, 10, 12, 14, 16 bits that holds the
+      largest value (12-bit data 0..4095 -> 0..255); floats in 0..1 (scaled by 255) or 0..255.
     - a PIL image: any mode, converted by PIL's own ``convert("L")`` (its RGB order is known).
 
     Arrays get the same checks as files: smaller than ``MIN_SIDE`` pixels on a side (0×0

@@ -57,6 +57,13 @@ def format_group_table(groups: dict[str, dict[str, dict]], label: str, extra: di
 REPORT_FILES = ("report.md", "metrics.json", "corner_errors.npz", "corner_error.png", "precision_recall.png", "by_sequence.json")
 
 
+def _previous_report(out: Path) -> list[Path]:
+    """The files of an earlier evaluation in ``out``: its report files, then its match drawings."""
+    previous = [out / name for name in REPORT_FILES if (out / name).is_file()]
+    drawings = sorted((out / "matches").glob("*.png")) if (out / "matches").is_dir() else []
+    return previous + drawings
+
+
 def clear_previous_report(out: Path, overwrite: bool = False, remove: bool = True) -> None:
     """Before an evaluation writes into ``out``: an earlier evaluation there is refused unless
     ``overwrite``, and then removed (its files and match drawings), so that no stale drawing of
@@ -64,15 +71,30 @@ def clear_previous_report(out: Path, overwrite: bool = False, remove: bool = Tru
     ``remove=False`` only checks (a command does that before any work, and removes just before
     it writes, so that a failed start loses nothing)."""
     out = Path(out)
-    previous = [out / name for name in REPORT_FILES if (out / name).is_file()]
-    drawings = sorted((out / "matches").glob("*.png")) if (out / "matches").is_dir() else []
-    if not previous and not drawings:
+    previous = _previous_report(out)
+    if not previous:
         return
     if not overwrite:
-        raise PygmatchError(f"--out {out}: holds an earlier evaluation ({(previous or drawings)[0].name}); "
+        raise PygmatchError(f"--out {out}: holds an earlier evaluation ({previous[0].name}); "
                             f"give another --out or --overwrite to replace it")
-    for path in previous + drawings if remove else []:
+    for path in previous if remove else []:
         path.unlink()
+
+
+def default_out(default: Path, overwrite: bool = False) -> Path:
+    """Where an evaluation goes when no ``--out`` is given: ``default`` (replaced with
+    ``overwrite``), or, when it holds an earlier evaluation, the first of ``default-2``,
+    ``default-3``, ... that holds none, said in a line: the command works as the README prints it,
+    however often it is run, and nothing earlier is lost."""
+    default = Path(default)
+    out, n = default, 1
+    while (not overwrite and _previous_report(out)) or (out.exists() and not out.is_dir()):
+        n += 1
+        out = default.with_name(f"{default.name}-{n}")
+    if out != default:
+        print(f"{default} holds an earlier evaluation; this one goes to {out} (--out DIR to choose the folder, "
+              f"--overwrite to replace {default})", flush=True)
+    return out
 
 
 def write_report(result: EvalResult, out: Path, context: str = "", sections: list[str] = ()) -> None:

@@ -60,7 +60,9 @@ class StopOnSignal(Callback):
     run before stopping, and stop; ``LastCheckpoint`` writes it again at the end of training and the
     loggers flush, so nothing is lost and ``--resume last`` continues from that step. Under DDP all
     ranks stop at the same step, whichever ranks got the signal. A signal during a validation stops
-    at the next training step. A second signal stops at once.
+    at the next training step. Later signals change nothing: the first one's save must finish
+    (``timeout`` and SLURM send TERM to the process group and to the process, so a run gets two or
+    more; a run that must die at once takes SIGKILL).
 
     Used as a context manager around the whole run; ``take_over(trainer)`` keeps Lightning from
     installing its own SIGTERM handler, which would end ``fit`` with an exception (exit status 0)
@@ -73,9 +75,8 @@ class StopOnSignal(Callback):
         self._previous = {}
 
     def _handle(self, signum, frame):
-        if self.signum is not None:
-            raise KeyboardInterrupt
-        self.signum = signum
+        if self.signum is None:  # the first; the ones after it must not abort the save it starts
+            self.signum = signum
 
     def __enter__(self):
         for s in STOP_SIGNALS:

@@ -62,15 +62,15 @@ def write_curves(run: Path) -> Path | None:
                 steps = steps[w - 1 :]
             a.plot(steps, vals, label=key)
     a.set(xlabel="step", ylabel="loss", title="loss")
-    a.legend()
     for key in ("val/auc@1", "val/auc@3", "val/auc@5", "val/precision@1", "val/recall@1"):
         if key in series:
             steps, vals = zip(*series[key])
             b.plot(steps, vals, "o-", label=key, ms=3)
     b.set(xlabel="step", ylabel="%", title="validation")
-    b.legend(fontsize=8)
     for ax in (a, b):
         ax.grid(alpha=0.3)
+        if ax.get_legend_handles_labels()[0]:  # a run stopped before its first validation has no series there
+            ax.legend(fontsize=8)
     fig.tight_layout()
     fig.savefig(run / "curves.png", dpi=110)
     plt.close(fig)

@@ -9,12 +9,14 @@ from dataclasses import asdict
 from pathlib import Path
 
 import lightning as L
+import numpy as np
 import torch
 import yaml
 from lightning.pytorch.callbacks import EarlyStopping, LearningRateMonitor, ModelCheckpoint
 from lightning.pytorch.loggers import CSVLogger, TensorBoardLogger
 
 from ..checkpoint import load_weights, model_state, read_checkpoint, resolve_checkpoint
+from ..data.bank import FeatureBank, source_files
 from ..data.images import EMBEDDED_IMAGES
 from ..errors import Interrupted, PygmatchError
 from ..files import make_folder, writable_folder, write_text
@@ -50,6 +52,11 @@ def check_resume(cfg: TrainConfig, out: Path) -> str | None:
     return str(path)
 
 
+def first_process() -> bool:
+    """Not one of the processes DDP starts for the other ranks (they re-run the command)."""
+    return all(os.environ.get(k, "0") == "0" for k in ("RANK", "LOCAL_RANK", "NODE_RANK"))
+
+
 def make_datasets(cfg: TrainConfig) -> tuple[BankGraphs | ImageGraphs, BankGraphs | ImageGraphs]:
     """(training pairs, validation pairs): from the banks with each bank's last ``val_pairs`` held
     out, or made on the fly from image folders; validation on ``val_data`` images when given."""
@@ -66,7 +73,41 @@ def make_datasets(cfg: TrainConfig) -> tuple[BankGraphs | ImageGraphs, BankGraph
     else:  # fixed pairs, another seed than training's
         val_set = ImageGraphs([d.val_data or EMBEDDED_IMAGES], model, seed + 12345, 1, d.difficulty, max_images=d.val_images, fixed=True,
                               what="--val-data", **images)
+    seen = source_images(val_set) & source_images(train_set)
+    if seen and first_process():
+        warnings.warn(f"the validation pairs come from training images ({len(seen)} of them, e.g. {min(map(str, seen))}): the validation "
+                      "numbers are not held-out; give --val-data a folder of other images", stacklevel=2)
     return train_set, val_set
+
+
+def _resolved(files) -> list[Path]:
+    folders = {}  # each folder resolved once, not each of 118k COCO files
+    for f in map(Path, files):
+        if f.parent not in folders:
+            folders[f.parent] = f.parent.resolve()
+    return [folders[f.parent] / f.name for f in map(Path, files)]
+
+
+def source_images(dataset: BankGraphs | ImageGraphs) -> set:
+    """The images a dataset's pairs are made from, to compare training and validation: files (of
+    a bank: the source images of the pairs it takes), or (bank, image index) where a bank's source
+    folders are not here."""
+    if isinstance(dataset, ImageGraphs):
+        return set(_resolved(dataset.files))
+    images = set()
+    for part in dataset.parts:
+        bank = FeatureBank(part.root)
+        try:
+            files = _resolved(source_files(bank.config.sources))
+        except PygmatchError:  # the folders moved: the bank's own pairs can still be compared
+            files = []
+        per, first = bank.config.shard_pairs, part.first // bank.config.shard_pairs
+        shards, taken = bank.shards[first:-(-part.stop // per)], slice(part.first - first * per, part.stop - first * per)
+        index, difficulty = (np.concatenate([np.load(s / f"{name}.npy") for s in shards])[taken] for name in ("image", "difficulty"))
+        if part.difficulties is not None:
+            index = index[np.isin(difficulty, part.difficulties)]
+        images |= {files[k] if k < len(files) else (str(bank.root.resolve()), k) for k in map(int, index)}
+    return images
 
 
 def _interrupted(stop: StopOnSignal, out: Path, step: int | None) -> Interrupted:
@@ -106,8 +147,7 @@ def _train(cfg: TrainConfig, stop: StopOnSignal) -> Path:
     # DDP starts the other ranks by re-running this command after rank 0 wrote config.yaml: only
     # the first process decides whether the folder is free. A folder with a config.yaml but no
     # checkpoint holds a run that stopped before saving anything: it is free.
-    first_process = all(os.environ.get(k, "0") == "0" for k in ("RANK", "LOCAL_RANK", "NODE_RANK"))
-    if first_process and not resume and not run.overwrite and any((out / name).exists() for name in RUN_FILES):
+    if first_process() and not resume and not run.overwrite and any((out / name).exists() for name in RUN_FILES):
         raise PygmatchError(f"{out}: already holds a run; continue it with --resume last, choose another --out, "
                             "or pass --overwrite to replace it")
     max_steps = cfg.max_steps or -1

@@ -26,6 +26,7 @@ SCRIPTS = {
     "pygmatch-export": "pygmatch.commands.train_export:cli",
     "pygmatch-eval": "pygmatch.commands.eval_coco:cli",
     "pygmatch-hpatches": "pygmatch.commands.eval_hpatches:cli",
+    "pygmatch-pose": "pygmatch.commands.eval_pose:cli",
     "pygmatch-attention": "pygmatch.commands.eval_attention:cli",
     "pygmatch-refiner": "pygmatch.commands.train_refiner:cli",
     "pygmatch-sfm": "pygmatch.commands.eval_sfm:cli",

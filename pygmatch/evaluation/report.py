@@ -53,8 +53,9 @@ def format_group_table(groups: dict[str, dict[str, dict]], label: str, extra: di
     return format_rows(rows, labels, columns)
 
 
-# what an evaluation writes into its --out folder (eval.hpatches adds by_sequence.json)
-REPORT_FILES = ("report.md", "metrics.json", "corner_errors.npz", "corner_error.png", "precision_recall.png", "by_sequence.json")
+# what an evaluation writes into its --out folder (eval.hpatches adds by_sequence.json, eval.pose writes pose_errors.npz)
+REPORT_FILES = ("report.md", "metrics.json", "corner_errors.npz", "corner_error.png", "precision_recall.png", "by_sequence.json",
+                "pose_errors.npz")
 
 
 def _previous_report(out: Path) -> list[Path]:

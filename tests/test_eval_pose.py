@@ -1,0 +1,243 @@
+"""``python -m eval.pose``: the COLMAP text reader, the pose error on exact correspondences, the
+command end-to-end on the development scene ``lund_door`` (when present) and its bad inputs."""
+import json
+import math
+
+import cv2
+import numpy as np
+import pytest
+
+from eval.pose import main
+from pygmatch.data.scenes import load_scene, load_scenes, quaternion_to_rotation, read_colmap_text, relative_pose
+from pygmatch.errors import PygmatchError
+from pygmatch.evaluation.pose import (estimate_relative_pose, evaluate_pose, pose_error, rotation_error, translation_error)
+
+from .conftest import ROOT, one_line_error, run_command
+
+LUND_DOOR = ROOT.parent / "shared" / "data" / "pose" / "lund_door"
+
+CAMERAS = """# Camera list with one line of data per camera:
+#   CAMERA_ID, MODEL, WIDTH, HEIGHT, PARAMS[]
+1 SIMPLE_PINHOLE 640 480 500 320 240
+2 PINHOLE 640 480 510 520 321 241
+3 SIMPLE_RADIAL 1296 1936 2435.38 648 968 -0.0336422
+4 RADIAL 800 600 700 400 300 0.01 -0.002
+5 OPENCV 800 600 710 720 401 299 0.01 0.02 0.001 0.002
+"""
+C, S = math.cos(math.radians(45)), math.sin(math.radians(45))  # quaternion of 90 degrees about z
+IMAGES = f"""# IMAGE_ID QW QX QY QZ TX TY TZ CAMERA_ID NAME
+1 1 0 0 0 0 0 0 1 a.jpg
+
+2 {C} 0 0 {S} 1 2 3 2 b.jpg
+10.5 20.5 -1 11 20 30
+3 2 0 0 0 0.5 0 0 3 c.jpg
+
+4 1 0 0 0 0 0 1 4 d.jpg
+
+5 1 0 0 0 0 1 0 5 e.jpg
+
+"""
+
+
+def write_model(folder, cameras=CAMERAS, images=IMAGES, image_files=True):
+    (folder / "gt").mkdir(parents=True)
+    (folder / "gt" / "cameras.txt").write_text(cameras)
+    (folder / "gt" / "images.txt").write_text(images)
+    (folder / "images").mkdir()
+    if image_files:
+        for name in "abcde":
+            cv2.imwrite(str(folder / "images" / f"{name}.jpg"), np.full((48, 64), 128, np.uint8))
+    return folder
+
+
+def test_colmap_text_reader(tmp_path):
+    images = read_colmap_text(write_model(tmp_path / "scene") / "gt")
+    assert list(images) == ["a.jpg", "b.jpg", "c.jpg", "d.jpg", "e.jpg"]
+    np.testing.assert_allclose(images["a.jpg"].K, [[500, 0, 320], [0, 500, 240], [0, 0, 1]])
+    np.testing.assert_allclose(images["b.jpg"].K, [[510, 0, 321], [0, 520, 241], [0, 0, 1]])
+    np.testing.assert_allclose(images["c.jpg"].K, [[2435.38, 0, 648], [0, 2435.38, 968], [0, 0, 1]])  # distortion ignored
+    np.testing.assert_allclose(images["d.jpg"].K, [[700, 0, 400], [0, 700, 300], [0, 0, 1]])
+    np.testing.assert_allclose(images["e.jpg"].K, [[710, 0, 401], [0, 720, 299], [0, 0, 1]])
+    assert [images[n].camera.model for n in images] == ["SIMPLE_PINHOLE", "PINHOLE", "SIMPLE_RADIAL", "RADIAL", "OPENCV"]
+    assert images["c.jpg"].camera.width == 1296 and images["c.jpg"].camera.height == 1936
+    b = images["b.jpg"]
+    assert b.id == 2 and b.camera.id == 2
+    np.testing.assert_allclose(b.R, [[0, -1, 0], [1, 0, 0], [0, 0, 1]], atol=1e-12)
+    np.testing.assert_allclose(b.t, [1, 2, 3])
+    np.testing.assert_allclose(images["c.jpg"].R, np.eye(3), atol=1e-12)  # a quaternion of norm 2, normalised
+    np.testing.assert_allclose(images["c.jpg"].t, [0.5, 0, 0])
+    R, t = relative_pose(images["a.jpg"], images["b.jpg"])  # a at the world origin: the relative pose is b's own
+    np.testing.assert_allclose(R, b.R, atol=1e-12)
+    np.testing.assert_allclose(t, b.t)
+
+
+def test_scene_pairs(tmp_path):
+    scene = load_scene(write_model(tmp_path / "scene"))
+    assert scene.name == "scene" and len(scene.pairs) == 10 and scene.pairs[0] == ("a.jpg", "b.jpg")
+    assert len(load_scene(tmp_path / "scene", max_pairs=3).pairs) == 3
+    (tmp_path / "scene" / "pairs.txt").write_text("# a comment\nc.jpg a.jpg\n\ne.jpg d.jpg extra columns ignored\n")
+    assert load_scene(tmp_path / "scene").pairs == [("c.jpg", "a.jpg"), ("e.jpg", "d.jpg")]
+    assert [s.name for s in load_scenes(tmp_path)] == ["scene"]  # a folder of scene folders
+    assert [s.name for s in load_scenes(tmp_path / "scene")] == ["scene"]  # one scene folder
+
+
+def look_at(center, target=(0.0, 0.0, 5.0)):
+    """World-to-camera (R, t) of a camera at ``center`` looking at ``target``, y down."""
+    z = np.asarray(target, float) - center
+    z /= np.linalg.norm(z)
+    x = np.cross([0.0, 1.0, 0.0], z)
+    x /= np.linalg.norm(x)
+    R = np.stack([x, np.cross(z, x), z])
+    return R, -R @ center
+
+
+def project(X, R, t, K):
+    """Pixel positions in pygmatch's convention (pixel centres at integers: COLMAP's minus 0.5)."""
+    x = (K @ (X @ R.T + t).T).T
+    return x[:, :2] / x[:, 2:] - 0.5
+
+
+def test_pose_error_exact_correspondences():
+    rng = np.random.default_rng(0)
+    X = rng.uniform([-2, -2, 4], [2, 2, 7], size=(300, 3))
+    K0 = np.array([[800.0, 0, 320], [0, 800, 240], [0, 0, 1]])
+    K1 = np.array([[700.0, 0, 330], [0, 710, 250], [0, 0, 1]])
+    R0, t0 = look_at(np.array([-0.5, 0.1, 0.0]))
+    R1, t1 = look_at(np.array([0.8, -0.2, 0.3]))
+    R_true = R1 @ R0.T
+    t_true = t1 - R_true @ t0
+    R, t, inliers = estimate_relative_pose(project(X, R0, t0, K0), project(X, R1, t1, K1), K0, K1)
+    assert pose_error(R, t, R_true, t_true) < 0.1
+    assert inliers >= 290
+    # the two parts of the error
+    Rz = quaternion_to_rotation(math.cos(math.radians(5)), 0, 0, math.sin(math.radians(5)))  # 10 degrees about z
+    assert rotation_error(Rz, np.eye(3)) == pytest.approx(10)
+    assert translation_error(np.array([1.0, 0, 0]), np.array([-1.0, 0, 0])) == pytest.approx(0)  # up to sign
+    assert translation_error(np.array([1.0, 0, 0]), np.array([1.0, 1.0, 0])) == pytest.approx(45)
+    assert estimate_relative_pose(np.zeros((4, 2)), np.zeros((4, 2)), K0, K1) is None
+
+
+class ExactPipeline:
+    """A stand-in pipeline whose "matches" are the exact projections of 3D points: the whole
+    evaluation path (scene reader, relative pose, pixel convention, RANSAC, error) on exact data."""
+
+    class extractor:
+        features, max_keypoints, resize = "sift", 1024, 1024
+
+    def __init__(self, X, poses):
+        self.X, self.poses = X, poses
+
+    def extract(self, path):
+        return path.name
+
+    def match(self, a, b):
+        class Result:
+            pass
+
+        res = Result()
+        res.points0, res.points1 = (project(self.X, *self.poses[n]) for n in (a, b))
+        res.matches = np.stack([np.arange(len(self.X))] * 2, 1)
+        return res
+
+
+def quaternion(R):
+    w = math.sqrt(max(1 + np.trace(R), 1e-12)) / 2
+    return w, (R[2, 1] - R[1, 2]) / (4 * w), (R[0, 2] - R[2, 0]) / (4 * w), (R[1, 0] - R[0, 1]) / (4 * w)
+
+
+def test_evaluation_on_exact_correspondences(tmp_path):
+    rng = np.random.default_rng(1)
+    X = rng.uniform([-2, -2, 4], [2, 2, 7], size=(200, 3))
+    cameras = "1 PINHOLE 640 480 800 810 320 240\n2 SIMPLE_RADIAL 640 480 700 330 250 0.0\n"
+    lines, poses = [], {}
+    for k, center in enumerate([(-0.6, 0.0, 0.0), (0.0, 0.3, 0.2), (0.7, -0.1, -0.2)]):
+        R, t = look_at(np.array(center))
+        name = f"{'abc'[k]}.jpg"
+        K = np.array([[800.0, 0, 320], [0, 810, 240], [0, 0, 1]]) if k != 1 else np.array([[700.0, 0, 330], [0, 700, 250], [0, 0, 1]])
+        poses[name] = (R, t, K)
+        lines.append(f"{k + 1} {' '.join(f'{v:.17g}' for v in (*quaternion(R), *t))} {1 if k != 1 else 2} {name}\n")
+    scene = load_scene(write_model(tmp_path / "s", cameras, "\n".join(lines) + "\n"))
+    result = evaluate_pose([scene], {"exact": ExactPipeline(X, poses)})
+    assert len(result.errors["exact"]) == 3 and np.all(result.errors["exact"] < 0.1)
+    assert result.summary["exact"]["auc@5"] > 98 and result.by_scene["s"]["exact"]["failed"] == 0
+
+
+def cli(argv, capsys):
+    return run_command(main, argv, capsys)
+
+
+@pytest.mark.skipif(not LUND_DOOR.is_dir(), reason="no ../shared/data/pose/lund_door")
+def test_command_on_lund_door(tmp_path, capsys):
+    out = tmp_path / "out"
+    code, stdout, err = cli(["--data", LUND_DOOR, "--max-pairs-per-scene", 3, "--methods", "nn-ratio,default", "--out", out], capsys)
+    assert code == 0, err
+    metrics = json.loads((out / "metrics.json").read_text())
+    for method in ("nn-ratio", "default"):
+        s = metrics["overall"][method]
+        assert s["pairs"] == 3 and all(math.isfinite(s[f"auc@{t}"]) for t in (5, 10, 20))
+        assert metrics["by_scene"]["lund_door"][method]["pairs"] == 3
+    assert metrics["overall"]["default"]["auc@20"] > 0
+    errors = np.load(out / "pose_errors.npz")
+    assert sorted(errors) == ["default", "nn-ratio"] and errors["default"].shape == (3,)
+    report = (out / "report.md").read_text()
+    assert "## By scene" in report and "## Paired differences" in report and "AUC@20" in report
+    # an earlier evaluation is refused without --overwrite
+    code, _, err = cli(["--data", LUND_DOOR, "--max-pairs-per-scene", 1, "--methods", "nn", "--out", out], capsys)
+    assert code == 2 and "earlier evaluation" in one_line_error(err)
+
+
+@pytest.mark.parametrize("case, expected", [
+    ("no-images-txt", "images.txt: missing"),
+    ("bad-camera", "cameras.txt:2: malformed camera line"),
+    ("bad-model", "cameras.txt:1: camera model 'FISHEYE' is not supported"),
+    ("bad-image", "images.txt:3: malformed image line"),
+    ("unknown-camera", "images.txt:1: image 'a.jpg' names camera 9"),
+    ("no-points-line", "images.txt:2: malformed POINTS2D line"),
+    ("bad-pair", "pairs.txt:2: image 'z.jpg' is not in the scene"),
+    ("missing-image", "c.jpg: missing"),
+    ("oracle", "oracle@1: oracles read a true homography"),
+    ("no-data", "not a folder"),
+    ("no-scene", "no scene"),
+])
+def test_bad_input_is_one_line(tmp_path, capsys, case, expected):
+    scene = tmp_path / "data" / "scene"
+    cameras, images, methods = CAMERAS, IMAGES, "nn"
+    if case == "bad-camera":
+        cameras = "1 PINHOLE 640 480 500 500 320 240\n2 PINHOLE 640 x 500 500 320 240\n"
+    elif case == "bad-model":
+        cameras = "1 FISHEYE 640 480 500 320 240\n"
+    elif case == "bad-image":
+        images = "1 1 0 0 0 0 0 0 1 a.jpg\n\n2 1 0 0 0 0 0 1 b.jpg\n\n"
+    elif case == "unknown-camera":
+        images = "1 1 0 0 0 0 0 0 9 a.jpg\n\n"
+    elif case == "no-points-line":
+        images = "1 1 0 0 0 0 0 0 1 a.jpg\n2 1 0 0 0 0 0 0 1 b.jpg\n\n"
+    elif case == "oracle":
+        methods = "nn,oracle@1"
+    write_model(scene, cameras, images)
+    if case == "no-images-txt":
+        (scene / "gt" / "images.txt").unlink()
+    elif case == "bad-pair":
+        (scene / "pairs.txt").write_text("a.jpg b.jpg\na.jpg z.jpg\n")
+    elif case == "missing-image":
+        (scene / "images" / "c.jpg").unlink()
+    data = tmp_path / "data"
+    if case == "no-data":
+        data = tmp_path / "nothing-here"
+    elif case == "no-scene":
+        data = tmp_path / "empty"
+        data.mkdir()
+    code, _, err = cli(["--data", data, "--methods", methods, "--out", tmp_path / "out"], capsys)
+    assert code == 2
+    assert expected in one_line_error(err)
+    if case != "oracle":  # the library raises the same
+        with pytest.raises(PygmatchError, match="missing|malformed|not|no scene"):
+            load_scenes(data)
+
+
+def test_without_data_and_without_the_dev_scenes_says_which_folder_to_give(tmp_path, capsys, monkeypatch):
+    import pygmatch.commands.eval_pose as command
+
+    monkeypatch.setattr(command, "DEV_DATA", (tmp_path / "none",))
+    code, _, err = cli(["--methods", "nn", "--out", tmp_path / "out"], capsys)
+    assert code == 2 and "give --data" in one_line_error(err)

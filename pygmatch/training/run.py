@@ -184,7 +184,7 @@ def _train(cfg: TrainConfig, stop: StopOnSignal) -> Path:
     warnings.filterwarnings("ignore", message=".*LeafSpec.*")
     trainer = L.Trainer(
         default_root_dir=out, max_steps=max_steps, max_epochs=optim.epochs if optim.epochs else (-1 if max_steps > 0 else 1),
-        val_check_interval=run.val_every, check_val_every_n_epoch=None,
+        val_check_interval=min(run.val_every, total), check_val_every_n_epoch=None,  # a short run validates at its end
         precision=optim.precision, accelerator=run.accelerator, devices=run.devices, num_nodes=run.num_nodes,
         # the messages-off ablation leaves parameters without gradients: let DDP tolerate unused ones
         strategy="ddp_find_unused_parameters_true" if world > 1 else "auto", gradient_clip_val=optim.grad_clip or None, callbacks=callbacks,

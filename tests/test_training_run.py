@@ -42,6 +42,11 @@ def test_a_short_run_writes_everything(tmp_path):
     assert hint in r.stdout
     metrics = (out / "csv/version_0/metrics.csv").read_text()
     assert "val/auc@3" in metrics and "val/precision@1" in metrics and "train/loss" in metrics and "lr-Adam" in metrics
+    import csv
+
+    rows = list(csv.DictReader((out / "csv/version_0/metrics.csv").open()))
+    baselines = [float(r["baseline/nn-ratio/auc@3"]) for r in rows if r.get("baseline/nn-ratio/auc@3")]
+    assert len(baselines) == 1 and 0 < baselines[0] <= 100  # measured once, on the same validation pairs
     assert sum(line.startswith("step ") and "val/auc@3" in line for line in r.stdout.splitlines()) == 2  # a line per validation
     assert "weights_only" not in r.stderr + r.stdout
     assert yaml.safe_load((out / "config.yaml").read_text())["model"]["graph"] == {"name": "knn", "k": 6}

@@ -178,7 +178,7 @@ class ValidationLine(Callback):
     def on_validation_end(self, trainer, module):
         if trainer.sanity_checking or trainer.global_rank != 0:
             return
-        m = {k: float(v) for k, v in trainer.callback_metrics.items() if k.startswith(("val/", "train/loss"))}
+        m = {k: float(v) for k, v in trainer.callback_metrics.items() if k.startswith(("val/", "baseline/", "train/loss"))}
         parts = [f"step {trainer.global_step}", f"pairs {trainer.global_step * self.batch_size * trainer.world_size}",
                  f"{(time.monotonic() - self.start) / 60:.1f} min"] + [f"{k} {v:.4g}" for k, v in sorted(m.items())]
         print("  ".join(parts), flush=True)

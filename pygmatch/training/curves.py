@@ -66,6 +66,10 @@ def write_curves(run: Path) -> Path | None:
         if key in series:
             steps, vals = zip(*series[key])
             b.plot(steps, vals, "o-", label=key, ms=3)
+    for r in rows:  # the baselines, measured once on the same validation pairs
+        for key, style in (("baseline/nn/auc@3", ":"), ("baseline/nn-ratio/auc@3", "--")):
+            if r.get(key) not in (None, ""):
+                b.axhline(float(r[key]), ls=style, color="C1", lw=1, label=f"{key.split('/')[1]} auc@3")
     b.set(xlabel="step", ylabel="%", title="validation")
     for ax in (a, b):
         ax.grid(alpha=0.3)

@@ -12,6 +12,7 @@ import torch
 from ..data.geometry import corner_error
 from ..data.homography import estimate_homography
 from ..evaluation.metrics import error_auc
+from ..matching.nearest import RATIO
 from ..matching.select import keep_probable
 from ..nn.candidate_graph import CandidateGraphConfig, CandidateGraphNet, candidate_loss
 
@@ -21,23 +22,30 @@ for _name in ("lightning.pytorch.utilities.rank_zero", "lightning.fabric.utiliti
     logging.getLogger(_name).addFilter(lambda record: not any(s in record.getMessage() for s in ("💡 Tip", "weights_only")))
 
 MONITOR = "val/auc@3"  # the metric the shipped model is judged by
+BASELINES = ("nn", "nn-ratio")  # measured on the same validation pairs, drawn into curves.png
 
 
 class NonFiniteLoss(RuntimeError):
     pass
 
 
-def pair_results(batch, score: torch.Tensor, cfg: CandidateGraphConfig) -> list[dict]:
-    """Per pair of a batch: the candidates the matching stage would keep (``keep_probable``), their
-    precision within 1 px, the share of all within-1-px candidates kept, and the corner error of
-    the RANSAC homography fitted to them (px; inf when none could be fitted)."""
+def pair_results(batch, score: torch.Tensor | None, cfg: CandidateGraphConfig, baseline: str | None = None) -> list[dict]:
+    """Per pair of a batch: the candidates the matching stage would keep (``keep_probable`` of
+    ``score``; with ``baseline``, those ``nn`` or ``nn-ratio`` keeps: every mutual nearest
+    neighbour, or those passing Lowe's ratio both ways), their precision within 1 px, the share of
+    all within-1-px candidates kept, and the corner error of the RANSAC homography fitted to them
+    (px; inf when none could be fitted)."""
     rows = []
-    score, error = score.detach().float().cpu(), batch.error.cpu()
+    error = batch.error.cpu()
     pos0, pos1, which = batch.pos0.cpu().numpy(), batch.pos1.cpu().numpy(), batch.batch.cpu()
+    mutual, ratio = batch.x[:, 3].cpu().numpy() > 0.5, (batch.x[:, 1:3].cpu().numpy() < RATIO).all(1)
     for g in range(batch.num_graphs):
         sel = (which == g).numpy()
         e = error[sel].numpy()
-        keep = keep_probable(score[sel].numpy(), cfg.threshold, cfg.min_keep, cfg.pad_from)
+        if baseline is None:
+            keep = keep_probable(score.detach().float().cpu()[sel].numpy(), cfg.threshold, cfg.min_keep, cfg.pad_from)
+        else:
+            keep = mutual[sel] & (ratio[sel] if baseline == "nn-ratio" else True)
         size = tuple(int(v) for v in batch.image_size[g].tolist())
         H = estimate_homography(pos0[sel][keep].astype(np.float64), pos1[sel][keep].astype(np.float64), "ransac")
         rows.append({"kept": int(keep.sum()), "correct@1": int((e[keep] < 1).sum()), "positives": int((e < 1).sum()),
@@ -54,7 +62,8 @@ class MatcherModule(L.LightningModule):
         self.save_hyperparameters()
         self.cfg = CandidateGraphConfig(**model)
         self.model = CandidateGraphNet(self.cfg)
-        self._val, self._val_loss = [], []
+        self._val = []
+        self._baselines = {name: [] for name in BASELINES}  # measured at the first validation only: they do not learn
 
     def training_step(self, batch, batch_idx):
         loss = candidate_loss(self.model(batch), batch.error, self.cfg)
@@ -70,11 +79,18 @@ class MatcherModule(L.LightningModule):
         bs = int(batch.num_graphs)
         self.log("val/loss", candidate_loss(out, batch.error, self.cfg), batch_size=bs, sync_dist=True)
         self._val.extend(pair_results(batch, out.score, self.cfg))
+        for name, rows in self._baselines.items():
+            if rows is not None:
+                rows.extend(pair_results(batch, None, self.cfg, name))
 
     def on_validation_epoch_end(self):
         if not self._val:
             return
         rows, self._val = self._val, []
+        for name, baseline in self._baselines.items():  # the baselines' lines on the curves, logged once
+            if baseline:
+                self.log(f"baseline/{name}/auc@3", 100 * error_auc([r["error"] for r in baseline], (3,))[0], sync_dist=True)
+            self._baselines[name] = None
         auc = error_auc([r["error"] for r in rows], (1, 3, 5))
         kept = sum(r["kept"] for r in rows)
         metrics = {"val/auc@1": auc[0], "val/auc@3": auc[1], "val/auc@5": auc[2],

@@ -22,7 +22,7 @@ FORMAT, VERSION = "pygmatch-candidate-graph", 2  # 2: graph as recorded paramete
 OLDER = (1,)
 WEIGHTS = WEIGHTS_DIR / "candidate_graph.pt"
 INFERENCE_OPTIONS = ("threshold", "min_keep", "pad_from")
-RUN_FILES = ("best.ckpt", "last.ckpt")
+RUN_FILES = ("best.ckpt", "last.ckpt")  # a run folder's checkpoints, the one to load first; either says a run is there
 
 
 def resolve_checkpoint(name: str | os.PathLike) -> Path:

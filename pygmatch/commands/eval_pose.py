@@ -17,9 +17,10 @@ import numpy as np
 
 from pygmatch.errors import PygmatchError
 from pygmatch.files import writable_folder, write_text, write_with
+from pygmatch.weights import shipped_methods
 
 from pygmatch.commands.flags import ArgumentParser, command_name, positive, positive_int, run_cli
-from pygmatch.commands.methods import add_method_args
+from pygmatch.commands.methods import add_method_args, method_names
 
 DEFAULT_OUT = Path("eval-out/pose")
 # The development scenes (lund_door, reichstag) beside a checkout; no scene with true cameras ships in the package.
@@ -69,7 +70,6 @@ def main(argv=None) -> int:
     from pygmatch.data.scenes import load_scenes  # noqa: PLC0415
     from pygmatch.evaluation.pose import evaluate_pose, load_pose_pipelines, paired_differences  # noqa: PLC0415
     from pygmatch.evaluation.report import clear_previous_report, default_out, format_group_table, format_table  # noqa: PLC0415
-    from pygmatch.weights import shipped_methods  # noqa: PLC0415
 
     start = time.perf_counter()
     if args.out is None:
@@ -78,9 +78,7 @@ def main(argv=None) -> int:
     clear_previous_report(args.out, args.overwrite, remove=False)
     data = args.data or default_data()
     scenes = load_scenes(data, args.max_pairs_per_scene)
-    names = [m.strip() for m in args.methods.split(",") if m.strip()] if args.methods is not None else \
-        [m for m in shipped_methods() if "oracle@" not in m]  # the ceilings need a homography
-    names += [str(r) for r in args.compare]
+    names = method_names(args, [m for m in shipped_methods() if "oracle@" not in m])  # the ceilings need a homography
     methods = load_pose_pipelines(names, args.features, args.max_keypoints, args.threads, match_threshold=args.match_threshold)
     n_pairs = sum(len(s.pairs) for s in scenes)
     print(f"{len(scenes)} scene(s), {n_pairs} pairs, {len(methods)} method(s)", flush=True)

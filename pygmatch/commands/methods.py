@@ -31,10 +31,14 @@ def add_method_args(p: argparse.ArgumentParser) -> None:
                         "spin-wait for each other and run many times slower; see docs/evaluation.md)")
 
 
+def method_names(args: argparse.Namespace, default: list[str] | None = None) -> list[str]:
+    """The method names of ``--methods`` (else ``default``, else the shipped ones) and ``--compare``."""
+    names = [m.strip() for m in args.methods.split(",") if m.strip()] if args.methods is not None else (default or shipped_methods())
+    return names + [str(r) for r in args.compare]
+
+
 def methods_from_args(args: argparse.Namespace) -> dict:
     """``{name: Pipeline}`` from ``--methods``, ``--compare``, ``--match-threshold``."""
     from pygmatch.evaluation.evaluate import load_pipelines  # noqa: PLC0415 (torch: after the flags are parsed)
 
-    names = [m.strip() for m in args.methods.split(",") if m.strip()] if args.methods is not None else shipped_methods()
-    names += [str(r) for r in args.compare]
-    return load_pipelines(names, args.features, args.max_keypoints, args.threads, match_threshold=args.match_threshold)
+    return load_pipelines(method_names(args), args.features, args.max_keypoints, args.threads, match_threshold=args.match_threshold)

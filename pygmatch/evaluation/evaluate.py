@@ -27,15 +27,16 @@ from .metrics import pair_metrics, summarize
 
 
 def load_pipelines(names: list[str], features: str = "sift", max_keypoints: int = 1024, threads: int | None = 1,
-                   **matcher_options) -> dict[str, Pipeline]:
+                   resize: int | None = None, **matcher_options) -> dict[str, Pipeline]:
     """``{name: Pipeline}`` for method names (``pygmatch.pipeline``: ``MATCHER[+REFINER]``, presets,
     model files, ``oracle@PX`` / ``nn-oracle@PX``), each extracting ``features`` (a model trained on
-    others is refused) and matching with ``threads`` torch threads; ``matcher_options`` are the
+    others is refused) on images downscaled to ``resize`` px (None: as given) and matching with
+    ``threads`` torch threads; ``matcher_options`` are the
     graph network's inference options (``match_threshold``, ``min_keep``, ``pad_from``), given to the
     pipelines whose matcher is the graph network."""
     if not names:
         raise PygmatchError("no method to evaluate: name at least one")
-    return {name: Pipeline.load(name, features=features, max_keypoints=max_keypoints, resize=None, threads=threads,
+    return {name: Pipeline.load(name, features=features, max_keypoints=max_keypoints, resize=resize, threads=threads,
                                 **(matcher_options if is_learned(name) else {}))
             for name in dict.fromkeys(names)}
 

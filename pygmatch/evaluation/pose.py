@@ -22,7 +22,8 @@ import numpy as np
 
 from ..data.scenes import Scene, pixel_to_camera, relative_pose
 from ..errors import PygmatchError
-from ..pipeline import DEFAULT_RESIZE, Pipeline, is_learned
+from ..pipeline import DEFAULT_RESIZE, Pipeline
+from .evaluate import load_pipelines
 from .metrics import auc_difference, error_auc
 
 POSE_THRESHOLDS = (5, 10, 20)
@@ -34,14 +35,10 @@ def load_pose_pipelines(names: list[str], features: str = "sift", max_keypoints:
                         resize: int | None = DEFAULT_RESIZE, **matcher_options) -> dict[str, Pipeline]:
     """``{name: Pipeline}``: keypoints found on images downscaled to ``resize`` px on the longer side
     (the matched positions come back in original pixels). Oracles are refused: they need a homography."""
-    if not names:
-        raise PygmatchError("no method to evaluate: name at least one")
     for name in names:
         if "oracle@" in name:
             raise PygmatchError(f"{name}: oracles read a true homography; a relative-pose pair has none (choose other methods)")
-    return {name: Pipeline.load(name, features=features, max_keypoints=max_keypoints, resize=resize, threads=threads,
-                                **(matcher_options if is_learned(name) else {}))
-            for name in dict.fromkeys(names)}
+    return load_pipelines(names, features, max_keypoints, threads, resize, **matcher_options)
 
 
 def rotation_error(R_est: np.ndarray, R_true: np.ndarray) -> float:

@@ -15,7 +15,7 @@ import yaml
 from lightning.pytorch.callbacks import EarlyStopping, LearningRateMonitor, ModelCheckpoint
 from lightning.pytorch.loggers import CSVLogger, TensorBoardLogger
 
-from ..checkpoint import load_weights, model_state, read_checkpoint, resolve_checkpoint
+from ..checkpoint import RUN_FILES, load_weights, model_state, read_checkpoint, resolve_checkpoint
 from ..data.bank import FeatureBank, source_files
 from ..data.images import EMBEDDED_IMAGES
 from ..errors import Interrupted, PygmatchError
@@ -27,9 +27,6 @@ from .config import TrainConfig
 from .curves import write_curves
 from .data import BankGraphs, ImageGraphs, feature_stats, split_banks
 from .module import MONITOR, MatcherModule, NonFiniteLoss
-
-
-RUN_FILES = ("last.ckpt", "best.ckpt")  # a folder holding one of these holds a run that can be continued
 
 
 def check_resume(cfg: TrainConfig, out: Path) -> str | None:

@@ -38,14 +38,16 @@ def pair_results(batch, score: torch.Tensor | None, cfg: CandidateGraphConfig, b
     rows = []
     error = batch.error.cpu()
     pos0, pos1, which = batch.pos0.cpu().numpy(), batch.pos1.cpu().numpy(), batch.batch.cpu()
-    mutual, ratio = batch.x[:, 3].cpu().numpy() > 0.5, (batch.x[:, 1:3].cpu().numpy() < RATIO).all(1)
+    if baseline is None:
+        score = score.detach().float().cpu().numpy()
+    else:
+        chosen = batch.x[:, 3].cpu().numpy() > 0.5  # mutual
+        if baseline == "nn-ratio":
+            chosen &= (batch.x[:, 1:3].cpu().numpy() < RATIO).all(1)
     for g in range(batch.num_graphs):
         sel = (which == g).numpy()
         e = error[sel].numpy()
-        if baseline is None:
-            keep = keep_probable(score.detach().float().cpu()[sel].numpy(), cfg.threshold, cfg.min_keep, cfg.pad_from)
-        else:
-            keep = mutual[sel] & (ratio[sel] if baseline == "nn-ratio" else True)
+        keep = keep_probable(score[sel], cfg.threshold, cfg.min_keep, cfg.pad_from) if baseline is None else chosen[sel]
         size = tuple(int(v) for v in batch.image_size[g].tolist())
         H = estimate_homography(pos0[sel][keep].astype(np.float64), pos1[sel][keep].astype(np.float64), "ransac")
         rows.append({"kept": int(keep.sum()), "correct@1": int((e[keep] < 1).sum()), "positives": int((e < 1).sum()),

@@ -82,6 +82,8 @@ def model_state(ckpt: dict, path, overrides: dict | None = None) -> tuple[Candid
         if ckpt.get("node_features") != list(NODE_FEATURES):
             raise PygmatchError(f"{path}: a graph network of other node features; this pygmatch computes {len(NODE_FEATURES)}")
         config, state = ckpt["config"], ckpt["state_dict"]
+    elif isinstance(ckpt.get("hyper_parameters"), dict) and ckpt["hyper_parameters"].get("kind") == "refiner":
+        raise PygmatchError(f"{path}: a train.refiner checkpoint, not a graph network (use it as a refiner: METHOD+{path})")
     elif isinstance(ckpt.get("hyper_parameters"), dict) and "model" in ckpt["hyper_parameters"] and "state_dict" in ckpt:
         config = ckpt["hyper_parameters"]["model"]
         state = {k[len("model."):]: v for k, v in ckpt["state_dict"].items() if k.startswith("model.")}
@@ -122,13 +124,19 @@ def is_model_file(path: str | os.PathLike) -> bool:
 
 def save_model(model: CandidateGraphNet, path: str | os.PathLike, **extra) -> Path:
     """The model file (config + weights; ``extra``: e.g. the training record), written atomically."""
+    return write_model_file(path, {"format": FORMAT, "version": VERSION, "config": asdict(model.cfg), "state_dict": model.state_dict(),
+                                   "node_features": list(NODE_FEATURES), **extra})
+
+
+def write_model_file(path: str | os.PathLike, contents: dict) -> Path:
+    """``torch.save`` of ``contents`` to ``path`` through a temporary file: a crash, a full disk or
+    a Ctrl-C never leaves a half-written model file; a failure is one line."""
     path = Path(path)
     writable_file(path, example="model.pt")  # a folder in the way, a read-only folder: one line, nothing half-written
     make_parent_folder(path)
     tmp = path.with_name(path.name + ".tmp")
     try:
-        torch.save({"format": FORMAT, "version": VERSION, "config": asdict(model.cfg), "state_dict": model.state_dict(),
-                    "node_features": list(NODE_FEATURES), **extra}, tmp)
+        torch.save(contents, tmp)
         os.replace(tmp, path)
     except (OSError, RuntimeError) as e:  # torch.save reports a failed open / write as RuntimeError
         reason = e.strerror if isinstance(e, OSError) and e.strerror else short_reason(e)
@@ -139,4 +147,4 @@ def save_model(model: CandidateGraphNet, path: str | os.PathLike, **extra) -> Pa
 
 
 __all__ = ["FORMAT", "VERSION", "WEIGHTS", "is_model_file", "load_model", "load_weights", "model_state", "read_checkpoint",
-           "resolve_checkpoint", "save_model"]
+           "resolve_checkpoint", "save_model", "write_model_file"]

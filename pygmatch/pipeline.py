@@ -210,7 +210,7 @@ def split_name(name: str) -> tuple[str, str | None]:
         return PRESETS.get(base, base), refinement
     if plus and not Path(name).exists():
         raise PygmatchError(f"{name}: unknown refinement {refinement!r} after '+': choose from {', '.join(REFINEMENTS)} or a "
-                            f"refiner file (python -m train.refiner)")
+                            f"refiner file or run (python -m train.refiner)")
     return name, None
 
 

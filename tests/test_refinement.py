@@ -3,7 +3,6 @@ the truth, the learned refiner trains from a bank, saves and loads, and evaluati
 ``+ncc`` / ``+refiner``."""
 from __future__ import annotations
 
-import json
 import subprocess
 import sys
 
@@ -20,7 +19,9 @@ from pygmatch.errors import PygmatchError
 from pygmatch.matching.nearest import match_nn
 from pygmatch.refinement import (LearnedRefiner, PatchRefiner, RefinerConfig, as_image_tensor, normalized_cross_correlation,
                                  parabola_peak, sample_patches)
-from pygmatch.training.refiner import bank_patches, fit_refiner
+from pygmatch.training.config import RefinerDataConfig, RefinerOptimConfig, RefinerTrainConfig, RunConfig
+from pygmatch.training.refiner import bank_patches
+from pygmatch.training.run import train
 from pygmatch.matching.candidate_graph import CandidateGraphMatching
 from pygmatch.pipeline import Pipeline
 
@@ -131,9 +132,13 @@ def test_learned_refiner_trains_from_a_bank_saves_and_loads(bank, tmp_path, real
     cfg = RefinerConfig(channels=8, hidden=16)
     patches = bank_patches(bank.root, cfg, per_pair=128, workers=1, progress=False)
     assert len(patches) > 500 and np.abs(patches.offset).max() <= cfg.search
+    # the one training loop, as train.refiner runs it; all 8 pairs to train on, validation on held-out images
+    run = train(RefinerTrainConfig(data=RefinerDataConfig(bank=str(bank.root), per_pair=128, val_data=str(EMBEDDED_IMAGES), val_images=2),
+                                   model=cfg, optim=RefinerOptimConfig(batch_size=32, epochs=15, lr=3e-3, warmup_steps=10),
+                                   run=RunConfig(out=str(tmp_path / "run"), workers=1, progress=False, val_every=1000)))
+    model = LearnedRefiner.load(run)  # the run folder: its best.ckpt
     templates, windows = torch.from_numpy(patches.templates).float(), torch.from_numpy(patches.windows).float()
     ncc, _, _ = parabola_peak(normalized_cross_correlation(templates, windows))
-    model = fit_refiner(patches, cfg, epochs=15, lr=3e-3, batch=32, progress=False)
     pred = model(templates, windows).detach().numpy()
     # mean |error| in px: the keypoints as they are, the correlation peak, the trained network
     before, classical, learned = (np.abs(patches.offset).mean(), np.abs(ncc - patches.offset).mean(),
@@ -144,41 +149,46 @@ def test_learned_refiner_trains_from_a_bank_saves_and_loads(bank, tmp_path, real
     im0, im1, _, p0, p1 = real_pairs[0]
     np.testing.assert_array_equal(again.refine(im0, im1, p0, p1), model.refine(im0, im1, p0, p1))
     (tmp_path / "bad.pt").write_bytes(b"not a file torch reads")
-    for path, message in ((tmp_path / "bad.pt", "not a readable refiner file"), (tmp_path / "none.pt", "no such refiner file")):
+    for path, message in ((tmp_path / "bad.pt", "not a readable refiner file"), (tmp_path / "none.pt", "no such refiner file"),
+                          (tmp_path, "no best.ckpt or last.ckpt")):
         with pytest.raises(PygmatchError, match=message) as e:
             LearnedRefiner.load(path)
         assert "\n" not in str(e.value)
 
 
-def run(*args):
-    return subprocess.run([sys.executable, "-m", "train.refiner", *map(str, args)], capture_output=True, text=True, cwd=ROOT)
+def run(*args, command="train.refiner"):
+    return subprocess.run([sys.executable, "-m", command, *map(str, args)], capture_output=True, text=True, cwd=ROOT)
 
 
 def test_train_refiner_command(tmp_path, bank, embedded_dir):
-    out = tmp_path / "r.pt"
-    r = run("--bank", bank.root, "--out", out, "--epochs", "2", "--workers", "1", "--channels", "4", "--hidden", "8",
-            "--val-data", embedded_dir, "--val-images", "2", "--iterations", "2")
+    out = tmp_path / "run"
+    small = ("--bank", bank.root, "--workers", "1", "--channels", "4", "--hidden", "8", "--batch-size", "64", "--no-progress")
+    r = run(*small, "--out", out, "--epochs", "2", "--val-pairs", "2", "--iterations", "2")
     assert r.returncode == 0, r.stderr
-    record = json.loads(out.with_suffix(".json").read_text())
-    assert [c["epoch"] for c in record["curve"]] == [1, 2] and out.with_suffix(".png").is_file()
-    assert set(record["levels"]) == {"keypoints as detected", "correlation (ncc), one pass"}
-    heldout = record["heldout"]["metrics"]  # the default pipeline's matches (the graph network at 0.2) and nn-ratio's
-    assert {"default+learned d2", "default+none d1", "nn-ratio+ncc d2"} <= set(heldout)
-    assert all(0 <= m["p@0.5"] <= m["p@1"] <= 100 for m in heldout.values())
-    assert LearnedRefiner.load(out).cfg.iterations == 2
-    # the file is an eval refinement like the shipped one
-    assert isinstance(Pipeline.load(f"nn+{out}").refiner, LearnedRefiner)
-    before = out.read_bytes()
-    r = run("--bank", bank.root, "--out", out, "--epochs", "1", "--workers", "1")
-    assert r.returncode == 2 and "already exists" in one_line_error(r.stderr)
-    assert out.read_bytes() == before  # nothing overwritten
-    r = run("--bank", bank.root, "--out", tmp_path / "w.pt", "--val-data", tmp_path / "novaldata")
-    assert r.returncode == 2 and "no such folder" in one_line_error(r.stderr)
-    r = run("--bank", bank.root, "--out", tmp_path / "w.pt", "--pairs", "999", "--workers", "1")
-    assert r.returncode == 2 and "fewer than the 999" in one_line_error(r.stderr)
-    r = run("--bank", bank.root, "--out", tmp_path / "w.pt", "--device", "cuda:7") if not torch.cuda.is_available() else None
-    assert r is None or (r.returncode == 2 and "CUDA is not available" in one_line_error(r.stderr))
-    assert not (tmp_path / "w.pt").exists()  # refused before any work
+    validations = [line for line in r.stdout.splitlines() if line.startswith("step ")]
+    assert validations and "baseline/ncc/within_0.5" in validations[0] and "val/within_0.5" in validations[-1]
+    assert {"best.ckpt", "last.ckpt", "config.yaml", "curves.png", "patches"} <= {f.name for f in out.iterdir()}
+    # a run is a refinement as it is (METHOD+RUN), and train.export makes it a model file with its record inside
+    assert isinstance(Pipeline.load(f"nn+{out}").refiner, LearnedRefiner) and LearnedRefiner.load(out).cfg.iterations == 2
+    r = run(out, "--out", tmp_path / "r.pt", command="train.export")
+    assert r.returncode == 0, r.stderr
+    record = torch.load(tmp_path / "r.pt", weights_only=True)["training"]
+    assert record["config"]["data"]["bank"] == str(bank.root) and "val/within_0.5" in record["curve"][-1]
+    np.testing.assert_array_equal(LearnedRefiner.load(tmp_path / "r.pt").state_dict()["score.0.weight"],
+                                  LearnedRefiner.load(out).state_dict()["score.0.weight"])
+    before = (out / "best.ckpt").read_bytes()
+    r = run(*small, "--out", out, "--epochs", "1")
+    assert r.returncode == 2 and "already holds a run" in one_line_error(r.stderr)
+    assert (out / "best.ckpt").read_bytes() == before  # nothing overwritten
+    r = run(*small, "--out", out, "--epochs", "3", "--resume", "last", "--val-pairs", "2", "--iterations", "2")
+    assert r.returncode == 0 and "patches of 6 pairs" in r.stdout, r.stderr  # read from RUN/patches, not cut again
+    for args, message in ((("--val-data", tmp_path / "novaldata"), "no such folder"), (("--pairs", "999"), "fewer than the 999"),
+                          (("--val-pairs", "0"), "--val-pairs 0"), (("--channels", "0"), "argument --channels")):
+        r = run(*small, "--out", tmp_path / "w", *args)
+        assert r.returncode == 2 and message in one_line_error(r.stderr), (args, r.stderr)
+    assert not (tmp_path / "w" / "last.ckpt").exists()  # refused before any training
+    r = run("--out", tmp_path / "w")
+    assert r.returncode == 2 and "--bank: required" in one_line_error(r.stderr)
 
 
 def test_shipped_refiner_brings_the_graph_networks_matches_closer_than_correlation():

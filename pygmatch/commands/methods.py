@@ -18,7 +18,7 @@ def add_method_args(p: argparse.ArgumentParser) -> None:
                         f"shipped best), matchers candidate-graph (the shipped graph network), nn, nn-ratio, "
                         f"nn-oracle@PX (nn's matches within PX "
                         f"pixels of the truth: a perfect selector), oracle@PX (ground-truth matches: a ceiling), model files, "
-                        f"checkpoints or run folders of train.run; refiners refiner (learned), ncc (patch correlation) or a train.refiner "
+                        f"checkpoints or run folders of train.run; refiners refiner (learned), ncc (patch correlation) or a train.refiner run or "
                         f"file, e.g. nn-ratio+refiner (default: {','.join(shipped_methods())})")
     p.add_argument("--compare", nargs="+", type=Path, default=[], metavar="RUN",
                    help="run folders or checkpoints to add to --methods, one table and one plot across them")

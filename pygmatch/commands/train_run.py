@@ -14,7 +14,7 @@ import yaml
 
 from pygmatch.commands.flags import ArgumentParser, add_graph_args, command_name, flag_type, run_cli
 from pygmatch.errors import PygmatchError
-from pygmatch.training.config import GRAPH_FLAGS, SECTIONS, TrainConfig, is_nested
+from pygmatch.training.config import GRAPH_FLAGS, RunSpec, TrainConfig
 from pygmatch.values import as_flag_text
 
 
@@ -41,16 +41,22 @@ def add_section(p: argparse.ArgumentParser, name: str, section: type) -> None:
         group.add_argument("--" + f.name.replace("_", "-"), **kw)
 
 
-def parser() -> argparse.ArgumentParser:
-    p = ArgumentParser(prog=command_name("python -m train.run"), description=__doc__)
+def run_parser(spec: type[RunSpec], checkout: str, description: str) -> argparse.ArgumentParser:
+    """``--config`` and one flag per field of each section of the run config ``spec``."""
+    p = ArgumentParser(prog=command_name(checkout), description=description)
     p.add_argument("--config", type=Path, help="YAML of a run's config (its config.yaml) or of flag values; flags given here override it")
-    for name, section in SECTIONS.items():
+    for name, section in spec.SECTIONS.items():
         add_section(p, name, section)
+    return p
+
+
+def parser() -> argparse.ArgumentParser:
+    p = run_parser(TrainConfig, "python -m train.run", __doc__)
     add_graph_args(p, k=GRAPH_FLAGS["k"])  # over the candidates' positions in each image
     return p
 
 
-def config_file_values(p: argparse.ArgumentParser, path: Path) -> dict:
+def config_file_values(p: argparse.ArgumentParser, path: Path, spec: type[RunSpec] = TrainConfig) -> dict:
     """The flag values of a YAML file (a run's nested config.yaml, or flat flag values as the first
     layout saved them), checked by the same parsers and choices as the flags."""
     if not path.is_file():
@@ -63,9 +69,9 @@ def config_file_values(p: argparse.ArgumentParser, path: Path) -> dict:
         raise PygmatchError(f"{path}: not valid YAML ({str(e).splitlines()[0]})") from None
     if not isinstance(values, dict):
         raise PygmatchError(f"{path}: expected a mapping of flag names to values")
-    if is_nested(values):
+    if spec.is_nested(values):
         try:
-            values = TrainConfig.from_dict(values).to_flags()
+            values = spec.from_dict(values).to_flags()
         except PygmatchError as e:
             raise PygmatchError(f"{path}: {e}") from None
     actions = {a.dest: a for a in p._actions}
@@ -99,12 +105,13 @@ def config_file_values(p: argparse.ArgumentParser, path: Path) -> dict:
     return checked
 
 
-def resolve(argv=None) -> TrainConfig:
-    """Flags over the --config file over the defaults, as the run's ``TrainConfig``."""
-    p = parser()
+def resolve(argv=None, spec: type[RunSpec] = TrainConfig, p: argparse.ArgumentParser | None = None) -> RunSpec:
+    """Flags (of the parser ``p``, default ``parser()``) over the --config file over the defaults,
+    as the run's config of class ``spec``."""
+    p = p or parser()
     first, _ = p.parse_known_args(argv)
     if first.config is not None:
-        p.set_defaults(**config_file_values(p, first.config))
+        p.set_defaults(**config_file_values(p, first.config, spec))
     flags = vars(p.parse_args(argv))
     flags.pop("config")
     if flags["resume"] == "last" and flags["out"] is None:  # runs/<graph>-<time> would name a new, empty folder
@@ -113,7 +120,7 @@ def resolve(argv=None) -> TrainConfig:
         if first.init is not None:  # given on this command line, not read from --config
             raise PygmatchError("--resume and --init exclude each other")
         flags["init"] = None  # the saved run's starting weights: resuming continues from its checkpoint instead
-    return TrainConfig.from_flags(flags).with_out()
+    return spec.from_flags(flags).with_out()
 
 
 def main(argv=None) -> int:

@@ -44,10 +44,10 @@ REFINEMENTS = ("refiner", "ncc")  # the names ``load_refiner`` (and eval's ``MET
 
 def load_refiner(name: str | os.PathLike) -> PatchStage:
     """A refiner (``refine(image0, image1, points0, points1) -> points1``) by name: ``"refiner"``
-    (the shipped ``LearnedRefiner``), ``"ncc"`` (``PatchRefiner``) or the path of a ``train.refiner`` file.
+    (the shipped ``LearnedRefiner``), ``"ncc"`` (``PatchRefiner``), a refiner model file or a ``train.refiner`` run.
     Loaded once per name (a file: once per version of it on disk)."""
     name = str(name)
-    version = os.stat(name).st_mtime_ns if name not in REFINEMENTS and os.path.isfile(name) else None
+    version = os.stat(name).st_mtime_ns if name not in REFINEMENTS and os.path.exists(name) else None  # a run folder too
     return _load_refiner(name, version)
 
 

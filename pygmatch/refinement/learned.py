@@ -1,9 +1,11 @@
 """``LearnedRefiner``: the learned sub-pixel refiner (``refiner``, shipped as ``weights/refiner.pt``):
 the normalised cross-correlation's last step replaced by a small network trained on bank pairs
-(``python -m train.refiner``), on the same patches."""
+(``python -m train.refiner``, through the same Lightning loop as the graph network), on the same
+patches."""
 from __future__ import annotations
 
 import os
+from pathlib import Path
 from dataclasses import asdict, dataclass
 
 import numpy as np
@@ -11,7 +13,9 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from ..checkpoint import read_checkpoint, resolve_checkpoint, write_model_file
 from ..errors import PygmatchError
+from ..values import Section, positive_int, setting
 from ..weights import WEIGHTS_DIR, config_from_dict, read_model_file
 from .patches import PatchStage, normalized_cross_correlation
 
@@ -21,19 +25,25 @@ WEIGHTS = WEIGHTS_DIR / "refiner.pt"
 
 
 @dataclass
-class RefinerConfig:
-    half: int = 7  # template half-size, as PatchRefiner's
-    search: int = 3  # ± pixels searched
-    channels: int = 8  # of the patch features
-    layers: int = 2  # 3×3 convolutions of the patch features
-    hidden: int = 32  # channels of the shift scorer
-    iterations: int = 1  # inference: passes (see PatchRefiner)
+class RefinerConfig(Section):
+    half: int = setting(7, positive_int, help="template half-size (px), as the correlation refiner's")
+    search: int = setting(3, positive_int, help="± pixels searched")
+    channels: int = setting(8, positive_int, help="of the patch features")
+    layers: int = setting(2, positive_int, help="3x3 convolutions of the patch features")
+    hidden: int = setting(32, positive_int, help="channels of the shift scorer")
+    iterations: int = setting(1, positive_int, help="inference: refinement passes stored with the weights")
 
     def __post_init__(self):
-        if min(self.half, self.search, self.channels, self.layers, self.hidden, self.iterations) < 1:
-            raise PygmatchError(f"refiner: every size must be >= 1, got {asdict(self)}")
+        try:
+            super().__post_init__()
+        except PygmatchError as e:
+            raise PygmatchError(f"refiner: {e}") from None
         if 2 * self.layers >= 2 * self.half + 1:
             raise PygmatchError(f"refiner: {self.layers} unpadded 3x3 layers leave nothing of a {2 * self.half + 1}-pixel template")
+
+    def architecture(self) -> dict:
+        """The fields that shape the weights (a checkpoint resumes only into the same)."""
+        return {k: v for k, v in asdict(self).items() if k != "iterations"}
 
 
 def standardize(patches: torch.Tensor) -> torch.Tensor:
@@ -102,14 +112,30 @@ class LearnedRefiner(nn.Module, PatchStage):
                           for a, b in zip(templates.split(chunk), windows.split(chunk))]).double().numpy()
 
 
-    def save(self, path: str | os.PathLike, **extra) -> None:
-        torch.save({"format": FORMAT, "version": VERSION, "config": asdict(self.cfg), "state_dict": self.state_dict(), **extra}, path)
+    def save(self, path: str | os.PathLike, **extra) -> Path:
+        """The model file (config + weights; ``extra``: e.g. the training record), written atomically."""
+        return write_model_file(path, {"format": FORMAT, "version": VERSION, "config": asdict(self.cfg), "state_dict": self.state_dict(),
+                                       **extra})
 
     @classmethod
     def load(cls, path: str | os.PathLike = "default", **overrides) -> "LearnedRefiner":
-        """``"default"`` (the shipped weights) or a file written by ``save`` / ``train.refiner``;
+        """``"default"`` (the shipped weights), a file written by ``save`` / ``train.export``, or a
+        ``train.refiner`` run (its folder: ``best.ckpt``, else ``last.ckpt``; or a ``.ckpt``);
         ``overrides``: inference options (``iterations``)."""
-        _, ckpt = read_model_file(path, WEIGHTS, FORMAT, VERSION, "refiner")
-        model = cls(config_from_dict(RefinerConfig, ckpt["config"], "refiner", overrides, ("iterations",)))
-        model.load_state_dict(ckpt["state_dict"])
+        config, state = refiner_state(path)
+        model = cls(config_from_dict(RefinerConfig, config, "refiner", overrides, ("iterations",)))
+        model.load_state_dict(state)
         return model.eval()
+
+
+def refiner_state(path: str | os.PathLike) -> tuple[dict, dict]:
+    """(config dict, state_dict) of a refiner model file or of a ``train.refiner`` run / checkpoint."""
+    if str(path) != "default" and (Path(path).is_dir() or Path(path).suffix == ".ckpt"):
+        source = resolve_checkpoint(path)
+        ckpt = read_checkpoint(source)
+        hp = ckpt.get("hyper_parameters")
+        if not isinstance(hp, dict) or hp.get("kind") != "refiner" or "state_dict" not in ckpt:
+            raise PygmatchError(f"{source}: not a train.refiner checkpoint (a graph network's run? load it as a matcher)")
+        return hp["model"], {k[len("model."):]: v for k, v in ckpt["state_dict"].items() if k.startswith("model.")}
+    _, ckpt = read_model_file(path, WEIGHTS, FORMAT, VERSION, "refiner")
+    return ckpt["config"], ckpt["state_dict"]

@@ -1,5 +1,7 @@
-"""Training the graph network: the run's configuration (``config``), its pairs as labelled
-candidate graphs (``data``), the LightningModule with the loss and the validation metrics
-(``module``), the callbacks, the curves, and ``run.train(TrainConfig)`` that ``python -m train.run``
-calls; the refiner's own small loop (``refiner``, ``minibatch``). Lightning is imported by
-``module``, ``callbacks`` and ``run`` only, so ``training.config`` is quick to import."""
+"""Training, in one Lightning loop (``run.train``) for both learned stages: the run's configuration
+(``config``: ``TrainConfig`` for the graph network, ``RefinerTrainConfig`` for the refiner), their
+examples (``data``: pairs as labelled candidate graphs; ``refiner``: candidates' patches with their
+true offsets), the LightningModules with the losses and validation metrics (``module``), the
+callbacks and the curves. ``python -m train.run`` and ``python -m train.refiner`` call
+``run.train``. Lightning is imported by ``module``, ``callbacks`` and ``run`` only, so
+``training.config`` is quick to import."""

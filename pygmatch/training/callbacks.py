@@ -145,7 +145,8 @@ class EpochSeed(Callback):
         self.dataset = dataset
 
     def on_train_epoch_start(self, trainer, module):
-        self.dataset.set_epoch(trainer.current_epoch)
+        if hasattr(self.dataset, "set_epoch"):  # fixed examples (a bank's patches) have no epochs of their own
+            self.dataset.set_epoch(trainer.current_epoch)
 
 
 class RankAgreement(Callback):
@@ -169,24 +170,28 @@ class RankAgreement(Callback):
 
 
 class ValidationLine(Callback):
-    """One line per validation (step, pairs seen, minutes, the metrics), so that a run followed in
-    a log file (nohup, SLURM, CI: no progress bar there) shows how it goes."""
+    """One line per validation (step, examples seen, minutes, the metrics), so that a run followed in
+    a log file (nohup, SLURM, CI: no progress bar there) shows how it goes. ``unit``: what an
+    example is (pairs, patches)."""
 
-    def __init__(self, batch_size: int):
-        self.batch_size, self.start = batch_size, time.monotonic()
+    def __init__(self, batch_size: int, unit: str = "pairs"):
+        self.batch_size, self.unit, self.start = batch_size, unit, time.monotonic()
 
     def on_validation_end(self, trainer, module):
         if trainer.sanity_checking or trainer.global_rank != 0:
             return
         m = {k: float(v) for k, v in trainer.callback_metrics.items() if k.startswith(("val/", "baseline/", "train/loss"))}
-        parts = [f"step {trainer.global_step}", f"pairs {trainer.global_step * self.batch_size * trainer.world_size}",
+        parts = [f"step {trainer.global_step}", f"{self.unit} {trainer.global_step * self.batch_size * trainer.world_size}",
                  f"{(time.monotonic() - self.start) / 60:.1f} min"] + [f"{k} {v:.4g}" for k, v in sorted(m.items())]
         print("  ".join(parts), flush=True)
 
 
 class Throughput(Callback):
+    """``train/examples_per_s``: pairs (a batch of graphs) or patches (a batch of tensors) per second."""
+
     def on_train_batch_start(self, trainer, module, batch, batch_idx):
         self._t = time.perf_counter()
 
     def on_train_batch_end(self, trainer, module, outputs, batch, batch_idx):
-        module.log("train/pairs_per_s", batch.num_graphs / (time.perf_counter() - self._t), batch_size=int(batch.num_graphs))
+        size = int(batch.num_graphs) if hasattr(batch, "num_graphs") else len(batch[-1])
+        module.log("train/examples_per_s", size / (time.perf_counter() - self._t), batch_size=size)

@@ -5,6 +5,9 @@ give the same one-line errors. The model section is the network's own config
 (``CandidateGraphConfig``), the graph over the candidates included::
 
     cfg = TrainConfig(model=CandidateGraphConfig(graph={"name": "knn", "k": 8}), optim=OptimConfig(max_steps=50))
+
+``RefinerTrainConfig`` is the same for the sub-pixel refiner (``python -m train.refiner``): its own
+data and model sections, the same optimiser and run sections, the same training loop.
 """
 from __future__ import annotations
 
@@ -12,11 +15,13 @@ import time
 from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field, fields, replace
 from pathlib import Path
+from typing import ClassVar
 
 from ..errors import PygmatchError
 from ..graphs.registry import DEFAULTS as GRAPH_FLAG_DEFAULTS
 from ..graphs.registry import flags_from_params, graph_from_flags, graph_params
 from ..nn.candidate_graph import CandidateGraphConfig
+from ..refinement import RefinerConfig
 from ..values import Section, non_negative_int, positive, positive_int, setting, size_type
 
 positive_float = positive(float)
@@ -69,7 +74,7 @@ class RunConfig(Section):
     devices: int = setting(1, positive_int, help="processes (DDP when more than one)")
     num_nodes: int = setting(1, positive_int)
     workers: int | None = setting(None, non_negative_int, help="data processes (default: 1 on the fly, where SIFT runs; from banks: "
-                                                               "1, building the graphs)")
+                                                               "1, building the graphs; the refiner: 2, cutting the patches)")
     threads: int = setting(1, positive_int, help="torch threads of the training process")
     out: str | None = setting(None, help="run folder (default: runs/<graph>-<time>)")
     resume: str | None = setting(None, help="'last' (the run folder's last.ckpt) or a checkpoint path")
@@ -79,20 +84,20 @@ class RunConfig(Section):
     ckpt_every_steps: int = setting(100, non_negative_int, help="write last.ckpt every N steps (0: only by time)")
     ckpt_minutes: float = setting(2.0, positive_float, help="... and at least every N minutes")
     overwrite: bool = setting(False, help="replace the run already in --out (default: refuse)")
-    early_stop: int = setting(0, non_negative_int, help="stop after N validations without a better AUC@3 (0: off)")
+    early_stop: int = setting(0, non_negative_int, help="stop after N validations without a better monitored metric (val/auc@3; "
+                                                         "the refiner: val/within_0.5) (0: off)")
     progress: bool = setting(True, help="progress bar (--no-progress: a line per validation, for logs)")
 
 
-SECTIONS = {"data": DataConfig, "model": CandidateGraphConfig, "optim": OptimConfig, "run": RunConfig}
 DEFAULT_STEPS = 100
 
 
-@dataclass
-class TrainConfig:
-    data: DataConfig = field(default_factory=DataConfig)
-    model: CandidateGraphConfig = field(default_factory=CandidateGraphConfig)
-    optim: OptimConfig = field(default_factory=OptimConfig)
-    run: RunConfig = field(default_factory=RunConfig)
+class RunSpec:
+    """What the runs' configs share: sections by name (``SECTIONS``), as nested YAML
+    (``to_dict`` / ``from_dict``) and as flat flag values (``to_flags`` / ``from_flags``)."""
+
+    SECTIONS: ClassVar[dict[str, type]]
+    WORKERS: ClassVar[int] = 1  # data processes when --workers is not given
 
     @property
     def max_steps(self) -> int | None:
@@ -101,14 +106,16 @@ class TrainConfig:
 
     @property
     def workers(self) -> int:
-        return self.run.workers if self.run.workers is not None else 1
+        return self.run.workers if self.run.workers is not None else self.WORKERS
 
-    def with_out(self) -> "TrainConfig":
-        """The config with its run folder decided (``runs/<graph>-<time>`` when none was given)."""
+    def run_name(self) -> str:
+        raise NotImplementedError
+
+    def with_out(self):
+        """The config with its run folder decided (``runs/<name>-<time>`` when none was given)."""
         if self.run.out is not None:
             return self
-        out = str(Path("runs") / f"{self.model.graph['name']}-{time.strftime('%Y%m%d-%H%M%S')}")
-        return replace(self, run=replace(self.run, out=out))
+        return replace(self, run=replace(self.run, out=str(Path("runs") / f"{self.run_name()}-{time.strftime('%Y%m%d-%H%M%S')}")))
 
     def to_dict(self) -> dict:
         """Plain YAML values, nested by section (what ``config.yaml`` holds)."""
@@ -117,35 +124,28 @@ class TrainConfig:
         return plain(asdict(self))
 
     def to_flags(self) -> dict:
-        """One flat dict of ``train.run`` flag values (dest names) that rebuilds this config."""
-        flags = {k: v for name in SECTIONS for k, v in asdict(getattr(self, name)).items() if k != "graph"}
-        return flags | GRAPH_FLAGS | flags_from_params(self.model.graph)
+        """One flat dict of flag values (dest names) that rebuilds this config."""
+        return {k: v for name in self.SECTIONS for k, v in asdict(getattr(self, name)).items()}
 
     @classmethod
-    def from_flags(cls, flags: Mapping) -> "TrainConfig":
-        """From flat flag values, as ``train.run`` parses them; missing keys take defaults."""
-        flags = dict(flags)
-        owner = {f.name: name for name, section in SECTIONS.items() for f in fields(section) if f.name != "graph"}
-        unknown = sorted(set(flags) - set(owner) - set(GRAPH_FLAGS))
+    def from_flags(cls, flags: Mapping):
+        """From flat flag values, as the command parses them; missing keys take defaults."""
+        owner = {f.name: name for name, section in cls.SECTIONS.items() for f in fields(section)}
+        unknown = sorted(set(flags) - set(owner))
         if unknown:
             raise PygmatchError(f"unknown key(s) {', '.join(unknown)}")
-        parts = {name: {} for name in SECTIONS}
+        parts = {name: {} for name in cls.SECTIONS}
         for key, value in flags.items():
-            if key in owner:
-                parts[owner[key]][key] = value
-        parts["model"]["graph"] = graph_params(graph_from_flags(GRAPH_FLAGS | {k: v for k, v in flags.items() if k in GRAPH_FLAGS}))
-        return cls(**{name: SECTIONS[name](**values) for name, values in parts.items()})
+            parts[owner[key]][key] = value
+        return cls(**{name: cls.SECTIONS[name](**values) for name, values in parts.items()})
 
     @classmethod
-    def from_dict(cls, d: Mapping) -> "TrainConfig":
+    def from_dict(cls, d: Mapping):
         """From a saved ``config.yaml`` (the nested layout of ``to_dict``)."""
-        if not is_nested(d):
-            raise PygmatchError(f"expected the sections {', '.join(SECTIONS)}")
-        unknown = sorted(set(d) - set(SECTIONS))
-        if unknown:
-            raise PygmatchError(f"unknown section(s) {', '.join(unknown)}; expected {', '.join(SECTIONS)}")
+        if not cls.is_nested(d):
+            raise PygmatchError(f"expected the sections {', '.join(cls.SECTIONS)}")
         parts = {}
-        for name, section in SECTIONS.items():
+        for name, section in cls.SECTIONS.items():
             values = dict(d.get(name) or {})
             wrong = sorted(set(values) - {f.name for f in fields(section)})
             if wrong:
@@ -153,7 +153,67 @@ class TrainConfig:
             parts[name] = section(**values)
         return cls(**parts)
 
+    @classmethod
+    def is_nested(cls, d: Mapping) -> bool:
+        """The layout of ``to_dict`` (sections of mappings), not flat flag values."""
+        return bool(d) and all(k in cls.SECTIONS for k in d) and all(isinstance(v, Mapping) or v is None for v in d.values())
 
-def is_nested(d: Mapping) -> bool:
-    """The layout of ``TrainConfig.to_dict`` (sections of mappings), not flat flag values."""
-    return bool(d) and all(k in SECTIONS for k in d) and all(isinstance(v, Mapping) or v is None for v in d.values())
+
+@dataclass
+class TrainConfig(RunSpec):
+    """The graph network's run (``python -m train.run``)."""
+
+    data: DataConfig = field(default_factory=DataConfig)
+    model: CandidateGraphConfig = field(default_factory=CandidateGraphConfig)
+    optim: OptimConfig = field(default_factory=OptimConfig)
+    run: RunConfig = field(default_factory=RunConfig)
+
+    SECTIONS: ClassVar[dict[str, type]] = {"data": DataConfig, "model": CandidateGraphConfig, "optim": OptimConfig, "run": RunConfig}
+
+    def run_name(self) -> str:
+        return self.model.graph["name"]
+
+    def to_flags(self) -> dict:
+        flags = {k: v for k, v in super().to_flags().items() if k != "graph"}  # the graph's own flags stand for it
+        return flags | GRAPH_FLAGS | flags_from_params(self.model.graph)
+
+    @classmethod
+    def from_flags(cls, flags: Mapping) -> "TrainConfig":
+        flags = dict(flags)
+        graph = graph_params(graph_from_flags(GRAPH_FLAGS | {k: flags.pop(k) for k in list(flags) if k in GRAPH_FLAGS}))
+        cfg = super().from_flags(flags)
+        return replace(cfg, model=replace(cfg.model, graph=graph))
+
+
+@dataclass
+class RefinerDataConfig(Section):
+    bank: str | None = setting(None, help="feature bank (python -m train.bank) whose source folders are still there (required)")
+    pairs: int | None = setting(None, positive_int, help="use the bank's first N pairs (default: all)")
+    per_pair: int = setting(64, positive_int, help="candidates' patches cut per pair")
+    val_pairs: int = setting(100, non_negative_int, help="the bank's last N pairs, held out to validate on")
+    val_data: str | None = setting(None, help="validate on homography pairs of these images instead (never coco/val)")
+    val_images: int = setting(100, positive_int, help="--val-data: images per difficulty (1 and 2)")
+
+
+@dataclass
+class RefinerOptimConfig(OptimConfig):
+    batch_size: int = setting(512, positive_int, help="patches per step")
+    epochs: int | None = setting(4, positive_int)
+    warmup_steps: int = setting(200, non_negative_int, help="linear warm-up, then cosine decay to 0 over the run")
+
+
+@dataclass
+class RefinerTrainConfig(RunSpec):
+    """The sub-pixel refiner's run (``python -m train.refiner``): the patches of a bank's mutual
+    nearest-neighbour candidates with their true offsets."""
+
+    data: RefinerDataConfig = field(default_factory=RefinerDataConfig)
+    model: RefinerConfig = field(default_factory=RefinerConfig)
+    optim: RefinerOptimConfig = field(default_factory=RefinerOptimConfig)
+    run: RunConfig = field(default_factory=RunConfig)
+
+    SECTIONS: ClassVar[dict[str, type]] = {"data": RefinerDataConfig, "model": RefinerConfig, "optim": RefinerOptimConfig, "run": RunConfig}
+    WORKERS: ClassVar[int] = 2
+
+    def run_name(self) -> str:
+        return "refiner"

@@ -8,7 +8,7 @@ from pathlib import Path
 import numpy as np
 import yaml
 
-VALIDATION_KEYS = ("val/loss", "val/auc@1", "val/auc@3", "val/auc@5", "val/precision@1", "val/recall@1", "val/matches")
+PERCENT_KEYS = ("val/auc@1", "val/auc@3", "val/auc@5", "val/precision@1", "val/recall@1", "val/within_0.5")  # drawn in %
 
 
 def metric_rows(run: Path) -> list[dict]:
@@ -17,10 +17,10 @@ def metric_rows(run: Path) -> list[dict]:
 
 
 def validation_rows(run: Path) -> list[dict]:
-    """One dict per validation: ``step`` and the ``VALIDATION_KEYS`` measured then."""
+    """One dict per validation: ``step`` and the ``val/*`` metrics measured then."""
     rows = []
     for r in metric_rows(run):
-        values = {k: float(r[k]) for k in VALIDATION_KEYS if r.get(k) not in (None, "")}
+        values = {k: float(v) for k, v in r.items() if k.startswith("val/") and v not in (None, "")}
         if values:
             rows.append({"step": int(r["step"]), **values})
     return rows
@@ -38,7 +38,8 @@ def run_record(checkpoint: Path) -> dict:
 
 
 def write_curves(run: Path) -> Path | None:
-    """training loss and validation AUC against steps, from the CSV log."""
+    """training and validation loss, and the validation metrics in % (``PERCENT_KEYS``) with the
+    baselines measured on the same examples (``baseline/*``, lines), against steps, from the CSV log."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -49,7 +50,7 @@ def write_curves(run: Path) -> Path | None:
         return None
     series = {}
     for r in rows:
-        for key in ("train/loss", *VALIDATION_KEYS):
+        for key in ("train/loss", "val/loss", *PERCENT_KEYS):
             if r.get(key) not in (None, ""):
                 series.setdefault(key, []).append((int(r["step"]), float(r[key])))
     fig, (a, b) = plt.subplots(1, 2, figsize=(11, 4))
@@ -62,14 +63,15 @@ def write_curves(run: Path) -> Path | None:
                 steps = steps[w - 1 :]
             a.plot(steps, vals, label=key)
     a.set(xlabel="step", ylabel="loss", title="loss")
-    for key in ("val/auc@1", "val/auc@3", "val/auc@5", "val/precision@1", "val/recall@1"):
+    for key in PERCENT_KEYS:
         if key in series:
             steps, vals = zip(*series[key])
             b.plot(steps, vals, "o-", label=key, ms=3)
-    for r in rows:  # the baselines, measured once on the same validation pairs
-        for key, style in (("baseline/nn/auc@3", ":"), ("baseline/nn-ratio/auc@3", "--")):
-            if r.get(key) not in (None, ""):
-                b.axhline(float(r[key]), ls=style, color="C1", lw=1, label=f"{key.split('/')[1]} auc@3")
+    percent = {key.split("/")[1] for key in PERCENT_KEYS}
+    baselines = {k: float(v) for r in rows for k, v in r.items()  # measured once, on the same validation examples
+                 if k.startswith("baseline/") and k.rsplit("/", 1)[1] in percent and v not in (None, "")}
+    for (key, value), style in zip(sorted(baselines.items()), (":", "--", "-.")):
+        b.axhline(value, ls=style, color="C1", lw=1, label=key.removeprefix("baseline/"))
     b.set(xlabel="step", ylabel="%", title="validation")
     for ax in (a, b):
         ax.grid(alpha=0.3)
@@ -79,26 +81,3 @@ def write_curves(run: Path) -> Path | None:
     fig.savefig(run / "curves.png", dpi=110)
     plt.close(fig)
     return run / "curves.png"
-
-
-def write_refiner_curve(curve: list[dict], levels: dict[str, dict], path: Path) -> Path:
-    """The refiner's held-out error after each epoch against patches seen, with the levels of the
-    methods that need no training (``levels``: name → ``offset_errors``) drawn as lines."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    seen = [c["patches_seen"] for c in curve]
-    fig, axes = plt.subplots(1, 2, figsize=(11, 4))
-    for ax, key, label in zip(axes, ("within_0.5", "mean_px"), ("% within 0.5 px of the truth", "mean error (px)")):
-        ax.plot(seen, [c[key] for c in curve], "o-", label="learned refiner", ms=4)
-        for (name, level), style in zip(levels.items(), ("--", ":", "-.")):
-            ax.axhline(level[key], ls=style, color="gray", label=name)
-        ax.set(xlabel="training patches seen", ylabel=label, title=f"held-out candidates: {label}")
-        ax.grid(alpha=0.3)
-        ax.legend(fontsize=8)
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
-    return path

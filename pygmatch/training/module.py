@@ -1,5 +1,7 @@
-"""``MatcherModule``: the candidate graph network, its loss, the validation metrics of
-``eval.coco`` (RANSAC homography AUC of the kept matches) and the optimiser with its schedule."""
+"""The LightningModules of the one training loop: ``MatcherModule`` (the candidate graph network,
+its loss, the validation metrics of ``eval.coco``: RANSAC homography AUC of the kept matches) and
+``RefinerModule`` (the sub-pixel refiner, its Huber loss, the held-out offset errors), both with
+the same optimiser and schedule (``ScheduledModule``)."""
 from __future__ import annotations
 
 import logging
@@ -15,13 +17,13 @@ from ..evaluation.metrics import error_auc
 from ..matching.nearest import RATIO
 from ..matching.select import keep_probable
 from ..nn.candidate_graph import CandidateGraphConfig, CandidateGraphNet, candidate_loss
+from ..refinement import LearnedRefiner, PatchRefiner, RefinerConfig
 
 # Lightning's advertisements ("💡 Tip: ...") and its note on loading its own checkpoints bury the useful lines
 for _name in ("lightning.pytorch.utilities.rank_zero", "lightning.fabric.utilities.rank_zero",
               "lightning.pytorch.trainer.connectors.checkpoint_connector"):
     logging.getLogger(_name).addFilter(lambda record: not any(s in record.getMessage() for s in ("💡 Tip", "weights_only")))
 
-MONITOR = "val/auc@3"  # the metric the shipped model is judged by
 BASELINES = ("nn", "nn-ratio")  # measured on the same validation pairs, drawn into curves.png
 
 
@@ -55,11 +57,38 @@ def pair_results(batch, score: torch.Tensor | None, cfg: CandidateGraphConfig, b
     return rows
 
 
-class MatcherModule(L.LightningModule):
+class ScheduledModule(L.LightningModule):
+    """Adam with a linear warm-up and a cosine decay to 0 over the run (``lr``, ``warmup_steps``,
+    ``total_steps`` in the hyper-parameters); a loss that is not finite stops the run.
+    ``monitor``: the validation metric ``best.ckpt`` and early stopping follow (higher is better)."""
+
+    monitor: str
+
+    def checked(self, loss: torch.Tensor, size: int) -> torch.Tensor:
+        if not torch.isfinite(loss):
+            raise NonFiniteLoss(f"the loss became {loss.item()} at step {self.global_step}")
+        self.log("train/loss", loss.detach(), batch_size=size)
+        self.log("loss", loss.detach(), prog_bar=True, batch_size=size, logger=False)
+        return loss
+
+    def configure_optimizers(self):
+        hp = self.hparams
+        opt = torch.optim.Adam(self.parameters(), lr=hp.lr)
+
+        def schedule(step):  # linear warm-up, and a cosine decay to 0 over the run
+            return min(1.0, (step + 1) / max(hp.warmup_steps, 1)) * 0.5 * (1 + math.cos(math.pi * min(step / max(hp.total_steps, 1), 1.0)))
+
+        sched = torch.optim.lr_scheduler.LambdaLR(opt, schedule)
+        return {"optimizer": opt, "lr_scheduler": {"scheduler": sched, "interval": "step"}}
+
+
+class MatcherModule(ScheduledModule):
     """The network, its loss, the validation metrics and the optimiser with its schedule.
     ``model``: the ``CandidateGraphConfig`` as a dict (saved in every checkpoint's hyper-parameters)."""
 
-    def __init__(self, model: dict, lr: float = 2e-3, warmup_steps: int = 100, total_steps: int = 10000):
+    monitor = "val/auc@3"  # the metric the shipped model is judged by
+
+    def __init__(self, model: dict, lr: float = 2e-3, warmup_steps: int = 100, total_steps: int = 10000, kind: str = "matcher"):
         super().__init__()
         self.save_hyperparameters()
         self.cfg = CandidateGraphConfig(**model)
@@ -68,13 +97,7 @@ class MatcherModule(L.LightningModule):
         self._baselines = {name: [] for name in BASELINES}  # measured at the first validation only: they do not learn
 
     def training_step(self, batch, batch_idx):
-        loss = candidate_loss(self.model(batch), batch.error, self.cfg)
-        if not torch.isfinite(loss):
-            raise NonFiniteLoss(f"the loss became {loss.item()} at step {self.global_step}")
-        bs = int(batch.num_graphs)
-        self.log("train/loss", loss.detach(), batch_size=bs)
-        self.log("loss", loss.detach(), prog_bar=True, batch_size=bs, logger=False)
-        return loss
+        return self.checked(candidate_loss(self.model(batch), batch.error, self.cfg), int(batch.num_graphs))
 
     def validation_step(self, batch, batch_idx):
         out = self.model(batch)
@@ -101,14 +124,50 @@ class MatcherModule(L.LightningModule):
                    "val/matches": kept / len(rows)}
         metrics = {k: float(v) * (100 if k.startswith("val/auc") else 1) for k, v in metrics.items()}
         self.log_dict(metrics, sync_dist=True)
-        self.log("auc3", metrics[MONITOR], prog_bar=True, logger=False, sync_dist=True)
+        self.log("auc3", metrics[self.monitor], prog_bar=True, logger=False, sync_dist=True)
 
-    def configure_optimizers(self):
-        hp = self.hparams
-        opt = torch.optim.Adam(self.parameters(), lr=hp.lr)
 
-        def schedule(step):  # linear warm-up, and a cosine decay to 0 over the run
-            return min(1.0, (step + 1) / max(hp.warmup_steps, 1)) * 0.5 * (1 + math.cos(math.pi * min(step / max(hp.total_steps, 1), 1.0)))
+class RefinerModule(ScheduledModule):
+    """The refiner network on batches of patches ``(templates (B, t, t), windows (B, w, w), offset
+    (B, 2))``: Huber loss (0.5 px) between predicted and true offsets; validation: the held-out
+    candidates' mean error (px) and share within 0.5 px after refinement, beside the keypoints as
+    detected and the correlation refiner (``baseline/*``, logged once). ``model``: the
+    ``RefinerConfig`` as a dict."""
 
-        sched = torch.optim.lr_scheduler.LambdaLR(opt, schedule)
-        return {"optimizer": opt, "lr_scheduler": {"scheduler": sched, "interval": "step"}}
+    monitor = "val/within_0.5"
+
+    def __init__(self, model: dict, lr: float = 2e-3, warmup_steps: int = 200, total_steps: int = 10000, kind: str = "refiner"):
+        super().__init__()
+        self.save_hyperparameters()
+        self.model = LearnedRefiner(RefinerConfig(**model))
+        self._errors = {"val": [], "detected": [], "ncc": []}
+        self._baselines_logged = False
+
+    def training_step(self, batch, batch_idx):
+        templates, windows, offset = batch
+        loss = torch.nn.functional.huber_loss(self.model(templates.float(), windows.float()), offset, delta=0.5)
+        return self.checked(loss, len(offset))
+
+    def validation_step(self, batch, batch_idx):
+        templates, windows, offset = batch
+        templates, windows = templates.float(), windows.float()
+        pred = self.model(templates, windows)
+        self.log("val/loss", torch.nn.functional.huber_loss(pred, offset, delta=0.5), batch_size=len(offset), sync_dist=True)
+        self._errors["val"].append((pred - offset).norm(dim=1).cpu())
+        if not self._baselines_logged:
+            self._errors["detected"].append(offset.norm(dim=1).cpu())
+            ncc = torch.from_numpy(PatchRefiner().offsets(templates.cpu(), windows.cpu())).float()
+            self._errors["ncc"].append((ncc - offset.cpu()).norm(dim=1))
+
+    def on_validation_epoch_end(self):
+        if not self._errors["val"]:
+            return
+        for name, parts in self._errors.items():
+            if parts:
+                err = torch.cat(parts)
+                prefix = "val" if name == "val" else f"baseline/{name}"
+                self.log_dict({f"{prefix}/mean_px": err.mean().item(), f"{prefix}/within_0.5": 100 * (err < 0.5).float().mean().item()},
+                              sync_dist=True)
+        self._baselines_logged = True
+        self._errors = {"val": [], "detected": [], "ncc": []}
+        self.log("within", self.trainer.callback_metrics[self.monitor], prog_bar=True, logger=False, sync_dist=True)

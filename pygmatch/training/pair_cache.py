@@ -1,6 +1,6 @@
 """What ``train.refiner`` computes per bank pair (the candidates' patches), kept on disk as it is
-computed, so that a run stopped by Ctrl-C (or a crash) continues where it stopped instead of
-computing every pair again.
+computed (in the run folder's ``patches/``), so that a run stopped by Ctrl-C (or a crash), or
+resumed, reads them instead of computing every pair again.
 
 A cache is a folder of one ``.npz`` file per pair (written whole or not at all) and ``key.json``:
 what was computed, from which bank and with which settings. A cache made with another key is
@@ -11,7 +11,6 @@ from __future__ import annotations
 import functools
 import json
 import os
-import shutil
 import warnings
 import zipfile
 from pathlib import Path
@@ -99,9 +98,6 @@ class PairCache:
         """``map_bank_pairs`` of ``fn`` with every pair's result read from / written to the folder."""
         return map_bank_pairs(root, functools.partial(_cached_call, folder=str(self.folder), fn=fn), pairs, workers, desc, progress)
 
-    def remove(self) -> None:
-        remove_cache(self.folder)
-
 
 def cached_pairs(folder: str | os.PathLike, below: int | None = None) -> int:
     """How many pairs (of the first ``below``; default all) the cache ``folder`` holds (0 when
@@ -113,27 +109,6 @@ def cached_pairs(folder: str | os.PathLike, below: int | None = None) -> int:
     return sum(1 for n in numbers if below is None or n < below)
 
 
-def interrupted_message(folder: str | os.PathLike, what: str, total: int) -> str:
-    """What a Ctrl-C leaves behind: how many pairs' ``what`` the cache ``folder`` keeps, and that
-    the same command continues from them."""
-    done = cached_pairs(folder, total)
-    if done == 0:
-        remove_cache(folder)
-        return f"interrupted before the {what} of any bank pair were computed; nothing was written"
-    if done < total:
-        return (f"interrupted: the {what} of {done} of {total} bank pairs are kept in {folder}; the same command continues from "
-                f"them (delete that folder to start over); no model was written")
-    return (f"interrupted: the {what} of all {total} bank pairs are kept in {folder}; the same command trains from them without "
-            f"computing them again; no model was written")
-
-
-def remove_cache(folder: str | os.PathLike) -> None:
-    """The cache folder of a run whose model is written (no longer needed), if it is one."""
-    folder = Path(folder)
-    if (folder / KEY_FILE).is_file():
-        shutil.rmtree(folder, ignore_errors=True)
-
-
 def cached_map(root, fn, pairs: int | None, workers: int, desc: str, progress: bool, cache: PairCache | None):
     """``map_bank_pairs`` through ``cache`` (None: nothing kept)."""
     if cache is None:
@@ -142,4 +117,4 @@ def cached_map(root, fn, pairs: int | None, workers: int, desc: str, progress: b
     return cache.map(root, fn, pairs, workers, desc, progress)
 
 
-__all__ = ["PairCache", "cached_map", "cached_pairs", "interrupted_message", "remove_cache"]
+__all__ = ["PairCache", "cached_map", "cached_pairs"]

@@ -1,10 +1,11 @@
-"""Training the ``LearnedRefiner`` from a feature bank, and measuring it on held-out pairs.
+"""The refiner's training examples: the patches of mutual nearest-neighbour candidates with their
+true offsets (``RefinerModule`` trains on them in the one training loop, ``run.train``).
 
 A bank stores keypoints, not pixels, but each of its pairs can be regenerated exactly
-(``FeatureBank.images``), so the patches of every mutual nearest-neighbour candidate are cut once
-(both cores, as processes) with their true offsets, and the small network trains on them for many
-epochs. With a ``cache`` folder the patches are kept there as they are cut (``pair_cache``): an
-interrupted run continues from them.
+(``FeatureBank.images``), so the patches of every candidate are cut once (both cores, as
+processes), and the small network trains on them for many epochs. With a ``cache`` folder (a run
+folder's ``patches/``) the patches are kept there as they are cut (``pair_cache``): an interrupted
+or resumed run reads them instead of cutting them again.
 """
 from __future__ import annotations
 
@@ -19,15 +20,12 @@ from tqdm import tqdm
 
 from ..data.bank import FeatureBank
 from ..data.features import Keypoints, extract
-from ..data.geometry import corner_error, warp_points
+from ..data.geometry import warp_points
 from ..data.pairs import make_pairs
 from ..errors import PygmatchError
 from ..matching.nearest import nearest_neighbor_match
-from ..data.homography import estimate_homography
-from ..evaluation.metrics import error_auc
-from ..refinement import NEIGHBOURS, LearnedRefiner, RefinerConfig, match_patches
+from ..refinement import NEIGHBOURS, RefinerConfig, match_patches
 from .pair_cache import PairCache, cached_map
-from .minibatch import fit_minibatches
 
 
 @dataclass
@@ -43,6 +41,27 @@ class PatchSet:
 
     def __len__(self) -> int:
         return len(self.offset)
+
+    def take(self, keep: np.ndarray) -> "PatchSet":
+        return PatchSet(self.templates[keep], self.windows[keep], self.offset[keep], self.pair[keep])
+
+
+class PatchData(torch.utils.data.Dataset):
+    """A ``PatchSet`` as training examples ``(template, window, offset)``; ``what`` says where its
+    patches come from."""
+
+    def __init__(self, patches: PatchSet, what: str):
+        self.templates, self.windows = torch.from_numpy(patches.templates), torch.from_numpy(patches.windows)
+        self.offset, self.pairs, self.what = torch.from_numpy(patches.offset), len(np.unique(patches.pair)), what
+
+    def __len__(self) -> int:
+        return len(self.offset)
+
+    def __getitem__(self, i):
+        return self.templates[i], self.windows[i], self.offset[i]
+
+    def __repr__(self) -> str:
+        return f"{len(self)} patches of {self.pairs} pairs ({self.what})"
 
 
 def candidate_patches(im0, im1, kp0: Keypoints, kp1: Keypoints, H_0to1: np.ndarray, cfg: RefinerConfig):
@@ -108,68 +127,25 @@ def heldout_patches(folder, images: int | None, cfg: RefinerConfig, difficulties
     return PatchSet(*(np.concatenate([p[i] for p in parts]) for i in range(4)))
 
 
-def offset_errors(offsets: np.ndarray, patches: PatchSet) -> dict[str, float]:
-    """How far the patches' candidates are from the truth after moving them by ``offsets``:
-    ``{"mean_px", "within_0.5"}`` (percent within 0.5 px)."""
-    err = np.linalg.norm(patches.offset - offsets, axis=1)
-    return {"mean_px": float(err.mean()), "within_0.5": 100 * float(np.mean(err < 0.5))}
+def refiner_datasets(cfg, cache: str | os.PathLike | None = None) -> tuple[PatchData, PatchData]:
+    """(training, validation) patches of a ``RefinerTrainConfig``: the bank's first ``pairs`` pairs
+    with its last ``val_pairs`` of them held out, or validation on homography pairs of
+    ``val_data``."""
+    d, model = cfg.data, cfg.model
+    if d.bank is None:
+        raise PygmatchError("--bank: required (a feature bank made by python -m train.bank)")
+    if d.val_data is None and d.val_pairs == 0:
+        raise PygmatchError("--val-pairs 0: validate on --val-data images instead, or hold out some bank pairs")
+    total = d.pairs or len(FeatureBank(d.bank))
+    if d.val_data is None and d.val_pairs >= total:
+        raise PygmatchError(f"--val-pairs {d.val_pairs}: leaves none of the {total} bank pairs to train on")
+    patches = bank_patches(d.bank, model, d.pairs, d.per_pair, cfg.optim.seed, cfg.workers, cfg.run.progress, cache)
+    if d.val_data is not None:
+        heldout = heldout_patches(d.val_data, d.val_images, model, progress=cfg.run.progress)
+        return PatchData(patches, str(d.bank)), PatchData(heldout, f"homography pairs of {d.val_data}")
+    val = patches.pair >= total - d.val_pairs
+    return (PatchData(patches.take(~val), str(d.bank)),
+            PatchData(patches.take(val), f"the last {d.val_pairs} pairs of {d.bank}, held out"))
 
 
-def fit_refiner(train: PatchSet, cfg: RefinerConfig | None = None, epochs: int = 4, lr: float = 2e-3, batch: int = 512,
-                seed: int = 0, device: str = "cpu", progress: bool = True, heldout: PatchSet | None = None,
-                curve: list | None = None) -> LearnedRefiner:
-    """Train on ``train``: Huber loss (0.5 px) between predicted and true offsets. With ``heldout``,
-    ``offset_errors`` on it after each epoch are appended to ``curve`` (with the patches seen)."""
-    cfg = cfg or RefinerConfig()
-    torch.manual_seed(seed)
-    model = LearnedRefiner(cfg).to(device)
-    templates, windows = torch.from_numpy(train.templates), torch.from_numpy(train.windows)
-    target = torch.from_numpy(train.offset)
-
-    def loss_of(idx):
-        pred = model(templates[idx].to(device).float(), windows[idx].to(device).float())
-        return torch.nn.functional.huber_loss(pred, target[idx].to(device), delta=0.5)
-
-    def measure(epoch):
-        if heldout is not None and curve is not None:
-            model.eval()
-            offsets = model.offsets(torch.from_numpy(heldout.templates), torch.from_numpy(heldout.windows))
-            curve.append({"epoch": epoch, "patches_seen": epoch * len(target), **offset_errors(offsets, heldout)})
-
-    fit_minibatches(model, loss_of, len(target), torch.optim.AdamW(model.parameters(), lr, weight_decay=1e-4), lr, epochs, batch, seed,
-                    pct_start=0.05, desc="training refiner", progress=progress, after_epoch=measure, loss_digits=4)
-    return model.cpu().eval()
-
-
-def heldout_refinement(folder, images: int | None, matchers: dict, refiners: dict, difficulties=(1.0, 2.0), seed: int = 7,
-                       progress: bool = True) -> dict[str, dict[str, float]]:
-    """``{"MATCHER+REFINER d{difficulty}": {"auc@1", "auc@3", "auc@5", "p@0.5", "p@1"}}`` (percent) on
-    homography pairs of ``folder``'s first ``images`` images: each matcher ``(kp0, kp1) -> (matches,
-    scores)`` with its positions refined by each refiner ``(im0, im1, points0, points1) -> points1``
-    (None: unrefined); RANSAC 3 px as in ``eval.coco``; p@X: share of matches within X px."""
-    rows: dict[str, list] = {}
-    for d in difficulties:
-        pairs = make_pairs(folder, seed=seed, difficulty=d, max_images=images)
-        for k in tqdm(range(len(pairs)), desc=f"held-out d{d:g}", unit="pair", disable=not progress):
-            im0, im1, H = pairs.image0[k], pairs.image1[k], pairs.H_0to1[k]
-            kp0, kp1 = extract(im0), extract(im1)
-            for mname, match in matchers.items():
-                m, _ = match(kp0, kp1)
-                p0, p1 = kp0.xy[m[:, 0]].astype(np.float64), kp1.xy[m[:, 1]].astype(np.float64)
-                for rname, refine in refiners.items():
-                    q1 = p1 if refine is None else refine(im0, im1, p0, p1)
-                    H_est = estimate_homography(p0, q1) if len(p0) >= 4 else None
-                    err = np.linalg.norm(warp_points(p0, H) - q1, axis=1)
-                    rows.setdefault(f"{mname}+{rname} d{d:g}", []).append(
-                        (corner_error(H_est, H, pairs.size), np.mean(err < 0.5) if len(err) else np.nan,
-                         np.mean(err < 1) if len(err) else np.nan))
-    out = {}
-    for key, values in rows.items():
-        v = np.array(values)
-        aucs = error_auc(v[:, 0], (1, 3, 5))
-        out[key] = {"auc@1": 100 * aucs[0], "auc@3": 100 * aucs[1], "auc@5": 100 * aucs[2],
-                    "p@0.5": 100 * float(np.nanmean(v[:, 1])), "p@1": 100 * float(np.nanmean(v[:, 2]))}
-    return out
-
-
-__all__ = ["PatchSet", "bank_patches", "candidate_patches", "fit_refiner", "heldout_patches", "heldout_refinement", "offset_errors", "pair_patches"]
+__all__ = ["PatchData", "PatchSet", "bank_patches", "candidate_patches", "heldout_patches", "pair_patches", "refiner_datasets"]

@@ -1,7 +1,7 @@
-"""``train(cfg)``: run a training described by a ``TrainConfig``; returns the run folder."""
+"""``train(cfg)``: run a training described by a ``TrainConfig`` (the graph network) or a
+``RefinerTrainConfig`` (the sub-pixel refiner) — one loop for both; returns the run folder."""
 from __future__ import annotations
 
-import math
 import os
 import signal
 import warnings
@@ -23,15 +23,17 @@ from ..files import make_folder, writable_folder, write_text
 from .callbacks import (AtomicCheckpointIO, EpochSeed, LastCheckpoint, RankAgreement, SignalSafeLoader, StopOnSignal, Throughput,
                         ValidationLine,
                         quiet_worker)
-from .config import TrainConfig
+from ..refinement import LearnedRefiner
+from .config import RefinerTrainConfig, RunSpec, TrainConfig
 from .curves import write_curves
 from .data import BankGraphs, ImageGraphs, feature_stats, split_banks
-from .module import MONITOR, MatcherModule, NonFiniteLoss
+from .module import MatcherModule, NonFiniteLoss, RefinerModule, ScheduledModule
+from .refiner import refiner_datasets
 
 
-def check_resume(cfg: TrainConfig, out: Path) -> str | None:
+def check_resume(cfg: RunSpec, out: Path) -> str | None:
     """The checkpoint to resume from (``resume: last`` = the run folder's), checked to hold this
-    config's architecture; None when not resuming."""
+    config's kind of model and architecture; None when not resuming."""
     if not cfg.run.resume:
         return None
     path = out / "last.ckpt" if cfg.run.resume == "last" else Path(cfg.run.resume)
@@ -40,8 +42,12 @@ def check_resume(cfg: TrainConfig, out: Path) -> str | None:
             raise PygmatchError(f"{path}: no checkpoint to resume from: the run in {out} stopped before it saved one; "
                                 "start it again without --resume (same --out)")
         raise PygmatchError(f"{path}: no checkpoint to resume from")
-    saved, _ = model_state(read_checkpoint(path), path)
-    mine, theirs = cfg.model.architecture(), saved.architecture()
+    hp = read_checkpoint(path).get("hyper_parameters") or {}
+    kind = "refiner" if isinstance(cfg, RefinerTrainConfig) else "matcher"
+    if hp.get("kind", "matcher") != kind or not isinstance(hp.get("model"), dict):
+        raise PygmatchError(f"{path}: not a checkpoint of a {'train.refiner' if kind == 'refiner' else 'train.run'} run")
+    mine = cfg.model.architecture()
+    theirs = type(cfg.model)(**{k: v for k, v in hp["model"].items() if k in mine}).architecture()
     diff = {k: (v, mine[k]) for k, v in theirs.items() if mine[k] != v}
     if diff:
         raise PygmatchError(f"{path}: the checkpoint's architecture differs from these flags: " +
@@ -116,9 +122,9 @@ def _interrupted(stop: StopOnSignal, out: Path, step: int | None) -> Interrupted
                        f"--config {out / 'config.yaml'} --resume last", 128 + stop.signum)
 
 
-def train(cfg: TrainConfig) -> Path:
+def train(cfg: RunSpec) -> Path:
     """Run the training ``cfg`` describes; returns the run folder (``cfg.run.out``, or
-    ``runs/<graph>-<time>`` when that is None).
+    ``runs/<name>-<time>`` when that is None).
 
     SIGINT or SIGTERM (to the process or to its whole group, DataLoader workers included) stops
     after the step under way and writes ``last.ckpt``: ``Interrupted`` names it and how to
@@ -127,7 +133,40 @@ def train(cfg: TrainConfig) -> Path:
         return _train(cfg, stop)
 
 
-def _train(cfg: TrainConfig, stop: StopOnSignal) -> Path:
+def total_steps(cfg: RunSpec, examples: int) -> int:
+    """The run's optimiser steps: ``max_steps``, or its epochs of full batches (the loader drops the
+    last, short one) on each process."""
+    world = cfg.run.devices * cfg.run.num_nodes
+    return cfg.max_steps or (cfg.optim.epochs or 1) * max(1, examples // (cfg.optim.batch_size * world))
+
+
+def matcher_run(cfg: TrainConfig, resume: str | None):
+    """(training pairs, validation pairs, ``MatcherModule``, loader workers) of a graph-network run."""
+    train_set, val_set = make_datasets(cfg)
+    optim = cfg.optim
+    module = MatcherModule(asdict(cfg.model), lr=optim.lr, warmup_steps=optim.warmup_steps, total_steps=total_steps(cfg, len(train_set)))
+    if cfg.run.init:
+        path = resolve_checkpoint(cfg.run.init)
+        load_weights(module.model, model_state(read_checkpoint(path), path)[1], path)
+    elif not resume:  # the input normalisation, fixed from the training pairs (on the fly: a sample of them)
+        mean, std = feature_stats(train_set, len(train_set) if isinstance(train_set, BankGraphs) else 32)
+        module.model.mean.copy_(mean)
+        module.model.std.copy_(std)
+    return train_set, val_set, module, 0 if isinstance(train_set, BankGraphs) else cfg.workers  # bank graphs are in memory already
+
+
+def refiner_run(cfg: RefinerTrainConfig, out: Path):
+    """(training patches, validation patches, ``RefinerModule``, loader workers) of a refiner run;
+    the patches are kept in the run folder's ``patches/``."""
+    train_set, val_set = refiner_datasets(cfg, out / "patches")
+    optim = cfg.optim
+    module = RefinerModule(asdict(cfg.model), lr=optim.lr, warmup_steps=optim.warmup_steps, total_steps=total_steps(cfg, len(train_set)))
+    if cfg.run.init:
+        module.model.load_state_dict(LearnedRefiner.load(cfg.run.init).state_dict())
+    return train_set, val_set, module, 0
+
+
+def _train(cfg: RunSpec, stop: StopOnSignal) -> Path:
     cfg = cfg.with_out()
     optim, run = cfg.optim, cfg.run
     out = Path(run.out)
@@ -136,10 +175,6 @@ def _train(cfg: TrainConfig, stop: StopOnSignal) -> Path:
     writable_folder(out, "--out")  # a read-only place: one line now, not a traceback at the first checkpoint
     torch.set_num_threads(run.threads)
     L.seed_everything(optim.seed, workers=True, verbose=False)
-    train_set, val_set = make_datasets(cfg)
-    world = run.devices * run.num_nodes
-    if len(train_set) < optim.batch_size * world:
-        raise PygmatchError(f"{train_set!r}: {len(train_set)} pairs per epoch, fewer than --batch-size {optim.batch_size} × {world} processes")
     resume = check_resume(cfg, out)
     # DDP starts the other ranks by re-running this command after rank 0 wrote config.yaml: only
     # the first process decides whether the folder is free. A folder with a config.yaml but no
@@ -147,33 +182,37 @@ def _train(cfg: TrainConfig, stop: StopOnSignal) -> Path:
     if first_process() and not resume and not run.overwrite and any((out / name).exists() for name in RUN_FILES):
         raise PygmatchError(f"{out}: already holds a run; continue it with --resume last, choose another --out, "
                             "or pass --overwrite to replace it")
-    max_steps = cfg.max_steps or -1
-    total = max_steps if max_steps > 0 else (optim.epochs or 1) * math.ceil(len(train_set) / optim.batch_size)
-    module = MatcherModule(asdict(cfg.model), lr=optim.lr, warmup_steps=optim.warmup_steps, total_steps=total)
-    if run.init:
-        path = resolve_checkpoint(run.init)
-        load_weights(module.model, model_state(read_checkpoint(path), path)[1], path)
-    elif not resume:  # the input normalisation, fixed from the training pairs (on the fly: a sample of them)
-        mean, std = feature_stats(train_set, len(train_set) if isinstance(train_set, BankGraphs) else 32)
-        module.model.mean.copy_(mean)
-        module.model.std.copy_(std)
+    if isinstance(cfg, RefinerTrainConfig):
+        train_set, val_set, module, loader_workers = refiner_run(cfg, out)
+    else:
+        train_set, val_set, module, loader_workers = matcher_run(cfg, resume)
+    world = run.devices * run.num_nodes
+    if len(train_set) < optim.batch_size * world:
+        raise PygmatchError(f"{train_set!r}: {len(train_set)} examples per epoch, fewer than --batch-size {optim.batch_size} × {world} processes")
     if stop.signum is not None:
         raise _interrupted(stop, out, None)
     make_folder(out, "--out")
     write_text(out / "config.yaml", yaml.safe_dump(cfg.to_dict(), sort_keys=False))
+    return _fit(cfg, module, train_set, val_set, loader_workers, resume, stop)
 
-    loader_workers = 0 if isinstance(train_set, BankGraphs) else cfg.workers  # bank graphs are in memory already
+
+def _fit(cfg: RunSpec, module: ScheduledModule, train_set, val_set, loader_workers: int, resume: str | None, stop: StopOnSignal) -> Path:
+    """The Lightning run itself: loaders, checkpoints, callbacks, loggers, ``fit``."""
+    optim, run = cfg.optim, cfg.run
+    out, world = Path(run.out), run.devices * run.num_nodes
+    max_steps = cfg.max_steps or -1
     loader = dict(batch_size=optim.batch_size, num_workers=loader_workers, worker_init_fn=quiet_worker)
     train_loader = SignalSafeLoader(train_set, shuffle=True, drop_last=True, **loader)
     val_loader = SignalSafeLoader(val_set, shuffle=False, **loader | {"num_workers": 0})
-    best = ModelCheckpoint(dirpath=out, filename="best", monitor=MONITOR, mode="max", save_top_k=1, auto_insert_metric_name=False,
+    best = ModelCheckpoint(dirpath=out, filename="best", monitor=module.monitor, mode="max", save_top_k=1, auto_insert_metric_name=False,
                            enable_version_counter=False)
     periodic = LastCheckpoint(out / "last.ckpt", run.ckpt_every_steps, run.ckpt_minutes)
     stop.save_now = periodic.save
+    unit = "patches" if isinstance(module, RefinerModule) else "pairs"
     callbacks = [best, periodic, EpochSeed(train_set), stop,
-                 LearningRateMonitor("step"), Throughput(), ValidationLine(optim.batch_size), RankAgreement(out)]
+                 LearningRateMonitor("step"), Throughput(), ValidationLine(optim.batch_size, unit), RankAgreement(out)]
     if run.early_stop:
-        callbacks.append(EarlyStopping(MONITOR, mode="max", patience=run.early_stop))
+        callbacks.append(EarlyStopping(module.monitor, mode="max", patience=run.early_stop))
     # Lightning's warning about the folder we chose on purpose buries the useful lines
     warnings.filterwarnings("ignore", message=".*exists and is not empty.*")
     # Lightning's own notes on its loading of its own checkpoints and on a deprecated internal: nothing for a user to act on
@@ -181,7 +220,8 @@ def _train(cfg: TrainConfig, stop: StopOnSignal) -> Path:
     warnings.filterwarnings("ignore", message=".*LeafSpec.*")
     trainer = L.Trainer(
         default_root_dir=out, max_steps=max_steps, max_epochs=optim.epochs if optim.epochs else (-1 if max_steps > 0 else 1),
-        val_check_interval=min(run.val_every, total), check_val_every_n_epoch=None,  # a short run validates at its end
+        # a run shorter than --val-every validates at its end
+        val_check_interval=min(run.val_every, total_steps(cfg, len(train_set))), check_val_every_n_epoch=None,
         precision=optim.precision, accelerator=run.accelerator, devices=run.devices, num_nodes=run.num_nodes,
         # the messages-off ablation leaves parameters without gradients: let DDP tolerate unused ones
         strategy="ddp_find_unused_parameters_true" if world > 1 else "auto", gradient_clip_val=optim.grad_clip or None, callbacks=callbacks,

@@ -7,7 +7,9 @@ import yaml
 
 from pygmatch.errors import PygmatchError
 from pygmatch.nn.candidate_graph import CandidateGraphConfig
-from pygmatch.training.config import DataConfig, OptimConfig, TrainConfig
+from pygmatch.refinement import RefinerConfig
+from pygmatch.training.config import DataConfig, OptimConfig, RefinerDataConfig, RefinerOptimConfig, RefinerTrainConfig, RunConfig, TrainConfig
+from train import refiner
 from train.run import parser, resolve
 
 
@@ -35,6 +37,21 @@ def test_the_flags_defaults_are_the_configs():
     assert cfg.model.graph == {"name": "knn", "k": 8}  # the shipped network's graph
     flags = vars(parser().parse_args([]))
     assert all(f.name in flags for f in fields(CandidateGraphConfig) if f.name != "graph")
+
+
+def test_the_refiners_flags_are_its_configs(tmp_path):
+    """train.refiner: the same derivation, its own data, model and optimiser defaults, the same run section."""
+    cfg = resolve(["--out", str(tmp_path / "r")], RefinerTrainConfig, refiner.parser())
+    assert (cfg.data, cfg.model, cfg.optim) == (RefinerDataConfig(), RefinerConfig(), RefinerOptimConfig())
+    assert cfg.run == RunConfig(out=str(tmp_path / "r")) and (cfg.optim.batch_size, cfg.workers) == (512, 2)
+    cfg = resolve(["--bank", "b", "--channels", "4", "--epochs", "2", "--out", str(tmp_path / "r")], RefinerTrainConfig, refiner.parser())
+    path = tmp_path / "config.yaml"
+    path.write_text(yaml.safe_dump(cfg.to_dict()))
+    assert resolve(["--config", str(path)], RefinerTrainConfig, refiner.parser()) == cfg == RefinerTrainConfig.from_dict(cfg.to_dict())
+    with pytest.raises(PygmatchError, match="refiner: layers: expected a positive int"):
+        RefinerConfig(layers=0)
+    with pytest.raises(PygmatchError, match="expected the sections data, model, optim, run"):
+        RefinerTrainConfig.from_dict({"graph": {}})
 
 
 def test_python_config_gets_the_flags_validation():

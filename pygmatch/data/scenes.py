@@ -13,7 +13,7 @@ length(s) and principal point of ``SIMPLE_PINHOLE`` (f cx cy), ``PINHOLE`` (fx f
 **the distortion parameters are ignored** (the images are not undistorted: fine for the small
 distortions of these models, a bias for strong ones). Principal points are in COLMAP's convention, the
 image's top-left corner at (0, 0) and the first pixel's centre at (0.5, 0.5); pygmatch's positions have
-pixel centres at integers, so ``pixel_to_camera`` adds 0.5 before applying K⁻¹.
+pixel centres at integers, so ``pixel_to_camera`` (``pygmatch.data.epipolar``) adds 0.5 before applying K⁻¹.
 
 ``images.txt``: for each image a line ``IMAGE_ID QW QX QY QZ TX TY TZ CAMERA_ID NAME`` (world-to-camera:
 x_cam = R x_world + t, R from the quaternion) followed by its POINTS2D line (``X Y POINT3D_ID`` triples,
@@ -266,11 +266,3 @@ def relative_pose(image0: SceneImage, image1: SceneImage) -> tuple[np.ndarray, n
     """The true pose of camera 1 relative to camera 0: x1 = R x0 + t (camera coordinates)."""
     R = image1.R @ image0.R.T
     return R, image1.t - R @ image0.t
-
-
-def pixel_to_camera(xy: np.ndarray, K: np.ndarray) -> np.ndarray:
-    """pygmatch positions (K, 2), pixel centres at integers, → normalised camera coordinates (K, 2):
-    K⁻¹ applied to (x + 0.5, y + 0.5), COLMAP's pixel convention."""
-    xy = np.asarray(xy, np.float64).reshape(-1, 2) + 0.5
-    h = np.linalg.solve(np.asarray(K, np.float64), np.c_[xy, np.ones(len(xy))].T).T
-    return h[:, :2] / h[:, 2:]

@@ -1,10 +1,10 @@
 """Relative-pose evaluation on real pairs with known cameras (``python -m eval.pose``).
 
 For each pair of a scene (``pygmatch.data.scenes``) and each pipeline: match (the returned, refined
-positions in original pixels), estimate the essential matrix with OpenCV's RANSAC on normalised
-coordinates (``cv2.findEssentialMat`` with the threshold of ``ransac_px`` pixels divided by the mean
-focal length of the pair, confidence 0.99999, then ``cv2.recoverPose``; of several essential matrices
-the one with the most cheirality inliers), and score the pose error: the larger of the rotation
+positions in original pixels), estimate the relative pose from the essential matrix
+(``pygmatch.data.epipolar.estimate_relative_pose``: RANSAC on normalised coordinates with the
+threshold of ``ransac_px`` pixels divided by the mean focal length of the pair; OpenCV's
+``findEssentialMat`` + ``recoverPose``, or PoseLib's ``estimate_relative_pose``), and score the pose error: the larger of the rotation
 error (angle of R_estᵀ R_true) and the angle between the estimated and true translation directions
 (the smaller of it and 180° minus it: the essential matrix fixes t only up to sign), in degrees,
 infinite when there is no estimate (fewer than 5 matches, RANSAC failed). AUC@5/10/20° of these
@@ -17,10 +17,10 @@ import math
 import time
 from dataclasses import dataclass, field
 
-import cv2
 import numpy as np
 
-from ..data.scenes import Scene, pixel_to_camera, relative_pose
+from ..data.epipolar import estimate_relative_pose
+from ..data.scenes import Scene, relative_pose
 from ..errors import PygmatchError
 from ..pipeline import DEFAULT_RESIZE, Pipeline
 from .evaluate import load_pipelines
@@ -28,7 +28,6 @@ from .metrics import auc_difference, error_auc
 
 POSE_THRESHOLDS = (5, 10, 20)
 RANSAC_PX = 1.0
-CONFIDENCE = 0.99999
 
 
 def load_pose_pipelines(names: list[str], features: str = "sift", max_keypoints: int = 1024, threads: int | None = 1,
@@ -62,28 +61,6 @@ def translation_error(t_est: np.ndarray, t_true: np.ndarray) -> float:
 def pose_error(R_est, t_est, R_true, t_true) -> float:
     """max(rotation error, translation-direction error), degrees."""
     return max(rotation_error(R_est, R_true), translation_error(np.ravel(t_est), np.ravel(t_true)))
-
-
-def estimate_relative_pose(points0: np.ndarray, points1: np.ndarray, K0: np.ndarray, K1: np.ndarray,
-                           ransac_px: float = RANSAC_PX, confidence: float = CONFIDENCE, seed: int = 0):
-    """``(R, t, inliers)`` of camera 1 relative to camera 0 (x1 = R x0 + t, |t| = 1) from matched pixel
-    positions (pygmatch's: pixel centres at integers), or ``None``. ``inliers``: how many matches."""
-    points0 = np.asarray(points0, np.float64).reshape(-1, 2)
-    points1 = np.asarray(points1, np.float64).reshape(-1, 2)
-    if len(points0) < 5:
-        return None
-    n0, n1 = pixel_to_camera(points0, K0), pixel_to_camera(points1, K1)
-    threshold = ransac_px / np.mean([K0[0, 0], K0[1, 1], K1[0, 0], K1[1, 1]])
-    cv2.setRNGSeed(seed)
-    E, mask = cv2.findEssentialMat(n0, n1, np.eye(3), method=cv2.RANSAC, prob=confidence, threshold=threshold)
-    if E is None or mask is None:
-        return None
-    best = None
-    for k in range(0, E.shape[0] - E.shape[0] % 3, 3):
-        count, R, t, _ = cv2.recoverPose(E[k:k + 3], n0, n1, np.eye(3), 1e9, mask=mask.copy())[:4]
-        if best is None or count > best[2]:
-            best = (R, t.ravel(), int(count))
-    return best
 
 
 @dataclass
@@ -138,9 +115,9 @@ def evaluate_pose(scenes: list[Scene], methods: dict[str, Pipeline], ransac_px: 
                 res = pipe.match(f0, f1)
                 ms = 1000 * (time.perf_counter() - start)
                 est = estimate_relative_pose(res.points0, res.points1, im0.K, im1.K, ransac_px)
-                error = math.inf if est is None else pose_error(est[0], est[1], R_true, t_true)
+                error = math.inf if est is None else pose_error(est.R, est.t, R_true, t_true)
                 per_pair[method].append({"scene": scene.name, "image0": a, "image1": b, "matches": len(res.matches),
-                                         "inliers": 0 if est is None else est[2], "error": error, "ms": ms})
+                                         "inliers": 0 if est is None else est.num_inliers, "error": error, "ms": ms})
             done += 1
             if progress is not None:
                 progress(done, len(pairs))

@@ -144,3 +144,68 @@ def estimate_relative_pose(points0, points1, K0, K1, ransac_px: float = 1.0, est
         if best is None or count > best.num_inliers:
             best = RelativePose(R, t.ravel(), pose_mask.ravel().astype(bool), E[k:k + 3])
     return best
+
+
+# Without a calibration: COLMAP's prior focal length when an image says nothing (1.2 × the longer side)
+SIZE_FOCAL_FACTOR = 1.2
+
+
+def intrinsics_from_size(size: tuple[int, int]) -> np.ndarray:
+    """A guess for an uncalibrated image of ``size`` (width, height): focal length 1.2 × the longer
+    side (COLMAP's prior), principal point at the image centre (COLMAP's convention)."""
+    w, h = size
+    f = SIZE_FOCAL_FACTOR * max(w, h)
+    return np.array([[f, 0.0, w / 2], [0.0, f, h / 2], [0.0, 0.0, 1.0]])
+
+
+def exif_focal_35mm(path) -> float | None:
+    """The 35 mm-equivalent focal length (mm) an image file's EXIF gives (``FocalLengthIn35mmFilm``),
+    or None (no such tag, not a file with EXIF; Pillow, which matplotlib brings, reads it)."""
+    try:
+        from PIL import Image  # noqa: PLC0415
+    except ImportError:
+        return None
+    try:
+        with Image.open(path) as image:
+            value = image.getexif().get_ifd(0x8769).get(0xA405)  # Exif IFD, FocalLengthIn35mmFilm
+    except Exception:  # noqa: BLE001 (an unreadable or foreign file simply has no EXIF focal length)
+        return None
+    try:
+        value = float(value)
+    except (TypeError, ValueError):
+        return None
+    return value if value > 0 else None
+
+
+def intrinsics_from_exif(path, size: tuple[int, int]) -> np.ndarray | None:
+    """K from the EXIF 35 mm-equivalent focal length of the image file ``path`` shown at ``size``
+    (width, height): f = f₃₅ / 36 mm × the longer side (a 36 mm wide frame), principal point at the
+    centre; None when the file has no such tag."""
+    f35 = exif_focal_35mm(path)
+    if f35 is None:
+        return None
+    K = intrinsics_from_size(size)
+    K[0, 0] = K[1, 1] = f35 / 36.0 * max(size)
+    return K
+
+
+def read_intrinsics(path) -> np.ndarray:
+    """A 3×3 K from a text file of 9 numbers (three rows of three; ``#`` comments), checked
+    (``check_intrinsics``); every problem is one line naming the file."""
+    from pathlib import Path  # noqa: PLC0415
+
+    path = Path(path)
+    try:
+        text = path.read_text(errors="replace")
+    except FileNotFoundError:
+        raise PygmatchError(f"{path}: missing (intrinsics: a text file with the 3×3 matrix K, three rows of three numbers)") from None
+    except OSError as e:
+        raise PygmatchError(f"{path}: cannot read ({e.strerror or e})") from None
+    tokens = [t for line in text.splitlines() for t in line.split("#")[0].replace(",", " ").split()]
+    try:
+        values = [float(t) for t in tokens]
+    except ValueError:
+        raise PygmatchError(f"{path}: intrinsics must be 9 numbers (the 3×3 matrix K), found a word that is not a number") from None
+    if len(values) != 9:
+        raise PygmatchError(f"{path}: intrinsics must be 9 numbers (the 3×3 matrix K, three rows of three), found {len(values)}")
+    return check_intrinsics(np.array(values).reshape(3, 3), str(path))

@@ -14,7 +14,7 @@ from pygmatch.evaluation.pose import pose_error
 from pygmatch.pipeline import MatchResult
 
 from .conftest import ROOT
-from .test_eval_pose import look_at, project
+from .test_eval_pose import project, two_views
 
 LUND_DOOR = ROOT.parent / "shared" / "data" / "pose" / "lund_door"
 ESTIMATORS = ["opencv", pytest.param("poselib", marks=pytest.mark.skipif(find_spec("poselib") is None, reason="no poselib"))]
@@ -37,12 +37,7 @@ def epipolar_distance(F, p0, p1):
 def synthetic():
     """300 exact projections of 3D points into two cameras; 0.3 px noise, the first 60 replaced by outliers."""
     rng = np.random.default_rng(0)
-    X = rng.uniform([-2, -2, 4], [2, 2, 7], size=(300, 3))
-    K0 = np.array([[800.0, 0, 320], [0, 800, 240], [0, 0, 1]])
-    K1 = np.array([[700.0, 0, 330], [0, 710, 250], [0, 0, 1]])
-    R0, t0 = look_at(np.array([-0.5, 0.1, 0.0]))
-    R1, t1 = look_at(np.array([0.8, -0.2, 0.3]))
-    R, t = R1 @ R0.T, t1 - R1 @ R0.T @ t0
+    X, (R0, t0, K0), (R1, t1, K1), (R, t) = two_views(rng)
     p0, p1 = project(X, R0, t0, K0), project(X, R1, t1, K1)
     noisy = p1 + rng.normal(0, 0.3, p1.shape)
     noisy[:60] = rng.uniform([0, 0], [640, 480], (60, 2))

@@ -100,15 +100,19 @@ def project(X, R, t, K):
     return x[:, :2] / x[:, 2:] - 0.5
 
 
-def test_pose_error_exact_correspondences():
-    rng = np.random.default_rng(0)
+def two_views(rng):
+    """300 3D points and two cameras looking at them: ``X, (R0, t0, K0), (R1, t1, K1), (R, t)`` with
+    the true relative pose R, t."""
     X = rng.uniform([-2, -2, 4], [2, 2, 7], size=(300, 3))
     K0 = np.array([[800.0, 0, 320], [0, 800, 240], [0, 0, 1]])
     K1 = np.array([[700.0, 0, 330], [0, 710, 250], [0, 0, 1]])
     R0, t0 = look_at(np.array([-0.5, 0.1, 0.0]))
     R1, t1 = look_at(np.array([0.8, -0.2, 0.3]))
-    R_true = R1 @ R0.T
-    t_true = t1 - R_true @ t0
+    return X, (R0, t0, K0), (R1, t1, K1), (R1 @ R0.T, t1 - R1 @ R0.T @ t0)
+
+
+def test_pose_error_exact_correspondences():
+    X, (R0, t0, K0), (R1, t1, K1), (R_true, t_true) = two_views(np.random.default_rng(0))
     est = estimate_relative_pose(project(X, R0, t0, K0), project(X, R1, t1, K1), K0, K1)
     assert pose_error(est.R, est.t, R_true, t_true) < 0.1
     assert est.num_inliers >= 290 and est.inliers.shape == (300,)

@@ -184,6 +184,20 @@ def quaternion_to_rotation(qw: float, qx: float, qy: float, qz: float) -> np.nda
     ])
 
 
+def _image(path: Path, where: str, image_id: int, q, t, cam_id: int, name: str, cameras: dict, images: dict) -> SceneImage:
+    """A checked ``SceneImage`` (``where``: ``:LINE`` of a text file, `` byte N`` of a binary one)."""
+    if cam_id not in cameras:
+        raise PygmatchError(f"{path}{where}: image {name!r} names camera {cam_id}, which {'cameras.txt' if where.startswith(':') else 'cameras.bin'} "
+                            f"does not define")
+    try:
+        R = quaternion_to_rotation(*q)
+    except ValueError:
+        raise PygmatchError(f"{path}{where}: malformed image{' line' if where.startswith(':') else ''}: the quaternion is zero") from None
+    if name in images:
+        raise PygmatchError(f"{path}{where}: image {name!r} is listed twice")
+    return SceneImage(image_id, name, cameras[cam_id], R, np.array(t, np.float64))
+
+
 def read_images_text(path: str | os.PathLike, cameras: dict[int, Camera]) -> dict[str, SceneImage]:
     """``{name: SceneImage}`` from a COLMAP ``images.txt`` (each image line followed by its POINTS2D line)."""
     path = Path(path)
@@ -200,15 +214,7 @@ def read_images_text(path: str | os.PathLike, cameras: dict[int, Camera]) -> dic
             raise PygmatchError(f"{path}:{n}: malformed image line (expected IMAGE_ID QW QX QY QZ TX TY TZ CAMERA_ID NAME)")
         image_id, qw, qx, qy, qz, tx, ty, tz, cam_id = _numbers(path, n, tokens[:9], "i" + "f" * 7 + "i", "image")
         name = " ".join(tokens[9:])
-        if cam_id not in cameras:
-            raise PygmatchError(f"{path}:{n}: image {name!r} names camera {cam_id}, which cameras.txt does not define")
-        try:
-            R = quaternion_to_rotation(qw, qx, qy, qz)
-        except ValueError:
-            raise PygmatchError(f"{path}:{n}: malformed image line: the quaternion is zero") from None
-        if name in images:
-            raise PygmatchError(f"{path}:{n}: image {name!r} is listed twice")
-        images[name] = SceneImage(image_id, name, cameras[cam_id], R, np.array([tx, ty, tz], np.float64))
+        images[name] = _image(path, f":{n}", image_id, (qw, qx, qy, qz), (tx, ty, tz), cam_id, name, cameras, images)
         if k < len(lines):  # its POINTS2D line: X Y POINT3D_ID triples (not used, but checked so a missing one is caught)
             pn, points = lines[k]
             k += 1
@@ -309,19 +315,12 @@ def read_images_binary(path: str | os.PathLike, cameras: dict[int, Camera]) -> d
         at = f.offset
         image_id, qw, qx, qy, qz, tx, ty, tz, cam_id = f.read("I7dI", "an image")
         name = f.name()
-        if cam_id not in cameras:
-            raise PygmatchError(f"{path} byte {at}: image {name!r} names camera {cam_id}, which cameras.bin does not define")
         if not np.all(np.isfinite([qw, qx, qy, qz, tx, ty, tz])):
             raise PygmatchError(f"{path} byte {at}: image {name!r}: its pose is not finite")
-        try:
-            R = quaternion_to_rotation(qw, qx, qy, qz)
-        except ValueError:
-            raise PygmatchError(f"{path} byte {at}: image {name!r}: the quaternion is zero") from None
-        if name in images:
-            raise PygmatchError(f"{path} byte {at}: image {name!r} is listed twice")
+        image = _image(path, f" byte {at}", image_id, (qw, qx, qy, qz), (tx, ty, tz), cam_id, name, cameras, images)
         points = f.count(f"2D points of image {name!r}", 24)  # each x, y (double), point3D id (int64): skipped
         f.offset += 24 * points
-        images[name] = SceneImage(image_id, name, cameras[cam_id], R, np.array([tx, ty, tz], np.float64))
+        images[name] = image
     f.end()
     if not images:
         raise PygmatchError(f"{path}: no image in the file")

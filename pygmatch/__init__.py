@@ -7,6 +7,7 @@ from .lazy import lazy_attributes
 
 _WHERE = {
     "Pipeline": ".pipeline", "MatchResult": ".pipeline", "Features": ".pipeline", "Extractor": ".pipeline",
+    "RelativePose": ".data.epipolar",
     "CandidateGraphNet": ".nn", "CandidateGraphConfig": ".nn", "PygmatchError": ".errors",
     "Keypoints": ".data.features", "extract": ".data.features",
 }

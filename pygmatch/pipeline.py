@@ -9,6 +9,8 @@
     res.matches, res.scores                           # (K, 2) indices into them, (K,) confidences
     res.points0, res.points1                          # (K, 2) matched positions, image 1's refined
     H = res.homography()                              # RANSAC on points0 → points1 (None if impossible)
+    F, inliers = res.fundamental()                    # fundamental matrix by RANSAC, its inliers (None if impossible)
+    pose = res.pose(K0, K1)                           # with intrinsics: R, t (x1 = R x0 + t, |t| = 1), inliers, E
 
     f0 = pipe.extract("a.jpg")                        # features once per image ...
     res = pipe.match(f0, pipe.extract("b.jpg"))       # ... matched against many
@@ -37,6 +39,7 @@ from pathlib import Path
 
 import numpy as np
 
+from .data.epipolar import RelativePose, estimate_fundamental, estimate_relative_pose
 from .data.features import DESCRIPTOR_DIM, FEATURES, Keypoints, extract
 from .data.homography import estimate_homography
 from .data.images import as_gray, check_resize, downscale, points_to_original
@@ -150,11 +153,36 @@ class MatchResult:
             raise PygmatchError(f"homography: method must be 'ransac' or 'dlt' and threshold > 0, got {method!r}, {threshold!r}")
         return estimate_homography(self.points0, self.points1, method, ransac_px=threshold, estimator=estimator)
 
+    def fundamental(self, threshold: float = 1.0, estimator: str = "opencv") -> tuple[np.ndarray, np.ndarray] | None:
+        """``(F, inliers)``: the fundamental matrix (3×3, x1ᵀ F x0 = 0 for ``points0`` → ``points1``
+        in pixels, unit norm) by RANSAC at ``threshold`` px (``estimator``: OpenCV's
+        ``findFundamentalMat`` or ``"poselib"``'s LO-RANSAC, ``pygmatch.data.epipolar``) and which
+        matches are its inliers, (K,) bool; None with fewer than 8 matches or no model. The geometry of
+        any two views of a rigid scene, no intrinsics needed; ``pose()`` when they are known."""
+        _check_threshold("fundamental", threshold)
+        return estimate_fundamental(self.points0, self.points1, threshold, estimator)
+
+    def pose(self, K0, K1, threshold: float = 1.0, estimator: str = "opencv") -> RelativePose | None:
+        """The relative pose of camera 1 to camera 0 from the essential matrix, given each image's
+        intrinsics ``K0``, ``K1`` (3×3, original pixels, COLMAP's convention: the first pixel's centre
+        at (0.5, 0.5)): a ``RelativePose`` with ``R``, ``t`` (x1 = R x0 + t in camera coordinates,
+        |t| = 1: the scale is unknown), ``inliers`` (K,) bool and ``E``; by RANSAC at ``threshold`` px
+        (divided by the mean focal length; ``estimator``: OpenCV's ``findEssentialMat`` +
+        ``recoverPose`` or ``"poselib"``'s ``estimate_relative_pose``), what ``eval.pose`` measures.
+        None with fewer than 5 matches or no model."""
+        _check_threshold("pose", threshold)
+        return estimate_relative_pose(self.points0, self.points1, K0, K1, threshold, estimator)
+
     def __len__(self) -> int:
         return len(self.matches)
 
     def __repr__(self) -> str:
         return f"MatchResult({len(self.keypoints0)} and {len(self.keypoints1)} keypoints, {len(self.matches)} matches)"
+
+
+def _check_threshold(what: str, threshold) -> None:
+    if isinstance(threshold, bool) or not isinstance(threshold, (int, float, np.integer, np.floating)) or not threshold > 0:
+        raise PygmatchError(f"{what}: threshold must be a number of pixels > 0, got {threshold!r}")
 
 
 def looks_like_path(name: str) -> bool:
@@ -290,4 +318,4 @@ class Pipeline:
                 f"refiner={short(self.refiner)}, threads={self.threads})")
 
 
-__all__ = ["Pipeline", "MatchResult", "Features", "Extractor", "load_matcher", "DEFAULT_RESIZE", "PRESETS", "PRESET_OPTIONS"]
+__all__ = ["Pipeline", "MatchResult", "RelativePose", "Features", "Extractor", "load_matcher", "DEFAULT_RESIZE", "PRESETS", "PRESET_OPTIONS"]

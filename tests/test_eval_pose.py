@@ -1,5 +1,6 @@
-"""``python -m eval.pose``: the COLMAP text reader, the pose error on exact correspondences, the
-command end-to-end on the development scene ``lund_door`` (when present) and its bad inputs."""
+"""``python -m eval.pose``: the COLMAP text and binary readers, SuperGlue-style pair files, the pose
+error on exact correspondences, the command end-to-end on the development scene ``lund_door`` (when
+present; OpenCV and PoseLib) and its bad inputs."""
 import json
 import math
 
@@ -8,9 +9,11 @@ import numpy as np
 import pytest
 
 from eval.pose import main
-from pygmatch.data.scenes import load_scene, load_scenes, quaternion_to_rotation, read_colmap_text, relative_pose
+from pygmatch.data.scenes import (load_scene, load_scenes, quaternion_to_rotation, read_colmap_binary, read_colmap_model, read_colmap_text,
+                                  relative_pose)
 from pygmatch.errors import PygmatchError
-from pygmatch.evaluation.pose import (estimate_relative_pose, evaluate_pose, pose_error, rotation_error, translation_error)
+from pygmatch.data.epipolar import estimate_relative_pose
+from pygmatch.evaluation.pose import evaluate_pose, pose_error, rotation_error, translation_error
 
 from .conftest import ROOT, one_line_error, run_command
 
@@ -97,18 +100,22 @@ def project(X, R, t, K):
     return x[:, :2] / x[:, 2:] - 0.5
 
 
-def test_pose_error_exact_correspondences():
-    rng = np.random.default_rng(0)
+def two_views(rng):
+    """300 3D points and two cameras looking at them: ``X, (R0, t0, K0), (R1, t1, K1), (R, t)`` with
+    the true relative pose R, t."""
     X = rng.uniform([-2, -2, 4], [2, 2, 7], size=(300, 3))
     K0 = np.array([[800.0, 0, 320], [0, 800, 240], [0, 0, 1]])
     K1 = np.array([[700.0, 0, 330], [0, 710, 250], [0, 0, 1]])
     R0, t0 = look_at(np.array([-0.5, 0.1, 0.0]))
     R1, t1 = look_at(np.array([0.8, -0.2, 0.3]))
-    R_true = R1 @ R0.T
-    t_true = t1 - R_true @ t0
-    R, t, inliers = estimate_relative_pose(project(X, R0, t0, K0), project(X, R1, t1, K1), K0, K1)
-    assert pose_error(R, t, R_true, t_true) < 0.1
-    assert inliers >= 290
+    return X, (R0, t0, K0), (R1, t1, K1), (R1 @ R0.T, t1 - R1 @ R0.T @ t0)
+
+
+def test_pose_error_exact_correspondences():
+    X, (R0, t0, K0), (R1, t1, K1), (R_true, t_true) = two_views(np.random.default_rng(0))
+    est = estimate_relative_pose(project(X, R0, t0, K0), project(X, R1, t1, K1), K0, K1)
+    assert pose_error(est.R, est.t, R_true, t_true) < 0.1
+    assert est.num_inliers >= 290 and est.inliers.shape == (300,)
     # the two parts of the error
     Rz = quaternion_to_rotation(math.cos(math.radians(5)), 0, 0, math.sin(math.radians(5)))  # 10 degrees about z
     assert rotation_error(Rz, np.eye(3)) == pytest.approx(10)
@@ -241,3 +248,142 @@ def test_without_data_and_without_the_dev_scenes_says_which_folder_to_give(tmp_p
     monkeypatch.setattr(command, "DEV_DATA", (tmp_path / "none",))
     code, _, err = cli(["--methods", "nn", "--out", tmp_path / "out"], capsys)
     assert code == 2 and "give --data" in one_line_error(err)
+
+
+def binary_model(text_folder, out):
+    """The binary form of a COLMAP text model, written by pycolmap (which wants a points3D.txt)."""
+    pycolmap = pytest.importorskip("pycolmap")
+    source = out.parent / f"{out.name}-text"
+    source.mkdir(parents=True)
+    for name in ("cameras.txt", "images.txt"):
+        (source / name).write_bytes((text_folder / name).read_bytes())
+    (source / "points3D.txt").write_text("")
+    out.mkdir(parents=True)
+    pycolmap.Reconstruction(str(source)).write_binary(str(out))
+    return out
+
+
+def same_images(a: dict, b: dict):
+    assert list(a) == list(b)
+    for name in a:
+        assert (a[name].id, a[name].camera.id, a[name].camera.model, a[name].camera.width) == \
+            (b[name].id, b[name].camera.id, b[name].camera.model, b[name].camera.width)
+        np.testing.assert_allclose(b[name].K, a[name].K, rtol=0, atol=1e-12)
+        np.testing.assert_allclose(b[name].R, a[name].R, rtol=0, atol=1e-12)
+        np.testing.assert_allclose(b[name].t, a[name].t, rtol=0, atol=1e-12)
+
+
+def test_colmap_binary_reader_reads_what_pycolmap_writes(tmp_path):
+    """The five camera models and 2D points (skipped), and the development scene when present: the
+    binary model pycolmap writes reads as the text model it came from."""
+    text = write_model(tmp_path / "scene", images=IMAGES.replace("10.5 20.5 -1 11 20 30", "10.5 20.5 -1 11 20 -1")) / "gt"
+    binary = binary_model(text, tmp_path / "binary")
+    same_images(read_colmap_text(text), read_colmap_binary(binary))
+    assert read_colmap_model(binary)["b.jpg"].camera.model == "PINHOLE"
+    if LUND_DOOR.is_dir():
+        same_images(read_colmap_text(LUND_DOOR / "gt"), read_colmap_binary(binary_model(LUND_DOOR / "gt", tmp_path / "lund")))
+    # truncated or foreign files: one line naming the file and where
+    data = (binary / "images.bin").read_bytes()
+    (binary / "images.bin").write_bytes(data[:100])
+    with pytest.raises(PygmatchError, match=r"images.bin: truncated at byte \d+ \(reading|images.bin: byte 0: 5 images cannot fit"):
+        read_colmap_binary(binary)
+    (binary / "images.bin").write_bytes(data + b"\0")
+    with pytest.raises(PygmatchError, match="images.bin: 1 bytes left over after the last entry"):
+        read_colmap_binary(binary)
+    cameras = bytearray((binary / "cameras.bin").read_bytes())
+    cameras[12:16] = (7).to_bytes(4, "little")  # the first camera's model id: FOV
+    (binary / "cameras.bin").write_bytes(bytes(cameras))
+    with pytest.raises(PygmatchError, match="cameras.bin byte 8: camera model 'FOV' is not supported"):
+        read_colmap_binary(binary)
+    (binary / "cameras.bin").write_bytes(b"junk")
+    with pytest.raises(PygmatchError, match="cameras.bin: truncated at byte 0"):
+        read_colmap_binary(binary)
+
+
+def superglue_pairs(scene, pairs) -> str:
+    """SuperGlue's pair-file lines for ``pairs`` of a COLMAP scene: its K in OpenCV's pixel
+    convention (COLMAP's minus half a pixel), T_0to1 from the true poses."""
+    lines = []
+    for a, b in pairs:
+        im0, im1 = scene.images[a], scene.images[b]
+        shift = np.array([[1.0, 0, -0.5], [0, 1, -0.5], [0, 0, 1]])
+        T = np.eye(4)
+        T[:3, :3], T[:3, 3] = relative_pose(im0, im1)
+        values = [*(shift @ im0.K).ravel(), *(shift @ im1.K).ravel(), *T.ravel()]
+        lines.append(f"{a} {b} 0 0 " + " ".join(f"{v:.17g}" for v in values))
+    return "\n".join(lines) + "\n"
+
+
+@pytest.mark.skipif(not LUND_DOOR.is_dir(), reason="no ../shared/data/pose/lund_door")
+def test_pair_file_binary_model_and_both_estimators_agree_with_the_text_model(tmp_path, capsys):
+    """The same three lund_door pairs as a SuperGlue-style pair file and as a scene with a binary
+    model: the same truth as the text model, and the same pose errors, for OpenCV and PoseLib."""
+    scene = load_scene(LUND_DOOR, max_pairs=3)
+    pair_file = tmp_path / "lund_pairs_with_gt.txt"
+    pair_file.write_text(superglue_pairs(scene, scene.pairs))
+    from_file, = load_scenes(pair_file, image_folder=LUND_DOOR / "images")
+    assert from_file.name == "lund_pairs_with_gt" and from_file.pairs == scene.pairs
+    for a, b in scene.pairs:
+        want, got = scene.truth(a, b), from_file.truth(a, b)
+        for field in ("K0", "K1", "R", "t"):
+            np.testing.assert_allclose(getattr(got, field), getattr(want, field), rtol=0, atol=1e-9)
+    binary_scene = tmp_path / "lund_door"
+    binary_model(LUND_DOOR / "gt", binary_scene / "gt")
+    (binary_scene / "images").symlink_to(LUND_DOOR / "images")
+    metrics = {}
+    for data, extra in (("text", ["--data", LUND_DOOR]), ("file", ["--data", pair_file, "--images", LUND_DOOR / "images"]),
+                        ("binary", ["--data", binary_scene])):
+        out = tmp_path / f"out-{data}"
+        code, _, err = cli([*extra, "--max-pairs-per-scene", 3, "--methods", "nn-ratio", "--estimator", "both", "--out", out], capsys)
+        assert code == 0, err
+        metrics[data] = json.loads((out / "metrics.json").read_text())
+        errors = np.load(out / "pose_errors.npz")
+        assert sorted(errors) == ["nn-ratio", "poselib/nn-ratio"] and errors["poselib/nn-ratio"].shape == (3,)
+    overall = metrics["text"]["overall"]["nn-ratio"]
+    assert metrics["text"]["estimators"] == ["opencv", "poselib"]
+    for key in ("auc@5", "auc@10", "auc@20", "inliers", "poselib/auc@5", "poselib/auc@10", "poselib/auc@20", "poselib/inliers"):
+        assert metrics["file"]["overall"]["nn-ratio"][key] == pytest.approx(overall[key], abs=1e-6), key
+        assert metrics["binary"]["overall"]["nn-ratio"][key] == pytest.approx(overall[key], abs=1e-6), key
+    assert overall["poselib/auc@20"] > 80 and overall["auc@20"] > 80
+    report = (tmp_path / "out-file" / "report.md").read_text()
+    assert "AUC@5 PoseLib" in report and "AUC@5 OpenCV" in report and "intrinsics from the pair file" in report
+
+
+@pytest.mark.parametrize("case, expected", [
+    ("columns", "pairs.txt:2: malformed pair line: expected 38 columns"),
+    ("number", "pairs.txt:1: malformed pair line: 'x' is not a number"),
+    ("rotation", "pairs.txt:1: T_0to1 is not a rigid motion"),
+    ("camera", "pairs.txt:1: K1 is not a camera matrix"),
+    ("twice", "pairs.txt:2: the pair a.jpg b.jpg is listed twice"),
+    ("missing-image", "z.jpg: missing (named in"),
+    ("images-with-a-folder", "an image folder goes with a pair file"),
+    ("no-poselib", "estimator 'poselib' needs PoseLib: pip install poselib"),
+])
+def test_bad_pair_file_is_one_line(tmp_path, capsys, monkeypatch, case, expected):
+    folder = write_model(tmp_path / "scene")
+    K = "500 0 320 0 500 240 0 0 1"
+    T = "1 0 0 1 0 1 0 0 0 0 1 0 0 0 0 1"
+    lines = [f"a.jpg b.jpg 0 0 {K} {K} {T}", f"b.jpg c.jpg 0 0 {K} {K} {T}"]
+    if case == "columns":
+        lines[1] = lines[1][:-2]
+    elif case == "number":
+        lines[0] = lines[0].replace(" 320 ", " x ", 1)
+    elif case == "rotation":
+        lines[0] = lines[0].replace(T, "2 0 0 1 0 1 0 0 0 0 1 0 0 0 0 1")
+    elif case == "camera":
+        lines[0] = f"a.jpg b.jpg 0 0 {K} -500 0 320 0 500 240 0 0 1 {T}"
+    elif case == "twice":
+        lines[1] = lines[0]
+    elif case == "missing-image":
+        lines[1] = lines[1].replace("c.jpg", "z.jpg")
+    pair_file = folder / "pairs.txt"
+    pair_file.write_text("\n".join(lines) + "\n")
+    argv = ["--data", pair_file, "--images", folder / "images", "--methods", "nn", "--out", tmp_path / "out"]
+    if case == "images-with-a-folder":
+        argv[1] = folder
+    elif case == "no-poselib":
+        monkeypatch.setitem(__import__("sys").modules, "poselib", None)  # as if not installed
+        argv += ["--estimator", "both"]
+    code, _, err = cli(argv, capsys)
+    assert code == 2 and expected in one_line_error(err), err
+    assert not (tmp_path / "out" / "metrics.json").exists()

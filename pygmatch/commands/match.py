@@ -14,7 +14,10 @@ from pathlib import Path
 
 from pygmatch.commands.flags import ArgumentParser, add_graph_args, positive_int, probability_threshold, run_cli
 from pygmatch.data.features import FEATURES
+from pygmatch.data.homography import ESTIMATORS
 
+GEOMETRIES = ("homography", "fundamental", "essential")
+DEFAULT_RANSAC_PX = {"homography": 3.0, "fundamental": 1.0, "essential": 1.0}
 METHOD_HELP = ("pipeline MATCHER[+REFINER] (default: default = candidate-graph+refiner at threshold 0.2, the shipped best); matchers "
                "nn, nn-ratio, candidate-graph or a model file; refiners refiner, ncc or a refiner file, e.g. nn-ratio+refiner")
 
@@ -23,15 +26,29 @@ def parser() -> argparse.ArgumentParser:
     p = ArgumentParser(prog="pygmatch", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     commands = p.add_subparsers(dest="command", required=True, metavar="COMMAND")
     m = commands.add_parser("match", help="match two images; draw and save the matches",
-                            description="Match two images, draw the matches (green: RANSAC inliers with --homography) and save them.")
+                            description="Match two images, draw the matches (green: the RANSAC inliers of --geometry) and save them.")
     m.add_argument("image0", type=Path)
     m.add_argument("image1", type=Path)
     m.add_argument("--method", default="default", help=METHOD_HELP)
     m.add_argument("--out", type=Path, default=Path("matches.png"), help="the drawing (default: matches.png)")
-    m.add_argument("--json", type=Path, help="also write keypoints, matches, scores, matched positions (and the homography) as JSON")
+    m.add_argument("--json", type=Path, help="also write keypoints, matches, scores, matched positions (and the --geometry model) as JSON")
     m.add_argument("--overwrite", action="store_true", help="replace an existing --out / --json (never one of the inputs)")
-    m.add_argument("--homography", action="store_true", help="estimate the homography (RANSAC, --ransac-px) and colour its inliers")
-    m.add_argument("--ransac-px", type=float, default=3.0, help="RANSAC threshold in original pixels (default 3)")
+    geometry = m.add_mutually_exclusive_group()
+    geometry.add_argument("--geometry", choices=GEOMETRIES,
+                          help="estimate this model by RANSAC on the matched positions and draw its inliers in green: homography "
+                               "(a plane, or a camera turning about its centre), fundamental (any two views of a rigid scene), "
+                               "essential (the relative pose R, t; needs the cameras' intrinsics, see --intrinsics)")
+    geometry.add_argument("--homography", dest="geometry", action="store_const", const="homography",
+                          help="the same as --geometry homography")
+    m.add_argument("--ransac-px", type=float, default=None,
+                   help="RANSAC threshold in original pixels (default: 3 for the homography, 1 for fundamental and essential)")
+    m.add_argument("--estimator", choices=ESTIMATORS, default="opencv",
+                   help="RANSAC of --geometry: OpenCV's (default) or PoseLib's LO-RANSAC (pip install poselib)")
+    m.add_argument("--intrinsics", nargs="+", metavar="K",
+                   help="--geometry essential: each camera's 3x3 matrix K (original pixels, COLMAP's convention), one file for "
+                        "both images or one per image (K0.txt K1.txt: 9 numbers each), or 'exif' (the EXIF 35 mm-equivalent "
+                        "focal length: f = f35/36 x the longer side) or 'size' (f = 1.2 x the longer side, COLMAP's prior); "
+                        "principal point at the centre. Default: exif where the image has it, else size")
     m.add_argument("--max-keypoints", type=positive_int, default=1024)
     m.add_argument("--resize", type=positive_int, default=1024, help="longer image side keypoints are found at (default 1024)")
     m.add_argument("--match-threshold", type=probability_threshold, help="learned matchers: probability threshold in [0, 1)")
@@ -75,7 +92,9 @@ def match(args: argparse.Namespace) -> int:
     import numpy as np  # noqa: PLC0415
 
     from pygmatch import Pipeline  # noqa: PLC0415
+    from pygmatch.data.epipolar import exif_focal_35mm, read_intrinsics  # noqa: PLC0415
     from pygmatch.data.geometry import warp_points  # noqa: PLC0415
+    from pygmatch.data.homography import check_estimator  # noqa: PLC0415
     from pygmatch.errors import PygmatchError  # noqa: PLC0415
     from pygmatch.files import check_outputs, write_text, writable_file  # noqa: PLC0415
     from pygmatch.viz import draw_matches  # noqa: PLC0415
@@ -85,36 +104,94 @@ def match(args: argparse.Namespace) -> int:
         writable_file(args.json, "--json", example="matches.json")
     model_files = [Path(p) for p in args.method.split("+") if Path(p).is_file()]  # e.g. --method run.pt: an input too
     check_outputs({"--out": args.out, "--json": args.json}, [args.image0, args.image1, *model_files], args.overwrite)
-    if not args.ransac_px > 0:
-        raise PygmatchError(f"--ransac-px must be > 0, got {args.ransac_px}")
+    ransac_px = DEFAULT_RANSAC_PX.get(args.geometry, 3.0) if args.ransac_px is None else args.ransac_px
+    if not ransac_px > 0:
+        raise PygmatchError(f"--ransac-px must be > 0, got {ransac_px}")
+    if args.intrinsics is not None and args.geometry != "essential":
+        raise PygmatchError("--intrinsics is for --geometry essential (the relative pose); the homography and the fundamental matrix need none")
+    if args.intrinsics is not None and len(args.intrinsics) > 2:
+        raise PygmatchError(f"--intrinsics: one K for both images or one per image, got {len(args.intrinsics)}")
+    if args.geometry is not None:
+        check_estimator(args.estimator, args.geometry)
+    given_K = [None, None]
+    if args.intrinsics is not None:  # files read before the work: a bad one is one line
+        given_K = [k if k in ("exif", "size") else read_intrinsics(k) for k in args.intrinsics] * (3 - len(args.intrinsics))
+        for path, given in zip((args.image0, args.image1), given_K):
+            if isinstance(given, str) and given == "exif" and exif_focal_35mm(path) is None:
+                raise PygmatchError(f"{path}: no EXIF 35 mm-equivalent focal length (FocalLengthIn35mmFilm); give --intrinsics K.txt "
+                                    f"or --intrinsics size")
     pipe = Pipeline.load(args.method, max_keypoints=args.max_keypoints, resize=args.resize, threads=args.threads,
                          match_threshold=args.match_threshold)
     res = pipe.match(args.image0, args.image1)
-    H = res.homography(args.ransac_px) if args.homography else None
-    inliers = None
-    if H is not None:
-        inliers = np.linalg.norm(warp_points(res.points0, H) - res.points1, axis=1) < args.ransac_px
+    model = inliers = None
+    record = {}
+    if args.geometry == "homography":
+        model = res.homography(ransac_px, estimator=args.estimator)
+        if model is not None:
+            inliers = np.linalg.norm(warp_points(res.points0, model) - res.points1, axis=1) < ransac_px
+        record = {"homography": None if model is None else model.tolist()}
+    elif args.geometry == "fundamental":
+        model = res.fundamental(ransac_px, args.estimator)
+        if model is not None:
+            model, inliers = model
+        record = {"fundamental": None if model is None else model.tolist()}
+    elif args.geometry == "essential":
+        Ks, sources = [], []
+        for path, features, given in zip((args.image0, args.image1), (res.features0, res.features1), given_K):
+            K, source = camera_intrinsics(path, features.original_size, given)
+            Ks.append(K)
+            sources.append(source)
+        pose = model = res.pose(Ks[0], Ks[1], ransac_px, args.estimator)
+        if pose is not None:
+            inliers = pose.inliers
+        record = {"essential": None if pose is None else pose.E.tolist(), "R": None if pose is None else pose.R.tolist(),
+                  "t": None if pose is None else pose.t.tolist(), "K0": Ks[0].tolist(), "K1": Ks[1].tolist(), "intrinsics": sources}
+        for k, (K, source) in enumerate(zip(Ks, sources)):
+            print(f"intrinsics of image {k}: {source}, f = {K[0, 0]:.1f} px, principal point ({K[0, 2]:.1f}, {K[1, 2]:.1f})")
     # drawn at the size the keypoints were found at: a 4000-pixel photograph's lines would be invisible
     f0, f1 = res.features0, res.features1
     n = len(res.matches)
-    title = f"{args.method}: {n} matches" + (f", {int(inliers.sum())} RANSAC inliers" if inliers is not None else "")
+    title = f"{args.method}: {n} matches" + (f", {int(inliers.sum())} {args.geometry} inliers" if inliers is not None else "")
     draw_matches(f0.image, f1.image, warp_points(res.points0, f0.S), warp_points(res.points1, f1.S), np.stack([np.arange(n)] * 2, 1),
                  inliers, args.out, title=title)
     if args.json is not None:
-        record = {"method": args.method, "image0": str(args.image0), "image1": str(args.image1),
-                  "keypoints0": res.keypoints0.round(3).tolist(), "keypoints1": res.keypoints1.round(3).tolist(),
-                  "matches": res.matches.tolist(), "scores": res.scores.round(5).tolist(),
-                  "points0": res.points0.round(3).tolist(), "points1": res.points1.round(3).tolist()}
-        if args.homography:
-            record["homography"] = None if H is None else H.tolist()
-            record["inliers"] = None if inliers is None else inliers.tolist()
-        write_text(args.json, json.dumps(record) + "\n")
+        out = {"method": args.method, "image0": str(args.image0), "image1": str(args.image1),
+               "keypoints0": res.keypoints0.round(3).tolist(), "keypoints1": res.keypoints1.round(3).tolist(),
+               "matches": res.matches.tolist(), "scores": res.scores.round(5).tolist(),
+               "points0": res.points0.round(3).tolist(), "points1": res.points1.round(3).tolist()}
+        if args.geometry is not None:
+            out.update({"geometry": args.geometry, "estimator": args.estimator, "ransac_px": ransac_px, **record,
+                        "inliers": None if inliers is None else inliers.tolist()})
+        write_text(args.json, json.dumps(out) + "\n")
     print(f"{len(res.keypoints0)} and {len(res.keypoints1)} keypoints, {n} matches ({args.method}); drawing in {args.out}"
           + (f", JSON in {args.json}" if args.json is not None else ""))
-    if args.homography:
-        print("homography: " + ("none (fewer than 4 matches or a degenerate fit)" if H is None else
-                                f"{int(inliers.sum())} inliers at {args.ransac_px:g} px\n" + np.array2string(H, precision=6)))
+    if args.geometry is not None:
+        if model is None:
+            least = {"homography": 4, "fundamental": 8, "essential": 5}[args.geometry]
+            print(f"{args.geometry}: none (fewer than {least} matches or no model found)")
+        elif args.geometry == "essential":
+            angle = np.degrees(np.arccos(np.clip((np.trace(model.R) - 1) / 2, -1, 1)))
+            print(f"relative pose (x1 = R x0 + t, |t| = 1): {int(inliers.sum())} inliers at {ransac_px:g} px, rotation {angle:.2f} deg\n"
+                  f"R =\n{np.array2string(model.R, precision=6)}\nt = {np.array2string(model.t, precision=6)}")
+        else:
+            print(f"{args.geometry}: {int(inliers.sum())} inliers at {ransac_px:g} px\n" + np.array2string(model, precision=6))
     return 0
+
+
+def camera_intrinsics(path: Path, size: tuple[int, int], given):
+    """``(K, how it was found)`` of one image: a K read from a file, ``'exif'``, ``'size'``, or None:
+    EXIF where the image has it, else the size guess."""
+    import numpy as np  # noqa: PLC0415
+
+    from pygmatch.data.epipolar import SIZE_FOCAL_FACTOR, exif_focal_35mm, intrinsics_from_exif, intrinsics_from_size  # noqa: PLC0415
+
+    if isinstance(given, np.ndarray):
+        return given, "from --intrinsics"
+    if given in (None, "exif"):  # "exif" was checked before the work
+        K = intrinsics_from_exif(path, size)
+        if K is not None:
+            return K, f"EXIF 35 mm-equivalent focal length {exif_focal_35mm(path):g} mm"
+    return intrinsics_from_size(size), f"guessed from the image size ({SIZE_FOCAL_FACTOR:g} x the longer side)"
 
 
 def cli() -> None:

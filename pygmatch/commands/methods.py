@@ -10,7 +10,10 @@ from pygmatch.data.homography import ESTIMATORS
 from pygmatch.weights import shipped_methods
 
 
-def add_method_args(p: argparse.ArgumentParser) -> None:
+ESTIMATOR_HELP = "RANSAC homography: OpenCV's findHomography (default) or PoseLib's LO-RANSAC (pip install poselib)"
+
+
+def add_method_args(p: argparse.ArgumentParser, estimators=ESTIMATORS, estimator_help: str = ESTIMATOR_HELP) -> None:
     p.add_argument("--features", choices=FEATURES, default="sift")
     p.add_argument("--max-keypoints", type=positive_int, default=1024)
     p.add_argument("--methods", default=None,
@@ -24,8 +27,7 @@ def add_method_args(p: argparse.ArgumentParser) -> None:
                    help="run folders or checkpoints to add to --methods, one table and one plot across them")
     p.add_argument("--match-threshold", type=probability_threshold,
                    help="the graph network: match probability threshold in [0, 1) (default: the model's, or the preset's)")
-    p.add_argument("--estimator", choices=ESTIMATORS, default="opencv",
-                   help="RANSAC homography: OpenCV's findHomography (default) or PoseLib's LO-RANSAC (pip install poselib)")
+    p.add_argument("--estimator", choices=estimators, default="opencv", help=estimator_help)
     p.add_argument("--threads", type=positive_int, default=1,
                    help="learned models: torch threads (default 1: on a CPU shared with another busy process, more threads "
                         "spin-wait for each other and run many times slower; see docs/evaluation.md)")

@@ -80,10 +80,10 @@ def ransac_poselib(pts0: np.ndarray, pts1: np.ndarray, ransac_px: float = 3.0, s
     return H / H[2, 2]
 
 
-def check_estimator(estimator: str) -> None:
+def check_estimator(estimator: str, what: str = "homography") -> None:
     """An unknown estimator, or PoseLib asked for but not installed, is one line (before any work)."""
     if estimator not in ESTIMATORS:
-        raise PygmatchError(f"unknown homography estimator {estimator!r}: choose from {', '.join(ESTIMATORS)}")
+        raise PygmatchError(f"unknown {what} estimator {estimator!r}: choose from {', '.join(ESTIMATORS)}")
     if estimator == "poselib":
         poselib_module()
 

@@ -23,6 +23,7 @@ from ..errors import PygmatchError
 from ..files import make_folder
 from ..matching.oracle import Oracle
 from ..pipeline import Features, Pipeline, is_learned
+from .anchors import is_anchor
 from .metrics import pair_metrics, summarize
 
 
@@ -36,6 +37,10 @@ def load_pipelines(names: list[str], features: str = "sift", max_keypoints: int 
     pipelines whose matcher is the graph network."""
     if not names:
         raise PygmatchError("no method to evaluate: name at least one")
+    for name in names:
+        if is_anchor(name):
+            raise PygmatchError(f"{name}: the anchors find their own keypoints; only eval.pose runs them so far (eval.coco and "
+                                f"eval.hpatches give every method the same SIFT keypoints)")
     return {name: Pipeline.load(name, features=features, max_keypoints=max_keypoints, resize=resize, threads=threads,
                                 **(matcher_options if is_learned(name) else {}))
             for name in dict.fromkeys(names)}

@@ -1,10 +1,10 @@
 """Relative-pose evaluation on real pairs with known cameras (``python -m eval.pose``).
 
 For each pair of a scene (``pygmatch.data.scenes``) and each pipeline: match (the returned, refined
-positions in original pixels), estimate the essential matrix with OpenCV's RANSAC on normalised
-coordinates (``cv2.findEssentialMat`` with the threshold of ``ransac_px`` pixels divided by the mean
-focal length of the pair, confidence 0.99999, then ``cv2.recoverPose``; of several essential matrices
-the one with the most cheirality inliers), and score the pose error: the larger of the rotation
+positions in original pixels), estimate the relative pose from the essential matrix
+(``pygmatch.data.epipolar.estimate_relative_pose``: RANSAC on normalised coordinates with the
+threshold of ``ransac_px`` pixels divided by the mean focal length of the pair; OpenCV's
+``findEssentialMat`` + ``recoverPose``, or PoseLib's ``estimate_relative_pose``), and score the pose error: the larger of the rotation
 error (angle of R_estᵀ R_true) and the angle between the estimated and true translation directions
 (the smaller of it and 180° minus it: the essential matrix fixes t only up to sign), in degrees,
 infinite when there is no estimate (fewer than 5 matches, RANSAC failed). AUC@5/10/20° of these
@@ -17,28 +17,35 @@ import math
 import time
 from dataclasses import dataclass, field
 
-import cv2
 import numpy as np
 
-from ..data.scenes import Scene, pixel_to_camera, relative_pose
+from ..data.epipolar import estimate_relative_pose
+from ..data.homography import check_estimator
+from ..data.scenes import Scene
 from ..errors import PygmatchError
 from ..pipeline import DEFAULT_RESIZE, Pipeline
+from .anchors import AnchorPipeline, is_anchor
 from .evaluate import load_pipelines
 from .metrics import auc_difference, error_auc
 
 POSE_THRESHOLDS = (5, 10, 20)
 RANSAC_PX = 1.0
-CONFIDENCE = 0.99999
 
 
 def load_pose_pipelines(names: list[str], features: str = "sift", max_keypoints: int = 1024, threads: int | None = 1,
                         resize: int | None = DEFAULT_RESIZE, **matcher_options) -> dict[str, Pipeline]:
     """``{name: Pipeline}``: keypoints found on images downscaled to ``resize`` px on the longer side
-    (the matched positions come back in original pixels). Oracles are refused: they need a homography."""
+    (the matched positions come back in original pixels); the anchors (``aliked+lightglue``,
+    ``disk+lightglue``, ``xfeat+lighterglue``: ``pygmatch.evaluation.anchors``, the ``anchors`` extra)
+    with the same keypoint budget and size, in the order named. Oracles are refused: they need a
+    homography."""
     for name in names:
         if "oracle@" in name:
             raise PygmatchError(f"{name}: oracles read a true homography; a relative-pose pair has none (choose other methods)")
-    return load_pipelines(names, features, max_keypoints, threads, resize, **matcher_options)
+    names = list(dict.fromkeys(names))
+    ours = [n for n in names if not is_anchor(n)]
+    loaded = load_pipelines(ours, features, max_keypoints, threads, resize, **matcher_options) if ours else {}
+    return {n: AnchorPipeline(n, max_keypoints, resize, threads) if is_anchor(n) else loaded[n] for n in names}
 
 
 def rotation_error(R_est: np.ndarray, R_true: np.ndarray) -> float:
@@ -64,32 +71,17 @@ def pose_error(R_est, t_est, R_true, t_true) -> float:
     return max(rotation_error(R_est, R_true), translation_error(np.ravel(t_est), np.ravel(t_true)))
 
 
-def estimate_relative_pose(points0: np.ndarray, points1: np.ndarray, K0: np.ndarray, K1: np.ndarray,
-                           ransac_px: float = RANSAC_PX, confidence: float = CONFIDENCE, seed: int = 0):
-    """``(R, t, inliers)`` of camera 1 relative to camera 0 (x1 = R x0 + t, |t| = 1) from matched pixel
-    positions (pygmatch's: pixel centres at integers), or ``None``. ``inliers``: how many matches."""
-    points0 = np.asarray(points0, np.float64).reshape(-1, 2)
-    points1 = np.asarray(points1, np.float64).reshape(-1, 2)
-    if len(points0) < 5:
-        return None
-    n0, n1 = pixel_to_camera(points0, K0), pixel_to_camera(points1, K1)
-    threshold = ransac_px / np.mean([K0[0, 0], K0[1, 1], K1[0, 0], K1[1, 1]])
-    cv2.setRNGSeed(seed)
-    E, mask = cv2.findEssentialMat(n0, n1, np.eye(3), method=cv2.RANSAC, prob=confidence, threshold=threshold)
-    if E is None or mask is None:
-        return None
-    best = None
-    for k in range(0, E.shape[0] - E.shape[0] % 3, 3):
-        count, R, t, _ = cv2.recoverPose(E[k:k + 3], n0, n1, np.eye(3), 1e9, mask=mask.copy())[:4]
-        if best is None or count > best[2]:
-            best = (R, t.ravel(), int(count))
-    return best
+def column(estimator: str, key: str) -> str:
+    """The name of an estimator's metric (or error array): OpenCV's unqualified (``auc@5``,
+    ``default``), the others prefixed (``poselib/auc@5``, ``poselib/default``)."""
+    return key if estimator == "opencv" else f"{estimator}/{key}"
 
 
 @dataclass
 class PoseResult:
-    """Per method: ``errors`` (pose error of every pair, degrees, in ``pairs`` order), ``per_pair``
-    dicts (scene, names, matches, inliers, error, ms), ``summary`` overall and ``by_scene``."""
+    """``errors``: the pose error of every pair (degrees, in ``pairs`` order) per method and
+    estimator, keyed ``column(estimator, method)``; ``per_pair`` dicts per method (scene, names,
+    matches, ms, and per estimator error and inliers); ``summary`` overall and ``by_scene``."""
 
     pairs: list[tuple[str, str, str]]  # (scene, name0, name1)
     errors: dict[str, np.ndarray]
@@ -97,22 +89,33 @@ class PoseResult:
     summary: dict[str, dict] = field(default_factory=dict)
     by_scene: dict[str, dict[str, dict]] = field(default_factory=dict)
     extract_ms: float = math.nan
+    estimators: tuple[str, ...] = ("opencv",)
 
 
-def summarize_pose(rows: list[dict], thresholds=POSE_THRESHOLDS) -> dict:
-    """AUC (%) at each threshold, mean matches and RANSAC inliers, failures, median ms per pair."""
-    out = {f"auc@{t}": 100 * a for t, a in zip(thresholds, error_auc([r["error"] for r in rows], thresholds))}
+def summarize_pose(rows: list[dict], thresholds=POSE_THRESHOLDS, estimators=("opencv",)) -> dict:
+    """Per estimator AUC (%) at each threshold, mean RANSAC inliers and failures (keys
+    ``column(estimator, ...)``); mean matches, pairs and median ms per pair."""
+    out = {}
+    for e in estimators:
+        errors = [r[column(e, "error")] for r in rows]
+        out.update({column(e, f"auc@{t}"): 100 * a for t, a in zip(thresholds, error_auc(errors, thresholds))})
+        out[column(e, "inliers")] = float(np.mean([r[column(e, "inliers")] for r in rows])) if rows else math.nan
+        out[column(e, "failed")] = sum(not math.isfinite(x) for x in errors)
     out["matches"] = float(np.mean([r["matches"] for r in rows])) if rows else math.nan
-    out["inliers"] = float(np.mean([r["inliers"] for r in rows])) if rows else math.nan
     out["pairs"] = len(rows)
-    out["failed"] = sum(not math.isfinite(r["error"]) for r in rows)
     out["ms_per_pair"] = float(np.median([r["ms"] for r in rows])) if rows else math.nan
     return out
 
 
-def evaluate_pose(scenes: list[Scene], methods: dict[str, Pipeline], ransac_px: float = RANSAC_PX, progress=None) -> PoseResult:
-    """Every method on every pair of every scene. Each image's keypoints are extracted once per scene
-    (per extractor setting) and matched by every method; ``progress(done, total)`` after each pair."""
+def evaluate_pose(scenes: list[Scene], methods: dict[str, Pipeline], ransac_px: float = RANSAC_PX, progress=None,
+                  estimators: tuple[str, ...] = ("opencv",)) -> PoseResult:
+    """Every method on every pair of every scene, the pose estimated from the same matches by each of
+    ``estimators`` (``opencv``, ``poselib``: ``pygmatch.data.epipolar``). Each image's keypoints are
+    extracted once per scene (per extractor setting) and matched by every method;
+    ``progress(done, total)`` after each pair."""
+    estimators = tuple(estimators)
+    for e in estimators:
+        check_estimator(e, "relative-pose")
     pairs = [(scene, a, b) for scene in scenes for a, b in scene.pairs]
     per_pair: dict[str, list[dict]] = {name: [] for name in methods}
     extract_ms = []
@@ -130,33 +133,38 @@ def evaluate_pose(scenes: list[Scene], methods: dict[str, Pipeline], ransac_px: 
             return cache[key]
 
         for a, b in scene.pairs:
-            im0, im1 = scene.images[a], scene.images[b]
-            R_true, t_true = relative_pose(im0, im1)
+            truth = scene.truth(a, b)
             for method, pipe in methods.items():
                 f0, f1 = features(pipe, a), features(pipe, b)
                 start = time.perf_counter()
                 res = pipe.match(f0, f1)
                 ms = 1000 * (time.perf_counter() - start)
-                est = estimate_relative_pose(res.points0, res.points1, im0.K, im1.K, ransac_px)
-                error = math.inf if est is None else pose_error(est[0], est[1], R_true, t_true)
-                per_pair[method].append({"scene": scene.name, "image0": a, "image1": b, "matches": len(res.matches),
-                                         "inliers": 0 if est is None else est[2], "error": error, "ms": ms})
+                row = {"scene": scene.name, "image0": a, "image1": b, "matches": len(res.matches), "ms": ms}
+                for e in estimators:
+                    est = estimate_relative_pose(res.points0, res.points1, truth.K0, truth.K1, ransac_px, e)
+                    row[column(e, "error")] = math.inf if est is None else pose_error(est.R, est.t, truth.R, truth.t)
+                    row[column(e, "inliers")] = 0 if est is None else est.num_inliers
+                per_pair[method].append(row)
             done += 1
             if progress is not None:
                 progress(done, len(pairs))
-    result = PoseResult([(s.name, a, b) for s, a, b in pairs],
-                        {m: np.array([r["error"] for r in rows], np.float64) for m, rows in per_pair.items()},
-                        per_pair, extract_ms=float(np.median(extract_ms)) if extract_ms else math.nan)
-    result.summary = {m: summarize_pose(rows) for m, rows in per_pair.items()}
+    errors = {column(e, m): np.array([r[column(e, "error")] for r in rows], np.float64) for e in estimators for m, rows in per_pair.items()}
+    result = PoseResult([(s.name, a, b) for s, a, b in pairs], errors, per_pair,
+                        extract_ms=float(np.median(extract_ms)) if extract_ms else math.nan, estimators=estimators)
+    result.summary = {m: summarize_pose(rows, estimators=estimators) for m, rows in per_pair.items()}
     for scene in scenes:
-        result.by_scene[scene.name] = {m: summarize_pose([r for r in rows if r["scene"] == scene.name]) for m, rows in per_pair.items()}
+        result.by_scene[scene.name] = {m: summarize_pose([r for r in rows if r["scene"] == scene.name], estimators=estimators)
+                                       for m, rows in per_pair.items()}
     return result
 
 
-def paired_differences(errors: dict[str, np.ndarray], reference: str, thresholds=POSE_THRESHOLDS, level: float = 0.9,
+def paired_differences(result: PoseResult, reference: str, thresholds=POSE_THRESHOLDS, level: float = 0.9,
                        resamples: int = 2000) -> dict[str, dict[str, tuple[float, float, float]]]:
-    """``{other method: {"auc@T": (reference minus other, low, high)}}``: paired bootstrap over the
-    same pairs (``metrics.auc_difference``), percentage points."""
-    return {other: {f"auc@{t}": auc_difference(errors[reference], errors[other], float(t), resamples=resamples, level=level)
-                    for t in thresholds}
-            for other in errors if other != reference}
+    """``{other method: {column(estimator, "auc@T"): (reference minus other, low, high)}}``: for each
+    of the result's estimators, a paired bootstrap over the same pairs (``metrics.auc_difference``),
+    percentage points."""
+    errors = result.errors
+    return {other: {column(e, f"auc@{t}"): auc_difference(errors[column(e, reference)], errors[column(e, other)], float(t),
+                                                          resamples=resamples, level=level)
+                    for e in result.estimators for t in thresholds}
+            for other in result.per_pair if other != reference}

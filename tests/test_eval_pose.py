@@ -242,12 +242,17 @@ def test_bad_input_is_one_line(tmp_path, capsys, case, expected):
             load_scenes(data)
 
 
-def test_without_data_and_without_the_dev_scenes_says_which_folder_to_give(tmp_path, capsys, monkeypatch):
+def test_without_data_and_without_the_dev_scenes_the_embedded_scene_is_evaluated(tmp_path, capsys, monkeypatch):
+    """A new user's first run: the four embedded lund_door photographs (6 pairs) with their true cameras."""
     import pygmatch.commands.eval_pose as command
 
     monkeypatch.setattr(command, "DEV_DATA", (tmp_path / "none",))
     code, _, err = cli(["--methods", "nn", "--out", tmp_path / "out"], capsys)
-    assert code == 2 and "give --data" in one_line_error(err)
+    assert code == 0, err
+    metrics = json.loads((tmp_path / "out" / "metrics.json").read_text())
+    assert "pose-mini" in (tmp_path / "out" / "report.md").read_text()
+    nn = metrics["overall"]["nn"]
+    assert nn["pairs"] == 6 and nn["auc@20"] > 80, nn
 
 
 def binary_model(text_folder, out):

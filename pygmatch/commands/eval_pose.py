@@ -17,7 +17,6 @@ from pathlib import Path
 import numpy as np
 
 from pygmatch.data.homography import ESTIMATORS
-from pygmatch.errors import PygmatchError
 from pygmatch.files import writable_folder, write_text, write_with
 from pygmatch.weights import shipped_methods
 
@@ -25,7 +24,7 @@ from pygmatch.commands.flags import ArgumentParser, command_name, positive, posi
 from pygmatch.commands.methods import add_method_args, method_names
 
 DEFAULT_OUT = Path("eval-out/pose")
-# The development scenes (lund_door, reichstag) beside a checkout; no scene with true cameras ships in the package.
+# The development scenes (lund_door, reichstag) beside a checkout; else the embedded pose-mini (4 lund_door photographs).
 DEV_DATA = (Path("../shared/data/pose"), Path(__file__).resolve().parents[2].parent / "shared" / "data" / "pose")
 ESTIMATOR_NAMES = {"opencv": "OpenCV", "poselib": "PoseLib"}
 
@@ -49,11 +48,9 @@ def columns(estimators: tuple[str, ...]) -> list[tuple[str, str]]:
 
 
 def default_data() -> Path:
-    for folder in DEV_DATA:
-        if folder.is_dir():
-            return folder
-    raise PygmatchError("no scene to evaluate: give --data (a folder of scene folders, or one scene folder: SCENE/images/ and "
-                        "SCENE/gt/cameras.txt, images.txt); the development scenes are ../shared/data/pose beside a checkout")
+    from pygmatch.data.scenes import EMBEDDED_SCENES  # noqa: PLC0415
+
+    return next((folder for folder in DEV_DATA if folder.is_dir()), EMBEDDED_SCENES)
 
 
 def parser() -> argparse.ArgumentParser:
@@ -61,7 +58,7 @@ def parser() -> argparse.ArgumentParser:
                        formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--data", type=Path, default=None,
                    help="folder of scene folders, or one scene folder (SCENE/images/, SCENE/gt/cameras.txt and images.txt or "
-                        "cameras.bin and images.bin, optional SCENE/pairs.txt; default: ../shared/data/pose of a checkout), or a "
+                        "cameras.bin and images.bin, optional SCENE/pairs.txt; default: ../shared/data/pose of a checkout, else the embedded pose-mini), or a "
                         "SuperGlue-style pair file (name0 name1 rot0 rot1 K0 K1 T_0to1 per line; images under --images)")
     p.add_argument("--images", type=Path, default=None,
                    help="with a pair file as --data: the folder its image names are relative to (default: the file's folder)")

@@ -46,6 +46,8 @@ import numpy as np
 
 from ..errors import PygmatchError
 
+EMBEDDED_SCENES = Path(__file__).resolve().parents[1] / "datasets" / "pose-mini"  # package data: pygmatch/datasets/pose-mini
+
 # model: (number of parameters, indices of fx, fy, cx, cy in them)
 CAMERA_MODELS = {
     "SIMPLE_PINHOLE": (3, (0, 0, 1, 2)),

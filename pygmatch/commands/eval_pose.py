@@ -58,8 +58,8 @@ def parser() -> argparse.ArgumentParser:
                        formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--data", type=Path, default=None,
                    help="folder of scene folders, or one scene folder (SCENE/images/, SCENE/gt/cameras.txt and images.txt or "
-                        "cameras.bin and images.bin, optional SCENE/pairs.txt; default: ../shared/data/pose of a checkout, else the embedded pose-mini), or a "
-                        "SuperGlue-style pair file (name0 name1 rot0 rot1 K0 K1 T_0to1 per line; images under --images)")
+                        "cameras.bin and images.bin, optional SCENE/pairs.txt; default: ../shared/data/pose of a checkout, else the "
+                        "embedded pose-mini), or a SuperGlue-style pair file (name0 name1 rot0 rot1 K0 K1 T_0to1 per line; images under --images)")
     p.add_argument("--images", type=Path, default=None,
                    help="with a pair file as --data: the folder its image names are relative to (default: the file's folder)")
     p.add_argument("--max-pairs-per-scene", type=positive_int, default=None,

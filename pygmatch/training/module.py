@@ -165,9 +165,9 @@ class RefinerModule(ScheduledModule):
         for name, parts in self._errors.items():
             if parts:
                 err = torch.cat(parts)
-                prefix = "val" if name == "val" else f"baseline/{name}"
-                self.log_dict({f"{prefix}/mean_px": err.mean().item(), f"{prefix}/within_0.5": 100 * (err < 0.5).float().mean().item()},
-                              sync_dist=True)
+                metrics = {"mean_px": err.mean().item(), "within_0.5": 100 * (err < 0.5).float().mean().item()}
+                self.log_dict({f"{'val' if name == 'val' else 'baseline/' + name}/{k}": v for k, v in metrics.items()}, sync_dist=True)
+                if name == "val":
+                    self.log("within", metrics["within_0.5"], prog_bar=True, logger=False, sync_dist=True)
         self._baselines_logged = True
         self._errors = {"val": [], "detected": [], "ncc": []}
-        self.log("within", self.trainer.callback_metrics[self.monitor], prog_bar=True, logger=False, sync_dist=True)

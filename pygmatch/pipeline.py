@@ -40,7 +40,7 @@ from pathlib import Path
 import numpy as np
 
 from .data.epipolar import RelativePose, estimate_fundamental, estimate_relative_pose
-from .data.features import DESCRIPTOR_DIM, FEATURES, Keypoints, extract
+from .data.features import DEFAULT_MAX_KEYPOINTS, DESCRIPTOR_DIM, FEATURES, Keypoints, extract
 from .data.homography import estimate_homography
 from .data.images import as_gray, check_resize, downscale, points_to_original
 from .errors import PygmatchError
@@ -105,7 +105,7 @@ class Extractor:
     order), uint8, other integers scaled by their bit depth (12-bit data in a uint16: 0–4095) or
     floats in 0–1 or 0–255 (``pygmatch.data.images.as_gray``)."""
 
-    def __init__(self, features: str = "sift", max_keypoints: int = 1024, resize: int | None = DEFAULT_RESIZE):
+    def __init__(self, features: str = "sift", max_keypoints: int = DEFAULT_MAX_KEYPOINTS, resize: int | None = DEFAULT_RESIZE):
         if features not in FEATURES:
             raise PygmatchError(f"unknown features {features!r}: choose from {', '.join(FEATURES)}")
         if isinstance(max_keypoints, bool) or not isinstance(max_keypoints, (int, np.integer)) or max_keypoints < 1:
@@ -258,7 +258,7 @@ class Pipeline:
         self.name = name
 
     @classmethod
-    def load(cls, name: str = "default", *, refine=_UNSET, features: str | None = None, max_keypoints: int = 1024,
+    def load(cls, name: str = "default", *, refine=_UNSET, features: str | None = None, max_keypoints: int = DEFAULT_MAX_KEYPOINTS,
              resize: int | None = DEFAULT_RESIZE, threads: int | None = DEFAULT_THREADS,
              match_threshold: float | None = None, **matcher_options) -> "Pipeline":
         """The pipeline ``name`` (``MATCHER[+REFINER]``, see the module's docstring).

@@ -8,6 +8,7 @@ import pytest
 import torch
 
 import pygmatch
+from pygmatch.data.features import DEFAULT_MAX_KEYPOINTS
 from pygmatch import Pipeline
 from pygmatch.checkpoint import save_model
 from pygmatch.data import list_images, read_gray
@@ -141,7 +142,7 @@ def test_match_paths_and_arrays(tiny_ckpt, embedded_dir):
     m = Pipeline.load(str(tiny_ckpt))
     files = list_images(embedded_dir)
     out = m.match(files[0], files[0])
-    assert out.keypoints0.shape[1] == 2 and len(out.keypoints0) <= 1024
+    assert out.keypoints0.shape[1] == 2 and len(out.keypoints0) <= DEFAULT_MAX_KEYPOINTS
     assert (out.matches[:, 0] < len(out.keypoints0)).all() and (out.matches[:, 1] < len(out.keypoints1)).all()
     gray = read_gray(files[0], None)
     bgr = np.repeat(gray[:, :, None], 3, axis=2)
@@ -198,7 +199,7 @@ def test_a_large_image_is_matched_at_1024_px_in_its_own_pixels(embedded_dir):
     pipe = Pipeline.load("default")
     out = pipe.match(big, warped)
     kp0, kp1, m = out.keypoints0, out.keypoints1, out.matches
-    assert len(kp0) == len(kp1) == 1024
+    assert len(kp0) == len(kp1) == DEFAULT_MAX_KEYPOINTS
     for kp in (kp0, kp1):  # the original image's coordinates, all of it
         assert kp.min() >= -0.5 and kp[:, 0].max() <= 4000 and kp[:, 1].max() <= 3000
         assert kp[:, 0].max() > 3000 and kp[:, 1].max() > 2200
@@ -211,7 +212,7 @@ def test_a_large_image_is_matched_at_1024_px_in_its_own_pixels(embedded_dir):
     # exactly the keypoints of the 1024 px image, mapped back
     small, S = downscale(big, 1024)
     assert small.shape == (768, 1024)
-    ref = extract(small, "sift", 1024)
+    ref = extract(small, "sift", DEFAULT_MAX_KEYPOINTS)
     s = S[0, 0]
     np.testing.assert_allclose(kp0, (ref.xy + 0.5) / s - 0.5, atol=1e-3)
     features = pipe.extract(big)

@@ -16,6 +16,7 @@ from pathlib import Path
 
 import numpy as np
 
+from pygmatch.data.features import DEFAULT_MAX_KEYPOINTS
 from pygmatch.data.homography import ESTIMATORS
 from pygmatch.files import writable_folder, write_text, write_with
 from pygmatch.weights import shipped_methods
@@ -67,7 +68,8 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--ransac-px", type=positive(float), default=1.0, help="essential-matrix RANSAC threshold in pixels (default 1)")
     add_method_args(p, (*ESTIMATORS, "both"),
                     "essential-matrix RANSAC: OpenCV's findEssentialMat + recoverPose (default), PoseLib's estimate_relative_pose "
-                    "(LO-RANSAC; pip install poselib, or the sfm extra) or both, side by side, on the same matches")
+                    "(LO-RANSAC; pip install poselib, or the sfm extra) or both, side by side, on the same matches",
+                    max_keypoints=DEFAULT_MAX_KEYPOINTS)
     p.add_argument("--out", type=Path, default=None,
                    help=f"folder for report.md, metrics.json and pose_errors.npz (default: {DEFAULT_OUT}, or when that holds an "
                         f"earlier evaluation the first free {DEFAULT_OUT}-2, {DEFAULT_OUT}-3, ...)")

@@ -13,7 +13,7 @@ import sys
 from pathlib import Path
 
 from pygmatch.commands.flags import ArgumentParser, add_graph_args, positive_int, probability_threshold, run_cli
-from pygmatch.data.features import FEATURES
+from pygmatch.data.features import DEFAULT_MAX_KEYPOINTS, FEATURES
 from pygmatch.data.homography import ESTIMATORS
 
 GEOMETRIES = ("homography", "fundamental", "essential")
@@ -49,7 +49,7 @@ def parser() -> argparse.ArgumentParser:
                         "both images or one per image (K0.txt K1.txt: 9 numbers each), or 'exif' (the EXIF 35 mm-equivalent "
                         "focal length: f = f35/36 x the longer side) or 'size' (f = 1.2 x the longer side, COLMAP's prior); "
                         "principal point at the centre. Default: exif where the image has it, else size")
-    m.add_argument("--max-keypoints", type=positive_int, default=1024)
+    m.add_argument("--max-keypoints", type=positive_int, default=DEFAULT_MAX_KEYPOINTS, help="per image (default %(default)s)")
     m.add_argument("--resize", type=positive_int, default=1024, help="longer image side keypoints are found at (default 1024)")
     m.add_argument("--match-threshold", type=probability_threshold, help="learned matchers: probability threshold in [0, 1)")
     m.add_argument("--threads", type=positive_int, default=1, help="torch threads of the learned stages (default 1)")

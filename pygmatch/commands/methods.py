@@ -5,7 +5,7 @@ import argparse
 from pathlib import Path
 
 from pygmatch.commands.flags import positive_int, probability_threshold
-from pygmatch.data.features import FEATURES
+from pygmatch.data.features import BENCHMARK_MAX_KEYPOINTS, FEATURES
 from pygmatch.data.homography import ESTIMATORS
 from pygmatch.weights import shipped_methods
 
@@ -13,9 +13,10 @@ from pygmatch.weights import shipped_methods
 ESTIMATOR_HELP = "RANSAC homography: OpenCV's findHomography (default) or PoseLib's LO-RANSAC (pip install poselib)"
 
 
-def add_method_args(p: argparse.ArgumentParser, estimators=ESTIMATORS, estimator_help: str = ESTIMATOR_HELP) -> None:
+def add_method_args(p: argparse.ArgumentParser, estimators=ESTIMATORS, estimator_help: str = ESTIMATOR_HELP,
+                    max_keypoints: int = BENCHMARK_MAX_KEYPOINTS) -> None:
     p.add_argument("--features", choices=FEATURES, default="sift")
-    p.add_argument("--max-keypoints", type=positive_int, default=1024)
+    p.add_argument("--max-keypoints", type=positive_int, default=max_keypoints, help="per image (default %(default)s)")
     p.add_argument("--methods", default=None,
                    help=f"comma-separated pipelines MATCHER[+REFINER]: default (= candidate-graph+refiner at threshold 0.2, the "
                         f"shipped best), matchers candidate-graph (the shipped graph network), nn, nn-ratio, "

@@ -16,6 +16,11 @@ from ..errors import PygmatchError
 from .images import points_to_original
 
 FEATURES = ("sift", "orb")
+# Keypoints per image. The pipelines on users' photographs (``Pipeline``, ``pygmatch match``, ``eval.pose``)
+# take 2048, chosen on the real development sets (docs/results.md, "Keypoint budget"); the networks
+# train, and the homography benchmarks (``eval.coco``, ``eval.hpatches``) run, at 1024, their protocol.
+DEFAULT_MAX_KEYPOINTS = 2048
+BENCHMARK_MAX_KEYPOINTS = 1024
 DESCRIPTOR_DIM = {"sift": 128, "orb": 256}
 RAW_DESCRIPTOR_BYTES = {"sift": 128, "orb": 32}
 
@@ -55,7 +60,7 @@ def root_sift(desc: np.ndarray) -> np.ndarray:
     return np.sqrt(desc)
 
 
-def detect(image: np.ndarray, features: str = "sift", max_keypoints: int = 1024) -> Keypoints:
+def detect(image: np.ndarray, features: str = "sift", max_keypoints: int = BENCHMARK_MAX_KEYPOINTS) -> Keypoints:
     """Detect up to ``max_keypoints`` keypoints with their *raw* descriptors: SIFT's 128 values
     are integers in [0, 255] in OpenCV and ORB's 256 bits come packed in 32 bytes, so both are
     kept losslessly as uint8 (what the feature bank stores). ``finish_descriptors`` turns them
@@ -83,7 +88,7 @@ def finish(kp: Keypoints, features: str) -> Keypoints:
     return Keypoints(kp.xy, kp.scale, kp.ori, kp.score, finish_descriptors(kp.descriptors, features))
 
 
-def extract(image: np.ndarray, features: str = "sift", max_keypoints: int = 1024) -> Keypoints:
+def extract(image: np.ndarray, features: str = "sift", max_keypoints: int = BENCHMARK_MAX_KEYPOINTS) -> Keypoints:
     """Detect up to ``max_keypoints`` keypoints on a grayscale uint8 image (unit-norm descriptors)."""
     return finish(detect(image, features, max_keypoints), features)
 

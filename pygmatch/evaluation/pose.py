@@ -19,6 +19,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from ..data.features import DEFAULT_MAX_KEYPOINTS
 from ..data.epipolar import estimate_relative_pose
 from ..data.homography import check_estimator
 from ..data.scenes import Scene
@@ -32,7 +33,7 @@ POSE_THRESHOLDS = (5, 10, 20)
 RANSAC_PX = 1.0
 
 
-def load_pose_pipelines(names: list[str], features: str = "sift", max_keypoints: int = 1024, threads: int | None = 1,
+def load_pose_pipelines(names: list[str], features: str = "sift", max_keypoints: int = DEFAULT_MAX_KEYPOINTS, threads: int | None = 1,
                         resize: int | None = DEFAULT_RESIZE, **matcher_options) -> dict[str, Pipeline]:
     """``{name: Pipeline}``: keypoints found on images downscaled to ``resize`` px on the longer side
     (the matched positions come back in original pixels); the anchors (``aliked+lightglue``,

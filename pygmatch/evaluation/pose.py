@@ -24,7 +24,6 @@ from ..data.homography import check_estimator
 from ..data.scenes import Scene
 from ..errors import PygmatchError
 from ..pipeline import DEFAULT_RESIZE, Pipeline
-from .anchors import AnchorPipeline, is_anchor
 from .evaluate import load_pipelines
 from .metrics import auc_difference, error_auc
 
@@ -35,17 +34,13 @@ RANSAC_PX = 1.0
 def load_pose_pipelines(names: list[str], features: str = "sift", max_keypoints: int = 1024, threads: int | None = 1,
                         resize: int | None = DEFAULT_RESIZE, **matcher_options) -> dict[str, Pipeline]:
     """``{name: Pipeline}``: keypoints found on images downscaled to ``resize`` px on the longer side
-    (the matched positions come back in original pixels); the anchors (``aliked+lightglue``,
-    ``disk+lightglue``, ``xfeat+lighterglue``: ``pygmatch.evaluation.anchors``, the ``anchors`` extra)
-    with the same keypoint budget and size, in the order named. Oracles are refused: they need a
+    (the matched positions come back in original pixels), the anchors (``aliked+lightglue``, ...:
+    ``pygmatch.evaluation.anchors``, the ``anchors`` extra) included. Oracles are refused: they need a
     homography."""
     for name in names:
         if "oracle@" in name:
             raise PygmatchError(f"{name}: oracles read a true homography; a relative-pose pair has none (choose other methods)")
-    names = list(dict.fromkeys(names))
-    ours = [n for n in names if not is_anchor(n)]
-    loaded = load_pipelines(ours, features, max_keypoints, threads, resize, **matcher_options) if ours else {}
-    return {n: AnchorPipeline(n, max_keypoints, resize, threads) if is_anchor(n) else loaded[n] for n in names}
+    return load_pipelines(names, features, max_keypoints, threads, resize, **matcher_options)
 
 
 def rotation_error(R_est: np.ndarray, R_true: np.ndarray) -> float:

@@ -83,7 +83,7 @@ class PoseResult:
     per_pair: dict[str, list[dict]]
     summary: dict[str, dict] = field(default_factory=dict)
     by_scene: dict[str, dict[str, dict]] = field(default_factory=dict)
-    extract_ms: float = math.nan
+    extract_ms: dict[str, float] = field(default_factory=dict)  # per keypoint kind (sift, aliked, ...): median ms per image
     estimators: tuple[str, ...] = ("opencv",)
 
 
@@ -113,7 +113,7 @@ def evaluate_pose(scenes: list[Scene], methods: dict[str, Pipeline], ransac_px: 
         check_estimator(e, "relative-pose")
     pairs = [(scene, a, b) for scene in scenes for a, b in scene.pairs]
     per_pair: dict[str, list[dict]] = {name: [] for name in methods}
-    extract_ms = []
+    extract_ms: dict[str, list[float]] = {}
     done = 0
     for scene in scenes:
         cache: dict = {}
@@ -124,7 +124,7 @@ def evaluate_pose(scenes: list[Scene], methods: dict[str, Pipeline], ransac_px: 
             if key not in cache:
                 start = time.perf_counter()
                 cache[key] = pipe.extract(scene.path(name))
-                extract_ms.append(1000 * (time.perf_counter() - start))
+                extract_ms.setdefault(e.features, []).append(1000 * (time.perf_counter() - start))
             return cache[key]
 
         for a, b in scene.pairs:
@@ -145,7 +145,7 @@ def evaluate_pose(scenes: list[Scene], methods: dict[str, Pipeline], ransac_px: 
                 progress(done, len(pairs))
     errors = {column(e, m): np.array([r[column(e, "error")] for r in rows], np.float64) for e in estimators for m, rows in per_pair.items()}
     result = PoseResult([(s.name, a, b) for s, a, b in pairs], errors, per_pair,
-                        extract_ms=float(np.median(extract_ms)) if extract_ms else math.nan, estimators=estimators)
+                        extract_ms={k: float(np.median(v)) for k, v in extract_ms.items()}, estimators=estimators)
     result.summary = {m: summarize_pose(rows, estimators=estimators) for m, rows in per_pair.items()}
     for scene in scenes:
         result.by_scene[scene.name] = {m: summarize_pose([r for r in rows if r["scene"] == scene.name], estimators=estimators)

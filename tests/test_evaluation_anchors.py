@@ -1,6 +1,6 @@
 """The anchors (``pygmatch.evaluation.anchors``): without the ``anchors`` extra one line saying how to
 install it; with it (kornia and the weight wheels), ALIKED + LightGlue on a lund_door pair against the
-true cameras, and XFeat + LighterGlue through ``eval.pose``'s method names."""
+true cameras, and XFeat + LighterGlue through the method names of ``eval.pose`` and ``eval.hpatches``."""
 import json
 import sys
 from importlib.util import find_spec
@@ -35,11 +35,20 @@ def test_without_the_extra_one_line_says_how_to_install_it(tmp_path, capsys, mon
         AnchorPipeline("superpoint+lightglue")
 
 
-def test_other_evaluations_refuse_anchors_in_one_line():
-    from pygmatch.evaluation.evaluate import load_pipelines
+@pytest.mark.skipif(not HAVE_ANCHORS, reason="no anchors extra (make anchors)")
+def test_xfeat_lighterglue_through_eval_hpatches(tmp_path, capsys):
+    """On the embedded sequence (leuven, 320 px): the anchor's own keypoints, their ground truth and
+    precision, its homography beside the ratio test's."""
+    from eval.hpatches import main as eval_hpatches
 
-    with pytest.raises(PygmatchError, match="aliked\\+lightglue: the anchors find their own keypoints; only eval.pose runs them"):
-        load_pipelines(["nn", "aliked+lightglue"])
+    out = tmp_path / "out"
+    code, _, err = run_command(eval_hpatches, ["--methods", "nn-ratio,xfeat+lighterglue", "--draw", 1, "--out", out], capsys)
+    assert code == 0, err
+    overall = json.loads((out / "metrics.json").read_text())
+    overall = overall.get("overall", overall)
+    xfeat = overall["xfeat+lighterglue"]
+    assert xfeat["matches"] > 100 and xfeat["precision"] > 80 and xfeat["auc@5"] > 50
+    assert (out / "matches").is_dir() and any("xfeat+lighterglue" in p.name for p in (out / "matches").iterdir())
 
 
 @needs_anchors

@@ -42,6 +42,7 @@ def main(argv=None) -> int:
     args = parser().parse_args(argv)
     # imported after parsing: --help answers without loading torch
     from pygmatch.data.pairs import PairSet, make_pairs  # noqa: PLC0415
+    from pygmatch.evaluation.anchors import anchors_note  # noqa: PLC0415
     from pygmatch.evaluation.evaluate import evaluate  # noqa: PLC0415
     from pygmatch.evaluation.report import clear_previous_report, default_out, format_table, write_report  # noqa: PLC0415
 
@@ -67,7 +68,8 @@ def main(argv=None) -> int:
         print(f"saved {len(pairs)} pairs to {args.save_pairs}")
     clear_previous_report(args.out, args.overwrite)
     result = evaluate(pairs, methods, args.features, args.max_keypoints, out=args.out, draw=args.draw, estimator=args.estimator)
-    context = f"Data: {source}; {args.features.upper()}, up to {args.max_keypoints} keypoints, {pairs.size[0]}x{pairs.size[1]}."
+    context = (f"Data: {source}; {args.features.upper()}, up to {args.max_keypoints} keypoints, {pairs.size[0]}x{pairs.size[1]}."
+               + anchors_note(methods))
     write_report(result, args.out, context)
     print(context)
     print(format_table(result.summary))

@@ -60,6 +60,7 @@ def last_pair_of_first_sequences(pairs, n: int) -> set[int]:
 def main(argv=None) -> int:
     args = parser().parse_args(argv)
     # imported after parsing: --help answers without loading torch
+    from pygmatch.evaluation.anchors import anchors_note  # noqa: PLC0415
     from pygmatch.evaluation.evaluate import evaluate, summarize_groups  # noqa: PLC0415
     from pygmatch.evaluation.report import (clear_previous_report, default_out, format_group_table, format_table,  # noqa: PLC0415
                                             write_report)
@@ -83,7 +84,8 @@ def main(argv=None) -> int:
     kinds = ", ".join(f"{sum(v == k for v in kind_of.values())} {k}" for k in by_kind)
     size = f"longer side at most {args.max_side} px" if args.max_side else "original size"
     context = (f"Data: {data}: {len(by_sequence)} sequence(s) ({kinds}), {len(pairs)} pairs (1, N); images {size}; "
-               f"{args.features.upper()}, up to {args.max_keypoints} keypoints. Corner error over image 1's corners, in image N's pixels.")
+               f"{args.features.upper()}, up to {args.max_keypoints} keypoints. Corner error over image 1's corners, in image N's pixels."
+               + anchors_note(methods))
     kind_table = format_group_table(by_kind, "kind")
     sequence_table = format_group_table(by_sequence, "sequence", extra=kind_of, extra_label="kind")
     write_report(result, args.out, context, sections=[

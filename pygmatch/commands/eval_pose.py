@@ -122,14 +122,17 @@ def main(argv=None) -> int:
 
     clear_previous_report(args.out, args.overwrite)
     scene_list = ", ".join(f"{s.name} ({len(s.pairs)} pairs)" for s in scenes)
-    context = (f"Data: {data}: {scene_list}. {args.features.upper()}, up to {args.max_keypoints} keypoints found on images downscaled to "
+    kinds = list(dict.fromkeys(pipe.extractor.features for pipe in methods.values()))
+    context = (f"Data: {data}: {scene_list}. {', '.join(k.upper() if k in ('sift', 'orb') else k for k in kinds)}, up to "
+               f"{args.max_keypoints} keypoints found on images downscaled to "
                f"at most {next(iter(methods.values())).extractor.resize} px; essential matrix by "
                f"{' and by '.join(ESTIMATOR_NAMES[e] for e in estimators)} RANSAC at "
                f"{args.ransac_px:g} px on the matched (refined) positions in original pixels, intrinsics from the "
                f"{'pair file' if data.is_file() else 'COLMAP model (distortion ignored)'}. "
                f"Pose error = max(rotation error, translation-direction error), degrees; "
                f"a pair without an estimate counts as infinite error (`failed`). "
-               f"Matches and RANSAC inliers: mean per pair. Keypoint extraction {result.extract_ms:.0f} ms per image (median).")
+               f"Matches and RANSAC inliers: mean per pair. Keypoint extraction per image (median): "
+               f"{', '.join(f'{k} {ms:.0f} ms' for k, ms in result.extract_ms.items())}.")
     overall = format_table(result.summary, columns(estimators))
     by_scene = format_group_table(result.by_scene, "scene", columns=columns(estimators))
     sections = ["# pygmatch relative-pose evaluation", "", context, "", overall, "", "## By scene", "", by_scene, ""]

@@ -22,8 +22,9 @@ def add_method_args(p: argparse.ArgumentParser, estimators=ESTIMATORS, estimator
                         f"shipped best), matchers candidate-graph (the shipped graph network), nn, nn-ratio, "
                         f"nn-oracle@PX (nn's matches within PX "
                         f"pixels of the truth: a perfect selector), oracle@PX (ground-truth matches: a ceiling), model files, "
-                        f"checkpoints or run folders of train.run; refiners refiner (learned), ncc (patch correlation) or a train.refiner run or "
-                        f"file, e.g. nn-ratio+refiner (default: {','.join(shipped_methods())})")
+                        f"checkpoints or run folders of train.run; refiners refiner (learned), ncc (patch correlation) or a train.refiner run "
+                        f"or file, e.g. nn-ratio+refiner; anchors with their own keypoints (the anchors extra: make anchors): "
+                        f"aliked+lightglue, disk+lightglue, xfeat+lighterglue (default: {','.join(shipped_methods())})")
     p.add_argument("--compare", nargs="+", type=Path, default=[], metavar="RUN",
                    help="run folders or checkpoints to add to --methods, one table and one plot across them")
     p.add_argument("--match-threshold", type=probability_threshold,

@@ -43,6 +43,17 @@ def is_anchor(name: str) -> bool:
     return str(name) in ANCHORS
 
 
+def anchors_note(names) -> str:
+    """A report's sentence on the anchors among ``names`` (empty when there are none): in ``eval.coco``
+    and ``eval.hpatches`` they find their own keypoints on the pair's images."""
+    anchors = [n for n in names if is_anchor(n)]
+    if not anchors:
+        return ""
+    return (f" The anchors ({', '.join(anchors)}) find their own keypoints (the same budget) on the same images, gray repeated to "
+            f"three channels; their P and R are against the ground truth of their own keypoints, and their ms/pair include "
+            f"extracting both images.")
+
+
 def _kornia_feature():
     try:
         import kornia.feature as KF  # noqa: PLC0415

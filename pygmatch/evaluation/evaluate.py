@@ -23,26 +23,24 @@ from ..errors import PygmatchError
 from ..files import make_folder
 from ..matching.oracle import Oracle
 from ..pipeline import Features, Pipeline, is_learned
-from .anchors import is_anchor
+from .anchors import AnchorPipeline, is_anchor
 from .metrics import pair_metrics, summarize
 
 
 def load_pipelines(names: list[str], features: str = "sift", max_keypoints: int = 1024, threads: int | None = 1,
                    resize: int | None = None, **matcher_options) -> dict[str, Pipeline]:
     """``{name: Pipeline}`` for method names (``pygmatch.pipeline``: ``MATCHER[+REFINER]``, presets,
-    model files, ``oracle@PX`` / ``nn-oracle@PX``), each extracting ``features`` (a model trained on
+    model files, ``oracle@PX`` / ``nn-oracle@PX``; the anchors of ``pygmatch.evaluation.anchors``,
+    with their own keypoints, the same budget and size), each extracting ``features`` (a model trained on
     others is refused) on images downscaled to ``resize`` px (None: as given) and matching with
     ``threads`` torch threads; ``matcher_options`` are the
     graph network's inference options (``match_threshold``, ``min_keep``, ``pad_from``), given to the
     pipelines whose matcher is the graph network."""
     if not names:
         raise PygmatchError("no method to evaluate: name at least one")
-    for name in names:
-        if is_anchor(name):
-            raise PygmatchError(f"{name}: the anchors find their own keypoints; only eval.pose runs them so far (eval.coco and "
-                                f"eval.hpatches give every method the same SIFT keypoints)")
-    return {name: Pipeline.load(name, features=features, max_keypoints=max_keypoints, resize=resize, threads=threads,
-                                **(matcher_options if is_learned(name) else {}))
+    return {name: AnchorPipeline(name, max_keypoints, resize, threads) if is_anchor(name) else
+            Pipeline.load(name, features=features, max_keypoints=max_keypoints, resize=resize, threads=threads,
+                          **(matcher_options if is_learned(name) else {}))
             for name in dict.fromkeys(names)}
 
 
@@ -135,18 +133,22 @@ def evaluate(
                 t = time.perf_counter()
                 if isinstance(pipe.matcher, Oracle):  # a ceiling: the only matcher that reads the truth
                     res = pipe.result(f0, f1, *pipe.matcher.match_truth(kp0, kp1, H))
+                elif isinstance(pipe, AnchorPipeline):  # its own keypoints: their extraction is timed with the matching
+                    res = pipe.match(im0, im1)
                 else:
                     res = pipe.match(f0, f1)
-                outputs[name] = res.matches, res.scores, res.points1
+                outputs[name] = res
                 times[name].append((time.perf_counter() - t) * 1e3)
             gt0, _ = ground_truth_matches(kp0.xy, kp1.xy, H)
             drawn = k < draw if isinstance(draw, int) else k in draw
-            for name, (matches, scores, points1) in outputs.items():
-                per_pair[name].append(pair_metrics(matches, scores, kp0.xy, kp1.xy, gt0, H, size0, points1=points1, estimator=estimator))
+            for name, res in outputs.items():
+                xy0, xy1, matches, points1 = res.features0.keypoints.xy, res.features1.keypoints.xy, res.matches, res.points1
+                gt = gt0 if res.features0 is f0 else ground_truth_matches(xy0, xy1, H)[0]  # an anchor's own keypoints: their truth
+                per_pair[name].append(pair_metrics(matches, res.scores, xy0, xy1, gt, H, size0, points1=points1, estimator=estimator))
                 if out is not None and drawn:
-                    err = np.linalg.norm(warp_points(kp0.xy[matches[:, 0]], H) - points1, axis=1)
+                    err = np.linalg.norm(warp_points(xy0[matches[:, 0]], H) - points1, axis=1)
                     safe = name.replace("/", "_").replace("\\", "_")
-                    viz.draw_matches(im0, im1, kp0.xy, kp1.xy, matches, err < 3.0, out / "matches" / f"{pairs.names[k]}_{safe}.png",
+                    viz.draw_matches(im0, im1, xy0, xy1, matches, err < 3.0, out / "matches" / f"{pairs.names[k]}_{safe}.png",
                                      title=f"{name}: {int((err < 3).sum())}/{len(matches)} correct")
     if not any(times.values()):
         if unreadable == len(pairs):

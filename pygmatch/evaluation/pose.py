@@ -25,7 +25,6 @@ from ..data.homography import check_estimator
 from ..data.scenes import Scene
 from ..errors import PygmatchError
 from ..pipeline import DEFAULT_RESIZE, Pipeline
-from .anchors import AnchorPipeline, is_anchor
 from .evaluate import load_pipelines
 from .metrics import auc_difference, error_auc
 
@@ -36,17 +35,13 @@ RANSAC_PX = 1.0
 def load_pose_pipelines(names: list[str], features: str = "sift", max_keypoints: int = DEFAULT_MAX_KEYPOINTS, threads: int | None = 1,
                         resize: int | None = DEFAULT_RESIZE, **matcher_options) -> dict[str, Pipeline]:
     """``{name: Pipeline}``: keypoints found on images downscaled to ``resize`` px on the longer side
-    (the matched positions come back in original pixels); the anchors (``aliked+lightglue``,
-    ``disk+lightglue``, ``xfeat+lighterglue``: ``pygmatch.evaluation.anchors``, the ``anchors`` extra)
-    with the same keypoint budget and size, in the order named. Oracles are refused: they need a
+    (the matched positions come back in original pixels), the anchors (``aliked+lightglue``, ...:
+    ``pygmatch.evaluation.anchors``, the ``anchors`` extra) included. Oracles are refused: they need a
     homography."""
     for name in names:
         if "oracle@" in name:
             raise PygmatchError(f"{name}: oracles read a true homography; a relative-pose pair has none (choose other methods)")
-    names = list(dict.fromkeys(names))
-    ours = [n for n in names if not is_anchor(n)]
-    loaded = load_pipelines(ours, features, max_keypoints, threads, resize, **matcher_options) if ours else {}
-    return {n: AnchorPipeline(n, max_keypoints, resize, threads) if is_anchor(n) else loaded[n] for n in names}
+    return load_pipelines(names, features, max_keypoints, threads, resize, **matcher_options)
 
 
 def rotation_error(R_est: np.ndarray, R_true: np.ndarray) -> float:
@@ -89,7 +84,7 @@ class PoseResult:
     per_pair: dict[str, list[dict]]
     summary: dict[str, dict] = field(default_factory=dict)
     by_scene: dict[str, dict[str, dict]] = field(default_factory=dict)
-    extract_ms: float = math.nan
+    extract_ms: dict[str, float] = field(default_factory=dict)  # per keypoint kind (sift, aliked, ...): median ms per image
     estimators: tuple[str, ...] = ("opencv",)
 
 
@@ -119,7 +114,7 @@ def evaluate_pose(scenes: list[Scene], methods: dict[str, Pipeline], ransac_px: 
         check_estimator(e, "relative-pose")
     pairs = [(scene, a, b) for scene in scenes for a, b in scene.pairs]
     per_pair: dict[str, list[dict]] = {name: [] for name in methods}
-    extract_ms = []
+    extract_ms: dict[str, list[float]] = {}
     done = 0
     for scene in scenes:
         cache: dict = {}
@@ -130,7 +125,7 @@ def evaluate_pose(scenes: list[Scene], methods: dict[str, Pipeline], ransac_px: 
             if key not in cache:
                 start = time.perf_counter()
                 cache[key] = pipe.extract(scene.path(name))
-                extract_ms.append(1000 * (time.perf_counter() - start))
+                extract_ms.setdefault(e.features, []).append(1000 * (time.perf_counter() - start))
             return cache[key]
 
         for a, b in scene.pairs:
@@ -151,7 +146,7 @@ def evaluate_pose(scenes: list[Scene], methods: dict[str, Pipeline], ransac_px: 
                 progress(done, len(pairs))
     errors = {column(e, m): np.array([r[column(e, "error")] for r in rows], np.float64) for e in estimators for m, rows in per_pair.items()}
     result = PoseResult([(s.name, a, b) for s, a, b in pairs], errors, per_pair,
-                        extract_ms=float(np.median(extract_ms)) if extract_ms else math.nan, estimators=estimators)
+                        extract_ms={k: float(np.median(v)) for k, v in extract_ms.items()}, estimators=estimators)
     result.summary = {m: summarize_pose(rows, estimators=estimators) for m, rows in per_pair.items()}
     for scene in scenes:
         result.by_scene[scene.name] = {m: summarize_pose([r for r in rows if r["scene"] == scene.name], estimators=estimators)

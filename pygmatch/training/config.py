@@ -79,7 +79,7 @@ class RunConfig(Section):
     out: str | None = setting(None, help="run folder (default: runs/<graph>-<time>)")
     resume: str | None = setting(None, help="'last' (the run folder's last.ckpt) or a checkpoint path")
     init: str | None = setting(None, help="start from the weights of this checkpoint or model file")
-    val_every: int = setting(300, positive_int, help="validate every N steps")
+    val_every: int = setting(300, positive_int, help="validate every N steps at most, evenly spaced so that the last validation is at the end")
     log_every: int = setting(10, positive_int)
     ckpt_every_steps: int = setting(100, non_negative_int, help="write last.ckpt every N steps (0: only by time)")
     ckpt_minutes: float = setting(2.0, positive_float, help="... and at least every N minutes")

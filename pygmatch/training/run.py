@@ -2,6 +2,7 @@
 ``RefinerTrainConfig`` (the sub-pixel refiner) — one loop for both; returns the run folder."""
 from __future__ import annotations
 
+import math
 import os
 import signal
 import warnings
@@ -140,6 +141,13 @@ def total_steps(cfg: RunSpec, examples: int) -> int:
     return cfg.max_steps or (cfg.optim.epochs or 1) * max(1, examples // (cfg.optim.batch_size * world))
 
 
+def validation_interval(every: int, total: int) -> int:
+    """Steps between validations: at most ``every``, evenly spaced so that the last one falls at the
+    end of the run (within a step per validation): the weights a run ends with are always measured,
+    and a run shorter than ``every`` validates once, at its end."""
+    return max(1, total // math.ceil(total / every))
+
+
 def matcher_run(cfg: TrainConfig, resume: str | None):
     """(training pairs, validation pairs, ``MatcherModule``, loader workers) of a graph-network run."""
     train_set, val_set = make_datasets(cfg)
@@ -220,8 +228,7 @@ def _fit(cfg: RunSpec, module: ScheduledModule, train_set, val_set, loader_worke
     warnings.filterwarnings("ignore", message=".*LeafSpec.*")
     trainer = L.Trainer(
         default_root_dir=out, max_steps=max_steps, max_epochs=optim.epochs if optim.epochs else (-1 if max_steps > 0 else 1),
-        # a run shorter than --val-every validates at its end
-        val_check_interval=min(run.val_every, total_steps(cfg, len(train_set))), check_val_every_n_epoch=None,
+        val_check_interval=validation_interval(run.val_every, total_steps(cfg, len(train_set))), check_val_every_n_epoch=None,
         precision=optim.precision, accelerator=run.accelerator, devices=run.devices, num_nodes=run.num_nodes,
         # the messages-off ablation leaves parameters without gradients: let DDP tolerate unused ones
         strategy="ddp_find_unused_parameters_true" if world > 1 else "auto", gradient_clip_val=optim.grad_clip or None, callbacks=callbacks,

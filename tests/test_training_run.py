@@ -16,6 +16,7 @@ import yaml
 from pygmatch.errors import PygmatchError
 from pygmatch.nn.candidate_graph import CandidateGraphConfig
 from pygmatch.training.config import DataConfig, OptimConfig, RunConfig, TrainConfig
+from pygmatch.training.curves import validation_rows
 from train.run import resolve
 
 from .conftest import ROOT
@@ -266,6 +267,9 @@ def test_a_finished_run_is_never_overwritten_by_accident(tmp_path):
     r = run_train("--max-steps", 1, "--val-every", 100, "--out", out, "--overwrite")
     assert r.returncode == 0, r.stderr[-2000:]
     assert torch.load(out / "last.ckpt", weights_only=False)["global_step"] == 1
+    # the replaced run's logs went with it: the curves and the exported record are the new run's alone
+    assert [p.parent.name for p in (out / "csv").glob("*/metrics.csv")] == ["version_0"]
+    assert len(validation_rows(out)) == 1
     (tmp_path / "afile").write_text("x")
     r = run_train("--max-steps", 1, "--out", tmp_path / "afile")
     assert r.returncode == 2 and "is not a folder" in r.stderr

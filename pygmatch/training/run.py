@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 import os
+import shutil
 import signal
 import warnings
 from dataclasses import asdict
@@ -54,6 +55,20 @@ def check_resume(cfg: RunSpec, out: Path) -> str | None:
         raise PygmatchError(f"{path}: the checkpoint's architecture differs from these flags: " +
                             "; ".join(f"{k} {a!r} vs {b!r}" for k, (a, b) in diff.items()))
     return str(path)
+
+
+RUN_RECORD = (*RUN_FILES, "config.yaml", "curves.png", "ranks.yaml", "csv", "tb")  # what --overwrite replaces
+
+
+def remove_run(out: Path) -> None:
+    """The earlier run's checkpoints, config and logs, so that a replacing run's curves and record
+    are its own (the refiner's ``patches/`` stay: they are kept by what they were cut from)."""
+    for name in RUN_RECORD:
+        path = out / name
+        if path.is_dir():
+            shutil.rmtree(path)
+        elif path.exists():
+            path.unlink()
 
 
 def first_process() -> bool:
@@ -190,6 +205,8 @@ def _train(cfg: RunSpec, stop: StopOnSignal) -> Path:
     if first_process() and not resume and not run.overwrite and any((out / name).exists() for name in RUN_FILES):
         raise PygmatchError(f"{out}: already holds a run; continue it with --resume last, choose another --out, "
                             "or pass --overwrite to replace it")
+    if first_process() and not resume and run.overwrite:
+        remove_run(out)
     if isinstance(cfg, RefinerTrainConfig):
         train_set, val_set, module, loader_workers = refiner_run(cfg, out)
     else:

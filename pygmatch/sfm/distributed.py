@@ -58,7 +58,7 @@ class DaskExecutor(InProcess):
                 self.client = Client(scheduler, timeout=timeout)
             except (OSError, TimeoutError, ValueError) as e:
                 reason = str(e).splitlines()[0] if str(e) else type(e).__name__
-                raise PygmatchError(f"--scheduler {scheduler}: cannot connect to a Dask scheduler ({reason})") from None
+                raise PygmatchError(f"{scheduler}: cannot connect to a Dask scheduler ({reason})") from None
         else:
             if workers < 1:
                 raise PygmatchError(f"workers must be >= 1, got {workers}")

@@ -26,7 +26,8 @@ several methods, beside COLMAP's own SIFT pipeline, and writes a report.
 from .adjustment import Adjustment, adjust_keypoints, conjugate_gradient
 from .collection import MatchedCollection, PairMatches, extract_collection, list_collection, match_collection
 from .colmap import (CAMERA_MODES, COLMAP_MAX_IMAGE_SIZE, INSTALL, MIN_MATCHES, colmap_features, database_metrics, mapping_options,
-                     pycolmap_module, reconstruct, reconstruct_models, reconstruction_metrics, verify, write_database)
+                     pycolmap_module, reconstruct, reconstruct_models, reconstruction_metrics, verified_pairs, verify,
+                     write_database)
 from .distributed import DaskExecutor, InProcess, executor
 from .pairs import PAIRINGS, covisibility_pairs, exhaustive_pairs, read_pairs, sequential_pairs, top_pairs, write_pairs
 from .run import DEFAULT_TOP, collection_pairs, run_collection
@@ -37,4 +38,4 @@ __all__ = ["Adjustment", "adjust_keypoints", "conjugate_gradient", "MatchedColle
            "database_metrics", "mapping_options", "pycolmap_module", "reconstruct", "reconstruction_metrics", "verify", "write_database",
            "PAIRINGS", "covisibility_pairs", "sequential_pairs", "top_pairs", "write_pairs",
            "DaskExecutor", "InProcess", "executor", "extract_collection", "Store", "pipeline_config", "run_collection", "collection_pairs",
-           "DEFAULT_TOP", "reconstruct_models"]
+           "DEFAULT_TOP", "reconstruct_models", "verified_pairs"]

@@ -185,3 +185,18 @@ def database_metrics(database) -> dict:
         return {"keypoints_per_image": db.num_keypoints() / images, "matches_per_pair": float(np.mean(raw)) if raw else 0.0,
                 "verified_pairs": int(sum(n >= MIN_MATCHES for n in inliers)), "inliers_per_verified_pair":
                 float(np.mean([n for n in inliers if n >= MIN_MATCHES])) if any(n >= MIN_MATCHES for n in inliers) else 0.0}
+
+
+def verified_pairs(database, min_inliers: int = MIN_MATCHES) -> set[tuple[str, str]]:
+    """The image pairs of ``database`` whose geometric verification kept at least ``min_inliers``
+    inlier matches, each as ``(name, name)`` sorted."""
+    pycolmap = pycolmap_module()
+    with pycolmap.Database.open(str(database)) as db:
+        names = {image.image_id: image.name for image in db.read_all_images()}
+        pair_ids, inliers = db.read_two_view_geometry_num_inliers()
+    out = set()
+    for pair_id, n in zip(pair_ids, inliers):
+        if n >= min_inliers:
+            a, b = pycolmap.pair_id_to_image_pair(pair_id)
+            out.add(tuple(sorted((names[a], names[b]))))
+    return out

@@ -34,12 +34,6 @@ def pipeline():
     return Pipeline.load("default", max_keypoints=2048, match_threshold=0.1, threads=1)
 
 
-def same_contents(a: dict, b: dict) -> bool:
-    return a.keys() == b.keys() and all(a[k].keys() == b[k].keys() for k in a) and all(
-        a[k][key].keys() == b[k][key].keys() and all(np.array_equal(a[k][key][n], b[k][key][n]) for n in a[k][key])
-        for k in a for key in a[k])
-
-
 @pytest.fixture(scope="module")
 def run(tmp_path_factory):
     """``pygmatch sfm`` on the five embedded photographs, every pair, in this process."""
@@ -132,7 +126,7 @@ def test_dask_cluster_gives_the_same_store(run, dask, tmp_path):
     store = sfm.Store(tmp_path / "dask", sfm.pipeline_config(pipe))
     matched = sfm.match_collection(pipe, MINI, names, sfm.exhaustive_pairs(names), store, dask, progress=False)
     assert matched.timings["pairs_matched"] == 10
-    assert same_contents(store.contents(), sfm.Store(out, sfm.pipeline_config(pipe)).contents())
+    assert sfm.same_contents(store.contents(), sfm.Store(out, sfm.pipeline_config(pipe)).contents())
 
 
 def kill_my_worker_once(marker: str, value: int) -> int:
@@ -180,7 +174,7 @@ def test_killed_run_continues_to_the_same_store(run, tmp_path):
     names = sfm.list_collection(MINI)
     matched = sfm.match_collection(pipe, MINI, names, sfm.exhaustive_pairs(names), resumed, progress=False)
     assert before >= 6 and matched.timings["pairs_matched"] == 10 - before
-    assert same_contents(resumed.contents(), sfm.Store(out, sfm.pipeline_config(pipe)).contents())
+    assert sfm.same_contents(resumed.contents(), sfm.Store(out, sfm.pipeline_config(pipe)).contents())
 
 
 def test_covisibility_pairs_from_the_model(run):

@@ -31,11 +31,11 @@ from .colmap import (CAMERA_MODES, COLMAP_MAX_IMAGE_SIZE, INSTALL, MIN_MATCHES, 
 from .distributed import DaskExecutor, InProcess, executor
 from .pairs import PAIRINGS, covisibility_pairs, exhaustive_pairs, read_pairs, sequential_pairs, top_pairs, write_pairs
 from .run import DEFAULT_TOP, collection_pairs, run_collection
-from .store import Store, pipeline_config
+from .store import Store, pipeline_config, same_contents
 
 __all__ = ["Adjustment", "adjust_keypoints", "conjugate_gradient", "MatchedCollection", "PairMatches", "exhaustive_pairs", "list_collection",
            "match_collection", "read_pairs", "CAMERA_MODES", "COLMAP_MAX_IMAGE_SIZE", "INSTALL", "MIN_MATCHES", "colmap_features",
            "database_metrics", "mapping_options", "pycolmap_module", "reconstruct", "reconstruction_metrics", "verify", "write_database",
            "PAIRINGS", "covisibility_pairs", "sequential_pairs", "top_pairs", "write_pairs",
            "DaskExecutor", "InProcess", "executor", "extract_collection", "Store", "pipeline_config", "run_collection", "collection_pairs",
-           "DEFAULT_TOP", "reconstruct_models", "verified_pairs"]
+           "DEFAULT_TOP", "reconstruct_models", "verified_pairs", "same_contents"]

@@ -238,3 +238,10 @@ class Store:
                 with self.h5py.File(path, "r") as f:
                     out[kind][key] = {name: d[()] for name, d in f[key].items()}
         return out
+
+
+def same_contents(a: dict, b: dict) -> bool:
+    """Whether two ``Store.contents()`` hold the same keys and datasets, value for value."""
+    return a.keys() == b.keys() and all(a[k].keys() == b[k].keys() for k in a) and all(
+        a[k][key].keys() == b[k][key].keys() and all(np.array_equal(a[k][key][n], b[k][key][n]) for n in a[k][key])
+        for k in a for key in a[k])

@@ -80,7 +80,8 @@ def add_sfm_parser(commands) -> None:
                                            "(workers need pygmatch and the photographs at the same path)")
     s.add_argument("--camera-mode", default="per-image", help="per-image (default), single or auto (COLMAP's guess from EXIF)")
     s.add_argument("--threads", type=positive_int, default=1, help="torch threads in this process and COLMAP's threads (default 1)")
-    s.add_argument("--overwrite", action="store_true", help="discard a store in --out made with another pipeline or settings")
+    s.add_argument("--overwrite", action="store_true", help="start the store in --out again, discarding its features and matches "
+                        "(needed when they were made with another pipeline or settings)")
     s.add_argument("--no-progress", action="store_true", help="no progress bars")
 
 

@@ -99,7 +99,7 @@ def match_collection(pipeline, folder, names: list[str], pairs: list[tuple[str, 
     index = {n: k for k, n in enumerate(names)}
     start = time.perf_counter()
     features = extract_collection(pipeline, folder, names, store, executor, progress)
-    extracted = time.perf_counter()
+    extracted, images_extracted = time.perf_counter(), len(features)
     todo = [(a, b) for a, b in pairs if store.stored_pair(a, b) is None]
     if todo:
         needed = sorted({n for pair in todo for n in pair})
@@ -127,7 +127,7 @@ def match_collection(pipeline, folder, names: list[str], pairs: list[tuple[str, 
     end = time.perf_counter()
     return MatchedCollection([store.original_keypoints(n) for n in names], matched, pipeline.refiner is not None,
                              {"extract_s": extracted - start, "match_s": end - extracted, "pairs_matched": len(todo),
-                              "images_extracted": len(features)})
+                              "images_extracted": images_extracted})
 
 
 def batches(items: list, size: int) -> list[list]:

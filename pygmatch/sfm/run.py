@@ -103,7 +103,7 @@ def run_collection(folder, out, pipeline, pairs: str = "retrieval", *, top: int 
         collection_pairs(pairs, names, None, top, model)
     start = time.perf_counter()
     store = Store(out, pipeline_config(pipeline), overwrite)
-    extract_collection(pipeline, folder, names, store, executor, progress)
+    images_extracted = len(extract_collection(pipeline, folder, names, store, executor, progress))
     extracted = time.perf_counter()
     pair_list = collection_pairs(pairs, names, store, top, model)
     write_pairs(out / PAIRS_FILE, pair_list)
@@ -117,7 +117,7 @@ def run_collection(folder, out, pipeline, pairs: str = "retrieval", *, top: int 
     timings["total_s"] = time.perf_counter() - start
     summary = {"images": str(folder), "names": names, "pipeline": pipeline.name, "store": store.config, "pairs_source": str(pairs),
                "top": top, "pairs": len(pair_list), "pairs_matched": matched.timings["pairs_matched"],
-               "images_extracted": matched.timings["images_extracted"], "executor": repr(executor), "threads": threads,
+               "images_extracted": images_extracted, "executor": repr(executor), "threads": threads,
                "camera_mode": camera_mode, "pycolmap": pycolmap.__version__, "mapping_options": dict(mapping or {}),
                "models": [{"path": str(path.relative_to(out)), **reconstruction_metrics(rec, len(names))} for path, rec in models],
                "timings_s": timings, **facts}

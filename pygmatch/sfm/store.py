@@ -12,7 +12,7 @@ leaves only complete parts and a temporary file that the next run deletes. ``con
 the parts into ``features.h5`` / ``matches.h5`` the same way: a copy with the parts added, renamed
 over the old file, then the parts deleted (a part whose keys are already in the file adds nothing).
 ``store.json`` records the configuration (pipeline, extraction, weights) the store was made with;
-another configuration is refused unless ``overwrite``, which empties the store.
+another configuration is refused unless ``overwrite``; ``overwrite`` always empties the store.
 """
 from __future__ import annotations
 

@@ -85,7 +85,7 @@ def test_command_writes_hloc_store_and_models(run):
     import h5py
 
     names = sorted(p.name for p in MINI.glob("*.jpg"))
-    assert metrics["names"] == names and metrics["pairs"] == metrics["pairs_matched"] == 10
+    assert metrics["names"] == names and metrics["pairs"] == metrics["pairs_matched"] == 10 and metrics["images_extracted"] == 5
     assert metrics["verified_pairs"] >= 8 and metrics["models"] and metrics["models"][0]["registered"] >= 2
     with h5py.File(out / "features.h5") as f:
         assert sorted(f) == names
@@ -198,6 +198,14 @@ def test_bad_input_is_one_line(tmp_path, capsys, args, message):
     code, _, err = run_command(main, ["sfm", MINI, "--out", tmp_path / "out", *args, "--no-progress"], capsys)
     assert code == 2 and message in one_line_error(err)
     assert not (tmp_path / "out" / "matches.h5").exists()
+
+
+def test_a_foreign_database_is_not_replaced(tmp_path, capsys):
+    (tmp_path / "out").mkdir()
+    (tmp_path / "out" / "database.db").write_bytes(b"someone's database")
+    code, _, err = run_command(main, ["sfm", MINI, "--out", tmp_path / "out", "--no-progress"], capsys)
+    assert code == 2 and "holds database.db not made by pygmatch sfm" in one_line_error(err)
+    assert (tmp_path / "out" / "database.db").read_bytes() == b"someone's database"
 
 
 def test_unreachable_scheduler_is_one_line():

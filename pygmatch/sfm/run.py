@@ -20,7 +20,7 @@ from .collection import extract_collection, list_collection, match_collection
 from .colmap import camera_mode_of, database_metrics, mapping_options, pycolmap_module, reconstruct_models, reconstruction_metrics, verify, \
     write_database
 from .distributed import InProcess
-from .pairs import covisibility_pairs, exhaustive_pairs, read_pairs, sequential_pairs, top_pairs, write_pairs
+from .pairs import PAIRINGS, covisibility_pairs, exhaustive_pairs, read_pairs, sequential_pairs, top_pairs, write_pairs
 from .retrieval import similarity
 from .store import Store, pipeline_config
 
@@ -97,16 +97,23 @@ def run_collection(folder, out, pipeline, pairs: str = "retrieval", *, top: int 
     if out.resolve() == folder.resolve():
         raise PygmatchError(f"{out}: is the folder of the photographs; choose another folder for the outputs")
     names = list_collection(folder)
-    if pairs not in ("exhaustive", "sequential", "retrieval", "covisibility"):
+    if pairs not in PAIRINGS:
         read_pairs(pairs, names)  # a bad pairs file before any work
     if pairs == "covisibility":
         collection_pairs(pairs, names, None, top, model)
+    ours = (out / "store.json").is_file()  # database, models and report of an earlier run, made again below
+    foreign = [name for name in (DATABASE, SPARSE, REPORT, METRICS) if (out / name).exists()]
+    if foreign and not ours and not overwrite:
+        raise PygmatchError(f"{out}: holds {', '.join(foreign)} not made by pygmatch sfm; choose another folder, or pass --overwrite "
+                            f"to replace them")
     start = time.perf_counter()
     store = Store(out, pipeline_config(pipeline), overwrite)
     images_extracted = len(extract_collection(pipeline, folder, names, store, executor, progress))
     extracted = time.perf_counter()
     pair_list = collection_pairs(pairs, names, store, top, model)
-    write_pairs(out / PAIRS_FILE, pair_list)
+    given = pairs not in PAIRINGS and (out / PAIRS_FILE).exists() and (out / PAIRS_FILE).samefile(pairs)
+    if not given:  # never rewrite the pairs file given
+        write_pairs(out / PAIRS_FILE, pair_list)
     paired = time.perf_counter()
     matched = match_collection(pipeline, folder, names, pair_list, store, executor, progress)
     for derived in (out / DATABASE, out / SPARSE):  # made again from the store, every run

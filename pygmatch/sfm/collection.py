@@ -74,7 +74,7 @@ def extract_collection(pipeline, folder, names: list[str], store, executor=None,
     done, buffer = {}, {}
     if not todo:
         return done
-    shared = executor.share(pipeline)
+    shared = executor.share(pipeline, everywhere=True)
     with tqdm(total=len(names), initial=len(names) - len(todo), desc="extracting", unit="image", disable=not progress) as bar:
         for name, f in executor.map(_extract, [(shared, n, folder / n) for n in todo]):
             buffer[name] = done[name] = f
@@ -106,7 +106,7 @@ def match_collection(pipeline, folder, names: list[str], pairs: list[tuple[str, 
         for n in needed:
             if n not in features:  # stored by an earlier run: its keypoints as they were, the image read again
                 features[n] = pipeline.extractor.with_keypoints(folder / n, store.keypoints(n))
-        shared, handles = executor.share(pipeline), {n: executor.share(features[n]) for n in needed}
+        shared, handles = executor.share(pipeline, everywhere=True), {n: executor.share(features[n]) for n in needed}
         tasks = [(shared, chunk, {n: handles[n] for pair in chunk for n in pair}) for chunk in batches(todo, pairs_per_task)]
         buffer = []
         with tqdm(total=len(pairs), initial=len(pairs) - len(todo), desc="matching", unit="pair", disable=not progress) as bar:

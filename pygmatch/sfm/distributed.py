@@ -1,8 +1,8 @@
 """Where a collection's work runs: in this process (``InProcess``, the default, nothing to set up)
 or on the workers of a Dask cluster (``DaskExecutor``): a local one it starts (``workers=N``
 processes of one thread each) or an existing one at ``scheduler="tcp://HOST:PORT"``. Both offer
-the same two calls: ``share(obj)`` (an object every task may use: the pipeline, an image's
-features; Dask sends it to the workers once) and ``map(function, argument tuples)``, which yields
+the same two calls: ``share(obj)`` (an object tasks use: the pipeline, an image's features; Dask
+sends it to a worker once and copies it to the others that need it) and ``map(function, argument tuples)``, which yields
 the results as tasks finish. A task whose worker dies is run again on another (Dask reschedules
 it; ``retries`` more times if it raises). Workers of an existing cluster need pygmatch installed
 and the photographs at the same path (they read them to extract features).
@@ -21,7 +21,7 @@ class InProcess:
 
     workers = 1
 
-    def share(self, obj):
+    def share(self, obj, everywhere: bool = False):
         return obj
 
     def map(self, function: Callable, arguments: Iterable[tuple]) -> Iterator:
@@ -71,8 +71,10 @@ class DaskExecutor(InProcess):
         self.workers = len(self.client.scheduler_info()["workers"]) or workers or 1
         self.address = scheduler or self.cluster.scheduler_address
 
-    def share(self, obj):
-        return self.client.scatter(obj, broadcast=True, hash=False)
+    def share(self, obj, everywhere: bool = False):
+        """``obj`` sent once to one worker (Dask copies it to others as their tasks need it), or to
+        every worker (``everywhere``: the pipeline)."""
+        return self.client.scatter(obj, broadcast=everywhere, hash=False)
 
     def map(self, function: Callable, arguments: Iterable[tuple]) -> Iterator:
         from distributed import as_completed  # noqa: PLC0415

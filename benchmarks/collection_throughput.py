@@ -41,8 +41,9 @@ def stage_times(pipe: Pipeline, features: dict, pairs) -> dict:
     """Mean milliseconds per pair of each stage of the graph network's matching and the refiner."""
     from pygmatch.matching.candidate_graph import candidate_graph, descriptor_candidates
 
-    matcher, total = pipe.matcher, {"descriptor candidates (mutual nearest neighbours)": 0.0, "candidate graphs (their edges, less the candidates)": 0.0,
-                                    "network": 0.0, "refiner": 0.0}
+    matcher = pipe.matcher
+    total = {"descriptor candidates (mutual nearest neighbours)": 0.0, "candidate graphs (their edges, less the candidates)": 0.0,
+             "network": 0.0, "refiner": 0.0}
     for a, b in pairs:
         f0, f1 = features[a], features[b]
         start = time.perf_counter()

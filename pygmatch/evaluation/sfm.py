@@ -18,7 +18,7 @@ from ..pipeline import Pipeline, is_learned
 from ..sfm import (COLMAP_MAX_IMAGE_SIZE, colmap_features, database_metrics, exhaustive_pairs, list_collection, mapping_options,
                    match_collection, pycolmap_module, read_pairs, reconstruction_metrics)
 from ..sfm.colmap import camera_mode_of
-from ..sfm.run import adjusted_database, verify_and_map
+from ..sfm.run import adjusted_database, fmt, verify_and_map
 from ..sfm.store import Store, pipeline_config
 
 COLMAP = "colmap"  # the method name of COLMAP's own pipeline
@@ -146,10 +146,6 @@ def run_sfm(folder, out, methods: list[str], pairs=None, *, max_keypoints: int =
     return summary
 
 
-def _f(v, digits=2) -> str:
-    return "–" if v is None or (isinstance(v, float) and math.isnan(v)) else f"{v:.{digits}f}"
-
-
 def table(summary: dict) -> str:
     """The markdown table of every method's reconstruction and timings."""
     head = ("| method | registered | 3D points | track length | reproj. error (px) | verified pairs | matches/pair | "
@@ -157,7 +153,7 @@ def table(summary: dict) -> str:
     lines = [head, "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"]
     for m, r in summary["methods"].items():
         t = r["timings_s"]
-        lines.append(f"| {m} | {r['registered']} / {r['given']} | {r['points3D']} | {_f(r['track_length'])} | {_f(r['reprojection_error'], 3)} | "
+        lines.append(f"| {m} | {r['registered']} / {r['given']} | {r['points3D']} | {fmt(r['track_length'])} | {fmt(r['reprojection_error'], 3)} | "
                      f"{r['verified_pairs']} / {summary['pairs']} | {r['matches_per_pair']:.0f} | {r['ms_per_image']:.0f} | "
                      f"{r['ms_per_pair']:.1f} | {t['adjust_s']:.2f} | {t['verify_s']:.1f} | {t['map_s']:.1f} | {t['total_s']:.1f} |")
     return "\n".join(lines)
@@ -210,7 +206,7 @@ def plot(summary: dict, path) -> Path:
         ax.set_xticks(range(len(methods)), methods, rotation=20, ha="right", fontsize=8)
         ax.set_title(title, fontsize=10)
         for k, v in enumerate(values):
-            ax.annotate(_f(v, 0 if key == "registered" else (3 if key == "reprojection_error" else 2)), (k, 0 if v != v else v),
+            ax.annotate(fmt(v, 0 if key == "registered" else (3 if key == "reprojection_error" else 2)), (k, 0 if v != v else v),
                         ha="center", va="bottom", fontsize=8)
         if key == "registered":
             ax.axhline(len(summary["names"]), color="k", lw=0.8, ls="--")

@@ -1,5 +1,6 @@
-"""A photo collection's pairs and their matches: the image names (every one readable), which pairs
-to match (every pair, or a list of name pairs), and a ``Pipeline``'s keypoints and matches of them."""
+"""A photo collection: the image names (every one readable), a ``Pipeline``'s features of every
+image (``extract_collection``) and matches of given pairs (``match_collection``), kept in a
+``Store`` (work it holds is skipped) and run by an executor (in this process, or Dask's workers)."""
 from __future__ import annotations
 
 import time
@@ -65,23 +66,27 @@ def _match(pipeline, pairs: list[tuple[str, str]], features: dict) -> list[tuple
     return out
 
 
+WRITE_SECONDS = 10.0  # results wait at most this long (or write_every of them) before they are stored: what a kill can lose
+
+
 def extract_collection(pipeline, folder, names: list[str], store, executor=None, progress: bool = True, write_every: int = 16) -> dict:
     """Features of every image of ``names`` not in ``store`` (a ``Store``) yet, added to it in
-    parts of ``write_every`` images; returns the ``Features`` computed now, by name."""
+    parts of ``write_every`` images (or what ``WRITE_SECONDS`` gave); returns the ``Features``
+    computed now, by name."""
     executor = executor or InProcess()
     folder = Path(folder)
     todo = [n for n in names if not store.has_features(n)]
     done, buffer = {}, {}
     if not todo:
         return done
-    shared = executor.share(pipeline, everywhere=True)
+    shared, written = executor.share(pipeline, everywhere=True), time.monotonic()
     with tqdm(total=len(names), initial=len(names) - len(todo), desc="extracting", unit="image", disable=not progress) as bar:
         for name, f in executor.map(_extract, [(shared, n, folder / n) for n in todo]):
             buffer[name] = done[name] = f
             bar.update(1)
-            if len(buffer) >= write_every:
+            if len(buffer) >= write_every or time.monotonic() - written >= WRITE_SECONDS:
                 store.add_features(buffer)
-                buffer = {}
+                buffer, written = {}, time.monotonic()
         if buffer:
             store.add_features(buffer)
     return done
@@ -91,7 +96,7 @@ def match_collection(pipeline, folder, names: list[str], pairs: list[tuple[str, 
                      pairs_per_task: int = 4, write_every: int = 32) -> MatchedCollection:
     """Extract every image once and match the given pairs with ``pipeline`` (a ``Pipeline``),
     skipping what ``store`` (a ``Store`` made for this pipeline) holds already and adding the rest
-    to it (``write_every`` pairs per part), the work spread by ``executor`` (``InProcess`` by
+    to it (``write_every`` pairs per part, or what ``WRITE_SECONDS`` gave), the work spread by ``executor`` (``InProcess`` by
     default, or ``DaskExecutor``) in tasks of ``pairs_per_task`` pairs. Every result is read back
     from the store, so a resumed run returns what an uninterrupted one does."""
     executor = executor or InProcess()
@@ -108,14 +113,14 @@ def match_collection(pipeline, folder, names: list[str], pairs: list[tuple[str, 
                 features[n] = pipeline.extractor.with_keypoints(folder / n, store.keypoints(n))
         shared, handles = executor.share(pipeline, everywhere=True), {n: executor.share(features[n]) for n in needed}
         tasks = [(shared, chunk, {n: handles[n] for pair in chunk for n in pair}) for chunk in batches(todo, pairs_per_task)]
-        buffer = []
+        buffer, written = [], time.monotonic()
         with tqdm(total=len(pairs), initial=len(pairs) - len(todo), desc="matching", unit="pair", disable=not progress) as bar:
             for results in executor.map(_match, tasks):
                 buffer += results
                 bar.update(len(results))
-                if len(buffer) >= write_every:
+                if len(buffer) >= write_every or time.monotonic() - written >= WRITE_SECONDS:
                     store.add_matches(buffer)
-                    buffer = []
+                    buffer, written = [], time.monotonic()
             if buffer:
                 store.add_matches(buffer)
     store.consolidate()

@@ -135,7 +135,8 @@ def run_collection(folder, out, pipeline, pairs: str = "retrieval", *, top: int 
     return summary
 
 
-def _f(v, digits=2) -> str:
+def fmt(v, digits=2) -> str:
+    """A number for a report table: ``–`` for None or NaN."""
     return "–" if v is None or (isinstance(v, float) and math.isnan(v)) else f"{v:.{digits}f}"
 
 
@@ -151,8 +152,8 @@ def report(summary: dict) -> str:
              f"{summary['matches_per_pair']:.0f}.", "",
              "| model | registered | 3D points | track length | reproj. error (px) |", "|---|---:|---:|---:|---:|"]
     for m in summary["models"]:
-        lines.append(f"| `{m['path']}` | {m['registered']} / {m['given']} | {m['points3D']} | {_f(m['track_length'])} | "
-                     f"{_f(m['reprojection_error'], 3)} |")
+        lines.append(f"| `{m['path']}` | {m['registered']} / {m['given']} | {m['points3D']} | {fmt(m['track_length'])} | "
+                     f"{fmt(m['reprojection_error'], 3)} |")
     if not summary["models"]:
         lines.append("| (none) | 0 | 0 | – | – |")
     lines += ["", f"Not registered in any model ({len(summary['unregistered'])}): " + (", ".join(summary["unregistered"]) or "none") + ".", "",

@@ -240,3 +240,10 @@ def test_a_full_disk_keeps_what_was_stored(tmp_path, monkeypatch):
     parts = list((tmp_path / "s" / "parts").glob("matches-*.h5"))
     assert len(parts) == 1 and not list((tmp_path / "s" / "parts").glob(".tmp-*"))
     assert sfm.Store(tmp_path / "s", sfm.pipeline_config(pipe)).stored_pair(*sfm.exhaustive_pairs(names)[0]) is not None
+
+
+def test_help_does_not_load_torch():
+    """``pygmatch --help`` (the sfm sub-command's flags included) answers without importing torch."""
+    code = "import sys; from pygmatch.commands.match import parser; parser(); print('torch' in sys.modules)"
+    out = subprocess.run([sys.executable, "-c", code], cwd=ROOT, env={**os.environ, "PYTHONPATH": str(ROOT)}, capture_output=True, text=True)
+    assert out.stdout.strip() == "False", out.stderr

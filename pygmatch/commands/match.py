@@ -51,8 +51,7 @@ def parser() -> argparse.ArgumentParser:
 
 
 def add_sfm_parser(commands) -> None:
-    from pygmatch.sfm.pairs import PAIRINGS  # noqa: PLC0415
-    from pygmatch.sfm.run import DEFAULT_TOP  # noqa: PLC0415
+    from pygmatch.sfm.pairs import DEFAULT_TOP, PAIRINGS  # noqa: PLC0415
 
     s = commands.add_parser("sfm", help="a folder of photographs to COLMAP models (pairs, matching, pycolmap mapping)",
                             description="A folder of photographs to COLMAP models: the pairs worth matching, features and matches in a "

@@ -22,20 +22,23 @@ several methods, beside COLMAP's own SIFT pipeline, and writes a report.
     sfm.reconstruction_metrics(rec, len(names))                     # registered, points, track length, error
 
     sfm.run_collection("photos/", "out/", pipe, "retrieval")           # all of it: what ``pygmatch sfm`` runs
-"""
-from .adjustment import Adjustment, adjust_keypoints, conjugate_gradient
-from .collection import MatchedCollection, PairMatches, extract_collection, list_collection, match_collection
-from .colmap import (CAMERA_MODES, COLMAP_MAX_IMAGE_SIZE, INSTALL, MIN_MATCHES, colmap_features, database_metrics, mapping_options,
-                     pycolmap_module, reconstruct, reconstruct_models, reconstruction_metrics, verified_pairs, verify,
-                     write_database)
-from .distributed import DaskExecutor, InProcess, executor
-from .pairs import PAIRINGS, covisibility_pairs, exhaustive_pairs, read_pairs, sequential_pairs, top_pairs, write_pairs
-from .run import DEFAULT_TOP, collection_pairs, run_collection
-from .store import Store, pipeline_config, same_contents
 
-__all__ = ["Adjustment", "adjust_keypoints", "conjugate_gradient", "MatchedCollection", "PairMatches", "exhaustive_pairs", "list_collection",
-           "match_collection", "read_pairs", "CAMERA_MODES", "COLMAP_MAX_IMAGE_SIZE", "INSTALL", "MIN_MATCHES", "colmap_features",
-           "database_metrics", "mapping_options", "pycolmap_module", "reconstruct", "reconstruction_metrics", "verify", "write_database",
-           "PAIRINGS", "covisibility_pairs", "sequential_pairs", "top_pairs", "write_pairs",
-           "DaskExecutor", "InProcess", "executor", "extract_collection", "Store", "pipeline_config", "run_collection", "collection_pairs",
-           "DEFAULT_TOP", "reconstruct_models", "verified_pairs", "same_contents"]
+The names are imported on first use (``pygmatch sfm --help`` answers without loading torch).
+"""
+from ..lazy import lazy_attributes
+
+_WHERE = {
+    **dict.fromkeys(["Adjustment", "adjust_keypoints", "conjugate_gradient"], ".adjustment"),
+    **dict.fromkeys(["MatchedCollection", "PairMatches", "extract_collection", "list_collection", "match_collection"], ".collection"),
+    **dict.fromkeys(["CAMERA_MODES", "COLMAP_MAX_IMAGE_SIZE", "INSTALL", "MIN_MATCHES", "colmap_features", "database_metrics",
+                     "mapping_options", "pycolmap_module", "reconstruct", "reconstruct_models", "reconstruction_metrics",
+                     "verified_pairs", "verify", "write_database"], ".colmap"),
+    **dict.fromkeys(["DaskExecutor", "InProcess", "executor"], ".distributed"),
+    **dict.fromkeys(["DEFAULT_TOP", "PAIRINGS", "covisibility_pairs", "exhaustive_pairs", "read_pairs", "sequential_pairs", "top_pairs",
+                     "write_pairs"], ".pairs"),
+    **dict.fromkeys(["collection_pairs", "run_collection"], ".run"),
+    **dict.fromkeys(["Store", "pipeline_config", "same_contents"], ".store"),
+}
+__all__ = list(_WHERE)
+
+__getattr__, __dir__ = lazy_attributes(__name__, _WHERE)

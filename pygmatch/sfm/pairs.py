@@ -14,6 +14,7 @@ from ..errors import PygmatchError
 from ..files import write_text
 
 PAIRINGS = ("exhaustive", "sequential", "retrieval", "covisibility")
+DEFAULT_TOP = 10  # pairs per image of retrieval, sequential and covisibility pairing (docs/collection.md: recall at top 5 and 10)
 
 
 def exhaustive_pairs(names: list[str]) -> list[tuple[str, str]]:

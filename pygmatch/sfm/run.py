@@ -20,11 +20,10 @@ from .collection import extract_collection, list_collection, match_collection
 from .colmap import camera_mode_of, database_metrics, mapping_options, pycolmap_module, reconstruct_models, reconstruction_metrics, verify, \
     write_database
 from .distributed import InProcess
-from .pairs import PAIRINGS, covisibility_pairs, exhaustive_pairs, read_pairs, sequential_pairs, top_pairs, write_pairs
+from .pairs import DEFAULT_TOP, PAIRINGS, covisibility_pairs, exhaustive_pairs, read_pairs, sequential_pairs, top_pairs, write_pairs
 from .retrieval import similarity
 from .store import Store, pipeline_config
 
-DEFAULT_TOP = 10  # pairs per image of retrieval, sequential and covisibility pairing (docs/sfm.md: recall at 5 and 10)
 PAIRS_FILE, DATABASE, SPARSE, REPORT, METRICS = "pairs.txt", "database.db", "sparse", "report.md", "metrics.json"
 
 

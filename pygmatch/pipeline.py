@@ -113,9 +113,15 @@ class Extractor:
         self.features, self.max_keypoints, self.resize = features, int(max_keypoints), check_resize(resize)
 
     def __call__(self, image) -> Features:
+        return self.with_keypoints(image, None)
+
+    def with_keypoints(self, image, keypoints: Keypoints | None) -> Features:
+        """``Features`` of an image with the given keypoints (in the downscaled image's pixels, as
+        this extractor found them earlier, e.g. read back from a store); None: extract them."""
         gray = as_gray(image)
         small, S = downscale(gray, self.resize)
-        return Features(small, extract(small, self.features, self.max_keypoints), S, (gray.shape[1], gray.shape[0]))
+        keypoints = extract(small, self.features, self.max_keypoints) if keypoints is None else keypoints
+        return Features(small, keypoints, S, (gray.shape[1], gray.shape[0]))
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}(features={self.features!r}, max_keypoints={self.max_keypoints}, resize={self.resize})"

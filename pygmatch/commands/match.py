@@ -1,6 +1,8 @@
 """``pygmatch match A B --out matches.png``: match two images with a pipeline, draw and save the
 matches (and, with ``--json``, every position and score). The first command to try.
 ``pygmatch graph IMAGE --graph knn --k 8 --out graph.png``: draw a keypoint graph on an image.
+``pygmatch sfm IMAGES --out DIR``: a folder of photographs to COLMAP models (pairs, a resumable
+store of features and matches, optionally on Dask workers, pycolmap's mapping).
 
 The other commands: ``python -m eval.coco`` / ``pygmatch-eval`` (synthetic pairs),
 ``python -m eval.hpatches`` / ``pygmatch-hpatches`` (real sequences), ``python -m train.run`` /
@@ -61,12 +63,67 @@ def parser() -> argparse.ArgumentParser:
     g.add_argument("--out", type=Path, default=Path("graph.png"))
     g.add_argument("--overwrite", action="store_true", help="replace an existing --out (never the image)")
     add_graph_args(g)
+    add_sfm_parser(commands)
     return p
+
+
+def add_sfm_parser(commands) -> None:
+    from pygmatch.sfm.pairs import DEFAULT_TOP, PAIRINGS  # noqa: PLC0415
+
+    s = commands.add_parser("sfm", help="a folder of photographs to COLMAP models (pairs, matching, pycolmap mapping)",
+                            description="A folder of photographs to COLMAP models: the pairs worth matching, features and matches in a "
+                                        "resumable store (features.h5, matches.h5 in hloc's layout; the same command continues a killed "
+                                        "run), keypoint adjustment, a COLMAP database, pycolmap's verification and incremental mapping "
+                                        "(one model per scene), report.md. Needs pycolmap, h5py (and Dask for --workers / --scheduler): "
+                                        'pip install -e ".[sfm]".')
+    s.add_argument("images", type=Path, help="folder of photographs (the image files directly inside it)")
+    s.add_argument("--out", type=Path, required=True,
+                   help="folder for pairs.txt, features.h5, matches.h5, database.db, sparse/N/, report.md, metrics.json; "
+                        "an existing store there made the same way is continued")
+    s.add_argument("--pairs", default="retrieval",
+                   help=f"which pairs to match: {', '.join(PAIRINGS)} or a text file of 'name0 name1' lines (default retrieval)")
+    s.add_argument("--top", type=positive_int, default=DEFAULT_TOP,
+                   help=f"retrieval: most similar images per image; sequential: next images in name order; covisibility: "
+                        f"images sharing most 3D points (default {DEFAULT_TOP})")
+    s.add_argument("--model", type=Path, help="--pairs covisibility: an existing COLMAP model folder (cameras, images, points3D)")
+    s.add_argument("--method", default="default", help=METHOD_HELP)
+    s.add_argument("--max-keypoints", type=positive_int, default=None, help="SIFT keypoints per image (default 4096, as eval.sfm)")
+    s.add_argument("--match-threshold", type=probability_threshold, default=None,
+                   help="learned matchers: probability threshold in [0, 1) (default 0.1, as eval.sfm)")
+    where = s.add_mutually_exclusive_group()
+    where.add_argument("--workers", type=positive_int, help="start a local Dask cluster of N worker processes (one thread each)")
+    where.add_argument("--scheduler", help="send the work to an existing Dask cluster: its scheduler's address, tcp://HOST:PORT "
+                                           "(workers need pygmatch and the photographs at the same path)")
+    s.add_argument("--camera-mode", default="per-image", help="per-image (default), single or auto (COLMAP's guess from EXIF)")
+    s.add_argument("--threads", type=positive_int, default=1, help="torch threads in this process and COLMAP's threads (default 1)")
+    s.add_argument("--overwrite", action="store_true", help="start the store in --out again, discarding its features and matches "
+                        "(needed when they were made with another pipeline or settings)")
+    s.add_argument("--no-progress", action="store_true", help="no progress bars")
 
 
 def main(argv=None) -> int:
     args = parser().parse_args(argv)
-    return match(args) if args.command == "match" else graph(args)
+    return {"match": match, "graph": graph, "sfm": sfm}[args.command](args)
+
+
+def sfm(args: argparse.Namespace) -> int:
+    from pygmatch.evaluation.sfm import DEFAULT_MATCH_THRESHOLD, DEFAULT_MAX_KEYPOINTS  # noqa: PLC0415
+    from pygmatch.pipeline import Pipeline, is_learned  # noqa: PLC0415
+    from pygmatch.sfm.distributed import executor  # noqa: PLC0415
+    from pygmatch.sfm.run import run_collection  # noqa: PLC0415
+
+    threshold = args.match_threshold if args.match_threshold is not None else DEFAULT_MATCH_THRESHOLD
+    pipe = Pipeline.load(args.method, max_keypoints=args.max_keypoints or DEFAULT_MAX_KEYPOINTS, threads=args.threads,
+                         **({"match_threshold": threshold} if is_learned(args.method) else {}))
+    with executor(args.workers, args.scheduler) as where:
+        summary = run_collection(args.images, args.out, pipe, args.pairs, top=args.top, model=args.model, executor=where,
+                                 threads=args.threads, camera_mode=args.camera_mode, overwrite=args.overwrite, progress=not args.no_progress)
+    models = summary["models"]
+    print(f"{args.images}: {len(summary['names'])} images, {summary['pairs']} pairs ({summary['pairs_source']}; "
+          f"{summary['pairs_matched']} matched now), {summary['verified_pairs']} verified; "
+          f"{len(models)} model(s): " + (", ".join(f"{m['path']} {m['registered']} images" for m in models) or "none")
+          + f"; {summary['timings_s']['total_s']:.1f} s; report in {args.out / 'report.md'}")
+    return 0
 
 
 def graph(args: argparse.Namespace) -> int:

@@ -8,7 +8,6 @@ from __future__ import annotations
 import json
 import math
 import shutil
-import time
 from pathlib import Path
 
 from tqdm import tqdm
@@ -16,9 +15,11 @@ from tqdm import tqdm
 from ..errors import PygmatchError
 from ..files import make_folder, save_figure, writable_folder, write_text
 from ..pipeline import Pipeline, is_learned
-from ..sfm import (COLMAP_MAX_IMAGE_SIZE, adjust_keypoints, colmap_features, database_metrics, exhaustive_pairs, list_collection,
-                   mapping_options, match_collection, pycolmap_module, read_pairs, reconstruct, reconstruction_metrics, verify, write_database)
+from ..sfm import (COLMAP_MAX_IMAGE_SIZE, colmap_features, database_metrics, exhaustive_pairs, list_collection, mapping_options,
+                   match_collection, pycolmap_module, read_pairs, reconstruction_metrics)
 from ..sfm.colmap import camera_mode_of
+from ..sfm.run import adjusted_database, fmt, verify_and_map
+from ..sfm.store import Store, pipeline_config
 
 COLMAP = "colmap"  # the method name of COLMAP's own pipeline
 # Keypoints per image for SfM: at the matchers' 1024, nn-ratio registered 2 of the 10 sacre_coeur
@@ -38,9 +39,10 @@ def method_folder(out, method: str) -> Path:
 
 def run_method(method: str, folder, names: list[str], pairs: list[tuple[str, str]], out, exhaustive: bool, pipeline=None,
                threads: int = 1, camera_mode: str = "per-image", progress: bool = True, mapping: dict | None = None) -> dict:
-    """One method end to end into ``method_folder(out, method)`` (``database.db``, ``sparse/N/``):
-    ``colmap``, or a ``Pipeline`` (matches, keypoint adjustment when it refines, database).
-    Returns its metrics, timings in seconds and ``ms_per_pair`` of matching."""
+    """One method end to end into ``method_folder(out, method)`` (``database.db``, ``sparse/N/``;
+    for a ``Pipeline`` also its store, ``features.h5`` and ``matches.h5``): ``colmap``, or a
+    pipeline through the steps of ``pygmatch sfm`` (``pygmatch.sfm.run``). Returns its metrics,
+    timings in seconds and ``ms_per_pair`` of matching."""
     folder, target = Path(folder), method_folder(out, method)
     database = target / "database.db"
     timings, extra = {}, {}
@@ -49,47 +51,22 @@ def run_method(method: str, folder, names: list[str], pairs: list[tuple[str, str
         timings["adjust_s"] = 0.0
         extra["refined"] = False
     else:
-        matched = match_collection(pipeline, folder, names, pairs, progress)
-        timings.update(matched.timings)
-        keypoints = matched.keypoints
-        start = time.perf_counter()
-        if matched.refined:
-            adjustment = adjust_keypoints(matched.keypoints, matched.pairs)
-            keypoints = adjustment.keypoints
-            extra["adjustment"] = {"moved": adjustment.moved, "median_shift_px": adjustment.median_shift,
-                                   "matches_used": adjustment.matches_used, "matches_dropped": adjustment.matches_dropped}
-        timings["adjust_s"] = time.perf_counter() - start
-        extra["refined"] = matched.refined
-        start = time.perf_counter()
-        write_database(database, folder, names, keypoints, matched.pairs, camera_mode)
-        timings["database_s"] = time.perf_counter() - start
-    start = time.perf_counter()
-    verify(database, threads)
-    timings["verify_s"] = time.perf_counter() - start
-    start = time.perf_counter()
-    rec = reconstruct(database, folder, target / "sparse", threads, progress, mapping)
-    timings["map_s"] = time.perf_counter() - start
+        matched = match_collection(pipeline, folder, names, pairs, Store(target, pipeline_config(pipeline)), progress=progress)
+        timings.update({k: matched.timings[k] for k in ("extract_s", "match_s")})
+        extra, made = adjusted_database(matched, database, folder, names, camera_mode)
+        timings.update(made)
+    models, mapped = verify_and_map(database, folder, target / "sparse", threads, progress, mapping)
+    timings.update(mapped)
     timings["total_s"] = sum(timings.values())
-    metrics = reconstruction_metrics(rec, len(names))
+    metrics = reconstruction_metrics(models[0][1] if models else None, len(names))
     metrics.update(database_metrics(database))
     metrics.update(extra)
     metrics["ms_per_pair"] = 1000 * timings["match_s"] / max(len(pairs), 1)
     metrics["ms_per_image"] = 1000 * timings["extract_s"] / max(len(names), 1)
     metrics["timings_s"] = timings
-    if rec is not None:
-        models = sorted(p for p in (target / "sparse").iterdir() if p.is_dir())
-        best = next((p for p in models if _same_model(p, rec)), None)
-        metrics["model"] = str(best.relative_to(Path(out))) if best else None
+    if models:
+        metrics["model"] = str(models[0][0].relative_to(Path(out)))
     return metrics
-
-
-def _same_model(path: Path, rec) -> bool:
-    pycolmap = pycolmap_module()
-    try:
-        other = pycolmap.Reconstruction(str(path))
-    except Exception:  # noqa: BLE001 - an unreadable model is simply not this one
-        return False
-    return other.num_reg_images() == rec.num_reg_images() and other.num_points3D() == rec.num_points3D()
 
 
 OUTPUTS = ("report.md", "metrics.json", "sfm.png")
@@ -169,10 +146,6 @@ def run_sfm(folder, out, methods: list[str], pairs=None, *, max_keypoints: int =
     return summary
 
 
-def _f(v, digits=2) -> str:
-    return "–" if v is None or (isinstance(v, float) and math.isnan(v)) else f"{v:.{digits}f}"
-
-
 def table(summary: dict) -> str:
     """The markdown table of every method's reconstruction and timings."""
     head = ("| method | registered | 3D points | track length | reproj. error (px) | verified pairs | matches/pair | "
@@ -180,7 +153,7 @@ def table(summary: dict) -> str:
     lines = [head, "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"]
     for m, r in summary["methods"].items():
         t = r["timings_s"]
-        lines.append(f"| {m} | {r['registered']} / {r['given']} | {r['points3D']} | {_f(r['track_length'])} | {_f(r['reprojection_error'], 3)} | "
+        lines.append(f"| {m} | {r['registered']} / {r['given']} | {r['points3D']} | {fmt(r['track_length'])} | {fmt(r['reprojection_error'], 3)} | "
                      f"{r['verified_pairs']} / {summary['pairs']} | {r['matches_per_pair']:.0f} | {r['ms_per_image']:.0f} | "
                      f"{r['ms_per_pair']:.1f} | {t['adjust_s']:.2f} | {t['verify_s']:.1f} | {t['map_s']:.1f} | {t['total_s']:.1f} |")
     return "\n".join(lines)
@@ -233,7 +206,7 @@ def plot(summary: dict, path) -> Path:
         ax.set_xticks(range(len(methods)), methods, rotation=20, ha="right", fontsize=8)
         ax.set_title(title, fontsize=10)
         for k, v in enumerate(values):
-            ax.annotate(_f(v, 0 if key == "registered" else (3 if key == "reprojection_error" else 2)), (k, 0 if v != v else v),
+            ax.annotate(fmt(v, 0 if key == "registered" else (3 if key == "reprojection_error" else 2)), (k, 0 if v != v else v),
                         ha="center", va="bottom", fontsize=8)
         if key == "registered":
             ax.axhline(len(summary["names"]), color="k", lw=0.8, ls="--")

@@ -41,10 +41,12 @@ def descriptor_candidates(d0: np.ndarray, d1: np.ndarray, kind: str = "mutual") 
     # torch's top-k: numpy's argpartition of the (n, m) matrix took ~35 ms at 1024 keypoints
     sim = torch.from_numpy(np.ascontiguousarray(d0, np.float32)) @ torch.from_numpy(np.ascontiguousarray(d1, np.float32)).T
     best0, order0 = sim.topk(2, dim=1)  # (n, 2), most similar first
-    best1, order1 = sim.topk(2, dim=0)  # (2, m)
+    # (m, 2): along the rows of the transposed copy; the same values and indices as sim.topk(2, dim=0), which walks
+    # the columns with a stride and took 155 against 97 ms at 4096 keypoints (one thread, sacre_coeur)
+    best1, order1 = sim.T.contiguous().topk(2, dim=1)
     two0 = np.maximum(2.0 - 2.0 * best0.numpy(), 0.0)
-    two1 = np.maximum(2.0 - 2.0 * best1.T.numpy(), 0.0)
-    order0, order1 = order0.numpy(), order1.T.numpy()
+    two1 = np.maximum(2.0 - 2.0 * best1.numpy(), 0.0)
+    order0, order1 = order0.numpy(), order1.numpy()
     nn0, nn1 = order0[:, 0], order1[:, 0]
     mutual = nn1[nn0] == np.arange(n)
     if kind == "mutual":

@@ -1,5 +1,6 @@
-"""A photo collection's pairs and their matches: the image names (every one readable), which pairs
-to match (every pair, or a list of name pairs), and a ``Pipeline``'s keypoints and matches of them."""
+"""A photo collection: the image names (every one readable), a ``Pipeline``'s features of every
+image (``extract_collection``) and matches of given pairs (``match_collection``), kept in a
+``Store`` (work it holds is skipped) and run by an executor (in this process, or Dask's workers)."""
 from __future__ import annotations
 
 import time
@@ -11,6 +12,7 @@ from tqdm import tqdm
 
 from ..data.images import CorruptImage, list_images, read_gray
 from ..errors import PygmatchError
+from .distributed import InProcess
 
 
 def list_collection(folder) -> list[str]:
@@ -25,44 +27,6 @@ def list_collection(folder) -> list[str]:
     if len(files) < 2:
         raise PygmatchError(f"{folder}: only one image ({files[0].name}); structure from motion needs at least two")
     return [p.name for p in files]
-
-
-def exhaustive_pairs(names: list[str]) -> list[tuple[str, str]]:
-    """Every pair of distinct images, each once, in name order."""
-    return [(a, b) for i, a in enumerate(names) for b in names[i + 1:]]
-
-
-def read_pairs(path, names: list[str]) -> list[tuple[str, str]]:
-    """The pairs of a text file of ``name0 name1`` lines (blank lines and ``#`` comments skipped),
-    each pair once in the order given (a pair and its reverse are one pair). A missing file, a line
-    that is not two names, a name that is not an image in the collection or an image paired with
-    itself is one line naming the file and line."""
-    path = Path(path)
-    if not path.is_file():
-        raise PygmatchError(f"{path}: no such pairs file")
-    try:
-        lines = path.read_text().splitlines()
-    except (OSError, UnicodeDecodeError) as e:
-        raise PygmatchError(f"{path}: cannot read the pairs file ({getattr(e, 'strerror', None) or e.__class__.__name__})") from None
-    known, seen, pairs = set(names), set(), []
-    for number, line in enumerate(lines, 1):
-        words = line.split("#", 1)[0].split()
-        if not words:
-            continue
-        if len(words) != 2:
-            raise PygmatchError(f"{path}:{number}: expected two image names, got {line.strip()!r}")
-        for word in words:
-            if word not in known:
-                raise PygmatchError(f"{path}:{number}: {word} is not an image of the collection")
-        if words[0] == words[1]:
-            raise PygmatchError(f"{path}:{number}: {words[0]} is paired with itself")
-        key = tuple(sorted(words))
-        if key not in seen:
-            seen.add(key)
-            pairs.append((words[0], words[1]))
-    if not pairs:
-        raise PygmatchError(f"{path}: no image pairs in this file")
-    return pairs
 
 
 @dataclass
@@ -88,18 +52,89 @@ class MatchedCollection:
     timings: dict = field(default_factory=dict)
 
 
-def match_collection(pipeline, folder, names: list[str], pairs: list[tuple[str, str]], progress: bool = True) -> MatchedCollection:
-    """Extract every image once and match the given pairs with ``pipeline`` (a ``Pipeline``)."""
+def _extract(pipeline, name: str, path) -> tuple:
+    """A task (run wherever the executor runs it): ``(name, Features)`` of one image."""
+    return name, pipeline.extract(path)
+
+
+def _match(pipeline, pairs: list[tuple[str, str]], features: dict) -> list[tuple]:
+    """A task: per pair ``(name0, name1, matches, scores, points1, keypoints of image 0)``."""
+    out = []
+    for a, b in pairs:
+        res = pipeline.match(features[a], features[b])
+        out.append((a, b, res.matches, res.scores, res.points1, len(features[a])))
+    return out
+
+
+WRITE_SECONDS = 10.0  # results wait at most this long (or write_every of them) before they are stored: what a kill can lose
+
+
+def extract_collection(pipeline, folder, names: list[str], store, executor=None, progress: bool = True, write_every: int = 16) -> dict:
+    """Features of every image of ``names`` not in ``store`` (a ``Store``) yet, added to it in
+    parts of ``write_every`` images (or what ``WRITE_SECONDS`` gave); returns the ``Features``
+    computed now, by name."""
+    executor = executor or InProcess()
+    folder = Path(folder)
+    todo = [n for n in names if not store.has_features(n)]
+    done, buffer = {}, {}
+    if not todo:
+        return done
+    shared, written = executor.share(pipeline, everywhere=True), time.monotonic()
+    with tqdm(total=len(names), initial=len(names) - len(todo), desc="extracting", unit="image", disable=not progress) as bar:
+        for name, f in executor.map(_extract, [(shared, n, folder / n) for n in todo]):
+            buffer[name] = done[name] = f
+            bar.update(1)
+            if len(buffer) >= write_every or time.monotonic() - written >= WRITE_SECONDS:
+                store.add_features(buffer)
+                buffer, written = {}, time.monotonic()
+        if buffer:
+            store.add_features(buffer)
+    return done
+
+
+def match_collection(pipeline, folder, names: list[str], pairs: list[tuple[str, str]], store, executor=None, progress: bool = True,
+                     pairs_per_task: int = 4, write_every: int = 32) -> MatchedCollection:
+    """Extract every image once and match the given pairs with ``pipeline`` (a ``Pipeline``),
+    skipping what ``store`` (a ``Store`` made for this pipeline) holds already and adding the rest
+    to it (``write_every`` pairs per part, or what ``WRITE_SECONDS`` gave), the work spread by ``executor`` (``InProcess`` by
+    default, or ``DaskExecutor``) in tasks of ``pairs_per_task`` pairs. Every result is read back
+    from the store, so a resumed run returns what an uninterrupted one does."""
+    executor = executor or InProcess()
     folder = Path(folder)
     index = {n: k for k, n in enumerate(names)}
     start = time.perf_counter()
-    features = [pipeline.extract(folder / n) for n in tqdm(names, desc="extracting", unit="image", disable=not progress)]
-    extracted = time.perf_counter()
+    features = extract_collection(pipeline, folder, names, store, executor, progress)
+    extracted, images_extracted = time.perf_counter(), len(features)
+    todo = [(a, b) for a, b in pairs if store.stored_pair(a, b) is None]
+    if todo:
+        needed = sorted({n for pair in todo for n in pair})
+        for n in needed:
+            if n not in features:  # stored by an earlier run: its keypoints as they were, the image read again
+                features[n] = pipeline.extractor.with_keypoints(folder / n, store.keypoints(n))
+        shared, handles = executor.share(pipeline, everywhere=True), {n: executor.share(features[n]) for n in needed}
+        tasks = [(shared, chunk, {n: handles[n] for pair in chunk for n in pair}) for chunk in batches(todo, pairs_per_task)]
+        buffer, written = [], time.monotonic()
+        with tqdm(total=len(pairs), initial=len(pairs) - len(todo), desc="matching", unit="pair", disable=not progress) as bar:
+            for results in executor.map(_match, tasks):
+                buffer += results
+                bar.update(len(results))
+                if len(buffer) >= write_every or time.monotonic() - written >= WRITE_SECONDS:
+                    store.add_matches(buffer)
+                    buffer, written = [], time.monotonic()
+            if buffer:
+                store.add_matches(buffer)
+    store.consolidate()
     matched = []
-    for a, b in tqdm(pairs, desc="matching", unit="pair", disable=not progress):
-        i, j = index[a], index[b]
-        res = pipeline.match(features[i], features[j])
-        matched.append(PairMatches(i, j, res.matches, res.points1))
+    for a, b in pairs:
+        a, b = store.stored_pair(a, b)
+        m, points1 = store.matches(a, b)
+        matched.append(PairMatches(index[a], index[b], m, points1))
     end = time.perf_counter()
-    return MatchedCollection([f.xy for f in features], matched, pipeline.refiner is not None,
-                             {"extract_s": extracted - start, "match_s": end - extracted})
+    return MatchedCollection([store.original_keypoints(n) for n in names], matched, pipeline.refiner is not None,
+                             {"extract_s": extracted - start, "match_s": end - extracted, "pairs_matched": len(todo),
+                              "images_extracted": images_extracted})
+
+
+def batches(items: list, size: int) -> list[list]:
+    """``items`` in consecutive lists of ``size`` (the last shorter)."""
+    return [items[k:k + size] for k in range(0, len(items), size)]

@@ -130,10 +130,11 @@ def mapping_options(overrides: dict | None = None, threads: int = 1):
     return options
 
 
-def reconstruct(database, folder, output, threads: int = 1, progress: bool = True, options: dict | None = None):
+def reconstruct_models(database, folder, output, threads: int = 1, progress: bool = True, options: dict | None = None) -> list:
     """``pycolmap.incremental_mapping`` of ``database`` (``mapping_options(options, threads)``);
-    every model it finds is written under ``output`` (``0/``, ``1/``, ... COLMAP binary); returns
-    the one with the most registered images, or None when nothing could be reconstructed."""
+    every model it finds is written under ``output`` (``0/``, ``1/``, ... COLMAP binary). Returns
+    ``[(folder, pycolmap.Reconstruction)]``, the most registered images first (empty: nothing
+    could be reconstructed). A collection of several scenes gives one model per scene."""
     pycolmap = pycolmap_module()
     options = mapping_options(options, threads)
     make_folder(output)
@@ -146,15 +147,20 @@ def reconstruct(database, folder, output, threads: int = 1, progress: bool = Tru
             bar.update(1)
 
     pycolmap.set_random_seed(SEED)
-    best = None
     try:
         models = pycolmap.incremental_mapping(str(database), str(folder), str(output), options, next_image_callback=next_image)
-        best = max(models.values(), key=lambda r: (r.num_reg_images(), r.num_points3D()), default=None)
-        bar.n = best.num_reg_images() if best is not None else 0  # the bar ends at the images the model holds
+        ranked = sorted(models.items(), key=lambda kv: (-kv[1].num_reg_images(), -kv[1].num_points3D(), kv[0]))
+        bar.n = sum(r.num_reg_images() for _, r in ranked)  # the bar ends at the images the models hold
         bar.refresh()
     finally:
         bar.close()
-    return best
+    return [(Path(output) / str(k), r) for k, r in ranked]
+
+
+def reconstruct(database, folder, output, threads: int = 1, progress: bool = True, options: dict | None = None):
+    """The model of ``reconstruct_models`` with the most registered images, or None."""
+    models = reconstruct_models(database, folder, output, threads, progress, options)
+    return models[0][1] if models else None
 
 
 def reconstruction_metrics(rec, given: int) -> dict:
@@ -179,3 +185,18 @@ def database_metrics(database) -> dict:
         return {"keypoints_per_image": db.num_keypoints() / images, "matches_per_pair": float(np.mean(raw)) if raw else 0.0,
                 "verified_pairs": int(sum(n >= MIN_MATCHES for n in inliers)), "inliers_per_verified_pair":
                 float(np.mean([n for n in inliers if n >= MIN_MATCHES])) if any(n >= MIN_MATCHES for n in inliers) else 0.0}
+
+
+def verified_pairs(database, min_inliers: int = MIN_MATCHES) -> set[tuple[str, str]]:
+    """The image pairs of ``database`` whose geometric verification kept at least ``min_inliers``
+    inlier matches, each as ``(name, name)`` sorted."""
+    pycolmap = pycolmap_module()
+    with pycolmap.Database.open(str(database)) as db:
+        names = {image.image_id: image.name for image in db.read_all_images()}
+        pair_ids, inliers = db.read_two_view_geometry_num_inliers()
+    out = set()
+    for pair_id, n in zip(pair_ids, inliers):
+        if n >= min_inliers:
+            a, b = pycolmap.pair_id_to_image_pair(pair_id)
+            out.add(tuple(sorted((names[a], names[b]))))
+    return out

@@ -81,6 +81,25 @@ def test_existing_out_needs_overwrite(run, capsys, tmp_path):
 
 
 @needs_pycolmap
+def test_cameras_are_measured_against_true_ones(run, capsys, tmp_path):
+    """--truth: each model's cameras against a COLMAP model of the same photographs (here COLMAP's own
+    model of the first run, as binary files); the default pipeline's cameras agree with it."""
+    out, metrics = run
+    truth = out / metrics["methods"]["colmap"]["model"]
+    code, _, err = cli(["--images", MINI, "--out", tmp_path / "again", "--methods", "default", "--truth", truth, "--no-progress"], capsys)
+    assert code == 0, err
+    cameras = json.loads((tmp_path / "again" / "metrics.json").read_text())["methods"]["default"]["cameras"]
+    assert cameras["aligned"] == metrics["methods"]["default"]["registered"] >= 3
+    assert cameras["rotation_median_deg"] < 1.0 and cameras["centre_median"] < 0.05 * cameras["scene_size"], cameras
+    assert "## Cameras against the true ones" in (tmp_path / "again" / "report.md").read_text()
+    (tmp_path / "few").mkdir()
+    (tmp_path / "few" / "cameras.txt").write_text("1 PINHOLE 768 499 600 600 384 250\n")
+    (tmp_path / "few" / "images.txt").write_text(f"1 1 0 0 0 0 0 0 1 {metrics['names'][0]}\n\n")
+    code, _, err = cli(["--images", MINI, "--out", tmp_path / "third", "--methods", "colmap", "--truth", tmp_path / "few"], capsys)
+    assert code == 2 and "name 1 of the 5 images" in one_line_error(err)
+
+
+@needs_pycolmap
 def test_keypoints_in_the_database_are_colmap_pixels(tmp_path):
     """COLMAP puts the centre of the top-left pixel at (0.5, 0.5); OpenCV at (0, 0)."""
     names = sfm.list_collection(MINI)[:2]

@@ -51,7 +51,9 @@ def test_errors_put_in_are_the_errors_reported(truth):
     R0, C0 = estimate[names[0]]
     estimate[names[0]] = (rotation([0, 1, 0], 4.0) @ R0, C0)  # one camera turned by 4 degrees
     e = camera_errors(estimate, truth)
-    assert e["per_image"][names[0]][1] == pytest.approx(4.0, abs=1e-6) and e["rotation_median_deg"] < 1e-5
+    # the world rotation is fitted to all 12 orientations: the turned camera keeps about 11/12 of its 4 degrees
+    assert e["per_image"][names[0]][1] == pytest.approx(4.0 * 11 / 12, abs=0.01) and e["rotation_max_deg"] == e["per_image"][names[0]][1]
+    assert e["rotation_median_deg"] == pytest.approx(4.0 / 12, abs=0.01) and e["centre_max"] < 1e-8
     estimate = moved(truth, s, R, t)
     R1, C1 = estimate[names[1]]
     estimate[names[1]] = (R1, C1 + s * R @ np.array([0.1, 0, 0]) * e["scene_size"])  # one centre off by a tenth of the scene

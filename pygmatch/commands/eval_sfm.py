@@ -30,6 +30,9 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--methods", default=DEFAULT_METHODS,
                    help=f"comma-separated: pipeline names as in eval.coco (default, candidate-graph, nn-ratio, nn-ratio+ncc, ...) and "
                         f"'{COLMAP}' (COLMAP's SIFT + exhaustive matching); default {DEFAULT_METHODS}")
+    p.add_argument("--truth", type=Path, default=None,
+                   help="folder of the photographs' true cameras as a COLMAP model, text or binary (e.g. SCENE/gt): each model's "
+                        "camera-centre and rotation errors after similarity alignment")
     p.add_argument("--pairs", default="exhaustive", help="'exhaustive' (every pair, the default) or a text file of 'name0 name1' lines")
     p.add_argument("--max-keypoints", type=positive_int, default=DEFAULT_MAX_KEYPOINTS,
                    help=f"pygmatch methods: keypoints per image (default {DEFAULT_MAX_KEYPOINTS})")
@@ -50,7 +53,8 @@ def main(argv=None) -> int:
     methods = [m.strip() for m in args.methods.split(",")]
     pairs = None if args.pairs == "exhaustive" else Path(args.pairs)
     summary = run_sfm(args.images, args.out, methods, pairs, max_keypoints=args.max_keypoints, match_threshold=args.match_threshold,
-                      threads=args.threads, camera_mode=args.camera_mode, overwrite=args.overwrite, progress=not args.no_progress)
+                      threads=args.threads, camera_mode=args.camera_mode, overwrite=args.overwrite, progress=not args.no_progress,
+                      truth=args.truth)
     print(f"{args.images}: {len(summary['names'])} images, {summary['pairs']} pairs ({summary['pairs_source']})")
     print(table(summary))
     print(f"total {time.perf_counter() - start:.1f} s; report in {args.out}/report.md")

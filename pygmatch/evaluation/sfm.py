@@ -2,6 +2,9 @@
 ``colmap``: COLMAP's own SIFT pipeline) through ``pygmatch.sfm`` (pairs → matches → keypoint
 adjustment → database → verification → mapping) on one folder of photographs and writes
 ``report.md``, ``metrics.json`` and ``sfm.png``; work already done (a method's model) is skipped.
+With the true cameras of the photographs (a COLMAP model), each model's cameras are measured
+against them (``pygmatch.sfm.accuracy``): what a reconstruction gets right, beyond its
+reprojection error.
 """
 from __future__ import annotations
 
@@ -12,11 +15,13 @@ from pathlib import Path
 
 from tqdm import tqdm
 
+from ..data.scenes import read_colmap_model
 from ..errors import PygmatchError
 from ..files import make_folder, save_figure, writable_folder, write_text
 from ..pipeline import Pipeline, is_learned
 from ..sfm import (COLMAP_MAX_IMAGE_SIZE, colmap_features, database_metrics, exhaustive_pairs, list_collection, mapping_options,
                    match_collection, pycolmap_module, read_pairs, reconstruction_metrics)
+from ..sfm.accuracy import camera_errors, reconstruction_cameras, scene_cameras
 from ..sfm.colmap import camera_mode_of
 from ..sfm.run import adjusted_database, fmt, verify_and_map
 from ..sfm.store import Store, pipeline_config
@@ -38,11 +43,14 @@ def method_folder(out, method: str) -> Path:
 
 
 def run_method(method: str, folder, names: list[str], pairs: list[tuple[str, str]], out, exhaustive: bool, pipeline=None,
-               threads: int = 1, camera_mode: str = "per-image", progress: bool = True, mapping: dict | None = None) -> dict:
+               threads: int = 1, camera_mode: str = "per-image", progress: bool = True, mapping: dict | None = None,
+               truth: dict | None = None) -> dict:
     """One method end to end into ``method_folder(out, method)`` (``database.db``, ``sparse/N/``;
     for a ``Pipeline`` also its store, ``features.h5`` and ``matches.h5``): ``colmap``, or a
     pipeline through the steps of ``pygmatch sfm`` (``pygmatch.sfm.run``). Returns its metrics,
-    timings in seconds and ``ms_per_pair`` of matching."""
+    timings in seconds and ``ms_per_pair`` of matching; with ``truth`` (true cameras by name,
+    ``pygmatch.sfm.accuracy``), ``cameras``: the largest model's ``camera_errors`` (None when it
+    has fewer than 3 of them)."""
     folder, target = Path(folder), method_folder(out, method)
     database = target / "database.db"
     timings, extra = {}, {}
@@ -66,6 +74,9 @@ def run_method(method: str, folder, names: list[str], pairs: list[tuple[str, str
     metrics["timings_s"] = timings
     if models:
         metrics["model"] = str(models[0][0].relative_to(Path(out)))
+    if truth is not None:
+        estimated = reconstruction_cameras(models[0][1]) if models else {}
+        metrics["cameras"] = camera_errors(estimated, truth) if len(set(estimated) & set(truth)) >= 3 else None
     return metrics
 
 
@@ -108,14 +119,15 @@ def check_methods(methods: list[str]) -> list[str]:
 def run_sfm(folder, out, methods: list[str], pairs=None, *, max_keypoints: int = DEFAULT_MAX_KEYPOINTS,
             match_threshold: float | None = DEFAULT_MATCH_THRESHOLD, threads: int = 1,
             camera_mode: str = "per-image", overwrite: bool = False, progress: bool = True, mapping: dict | None = None,
-            load_pipeline=None) -> dict:
+            load_pipeline=None, truth=None) -> dict:
     """Every method on the images of ``folder`` (``pairs``: None for all pairs, or a pairs file),
     into ``out``: per method a database and the reconstructions, and ``report.md``,
     ``metrics.json``, ``sfm.png`` for all. ``mapping``: overrides of COLMAP's mapping options for
     every method (``mapping_options``). ``load_pipeline(name)``: how a method name becomes a
     ``Pipeline`` (default ``Pipeline.load(name, max_keypoints=..., match_threshold=..., threads=...)``;
-    ``match_threshold`` None: each learned matcher's own). Bad input is a
-    ``PygmatchError`` before any work. Returns the metrics (what ``metrics.json`` holds)."""
+    ``match_threshold`` None: each learned matcher's own). ``truth``: a COLMAP model folder (text
+    or binary) of the photographs' true cameras, to measure each model's cameras against. Bad input
+    is a ``PygmatchError`` before any work. Returns the metrics (what ``metrics.json`` holds)."""
     pycolmap = pycolmap_module()
     methods = check_methods(list(methods))
     if threads < 1:
@@ -125,6 +137,10 @@ def run_sfm(folder, out, methods: list[str], pairs=None, *, max_keypoints: int =
     folder = Path(folder)
     names = list_collection(folder)
     pair_list = exhaustive_pairs(names) if pairs is None else read_pairs(pairs, names)
+    true_cameras = None if truth is None else scene_cameras(read_colmap_model(truth))
+    if true_cameras is not None and len(set(true_cameras) & set(names)) < 3:
+        raise PygmatchError(f"{truth}: the true cameras name {len(set(true_cameras) & set(names))} of the {len(names)} images of {folder}; "
+                            "at least 3 are needed to measure a model against them")
     if load_pipeline is None:
         def load_pipeline(name):
             return Pipeline.load(name, max_keypoints=max_keypoints, threads=threads,
@@ -135,11 +151,12 @@ def run_sfm(folder, out, methods: list[str], pairs=None, *, max_keypoints: int =
     for m in methods:
         if progress:
             tqdm.write(f"{m}:")
-        results[m] = run_method(m, folder, names, pair_list, out, pairs is None, pipelines[m], threads, camera_mode, progress, mapping)
+        results[m] = run_method(m, folder, names, pair_list, out, pairs is None, pipelines[m], threads, camera_mode, progress, mapping,
+                                true_cameras)
     summary = {"images": str(folder), "names": names, "pairs": len(pair_list), "pairs_source": "exhaustive" if pairs is None else str(pairs),
                "max_keypoints": max_keypoints, "match_threshold": match_threshold, "threads": threads, "camera_mode": camera_mode,
                "pycolmap": pycolmap.__version__, "colmap_max_image_size": COLMAP_MAX_IMAGE_SIZE, "mapping_options": dict(mapping or {}),
-               "methods": results}
+               "truth": None if truth is None else str(truth), "methods": results}
     write_text(out / "metrics.json", json.dumps(summary, indent=2, default=float))
     write_text(out / "report.md", report(summary))
     plot(summary, out / "sfm.png")
@@ -179,6 +196,19 @@ def report(summary: dict) -> str:
         lines += ["## Keypoint adjustment", "", "| method | keypoints moved | median shift (px) | matches used | matches dropped |",
                   "|---|---:|---:|---:|---:|"]
         lines += [f"| {m} | {a['moved']} | {a['median_shift_px']:.2f} | {a['matches_used']} | {a['matches_dropped']} |" for m, a in adjusted.items()]
+        lines.append("")
+    measured = {m: r.get("cameras") for m, r in summary["methods"].items() if "cameras" in r}
+    if measured:
+        lines += ["## Cameras against the true ones", "",
+                  f"True cameras: `{summary['truth']}`. Each model's camera centres aligned to the true ones by the best similarity "
+                  "(scale, rotation, translation; least squares), then per camera the centre error in the true model's units and the "
+                  "rotation error; scene size: the median distance of the true centres to their centroid.", "",
+                  "| method | cameras | centre RMSE | centre median | centre max | rotation median (°) | rotation max (°) | scene size |",
+                  "|---|---:|---:|---:|---:|---:|---:|---:|"]
+        for m, c in measured.items():
+            lines.append(f"| {m} | fewer than 3 registered |  |  |  |  |  |  |" if c is None else
+                         f"| {m} | {c['aligned']} | {c['centre_rmse']:.4g} | {c['centre_median']:.4g} | {c['centre_max']:.4g} | "
+                         f"{c['rotation_median_deg']:.3f} | {c['rotation_max_deg']:.3f} | {c['scene_size']:.4g} |")
         lines.append("")
     missing = {m: sorted(set(summary["names"]) - set(r["registered_names"])) for m, r in summary["methods"].items()}
     missing = {m: v for m, v in missing.items() if v}

@@ -89,3 +89,12 @@ def test_a_binary_config_file_is_one_line(tmp_path):
     path.write_bytes(bytes(range(256)))
     with pytest.raises(PygmatchError, match="not a text \\(YAML\\) file|not valid YAML"):
         resolve(["--config", str(path)])
+
+
+def test_validations_are_spaced_to_end_at_the_last_step():
+    from pygmatch.training.run import validation_interval
+
+    for every, total in ((500, 1428), (300, 6702), (300, 100), (300, 301), (50, 270)):
+        interval = validation_interval(every, total)
+        assert interval <= every and total - (total // interval) * interval < total // interval + 1, (every, total, interval)
+    assert validation_interval(500, 1428) == 476 and validation_interval(300, 100) == 100  # 476 x 3 = 1428: the last step

@@ -30,5 +30,36 @@ def test_blank_image_has_no_keypoints():
 
 
 def test_unknown_features():
-    with pytest.raises(PygmatchError, match="choose from sift, orb"):
+    with pytest.raises(PygmatchError, match="choose from sift, orb, asift"):
         extract(np.zeros((10, 10), np.uint8), "surf")
+
+
+def test_asift_finds_matches_where_sift_does_not_repeat(image):
+    """A strong tilt (the image squeezed 5 times along one axis and turned): SIFT's keypoints do not
+    repeat, ASIFT's simulated views find the correspondences, in the image's own pixels."""
+    import cv2
+
+    from pygmatch.data.geometry import warp_points
+    from pygmatch.matching.nearest import match_nn_ratio
+
+    h, w = image.shape
+    turn = cv2.getRotationMatrix2D((w / 2, h / 2), 30, 1.0)
+    H = np.diag([1.0, 0.2, 1.0]) @ np.vstack([turn, [0, 0, 1]])  # tilt 5
+    H = np.array([[1, 0, 0], [0, 1, h * 0.3], [0, 0, 1]]) @ H  # keep the squeezed image in view
+    warped = cv2.warpPerspective(image, H, (w, h))
+    correct = {}
+    for features in ("sift", "asift"):
+        kp0, kp1 = extract(image, features, 4096), extract(warped, features, 4096)
+        m, _ = match_nn_ratio(kp0, kp1)
+        err = np.linalg.norm(warp_points(kp0.xy[m[:, 0]], H) - kp1.xy[m[:, 1]], axis=1)
+        correct[features] = int((err < 3).sum())
+    assert kp1.descriptors.shape[1] == 128 and (kp1.xy[:, 0] < w).all() and (kp1.xy[:, 1] < h).all()
+    assert correct["asift"] >= 3 * max(correct["sift"], 5), correct
+
+
+def test_the_graph_network_refuses_asift_keypoints():
+    from pygmatch.pipeline import Pipeline
+
+    with pytest.raises(PygmatchError, match="asift"):
+        Pipeline.load("default", features="asift")
+    assert Pipeline.load("nn-ratio", features="asift").extractor.features == "asift"

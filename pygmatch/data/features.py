@@ -1,4 +1,6 @@
-"""Keypoint extraction: SIFT with rootSIFT descriptors, and ORB.
+"""Keypoint extraction: SIFT with rootSIFT descriptors, ORB, and ASIFT (SIFT on affine-simulated
+views of the image, OpenCV's ``AffineFeature``: Morel and Yu 2009; the anchor of extreme
+viewpoints, where SIFT's keypoints do not repeat; tens of times slower than SIFT).
 
 Both return :class:`Keypoints` with float32 descriptors of unit L2 norm, so one distance
 (L2) serves every matcher: for ORB the 256 bits are stored as ±1/16, which makes the squared
@@ -15,14 +17,14 @@ import numpy as np
 from ..errors import PygmatchError
 from .images import points_to_original
 
-FEATURES = ("sift", "orb")
+FEATURES = ("sift", "orb", "asift")
 # Keypoints per image. The pipelines on users' photographs (``Pipeline``, ``pygmatch match``, ``eval.pose``)
 # take 2048, chosen on the real development sets (docs/results.md, "Keypoint budget"); the networks
 # train, and the homography benchmarks (``eval.coco``, ``eval.hpatches``) run, at 1024, their protocol.
 DEFAULT_MAX_KEYPOINTS = 2048
 BENCHMARK_MAX_KEYPOINTS = 1024
-DESCRIPTOR_DIM = {"sift": 128, "orb": 256}
-RAW_DESCRIPTOR_BYTES = {"sift": 128, "orb": 32}
+DESCRIPTOR_DIM = {"sift": 128, "orb": 256, "asift": 128}
+RAW_DESCRIPTOR_BYTES = {"sift": 128, "orb": 32, "asift": 128}
 
 
 @dataclass
@@ -69,8 +71,11 @@ def detect(image: np.ndarray, features: str = "sift", max_keypoints: int = BENCH
         raise PygmatchError(f"unknown features {features!r}; choose from {', '.join(FEATURES)}")
     if max_keypoints < 1:
         raise PygmatchError(f"max keypoints must be >= 1, got {max_keypoints}")
-    make = cv2.SIFT_create if features == "sift" else cv2.ORB_create
-    kps, desc = make(nfeatures=max_keypoints).detectAndCompute(image, None)
+    if features == "asift":  # SIFT on every simulated view; OpenCV maps the keypoints back to the image's pixels
+        detector = cv2.AffineFeature_create(cv2.SIFT_create(nfeatures=max_keypoints))
+    else:
+        detector = (cv2.SIFT_create if features == "sift" else cv2.ORB_create)(nfeatures=max_keypoints)
+    kps, desc = detector.detectAndCompute(image, None)
     if desc is not None:
         desc = np.clip(np.rint(desc), 0, 255).astype(np.uint8)
     return _from_cv(kps, desc, RAW_DESCRIPTOR_BYTES[features], max_keypoints, np.uint8)
@@ -78,7 +83,7 @@ def detect(image: np.ndarray, features: str = "sift", max_keypoints: int = BENCH
 
 def finish_descriptors(raw: np.ndarray, features: str) -> np.ndarray:
     """Raw uint8 descriptors (``detect``) -> float32 unit-norm ones: rootSIFT, or ORB bits as ±1/16."""
-    if features == "sift":
+    if features in ("sift", "asift"):
         return root_sift(raw)
     bits = np.unpackbits(np.asarray(raw, np.uint8).reshape(len(raw), -1), axis=1)
     return (bits.astype(np.float32) * 2 - 1) / math.sqrt(256)

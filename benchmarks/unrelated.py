@@ -42,9 +42,12 @@ SHIFTS = (1, 7)  # each photograph is paired with the one this many places furth
 METHODS = "default,nn-ratio+refiner,nn,nn-ratio"
 
 
-def build_pipelines(names: list[str]) -> dict[str, Pipeline]:
+def build_pipelines(names: list[str], views: str = "plain") -> dict[str, Pipeline]:
     """The pipelines ``names``; each whose matcher is the graph network also with ``pad_from=0``
-    (always padded to ``min_keep``), right after it."""
+    (always padded to ``min_keep``), right after it. ``views="auto"``: each with on-demand view
+    synthesis instead (``Pipeline.match``), no padded variant."""
+    if views != "plain":
+        return {f"{name}, views {views}": Pipeline.load(name, views=views) for name in names}
     pipes = {}
     for name in names:
         pipes[name] = Pipeline.load(name)
@@ -104,12 +107,13 @@ def main(argv=None) -> None:
     p.add_argument("--methods", default=METHODS, help=f"comma-separated pipelines, as eval.coco's (default {METHODS})")
     p.add_argument("--images", type=int, default=None, help="use only the first N photographs of --data")
     p.add_argument("--no-true-pairs", action="store_true", help="only the unrelated pairs")
+    p.add_argument("--views", choices=("plain", "auto"), default="plain", help="the pipelines' view synthesis (Pipeline.match)")
     p.add_argument("--out", type=Path, default=Path("benchmarks/results/unrelated.md"))
     args = p.parse_args(argv)
     torch.set_num_threads(1)
     cv2.setNumThreads(1)
     start = time.perf_counter()
-    pipes = build_pipelines([m.strip() for m in args.methods.split(",") if m.strip()])
+    pipes = build_pipelines([m.strip() for m in args.methods.split(",") if m.strip()], args.views)
     pairs = unrelated_pairs(args.data, args.sequences, args.images)
     first = next(iter(pipes.values()))
     cache: dict[str, object] = {}

@@ -40,7 +40,8 @@ from pathlib import Path
 import numpy as np
 
 from .data.epipolar import RelativePose, estimate_fundamental, estimate_relative_pose
-from .data.features import DEFAULT_MAX_KEYPOINTS, DESCRIPTOR_DIM, FEATURES, Keypoints, extract
+from .data.features import (DEFAULT_MAX_KEYPOINTS, DESCRIPTOR_DIM, FEATURES, SYNTHESIS_MAX_KEYPOINTS, SYNTHESIS_MIN_INLIERS, VIEWS,
+                            Keypoints, extract)
 from .data.homography import estimate_homography
 from .data.images import as_gray, check_resize, downscale, points_to_original
 from .errors import PygmatchError
@@ -186,6 +187,12 @@ class MatchResult:
         return f"MatchResult({len(self.keypoints0)} and {len(self.keypoints1)} keypoints, {len(self.matches)} matches)"
 
 
+def inlier_count(result: MatchResult) -> int:
+    """RANSAC inliers (1 px) of the fundamental matrix of a match; 0 below 8 matches."""
+    found = result.fundamental(1.0) if len(result) >= 8 else None
+    return 0 if found is None else int(found[1].sum())
+
+
 def _check_threshold(what: str, threshold) -> None:
     if isinstance(threshold, bool) or not isinstance(threshold, (int, float, np.integer, np.floating)) or not threshold > 0:
         raise PygmatchError(f"{what}: threshold must be a number of pixels > 0, got {threshold!r}")
@@ -253,7 +260,10 @@ class Pipeline:
     of the learned stages while a pair is matched, restored afterwards; ``None`` keeps torch's
     setting (see ``pygmatch.threads``)."""
 
-    def __init__(self, extractor: Extractor, matcher, refiner=None, threads: int | None = DEFAULT_THREADS, name: str | None = None):
+    def __init__(self, extractor: Extractor, matcher, refiner=None, threads: int | None = DEFAULT_THREADS, name: str | None = None,
+                 views: str = "plain"):
+        if views not in VIEWS:
+            raise PygmatchError(f"views must be one of {', '.join(VIEWS)}, got {views!r}")
         wanted = matcher_features(matcher)
         if wanted is not None and wanted != extractor.features:
             raise PygmatchError(f"{name or matcher!r}: the matcher was trained on {wanted} keypoints, but the extractor finds {extractor.features}")
@@ -261,12 +271,12 @@ class Pipeline:
             raise PygmatchError(f"refiner must have refine(image0, image1, points0, points1), got {refiner!r}")
         self.extractor, self.matcher, self.refiner = extractor, matcher, refiner
         self.threads = check_threads(threads)
-        self.name = name
+        self.name, self.views = name, views
 
     @classmethod
     def load(cls, name: str = "default", *, refine=_UNSET, features: str | None = None, max_keypoints: int = DEFAULT_MAX_KEYPOINTS,
              resize: int | None = DEFAULT_RESIZE, threads: int | None = DEFAULT_THREADS,
-             match_threshold: float | None = None, **matcher_options) -> "Pipeline":
+             match_threshold: float | None = None, views: str = "plain", **matcher_options) -> "Pipeline":
         """The pipeline ``name`` (``MATCHER[+REFINER]``, see the module's docstring).
 
         ``refine``: replaces the name's refinement (``None``: unrefined; ``"refiner"``, ``"ncc"``, a
@@ -274,7 +284,7 @@ class Pipeline:
         matcher was trained on, else ``sift``); ``max_keypoints``, ``resize``: the extraction's;
         ``match_threshold`` and ``matcher_options`` (``min_keep``, ``pad_from``): the graph
         network's inference options (``load_matcher``; a preset's own, e.g. ``default``'s
-        threshold, unless given)."""
+        threshold, unless given). ``views="auto"``: on-demand view synthesis (``Pipeline.match``)."""
         threads = check_threads(threads)
         matcher_name, refinement = split_name(name)
         if refine is not _UNSET:
@@ -286,7 +296,7 @@ class Pipeline:
         matcher = load_matcher(matcher_name, **options)
         extractor = Extractor(features or matcher_features(matcher) or "sift", max_keypoints, resize)
         refiner = refinement if refinement is None or hasattr(refinement, "refine") else load_refiner(refinement)
-        return cls(extractor, matcher, refiner, threads, name=str(name))
+        return cls(extractor, matcher, refiner, threads, name=str(name), views=views)
 
     def extract(self, image) -> Features:
         """``Features`` of an image (path or uint8 array); ``Features`` are returned as they are."""
@@ -299,13 +309,29 @@ class Pipeline:
         return image
 
     def match(self, image0, image1) -> MatchResult:
-        """Match two images (paths, uint8 arrays or ``Features`` from ``extract``)."""
+        """Match two images (paths, uint8 arrays or ``Features`` from ``extract``). With
+        ``views="auto"``, a pair whose match has fewer than ``SYNTHESIS_MIN_INLIERS`` fundamental-matrix
+        inliers is matched again on ASIFT keypoints of the same images (views simulated at tilts
+        √2 … 8, OpenCV's ``AffineFeature``), by the ratio test and this pipeline's refiner; that
+        match is returned when it has at least as many inliers as the minimum and more than the
+        plain one. A pair the plain match solves costs one RANSAC fit more and gives the same result."""
         f0, f1 = self.extract(image0), self.extract(image1)
         if isinstance(self.matcher, Oracle):
             raise PygmatchError(f"{self.matcher.name}: an oracle reads the true homography; only the evaluation runs it")
         with torch_threads(self.threads):
             matches, scores = self.matcher.match(f0.keypoints, f1.keypoints, f0.size, f1.size)
-            return self.result(f0, f1, matches, scores)
+            plain = self.result(f0, f1, matches, scores)
+        if self.views == "plain" or (found := inlier_count(plain)) >= SYNTHESIS_MIN_INLIERS:
+            return plain
+        synthesised = self.synthesised(f0, f1)
+        return synthesised if inlier_count(synthesised) >= max(SYNTHESIS_MIN_INLIERS, found + 1) else plain
+
+    def synthesised(self, f0: Features, f1: Features) -> MatchResult:
+        """The match of ASIFT keypoints found on the same (downscaled) images: the ratio test, then
+        this pipeline's refiner. (The graph network judges SIFT candidates only.)"""
+        a0, a1 = (Features(f.image, extract(f.image, "asift", SYNTHESIS_MAX_KEYPOINTS), f.S, f.original_size) for f in (f0, f1))
+        matches, scores = NearestNeighbor(RATIO).match(a0.keypoints, a1.keypoints)
+        return self.result(a0, a1, matches, scores)
 
     def result(self, f0: Features, f1: Features, matches: np.ndarray, scores: np.ndarray) -> MatchResult:
         """The ``MatchResult`` of given matches: their positions, refined by this pipeline's refiner."""
@@ -324,4 +350,5 @@ class Pipeline:
                 f"refiner={short(self.refiner)}, threads={self.threads})")
 
 
-__all__ = ["Pipeline", "MatchResult", "RelativePose", "Features", "Extractor", "load_matcher", "DEFAULT_RESIZE", "PRESETS", "PRESET_OPTIONS"]
+__all__ = ["VIEWS", "SYNTHESIS_MIN_INLIERS", "inlier_count",
+           "Pipeline", "MatchResult", "RelativePose", "Features", "Extractor", "load_matcher", "DEFAULT_RESIZE", "PRESETS", "PRESET_OPTIONS"]

@@ -241,3 +241,27 @@ def test_homography_needs_four_matches_and_a_valid_method(real_pair):
         res.homography(method="magsac")
     few = Pipeline.load("nn").result(res.features0, res.features1, res.matches[:3], res.scores[:3])
     assert few.homography() is None
+
+
+def test_views_auto_synthesises_views_only_where_the_plain_match_fails(image, real_pair):
+    """A tilt of 5 (the image squeezed 5 times along one axis and turned): the plain match finds
+    (almost) nothing, views="auto" matches ASIFT keypoints and recovers the homography. A pair the
+    plain match solves gets exactly the plain result."""
+    from pygmatch.pipeline import SYNTHESIS_MIN_INLIERS, inlier_count
+
+    h, w = image.shape
+    turn = np.vstack([cv2.getRotationMatrix2D((w / 2, h / 2), 30, 1.0), [0, 0, 1]])
+    H = np.array([[1, 0, 0], [0, 1, h * 0.3], [0, 0, 1]]) @ np.diag([1.0, 0.2, 1.0]) @ turn
+    warped = cv2.warpPerspective(image, H, (w, h))
+    plain, auto = Pipeline.load("default"), Pipeline.load("default", views="auto")
+    assert inlier_count(plain.match(image, warped)) < SYNTHESIS_MIN_INLIERS
+    res = auto.match(image, warped)
+    assert inlier_count(res) >= SYNTHESIS_MIN_INLIERS
+    assert corner_error(res.homography(), H, (w, h)) < 3
+    im0, im1 = real_pair[:2]
+    a, b = plain.match(im0, im1), auto.match(im0, im1)
+    assert inlier_count(a) >= SYNTHESIS_MIN_INLIERS
+    np.testing.assert_array_equal(a.matches, b.matches)
+    np.testing.assert_array_equal(a.points1, b.points1)
+    with pytest.raises(PygmatchError, match="views must be one of plain, auto"):
+        Pipeline.load("default", views="always")

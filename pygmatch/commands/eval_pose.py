@@ -108,7 +108,8 @@ def main(argv=None) -> int:
     data = args.data or default_data()
     scenes = load_scenes(data, args.max_pairs_per_scene, args.images)
     names = method_names(args, [m for m in shipped_methods() if "oracle@" not in m])  # the ceilings need a homography
-    methods = load_pose_pipelines(names, args.features, args.max_keypoints, args.threads, match_threshold=args.match_threshold)
+    methods = load_pose_pipelines(names, args.features, args.max_keypoints, args.threads, views=args.views,
+                                  match_threshold=args.match_threshold)
     n_pairs = sum(len(s.pairs) for s in scenes)
     print(f"{len(scenes)} scene(s), {n_pairs} pairs, {len(methods)} method(s)", flush=True)
 

@@ -15,7 +15,7 @@ import sys
 from pathlib import Path
 
 from pygmatch.commands.flags import ArgumentParser, add_graph_args, positive_int, probability_threshold, run_cli
-from pygmatch.data.features import DEFAULT_MAX_KEYPOINTS, FEATURES
+from pygmatch.data.features import DEFAULT_MAX_KEYPOINTS, FEATURES, SYNTHESIS_MIN_INLIERS, VIEWS
 from pygmatch.data.homography import ESTIMATORS
 
 GEOMETRIES = ("homography", "fundamental", "essential")
@@ -55,6 +55,9 @@ def parser() -> argparse.ArgumentParser:
     m.add_argument("--resize", type=positive_int, default=1024, help="longer image side keypoints are found at (default 1024)")
     m.add_argument("--match-threshold", type=probability_threshold, help="learned matchers: probability threshold in [0, 1)")
     m.add_argument("--threads", type=positive_int, default=1, help="torch threads of the learned stages (default 1)")
+    m.add_argument("--views", choices=VIEWS, default="plain",
+                   help=f"auto: when the match has fewer than {SYNTHESIS_MIN_INLIERS} fundamental-matrix inliers, match ASIFT keypoints "
+                        "(affine-simulated views: extreme viewpoints) instead, seconds more (default plain)")
     g = commands.add_parser("graph", help="draw the keypoints and the edges of a graph on an image",
                             description="Draw the keypoints of an image and the edges of one of pygmatch's graphs.")
     g.add_argument("image", type=Path)
@@ -178,7 +181,7 @@ def match(args: argparse.Namespace) -> int:
                 raise PygmatchError(f"{path}: no EXIF 35 mm-equivalent focal length (FocalLengthIn35mmFilm); give --intrinsics K.txt "
                                     f"or --intrinsics size")
     pipe = Pipeline.load(args.method, max_keypoints=args.max_keypoints, resize=args.resize, threads=args.threads,
-                         match_threshold=args.match_threshold)
+                         match_threshold=args.match_threshold, views=args.views)
     res = pipe.match(args.image0, args.image1)
     model = inliers = None
     record = {}

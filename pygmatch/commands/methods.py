@@ -5,7 +5,7 @@ import argparse
 from pathlib import Path
 
 from pygmatch.commands.flags import positive_int, probability_threshold
-from pygmatch.data.features import BENCHMARK_MAX_KEYPOINTS, FEATURES
+from pygmatch.data.features import BENCHMARK_MAX_KEYPOINTS, FEATURES, SYNTHESIS_MIN_INLIERS, VIEWS
 from pygmatch.data.homography import ESTIMATORS
 from pygmatch.weights import shipped_methods
 
@@ -30,6 +30,9 @@ def add_method_args(p: argparse.ArgumentParser, estimators=ESTIMATORS, estimator
     p.add_argument("--match-threshold", type=probability_threshold,
                    help="the graph network: match probability threshold in [0, 1) (default: the model's, or the preset's)")
     p.add_argument("--estimator", choices=estimators, default="opencv", help=estimator_help)
+    p.add_argument("--views", choices=VIEWS, default="plain",
+                   help="auto: on-demand view synthesis, ASIFT keypoints matched where the plain match has fewer than "
+                        f"{SYNTHESIS_MIN_INLIERS} fundamental-matrix inliers (default plain)")
     p.add_argument("--threads", type=positive_int, default=1,
                    help="learned models: torch threads (default 1: on a CPU shared with another busy process, more threads "
                         "spin-wait for each other and run many times slower; see docs/evaluation.md)")
@@ -45,4 +48,5 @@ def methods_from_args(args: argparse.Namespace) -> dict:
     """``{name: Pipeline}`` from ``--methods``, ``--compare``, ``--match-threshold``."""
     from pygmatch.evaluation.evaluate import load_pipelines  # noqa: PLC0415 (torch: after the flags are parsed)
 
-    return load_pipelines(method_names(args), args.features, args.max_keypoints, args.threads, match_threshold=args.match_threshold)
+    return load_pipelines(method_names(args), args.features, args.max_keypoints, args.threads, views=args.views,
+                          match_threshold=args.match_threshold)

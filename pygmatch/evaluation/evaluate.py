@@ -28,18 +28,19 @@ from .metrics import pair_metrics, summarize
 
 
 def load_pipelines(names: list[str], features: str = "sift", max_keypoints: int = 1024, threads: int | None = 1,
-                   resize: int | None = None, **matcher_options) -> dict[str, Pipeline]:
+                   resize: int | None = None, views: str = "plain", **matcher_options) -> dict[str, Pipeline]:
     """``{name: Pipeline}`` for method names (``pygmatch.pipeline``: ``MATCHER[+REFINER]``, presets,
     model files, ``oracle@PX`` / ``nn-oracle@PX``; the anchors of ``pygmatch.evaluation.anchors``,
     with their own keypoints, the same budget and size), each extracting ``features`` (a model trained on
     others is refused) on images downscaled to ``resize`` px (None: as given) and matching with
     ``threads`` torch threads; ``matcher_options`` are the
     graph network's inference options (``match_threshold``, ``min_keep``, ``pad_from``), given to the
-    pipelines whose matcher is the graph network."""
+    pipelines whose matcher is the graph network; ``views``: the pipelines' view synthesis
+    (``Pipeline.match``; not the anchors')."""
     if not names:
         raise PygmatchError("no method to evaluate: name at least one")
     return {name: AnchorPipeline(name, max_keypoints, resize, threads) if is_anchor(name) else
-            Pipeline.load(name, features=features, max_keypoints=max_keypoints, resize=resize, threads=threads,
+            Pipeline.load(name, features=features, max_keypoints=max_keypoints, resize=resize, threads=threads, views=views,
                           **(matcher_options if is_learned(name) else {}))
             for name in dict.fromkeys(names)}
 

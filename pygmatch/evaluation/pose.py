@@ -33,7 +33,7 @@ RANSAC_PX = 1.0
 
 
 def load_pose_pipelines(names: list[str], features: str = "sift", max_keypoints: int = DEFAULT_MAX_KEYPOINTS, threads: int | None = 1,
-                        resize: int | None = DEFAULT_RESIZE, **matcher_options) -> dict[str, Pipeline]:
+                        resize: int | None = DEFAULT_RESIZE, views: str = "plain", **matcher_options) -> dict[str, Pipeline]:
     """``{name: Pipeline}``: keypoints found on images downscaled to ``resize`` px on the longer side
     (the matched positions come back in original pixels), the anchors (``aliked+lightglue``, ...:
     ``pygmatch.evaluation.anchors``, the ``anchors`` extra) included. Oracles are refused: they need a
@@ -41,7 +41,7 @@ def load_pose_pipelines(names: list[str], features: str = "sift", max_keypoints:
     for name in names:
         if "oracle@" in name:
             raise PygmatchError(f"{name}: oracles read a true homography; a relative-pose pair has none (choose other methods)")
-    return load_pipelines(names, features, max_keypoints, threads, resize, **matcher_options)
+    return load_pipelines(names, features, max_keypoints, threads, resize, views, **matcher_options)
 
 
 def rotation_error(R_est: np.ndarray, R_true: np.ndarray) -> float:

@@ -188,8 +188,10 @@ class MatchResult:
 
 
 def inlier_count(result: MatchResult) -> int:
-    """RANSAC inliers (1 px) of the fundamental matrix of a match; 0 below 8 matches."""
-    found = result.fundamental(1.0) if len(result) >= 8 else None
+    """RANSAC inliers of the fundamental matrix of a match, at 1 px of the (downscaled) images the
+    stages work in; 0 below 8 matches."""
+    px = max(1.0 / float(f.S[0, 0]) for f in (result.features0, result.features1))  # in original pixels
+    found = result.fundamental(px) if len(result) >= 8 else None
     return 0 if found is None else int(found[1].sum())
 
 

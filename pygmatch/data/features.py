@@ -24,7 +24,7 @@ FEATURES = ("sift", "orb", "asift")
 DEFAULT_MAX_KEYPOINTS = 2048
 BENCHMARK_MAX_KEYPOINTS = 1024
 # On-demand view synthesis (``views="auto"``): a pair's plain match stands when its fundamental
-# matrix has at least this many RANSAC inliers (1 px), COLMAP's own minimum for a verified pair;
+# matrix has at least this many RANSAC inliers (1 px of the downscaled images), COLMAP's own minimum for a verified pair;
 # else ASIFT keypoints (SIFT on affine-simulated views) of the same images are matched and kept
 # when they reach it with more inliers.
 VIEWS = ("plain", "auto")

@@ -149,7 +149,9 @@ def main(argv=None) -> None:
         for set_name, by_pipe in true_auc(pipes, args.data, args.sequences, args.images).items():
             for name, aucs in by_pipe.items():
                 lines.append(f"| {set_name} | {name} | " + " | ".join(f"{a:.2f}" for a in aucs) + " |")
-    lines += ["", f"SIFT, up to 1024 keypoints, longer side at most 1024 px; 1 torch thread; {time.perf_counter() - start:.0f} s."]
+    ex = first.extractor
+    lines += ["", f"{ex.features.upper()}, up to {ex.max_keypoints} keypoints, longer side at most {ex.resize} px; 1 torch thread; "
+                  f"{time.perf_counter() - start:.0f} s."]
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text("\n".join(lines) + "\n")
     print("\n".join(lines))

@@ -71,6 +71,16 @@ def upgrade_version1(ckpt: dict) -> dict:
     return {**ckpt, "version": VERSION, "config": config, "state_dict": state}
 
 
+def training_checkpoint(ckpt: dict) -> tuple[str, dict, dict] | None:
+    """``(kind, model config, model state_dict)`` of a Lightning checkpoint of the one training loop:
+    kind ``"matcher"`` (``train.run``; checkpoints from before kinds were recorded are this) or
+    ``"refiner"`` (``train.refiner``); None for anything else (a model file, say)."""
+    hp = ckpt.get("hyper_parameters")
+    if not isinstance(hp, dict) or not isinstance(hp.get("model"), dict) or "state_dict" not in ckpt:
+        return None
+    return hp.get("kind", "matcher"), hp["model"], {k[len("model."):]: v for k, v in ckpt["state_dict"].items() if k.startswith("model.")}
+
+
 def model_state(ckpt: dict, path, overrides: dict | None = None) -> tuple[CandidateGraphConfig, dict]:
     """(config with the inference ``overrides``, state_dict) of a model file or a ``train.run``
     checkpoint."""
@@ -82,11 +92,10 @@ def model_state(ckpt: dict, path, overrides: dict | None = None) -> tuple[Candid
         if ckpt.get("node_features") != list(NODE_FEATURES):
             raise PygmatchError(f"{path}: a graph network of other node features; this pygmatch computes {len(NODE_FEATURES)}")
         config, state = ckpt["config"], ckpt["state_dict"]
-    elif isinstance(ckpt.get("hyper_parameters"), dict) and ckpt["hyper_parameters"].get("kind") == "refiner":
-        raise PygmatchError(f"{path}: a train.refiner checkpoint, not a graph network (use it as a refiner: METHOD+{path})")
-    elif isinstance(ckpt.get("hyper_parameters"), dict) and "model" in ckpt["hyper_parameters"] and "state_dict" in ckpt:
-        config = ckpt["hyper_parameters"]["model"]
-        state = {k[len("model."):]: v for k, v in ckpt["state_dict"].items() if k.startswith("model.")}
+    elif (run := training_checkpoint(ckpt)) is not None:
+        kind, config, state = run
+        if kind == "refiner":
+            raise PygmatchError(f"{path}: a train.refiner checkpoint, not a graph network (use it as a refiner: METHOD+{path})")
     else:
         raise PygmatchError(f"{path}: not a pygmatch graph network (a model file or a train.run checkpoint)")
     return config_from_dict(CandidateGraphConfig, config, str(path), overrides, INFERENCE_OPTIONS), state
@@ -147,4 +156,4 @@ def write_model_file(path: str | os.PathLike, contents: dict) -> Path:
 
 
 __all__ = ["FORMAT", "VERSION", "WEIGHTS", "is_model_file", "load_model", "load_weights", "model_state", "read_checkpoint",
-           "resolve_checkpoint", "save_model", "write_model_file"]
+           "resolve_checkpoint", "save_model", "training_checkpoint", "write_model_file"]

@@ -23,7 +23,8 @@ def parser() -> argparse.ArgumentParser:
 
 def main(argv=None) -> int:
     args = parser().parse_args(argv)
-    from pygmatch.checkpoint import load_model, read_checkpoint, resolve_checkpoint, save_model  # noqa: PLC0415 (after parsing: --help stays quick)
+    from pygmatch.checkpoint import (load_model, read_checkpoint, resolve_checkpoint, save_model,  # noqa: PLC0415 (after parsing: --help stays quick)
+                                     training_checkpoint)
     from pygmatch.errors import PygmatchError  # noqa: PLC0415
     from pygmatch.files import check_outputs, writable_file  # noqa: PLC0415
     from pygmatch.refinement import LearnedRefiner  # noqa: PLC0415
@@ -33,7 +34,8 @@ def main(argv=None) -> int:
     source = resolve_checkpoint(args.run)
     check_outputs({"--out": args.out}, [source], args.overwrite)  # never the checkpoint it reads, even with --overwrite
     record = {"source": str(source), "training": run_record(source)}
-    if (read_checkpoint(source).get("hyper_parameters") or {}).get("kind") == "refiner":
+    run = training_checkpoint(read_checkpoint(source))
+    if run is not None and run[0] == "refiner":
         if args.match_threshold is not None:
             raise PygmatchError(f"--match-threshold: {source} is a refiner, which has no match threshold")
         model = LearnedRefiner.load(source)

@@ -13,7 +13,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ..checkpoint import read_checkpoint, resolve_checkpoint, write_model_file
+from ..checkpoint import read_checkpoint, resolve_checkpoint, training_checkpoint, write_model_file
 from ..errors import PygmatchError
 from ..values import Section, positive_int, setting
 from ..weights import WEIGHTS_DIR, config_from_dict, read_model_file
@@ -132,10 +132,9 @@ def refiner_state(path: str | os.PathLike) -> tuple[dict, dict]:
     """(config dict, state_dict) of a refiner model file or of a ``train.refiner`` run / checkpoint."""
     if str(path) != "default" and (Path(path).is_dir() or Path(path).suffix == ".ckpt"):
         source = resolve_checkpoint(path)
-        ckpt = read_checkpoint(source)
-        hp = ckpt.get("hyper_parameters")
-        if not isinstance(hp, dict) or hp.get("kind") != "refiner" or "state_dict" not in ckpt:
+        run = training_checkpoint(read_checkpoint(source))
+        if run is None or run[0] != "refiner":
             raise PygmatchError(f"{source}: not a train.refiner checkpoint (a graph network's run? load it as a matcher)")
-        return hp["model"], {k[len("model."):]: v for k, v in ckpt["state_dict"].items() if k.startswith("model.")}
+        return run[1], run[2]
     _, ckpt = read_model_file(path, WEIGHTS, FORMAT, VERSION, "refiner")
     return ckpt["config"], ckpt["state_dict"]

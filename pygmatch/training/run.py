@@ -17,7 +17,7 @@ import yaml
 from lightning.pytorch.callbacks import EarlyStopping, LearningRateMonitor, ModelCheckpoint
 from lightning.pytorch.loggers import CSVLogger, TensorBoardLogger
 
-from ..checkpoint import RUN_FILES, load_weights, model_state, read_checkpoint, resolve_checkpoint
+from ..checkpoint import RUN_FILES, load_weights, model_state, read_checkpoint, resolve_checkpoint, training_checkpoint
 from ..data.bank import FeatureBank, source_files
 from ..data.images import EMBEDDED_IMAGES
 from ..errors import Interrupted, PygmatchError
@@ -44,12 +44,12 @@ def check_resume(cfg: RunSpec, out: Path) -> str | None:
             raise PygmatchError(f"{path}: no checkpoint to resume from: the run in {out} stopped before it saved one; "
                                 "start it again without --resume (same --out)")
         raise PygmatchError(f"{path}: no checkpoint to resume from")
-    hp = read_checkpoint(path).get("hyper_parameters") or {}
+    run = training_checkpoint(read_checkpoint(path))
     kind = "refiner" if isinstance(cfg, RefinerTrainConfig) else "matcher"
-    if hp.get("kind", "matcher") != kind or not isinstance(hp.get("model"), dict):
+    if run is None or run[0] != kind:
         raise PygmatchError(f"{path}: not a checkpoint of a {'train.refiner' if kind == 'refiner' else 'train.run'} run")
     mine = cfg.model.architecture()
-    theirs = type(cfg.model)(**{k: v for k, v in hp["model"].items() if k in mine}).architecture()
+    theirs = type(cfg.model)(**{k: v for k, v in run[1].items() if k in mine}).architecture()
     diff = {k: (v, mine[k]) for k, v in theirs.items() if mine[k] != v}
     if diff:
         raise PygmatchError(f"{path}: the checkpoint's architecture differs from these flags: " +

@@ -96,10 +96,8 @@ def run_collection(folder, out, pipeline, pairs: str = "retrieval", *, top: int 
     if out.resolve() == folder.resolve():
         raise PygmatchError(f"{out}: is the folder of the photographs; choose another folder for the outputs")
     names = list_collection(folder)
-    if pairs not in PAIRINGS:
-        read_pairs(pairs, names)  # a bad pairs file before any work
-    if pairs == "covisibility":
-        collection_pairs(pairs, names, None, top, model)
+    # every pairing but retrieval needs no features: made now, a bad pairs file or model is one line before any work
+    early_pairs = None if pairs == "retrieval" else collection_pairs(pairs, names, None, top, model)
     ours = (out / "store.json").is_file()  # database, models and report of an earlier run, made again below
     foreign = [name for name in (DATABASE, SPARSE, REPORT, METRICS) if (out / name).exists()]
     if foreign and not ours and not overwrite:
@@ -109,7 +107,7 @@ def run_collection(folder, out, pipeline, pairs: str = "retrieval", *, top: int 
     store = Store(out, pipeline_config(pipeline), overwrite)
     images_extracted = len(extract_collection(pipeline, folder, names, store, executor, progress))
     extracted = time.perf_counter()
-    pair_list = collection_pairs(pairs, names, store, top, model)
+    pair_list = early_pairs if early_pairs is not None else collection_pairs(pairs, names, store, top, model)
     given = pairs not in PAIRINGS and (out / PAIRS_FILE).exists() and (out / PAIRS_FILE).samefile(pairs)
     if not given:  # never rewrite the pairs file given
         write_pairs(out / PAIRS_FILE, pair_list)

@@ -47,9 +47,10 @@ from .data.images import as_gray, check_resize, downscale, points_to_original
 from .errors import PygmatchError
 from .checkpoint import is_model_file
 from .matching.candidate_graph import CandidateGraphMatching
-from .matching.nearest import RATIO, NearestNeighbor
+from .data.views import SYNTHESIS_ROUNDS, ViewKeypoints, detect_views, local_affine, views_of
+from .matching.nearest import RATIO, NearestNeighbor, fginn_match
 from .matching.oracle import Oracle, parse_oracle
-from .refinement import REFINEMENTS, load_refiner
+from .refinement import REFINEMENTS, PatchStage, load_refiner, local_linear_maps
 from .threads import DEFAULT_THREADS, check_threads, torch_threads
 from .values import probability_threshold
 
@@ -187,6 +188,20 @@ class MatchResult:
         return f"MatchResult({len(self.keypoints0)} and {len(self.keypoints1)} keypoints, {len(self.matches)} matches)"
 
 
+MAP_AGREEMENT = 0.3
+
+
+def checked_maps(a0: ViewKeypoints, a1: ViewKeypoints, matches: np.ndarray) -> np.ndarray:
+    """(K, 2, 2) the local linear motion each synthesised match is refined through: the one fitted to
+    its neighbouring matches (what the refiners use on their own, the more precise), unless it
+    disagrees with the one its two views imply (``local_affine``; off where the neighbours are wrong
+    matches) by more than ``MAP_AGREEMENT`` of its norm; then the views' one."""
+    views = local_affine(a0, a1, matches)
+    fitted = local_linear_maps(a0.keypoints.xy[matches[:, 0]].astype(np.float64), a1.keypoints.xy[matches[:, 1]].astype(np.float64))
+    agree = np.linalg.norm(fitted - views, axis=(1, 2)) <= MAP_AGREEMENT * np.linalg.norm(views, axis=(1, 2))
+    return np.where(agree[:, None, None], fitted, views)
+
+
 def inlier_count(result: MatchResult) -> int:
     """RANSAC inliers of the fundamental matrix of a match, at 1 px of the (downscaled) images the
     stages work in; 0 below 8 matches."""
@@ -313,10 +328,9 @@ class Pipeline:
     def match(self, image0, image1) -> MatchResult:
         """Match two images (paths, uint8 arrays or ``Features`` from ``extract``). With
         ``views="auto"``, a pair whose match has fewer than ``SYNTHESIS_MIN_INLIERS`` fundamental-matrix
-        inliers is matched again on ASIFT keypoints of the same images (views simulated at tilts
-        √2 … 8, OpenCV's ``AffineFeature``), by the ratio test and this pipeline's refiner; that
-        match is returned when it has at least as many inliers as the minimum and more than the
-        plain one. A pair the plain match solves costs one RANSAC fit more and gives the same result."""
+        inliers is matched again on keypoints of simulated oblique views (``synthesised``); that match
+        is returned when it has at least the minimum of inliers and more than the plain one. A pair
+        the plain match solves costs one RANSAC fit more and gives the same result."""
         f0, f1 = self.extract(image0), self.extract(image1)
         if isinstance(self.matcher, Oracle):
             raise PygmatchError(f"{self.matcher.name}: an oracle reads the true homography; only the evaluation runs it")
@@ -325,24 +339,41 @@ class Pipeline:
             plain = self.result(f0, f1, matches, scores)
         if self.views == "plain" or (found := inlier_count(plain)) >= SYNTHESIS_MIN_INLIERS:
             return plain
-        synthesised = self.synthesised(f0, f1)
-        return synthesised if inlier_count(synthesised) >= max(SYNTHESIS_MIN_INLIERS, found + 1) else plain
+        return self.synthesised(f0, f1, found) or plain
 
-    def synthesised(self, f0: Features, f1: Features) -> MatchResult:
-        """The match of ASIFT keypoints found on the same (downscaled) images: the ratio test, then
-        this pipeline's refiner. (The graph network judges SIFT candidates only.)"""
-        a0, a1 = (Features(f.image, extract(f.image, "asift", SYNTHESIS_MAX_KEYPOINTS), f.S, f.original_size) for f in (f0, f1))
-        matches, scores = NearestNeighbor(RATIO).match(a0.keypoints, a1.keypoints)
-        return self.result(a0, a1, matches, scores)
+    def synthesised(self, f0: Features, f1: Features, found: int = 0) -> MatchResult | None:
+        """View synthesis on demand (``pygmatch.data.views``, MODS): round by round
+        (``SYNTHESIS_ROUNDS``), SIFT on more simulated views of both images joins the keypoints
+        already found, the strongest ``SYNTHESIS_MAX_KEYPOINTS`` per image are matched by the ratio
+        test against the first geometrically inconsistent neighbour (``fginn_match``) and refined by
+        this pipeline's refiner through the local affine map each match's views imply. The first
+        round whose match has at least ``SYNTHESIS_MIN_INLIERS`` inliers and more than ``found`` is
+        returned; None if none does. (The graph network judges plain SIFT candidates only.)"""
+        known0, known1 = ViewKeypoints.of_image(f0.keypoints), ViewKeypoints.of_image(f1.keypoints)
+        for tilts in SYNTHESIS_ROUNDS:
+            with torch_threads(self.threads):
+                known0, known1 = (ViewKeypoints.concatenate([known, detect_views(f.image, views_of(tilts), self.extractor.max_keypoints)])
+                                  for known, f in ((known0, f0), (known1, f1)))
+                a0, a1 = (k.strongest(SYNTHESIS_MAX_KEYPOINTS) for k in (known0, known1))
+                matches, scores = fginn_match(a0.keypoints.descriptors, a1.keypoints.descriptors, a0.keypoints.xy, a1.keypoints.xy)
+                result = self.result(Features(f0.image, a0.keypoints, f0.S, f0.original_size),
+                                     Features(f1.image, a1.keypoints, f1.S, f1.original_size), matches, scores, checked_maps(a0, a1, matches))
+            if inlier_count(result) >= max(SYNTHESIS_MIN_INLIERS, found + 1):
+                return result
+        return None
 
-    def result(self, f0: Features, f1: Features, matches: np.ndarray, scores: np.ndarray) -> MatchResult:
-        """The ``MatchResult`` of given matches: their positions, refined by this pipeline's refiner."""
+    def result(self, f0: Features, f1: Features, matches: np.ndarray, scores: np.ndarray, maps: np.ndarray | None = None) -> MatchResult:
+        """The ``MatchResult`` of given matches: their positions, refined by this pipeline's refiner
+        (``maps``: each match's local linear motion, for the patch refiners, when known)."""
         matches = np.asarray(matches, np.int64).reshape(-1, 2)
         points0 = f0.keypoints.xy[matches[:, 0]].astype(np.float64)
         points1 = f1.keypoints.xy[matches[:, 1]].astype(np.float64)
         if self.refiner is not None and len(matches):
             with torch_threads(self.threads):
-                points1 = self.refiner.refine(f0.image, f1.image, points0, points1)
+                if maps is not None and isinstance(self.refiner, PatchStage):
+                    points1 = self.refiner.refine(f0.image, f1.image, points0, points1, maps)
+                else:
+                    points1 = self.refiner.refine(f0.image, f1.image, points0, points1)
         return MatchResult(f0, f1, matches, np.asarray(scores, np.float32).reshape(-1), f0.to_original(points0), f1.to_original(points1))
 
     def __repr__(self) -> str:

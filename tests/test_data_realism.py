@@ -10,7 +10,7 @@ import cv2
 import numpy as np
 
 from pygmatch.data import EMBEDDED_IMAGES, list_images, read_gray
-from pygmatch.data.geometry import REAL_RANGES, HomographyRanges, image_overlap, ranges_at, sample_homography
+from pygmatch.data.geometry import EXTREME_RANGES, REAL_RANGES, HomographyRanges, image_overlap, ranges_at, sample_homography
 from pygmatch.data.photometric import Photometric, disk_kernel, line_kernel
 
 
@@ -52,6 +52,23 @@ def test_difficulty_3_covers_the_real_pairs():
     assert rot.max() > 150
     assert tilt.max() > 3.0 and np.median(tilt) > 1.3
     assert np.mean(np.array(overlap) >= REAL_RANGES.min_overlap) > 0.95
+
+
+def test_difficulty_4_is_an_oblique_view_of_tilt_3_to_8():
+    rng = np.random.default_rng(0)
+    tilt, overlap = [], []
+    for _ in range(200):
+        H = sample_homography((640, 480), rng, 4.0)
+        s = np.linalg.svd(centre_jacobian(H), compute_uv=False)
+        tilt.append(s[0] / s[1])
+        overlap.append(image_overlap(H, (640, 480)))
+    tilt = np.array(tilt)
+    assert ranges_at(4.0) == (EXTREME_RANGES, 1.0)
+    assert tilt.min() > 2.9 and tilt.max() < 8.1 and np.percentile(tilt, 90) > 6.5
+    assert min(overlap) >= EXTREME_RANGES.min_overlap
+    image = read_gray(list_images(EMBEDDED_IMAGES)[0])  # the real photometric changes, as difficulty 3
+    for seed in range(3):
+        assert np.array_equal(Photometric()(image, np.random.default_rng(seed), 4.0), Photometric()(image, np.random.default_rng(seed), 3.0))
 
 
 def test_blur_kernels_are_normalised_disks_and_lines():

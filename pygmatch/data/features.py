@@ -23,10 +23,11 @@ FEATURES = ("sift", "orb", "asift")
 # train, and the homography benchmarks (``eval.coco``, ``eval.hpatches``) run, at 1024, their protocol.
 DEFAULT_MAX_KEYPOINTS = 2048
 BENCHMARK_MAX_KEYPOINTS = 1024
-# On-demand view synthesis (``views="auto"``): a pair's plain match stands when its fundamental
-# matrix has at least this many RANSAC inliers (1 px of the downscaled images), COLMAP's own minimum for a verified pair;
-# else ASIFT keypoints (SIFT on affine-simulated views) of the same images are matched and kept
-# when they reach it with more inliers.
+# On-demand view synthesis (``views="auto"``, ``pygmatch.data.views``): a pair's plain match stands
+# when its fundamental matrix has at least this many RANSAC inliers (1 px of the downscaled images),
+# COLMAP's own minimum for a verified pair; else keypoints of simulated oblique views of the same
+# images (at most SYNTHESIS_MAX_KEYPOINTS per image) are matched, round by round, and kept when
+# they reach it with more inliers.
 VIEWS = ("plain", "auto")
 SYNTHESIS_MIN_INLIERS = 15
 SYNTHESIS_MAX_KEYPOINTS = 8192

@@ -27,8 +27,9 @@ class HomographyRanges:
     min_overlap: resample until the warped image 0 and image 1 share at least this fraction of
         the smaller of the two areas, so the content stays visible.
     log_tilt: an area-preserving stretch along a random direction by ``exp(v·log_tilt)``, ``v``
-        uniform in [0, 1] (the anisotropy σ1/σ2 of a plane seen obliquely, 1/cos(viewpoint angle));
-        0 (the default) draws nothing, so the difficulty-1 and -2 pairs are what they always were.
+        uniform in [0, 1] (the anisotropy σ1/σ2 of a plane seen obliquely, 1/cos(viewpoint angle), ASIFT's
+        tilt); 0 (the default) draws nothing, so the difficulty-1 and -2 pairs are what they always were.
+    min_log_tilt: the stretch starts there instead: ``exp(min_log_tilt + v·(log_tilt − min_log_tilt))``.
     perspective_first: apply the projective part in image 0's own (centred) coordinates, before the
         zoom, so that ``perspective`` bounds the distortion across image 0 at any zoom; False (the
         default, difficulties 1 and 2) applies it after rotation and zoom, so a zoom of s scales it by s.
@@ -41,6 +42,7 @@ class HomographyRanges:
     min_overlap: float = 0.5
     log_tilt: float = 0.0
     perspective_first: bool = False
+    min_log_tilt: float = 0.0
 
 
 # Difficulty 3 is not three times difficulty 1 but the ranges measured on real photograph pairs
@@ -50,11 +52,17 @@ class HomographyRanges:
 # a corner). It is sampled at these ranges unscaled.
 REAL_RANGES = HomographyRanges(rotation_deg=180.0, log_scale=math.log(4.0), perspective=0.15, translation=0.15, min_overlap=0.5,
                                log_tilt=math.log(3.5), perspective_first=True)
-DIFFICULTY_PRESETS = {3.0: REAL_RANGES}
+# Difficulty 4, "extreme": an oblique view of tilt 3 to 8 (70.5° to 82.8° from the normal), the
+# range of view synthesis (``views="auto"``; ASIFT simulates tilts √2 … 8) that SIFT alone does not
+# match; zoom 0.5-2, any rotation, perspective as difficulty 3. At tilt 8 an image squeezed to 1/√8
+# of its width can share only ~35 % of the frame, hence the lower overlap.
+EXTREME_RANGES = HomographyRanges(rotation_deg=180.0, log_scale=math.log(2.0), perspective=0.15, translation=0.1, min_overlap=0.3,
+                                  log_tilt=math.log(8.0), perspective_first=True, min_log_tilt=math.log(3.0))
+DIFFICULTY_PRESETS = {3.0: REAL_RANGES, 4.0: EXTREME_RANGES}
 
 
 def ranges_at(difficulty: float, ranges: HomographyRanges = HomographyRanges()) -> tuple[HomographyRanges, float]:
-    """``(ranges, multiplier)`` the sampler uses: a preset difficulty (3: ``REAL_RANGES``) with the
+    """``(ranges, multiplier)`` the sampler uses: a preset difficulty (3: ``REAL_RANGES``, 4: ``EXTREME_RANGES``) with the
     default ranges gives the preset at multiplier 1; anything else scales ``ranges`` by ``difficulty``."""
     if ranges == HomographyRanges() and float(difficulty) in DIFFICULTY_PRESETS:
         return DIFFICULTY_PRESETS[float(difficulty)], 1.0
@@ -86,7 +94,8 @@ def sample_homography(
         c, si = math.cos(angle), math.sin(angle)
         rot_scale = np.array([[s * c, -s * si, 0], [s * si, s * c, 0], [0, 0, 1]])
         if ranges.log_tilt > 0:  # drawn only then: the stream of the other ranges stays as it was
-            t = math.exp(0.5 * ranges.log_tilt * difficulty * rng.uniform(0, 1))
+            # written so that min_log_tilt = 0 draws bit for bit what it drew before it existed
+            t = math.exp(0.5 * (ranges.log_tilt - ranges.min_log_tilt) * difficulty * rng.uniform(0, 1) + 0.5 * ranges.min_log_tilt)
             phi = rng.uniform(0, math.pi)
             cp, sp = math.cos(phi), math.sin(phi)
             R = np.array([[cp, -sp], [sp, cp]])

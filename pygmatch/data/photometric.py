@@ -6,6 +6,10 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 
+# The difficulties whose photometric changes are those of real photographs (``RealPhotometric``):
+# 3 (real pairs) and 4 (extreme viewpoints; ``geometry.DIFFICULTY_PRESETS``).
+REAL_PHOTOMETRY = (3.0, 4.0)
+
 
 @dataclass(frozen=True)
 class RealPhotometric:
@@ -96,8 +100,8 @@ class Photometric:
     blur: Gaussian blur with sigma uniform in [0, ``blur_sigma``] px, applied with probability 0.5.
     noise: Gaussian noise with std uniform in [0, ``noise_std``] grey levels.
 
-    ``difficulty=3`` is the preset of real photograph pairs, ``real`` (``RealPhotometric``: gamma,
-    exposure, defocus and motion blur, JPEG), not three times these ranges.
+    ``difficulty=3`` (and 4, extreme viewpoints) is the preset of real photograph pairs, ``real``
+    (``RealPhotometric``: gamma, exposure, defocus and motion blur, JPEG), not three or four times these ranges.
     """
 
     brightness: float = 25.0
@@ -107,7 +111,7 @@ class Photometric:
     real: RealPhotometric = RealPhotometric()
 
     def __call__(self, image: np.ndarray, rng: np.random.Generator, difficulty: float = 1.0) -> np.ndarray:
-        if float(difficulty) == 3.0:
+        if float(difficulty) in REAL_PHOTOMETRY:
             return self.real(image, rng)
         img = image.astype(np.float32)
         mean = img.mean()

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import numpy as np
+import torch
 
 from ..errors import PygmatchError
 from ..data.features import Keypoints
@@ -32,6 +33,43 @@ def nearest_neighbor_match(desc0: np.ndarray, desc1: np.ndarray, ratio: float | 
 
 
 RATIO = 0.8  # Lowe's ratio of the ``nn-ratio`` method
+FGINN_RADIUS = 10.0  # px: nearer neighbours than this to the nearest one are taken as the same point
+
+
+def fginn_match(desc0: np.ndarray, desc1: np.ndarray, xy0: np.ndarray, xy1: np.ndarray, ratio: float = RATIO,
+                radius: float = FGINN_RADIUS, candidates: int = 10, chunk: int = 2048) -> tuple[np.ndarray, np.ndarray]:
+    """Mutual nearest neighbours that pass the ratio test against the *first geometrically
+    inconsistent* nearest neighbour (Mishkin, Matas and Perdoch 2015), both ways: the second
+    neighbour is the nearest one more than ``radius`` px away from the first (among the
+    ``candidates`` nearest; none such: the last of them). Keypoints found on several synthesised
+    views of one place of an image have near-equal descriptors, which Lowe's test would take for
+    an ambiguity. Same return as ``nearest_neighbor_match``; the similarity is computed ``chunk``
+    rows at a time."""
+    n, m = len(desc0), len(desc1)
+    if n == 0 or m == 0:
+        return np.zeros((0, 2), np.int64), np.zeros(0, np.float32)
+
+    def one_way(a, b, xy_b):  # nearest neighbour, its squared distance, passes the test
+        k = min(candidates, len(b))
+        tb = torch.from_numpy(np.ascontiguousarray(b, np.float32))
+        best, order = [], []
+        for start in range(0, len(a), chunk):
+            sim = torch.from_numpy(np.ascontiguousarray(a[start:start + chunk], np.float32)) @ tb.T
+            top = sim.topk(k, dim=1)
+            best.append(top.values.numpy()), order.append(top.indices.numpy())
+        d2 = np.maximum(2.0 - 2.0 * np.concatenate(best), 0.0)
+        order = np.concatenate(order)
+        if k < 2:
+            return order[:, 0], d2[:, 0], np.ones(len(a), bool)
+        far = np.linalg.norm(xy_b[order[:, 1:]] - xy_b[order[:, :1]], axis=2) > radius
+        second = np.where(far.any(1), far.argmax(1) + 1, k - 1)
+        return order[:, 0], d2[:, 0], d2[:, 0] < ratio**2 * d2[np.arange(len(a)), second]
+
+    xy0, xy1 = np.asarray(xy0, np.float64), np.asarray(xy1, np.float64)
+    nn0, d0, pass0 = one_way(desc0, desc1, xy1)
+    nn1, _, pass1 = one_way(desc1, desc0, xy0)
+    i = np.nonzero((nn1[nn0] == np.arange(n)) & pass0 & pass1[nn0])[0]
+    return np.stack([i, nn0[i]], 1).astype(np.int64), (1.0 - d0[i] / 4.0).astype(np.float32)
 
 
 def match_nn(kp0: Keypoints, kp1: Keypoints) -> tuple[np.ndarray, np.ndarray]:

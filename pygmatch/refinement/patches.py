@@ -111,14 +111,15 @@ def parabola_peak(r: torch.Tensor) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     return np.stack([x + dx - centre, y + dy - centre], 1), peak, interior
 
 
-def match_patches(image0, image1, points0: np.ndarray, points1: np.ndarray, half: int, search: int
+def match_patches(image0, image1, points0: np.ndarray, points1: np.ndarray, half: int, search: int, maps: np.ndarray | None = None
                   ) -> tuple[torch.Tensor, torch.Tensor, np.ndarray]:
     """``(templates (K, t, t), windows (K, w, w), usable (K,) bool)`` with t = 2·half+1 and
     w = t + 2·search: image 0's patches warped into image 1's frame (through the inverse local
-    motion) and image 1's search windows around ``points1``; usable: both inside their images and
-    a local motion that can be inverted."""
+    motion: ``maps`` (K, 2, 2), image 0 → image 1, or else ``local_linear_maps``) and image 1's
+    search windows around ``points1``; usable: both inside their images and a local motion that
+    can be inverted."""
     points0, points1 = np.asarray(points0, np.float64), np.asarray(points1, np.float64)
-    maps = local_linear_maps(points0, points1)
+    maps = local_linear_maps(points0, points1) if maps is None else np.asarray(maps, np.float64)
     invertible = np.abs(np.linalg.det(maps)) > 1e-6
     inverse = np.linalg.inv(np.where(invertible[:, None, None], maps, np.eye(2)))
     templates, inside0 = sample_patches(as_image_tensor(image0), points0, inverse, half)
@@ -151,16 +152,21 @@ class PatchStage:
         raise NotImplementedError
 
     @torch.no_grad()
-    def refine(self, image0, image1, points0: np.ndarray, points1: np.ndarray) -> np.ndarray:
+    def refine(self, image0, image1, points0: np.ndarray, points1: np.ndarray, maps: np.ndarray | None = None) -> np.ndarray:
         """Refined ``points1`` (K, 2) float64; a match whose patches leave an image stays, and so
-        does one whose two patches hold the same pixels (``exact_matches``)."""
+        does one whose two patches hold the same pixels (``exact_matches``). ``maps`` (K, 2, 2):
+        the local linear motion image 0 → image 1 of each match when known (e.g. from the views
+        its keypoints were found on, ``pygmatch.data.views.local_affine``); else it is fitted to
+        the neighbouring matches."""
         points0, points1 = check_points(points0, points1)
+        if maps is not None and np.shape(maps) != (len(points0), 2, 2):
+            raise PygmatchError(f"refine: maps must be (K, 2, 2), one per match, got shape {np.shape(maps)} for {len(points0)} matches")
         as_image_tensor(image0), as_image_tensor(image1)  # bad images: one line, also without matches
         if len(points1) == 0:
             return points1
         moving = ~exact_matches(image0, image1, points0, points1, self.half)
         for _ in range(self.iterations if moving.any() else 0):
-            templates, windows, usable = match_patches(image0, image1, points0, points1, self.half, self.search)
+            templates, windows, usable = match_patches(image0, image1, points0, points1, self.half, self.search, maps)
             move = usable & moving
             if move.any():
                 chosen = torch.from_numpy(np.nonzero(move)[0])

@@ -54,6 +54,9 @@ class DataConfig(Section):
     difficulty: tuple[float, ...] = setting((1.0, 2.0), difficulty_list, help="on the fly: difficulties, cycled pair by pair")
     max_keypoints: int = setting(1024, positive_int, help="on the fly: SIFT keypoints per image (a bank's pairs keep what it holds)")
     size: tuple[int, int] = setting((640, 480), size_type, help="training image size WxH")
+    scenes: list[str] | None = setting(None, help="real scenes (SCENE/images/ and a COLMAP text model with points3D.txt) whose pairs "
+                                                   "join the training pairs, labelled by the reconstruction (docs/training.md)")
+    scene_pairs: int = setting(200, positive_int, help="--scenes: pairs per scene (images sharing >= 50 3-D points)")
 
 
 @dataclass

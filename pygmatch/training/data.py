@@ -187,4 +187,24 @@ def feature_stats(dataset, limit: int = 2000) -> tuple[torch.Tensor, torch.Tenso
     return x.mean(0), x.std(0).clamp(min=1e-6)
 
 
-__all__ = ["BankGraphs", "BankSlice", "ImageGraphs", "feature_stats", "labelled_graph", "parse_bank", "split_banks"]
+class JoinedGraphs(torch.utils.data.ConcatDataset):
+    """Several datasets of training graphs as one (homography pairs and real scenes' pairs); a new
+    epoch reaches those that have epochs."""
+
+    def set_epoch(self, epoch: int) -> None:
+        for dataset in self.datasets:
+            if hasattr(dataset, "set_epoch"):
+                dataset.set_epoch(epoch)
+
+    def __repr__(self) -> str:
+        return " + ".join(map(repr, self.datasets))
+
+
+def in_memory(dataset) -> bool:
+    """Graphs built once and kept (no SIFT left for loader workers to run)."""
+    if isinstance(dataset, JoinedGraphs):
+        return all(in_memory(d) for d in dataset.datasets)
+    return not isinstance(dataset, ImageGraphs)
+
+
+__all__ = ["BankGraphs", "BankSlice", "ImageGraphs", "JoinedGraphs", "in_memory", "feature_stats", "labelled_graph", "parse_bank", "split_banks"]

@@ -28,7 +28,8 @@ from .callbacks import (AtomicCheckpointIO, EpochSeed, LastCheckpoint, RankAgree
 from ..refinement import LearnedRefiner
 from .config import RefinerTrainConfig, RunSpec, TrainConfig
 from .curves import write_curves
-from .data import BankGraphs, ImageGraphs, feature_stats, split_banks
+from .data import BankGraphs, ImageGraphs, JoinedGraphs, feature_stats, in_memory, split_banks
+from .scenes import SceneGraphs
 from .module import MatcherModule, NonFiniteLoss, RefinerModule, ScheduledModule
 from .refiner import refiner_datasets
 
@@ -92,6 +93,9 @@ def make_datasets(cfg: TrainConfig) -> tuple[BankGraphs | ImageGraphs, BankGraph
     else:  # fixed pairs, another seed than training's
         val_set = ImageGraphs([d.val_data or EMBEDDED_IMAGES], model, seed + 12345, 1, d.difficulty, max_images=d.val_images, fixed=True,
                               what="--val-data", **images)
+    if d.scenes:  # real pairs join the training pairs; validation stays on homography pairs, which measure AUC
+        train_set = JoinedGraphs([train_set, SceneGraphs(d.scenes, model, d.scene_pairs, max(d.size), d.max_keypoints, seed,
+                                                         cfg.run.progress)])
     seen = source_images(val_set) & source_images(train_set)
     if seen and first_process():
         warnings.warn(f"the validation pairs come from training images ({len(seen)} of them, e.g. {min(map(str, seen))}): the validation "
@@ -111,7 +115,9 @@ def source_images(dataset: BankGraphs | ImageGraphs) -> set:
     """The images a dataset's pairs are made from, to compare training and validation: files (of
     a bank: the source images of the pairs it takes), or (bank, image index) where a bank's source
     folders are not here."""
-    if isinstance(dataset, ImageGraphs):
+    if isinstance(dataset, JoinedGraphs):
+        return set().union(*(source_images(part) for part in dataset.datasets))
+    if isinstance(dataset, (ImageGraphs, SceneGraphs)):
         return set(_resolved(dataset.files))
     images = set()
     for part in dataset.parts:
@@ -172,10 +178,10 @@ def matcher_run(cfg: TrainConfig, resume: str | None):
         path = resolve_checkpoint(cfg.run.init)
         load_weights(module.model, model_state(read_checkpoint(path), path)[1], path)
     elif not resume:  # the input normalisation, fixed from the training pairs (on the fly: a sample of them)
-        mean, std = feature_stats(train_set, len(train_set) if isinstance(train_set, BankGraphs) else 32)
+        mean, std = feature_stats(train_set, len(train_set) if in_memory(train_set) else 32)
         module.model.mean.copy_(mean)
         module.model.std.copy_(std)
-    return train_set, val_set, module, 0 if isinstance(train_set, BankGraphs) else cfg.workers  # bank graphs are in memory already
+    return train_set, val_set, module, 0 if in_memory(train_set) else cfg.workers  # bank and scene graphs are in memory already
 
 
 def refiner_run(cfg: RefinerTrainConfig, out: Path):

@@ -22,6 +22,7 @@ padded to ``min_keep`` candidates, the behaviour before ``pad_from`` existed.
 from __future__ import annotations
 
 import argparse
+import sys
 import time
 from pathlib import Path
 
@@ -132,9 +133,8 @@ def main(argv=None) -> None:
     groups = np.array(groups)
 
     lines = ["# Unrelated images: matches where there is nothing to match", "",
-             f"`python -m benchmarks.unrelated --data {args.data} --sequences {args.sequences}"
-             + (f" --methods {args.methods}" if args.methods != METHODS else "")
-             + (f" --images {args.images}" if args.images else "") + "`", "", __doc__.split("\n\n")[1].replace("\n", " "), "",
+             f"`python -m benchmarks.unrelated {' '.join(sys.argv[1:] if argv is None else argv)}`", "",
+             __doc__.split("\n\n")[1].replace("\n", " "), "",
              "| pairs | pipeline | pairs | median matches | 90th pct | largest | pairs with >= 8 RANSAC inliers |",
              "|---|---|---:|---:|---:|---:|---:|"]
     for group in ["all"] + sorted(set(groups.tolist())):

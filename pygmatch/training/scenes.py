@@ -116,7 +116,10 @@ def load_views(scene: str | os.PathLike, resize: int, max_keypoints: int, featur
         path = scene / "images" / name
         if not path.is_file():
             raise PygmatchError(f"{path}: no such image (registered in {folder / 'images.txt'})")
-        gray = read_gray(path)
+        gray = read_gray(path, None)
+        if (gray.shape[1], gray.shape[0]) != (image.camera.width, image.camera.height):
+            raise PygmatchError(f"{path}: the image is {gray.shape[1]}x{gray.shape[0]}, its camera in {folder / 'cameras.txt'} "
+                                f"{image.camera.width}x{image.camera.height}: not the photograph the model was made from")
         small, S = downscale(gray, resize)
         xy, ids = observed.get(name, (np.zeros((0, 2)), np.zeros(0, np.int64)))
         known = np.array([i in points for i in ids], bool)

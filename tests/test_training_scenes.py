@@ -94,6 +94,10 @@ def test_a_scene_without_3d_points_or_covisible_pairs_is_one_line(tmp_path, plan
     (scene / "model" / "points3D.txt").write_text("")
     with pytest.raises(PygmatchError, match="no two images share 50 3-D points"):
         SceneGraphs([scene], CandidateGraphConfig(), progress=False)
+    # a photograph that is not the one reconstructed (another size than its camera's) would be mislabelled
+    cv2.imwrite(str(scene / "images" / "b.png"), np.zeros((300, 400), np.uint8))
+    with pytest.raises(PygmatchError, match=r"b.png: the image is 400x300, its camera .* 640x480"):
+        load_views(scene, 640, 256)
 
 
 def test_train_run_trains_on_scenes_beside_homography_pairs(tmp_path, plane_scene):

@@ -188,6 +188,8 @@ class MatchResult:
         return f"MatchResult({len(self.keypoints0)} and {len(self.keypoints1)} keypoints, {len(self.matches)} matches)"
 
 
+# The neighbour-fitted motion of a synthesised match is trusted when it is within this fraction of the
+# views' motion (whose median error on correct matches is ~0.13: docs/views.md); set a priori, not tuned.
 MAP_AGREEMENT = 0.3
 
 
@@ -346,7 +348,7 @@ class Pipeline:
         (``SYNTHESIS_ROUNDS``), SIFT on more simulated views of both images joins the keypoints
         already found, the strongest ``SYNTHESIS_MAX_KEYPOINTS`` per image are matched by the ratio
         test against the first geometrically inconsistent neighbour (``fginn_match``) and refined by
-        this pipeline's refiner through the local affine map each match's views imply. The first
+        this pipeline's refiner through the local motion ``checked_maps`` gives each match. The first
         round whose match has at least ``SYNTHESIS_MIN_INLIERS`` inliers and more than ``found`` is
         returned; None if none does. (The graph network judges plain SIFT candidates only.)"""
         known0, known1 = ViewKeypoints.of_image(f0.keypoints), ViewKeypoints.of_image(f1.keypoints)

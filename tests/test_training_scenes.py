@@ -88,6 +88,8 @@ def test_labels_agree_with_the_exact_truth(plane_scene):
 
 def test_a_scene_without_3d_points_or_covisible_pairs_is_one_line(tmp_path, plane_scene):
     scene, _ = plane_scene
+    with pytest.raises(PygmatchError, match="nowhere: no such scene folder"):
+        SceneGraphs([tmp_path / "nowhere"], CandidateGraphConfig(), progress=False)
     (scene / "model" / "points3D.txt").unlink()
     with pytest.raises(PygmatchError, match="no COLMAP text model with points3D.txt"):
         SceneGraphs([scene], CandidateGraphConfig(), progress=False)

@@ -64,6 +64,8 @@ class SceneView:
 
 
 def model_dir(scene: Path) -> Path:
+    if not scene.is_dir():
+        raise PygmatchError(f"{scene}: no such scene folder")
     for sub in ("model", "gt", "sparse", "."):
         if (scene / sub / "points3D.txt").is_file():
             return scene / sub

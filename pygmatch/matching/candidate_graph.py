@@ -50,18 +50,22 @@ def top2(sim: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
 
 
 def fold_top2(first: torch.Tensor, second: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-    """The largest and second largest values (c,) over the rows of ``first`` and ``second`` (r, c):
-    each row holds a group's largest and second largest. The upper half of the groups is merged
-    into the lower half (the second of two groups is the larger of the smaller first and the
-    seconds), until one is left: elementwise ``maximum``/``minimum`` only, vectorised along the
-    rows, where ``topk(2, dim=0)`` walks each column with a stride."""
+    """The largest and second largest values (c,) over the rows of ``first`` and ``second`` (r, c),
+    each row a group's largest and second largest: the upper half of the groups is merged into the
+    lower half (the second of two groups is the largest of the smaller first and the two seconds)
+    until one is left. Elementwise ``maximum``/``minimum``, vectorised along the rows, where
+    ``topk(2, dim=0)`` walks each column with a stride; written into ``first`` and ``second``,
+    which are overwritten (fresh buffers at every step cost more than the arithmetic)."""
     while len(first) > 1:
         if len(first) % 2:
             pad = first.new_full((1, first.size(1)), -torch.inf)
             first, second = torch.cat([first, pad]), torch.cat([second, pad])
         h = len(first) // 2
-        first, second = (torch.maximum(first[:h], first[h:]),
-                         torch.maximum(torch.minimum(first[:h], first[h:]), torch.maximum(second[:h], second[h:])))
+        low = torch.minimum(first[:h], first[h:])
+        torch.maximum(second[:h], second[h:], out=second[:h])
+        torch.maximum(second[:h], low, out=second[:h])
+        torch.maximum(first[:h], first[h:], out=first[:h])
+        first, second = first[:h], second[:h]
     return first[0], second[0]
 
 
@@ -84,8 +88,9 @@ def nearest_two(d0: np.ndarray, d1: np.ndarray) -> tuple[torch.Tensor, torch.Ten
     rows, cols = -(-n // TOP2_BLOCK) * TOP2_BLOCK, -(-m // TOP2_BLOCK) * TOP2_BLOCK
     a = torch.cat([a, a.new_zeros(rows - n, a.size(1))])
     b = torch.cat([b, b.new_zeros(cols - m, b.size(1))])
-    best0, order0, col_first, col_second = [], [], [], []
-    for start in range(0, rows, SIMILARITY_ROWS):
+    starts = range(0, rows, SIMILARITY_ROWS)
+    best0, order0, columns = [], [], torch.empty(2, len(starts), cols)  # each block's column maxima: largest, second
+    for k, start in enumerate(starts):
         sim = torch.mm(a[start:start + SIMILARITY_ROWS], b.T)
         sim[:, m:] = -torch.inf
         sim[max(n - start, 0):] = -torch.inf
@@ -93,10 +98,9 @@ def nearest_two(d0: np.ndarray, d1: np.ndarray) -> tuple[torch.Tensor, torch.Ten
         best0.append(values)
         order0.append(index)
         h = len(sim) // 2  # even: a multiple of TOP2_BLOCK rows
-        first, second = fold_top2(torch.maximum(sim[:h], sim[h:]), torch.minimum(sim[:h], sim[h:]))
-        col_first.append(first)
-        col_second.append(second)
-    first, second = fold_top2(torch.stack(col_first), torch.stack(col_second))
+        second = torch.minimum(sim[:h], sim[h:])
+        columns[0, k], columns[1, k] = fold_top2(torch.maximum(sim[:h], sim[h:], out=sim[:h]), second)
+    first, second = fold_top2(columns[0], columns[1])
     return torch.cat(best0)[:n], torch.cat(order0)[:n], torch.stack([first, second], 1)[:m]
 
 

@@ -12,7 +12,8 @@ from pygmatch.data import EMBEDDED_IMAGES, list_images, make_pair, pair_rng, rea
 from pygmatch.data.features import extract
 from pygmatch.data.geometry import warp_points
 from pygmatch.errors import PygmatchError
-from pygmatch.matching.candidate_graph import CandidateGraphMatching, candidate_graph, descriptor_candidates
+from pygmatch.data.scenes import EMBEDDED_SCENES
+from pygmatch.matching.candidate_graph import CandidateGraphMatching, candidate_graph, descriptor_candidates, nearest_two
 from pygmatch.matching.nearest import nearest_neighbor_match
 from pygmatch.nn.candidate_graph import CandidateGraphConfig, CandidateGraphNet, candidate_loss, sparse_dual_softmax, weighted_affine_fit
 from pygmatch.training.module import pair_results
@@ -63,6 +64,69 @@ def test_candidates_are_the_descriptor_neighbours(graphs):
         descriptor_candidates(kp0.descriptors, kp1.descriptors, "top9")
 
 
+def whole_matrix_candidates(d0, d1, kind):
+    """The candidates as they were computed before ``nearest_two``: the whole similarity matrix and
+    ``topk`` along both of its dimensions (the reference of the blockwise search)."""
+    n, m = len(d0), len(d1)
+    sim = torch.from_numpy(d0) @ torch.from_numpy(d1).T
+    (best0, order0), (best1, order1) = sim.topk(2, dim=1), sim.T.contiguous().topk(2, dim=1)
+    two0, two1 = np.maximum(2.0 - 2.0 * best0.numpy(), 0.0), np.maximum(2.0 - 2.0 * best1.numpy(), 0.0)
+    order0, order1 = order0.numpy(), order1.numpy()
+    nn0, nn1 = order0[:, 0], order1[:, 0]
+    if kind == "mutual":
+        i = np.nonzero(nn1[nn0] == np.arange(n))[0]
+        cand = np.stack([i, nn0[i]], 1)
+    else:
+        cand = np.unique(np.concatenate([np.stack([np.repeat(np.arange(n), 2), order0.reshape(-1)], 1),
+                                         np.stack([order1.reshape(-1), np.repeat(np.arange(m), 2)], 1)]), axis=0)
+    i, j = cand[:, 0], cand[:, 1]
+    feats = np.stack([np.maximum(2.0 - 2.0 * sim.numpy()[i, j], 0.0), np.sqrt(two0[i, 0] / np.maximum(two0[i, 1], 1e-12)),
+                      np.sqrt(two1[j, 0] / np.maximum(two1[j, 1], 1e-12)), (nn0[i] == j) & (nn1[j] == i)], 1)
+    return cand, feats.astype(np.float32)
+
+
+@pytest.fixture(scope="module")
+def photo_descriptors():
+    """rootSIFT descriptors of two overlapping photographs (the embedded pose scene), 3000
+    keypoints at most each (not a multiple of the search's blocks)."""
+    from pygmatch.pipeline import Extractor
+
+    extractor = Extractor("sift", 3000)
+    files = sorted((EMBEDDED_SCENES / "lund_door" / "images").iterdir())[:2]
+    return [extractor(f).keypoints.descriptors for f in files]
+
+
+def test_blockwise_nearest_two_is_the_whole_similarity_topk(photo_descriptors):
+    d0, d1 = photo_descriptors
+    sim = torch.from_numpy(d0) @ torch.from_numpy(d1).T
+    best0, order0, best1 = nearest_two(d0, d1)
+    rows, cols = sim.topk(2, dim=1), sim.topk(2, dim=0)
+    assert torch.equal(best0, rows.values) and torch.equal(best1, cols.values.T)  # bit for bit
+    assert torch.equal(sim.gather(1, order0), best0)  # the indices point at those values ...
+    distinct = (sim.topk(3, dim=1).values.diff(dim=1) != 0).all(1)
+    assert distinct.sum() > 0.99 * len(d0) and torch.equal(order0[distinct], rows.indices[distinct])  # ... topk's, ties aside
+    best1_swapped, order1, best0_swapped = nearest_two(d1, d0)
+    assert torch.equal(best1_swapped, best1) and torch.equal(best0_swapped, best0)  # the same similarities from either side
+    assert torch.equal(sim.T.gather(1, order1), best1)
+
+
+@pytest.mark.parametrize("n,m", [(None, None), (70, 130), (300, 64), (129, 1000), (1000, 257), (2, 3), (3000, 5)])
+@pytest.mark.parametrize("kind", ["mutual", "top2"])
+def test_candidates_equal_the_whole_matrix_search(photo_descriptors, kind, n, m):
+    """On real descriptors, whole and cut to sizes that exercise the padding and the small-row
+    path. With a handful of keypoints on one side torch.mm's whole product takes a small-matrix
+    kernel: the same candidates, the features to the last bit or so."""
+    d0, d1 = photo_descriptors[0][:n], photo_descriptors[1][:m]
+    cand, feats = descriptor_candidates(d0, d1, kind)
+    ref_cand, ref_feats = whole_matrix_candidates(d0, d1, kind)
+    assert len(cand) >= (min(len(d0), len(d1)) // 4 if n is None else 1)
+    np.testing.assert_array_equal(cand, ref_cand)
+    if min(len(d0), len(d1)) > 8:
+        np.testing.assert_array_equal(feats, ref_feats)
+    else:
+        np.testing.assert_allclose(feats, ref_feats, rtol=1e-5, atol=1e-6)
+
+
 def test_dual_softmax_sums_to_at_most_one_per_keypoint():
     z = torch.tensor([2.0, 1.0, 0.5, -1.0])
     g0, g1 = torch.tensor([0, 0, 1, 2]), torch.tensor([0, 1, 1, 2])
@@ -80,6 +144,40 @@ def test_batching_pairs_changes_nothing(graphs):
     batch = Batch.from_data_list([g[4] for g in graphs[:2]])
     together = model(batch).log_assign
     torch.testing.assert_close(together, torch.cat(alone), atol=1e-5, rtol=1e-4)
+
+
+def test_in_place_attention_message_is_the_formula_and_its_gradients(graphs):
+    """``CandidateAttention.message`` sums its (E, dim) terms in place: the same values, bit for
+    bit, and the same gradients as the formula written out of place."""
+    from torch_geometric.utils import softmax
+
+    from pygmatch.nn.candidate_graph import EDGE_FEATURES, CandidateAttention
+
+    torch.manual_seed(0)
+    att = CandidateAttention(32, 2, EDGE_FEATURES)
+    edge_index = graphs[0][4].edge_index0
+    n, e = graphs[0][4].num_nodes, edge_index.size(1)
+    h, edge_attr = torch.randn(n, 32), torch.randn(e, EDGE_FEATURES)
+    src, dst = edge_index
+
+    def run(message):
+        inputs = [t.clone().requires_grad_() for t in (h, edge_attr)]
+        q, k, v = att.w_t(inputs[0]), att.w_s(inputs[0]), att.v_h(inputs[0])
+        out = message(q[dst], k[src], v[src], inputs[1], dst, None, n)
+        out.pow(2).sum().backward()
+        return out.detach(), [t.grad for t in inputs], [p.grad.clone() for p in att.parameters() if p.grad is not None]
+
+    def formula(q_i, k_j, v_j, edge_attr, index, ptr, size_i):
+        x = torch.nn.functional.leaky_relu(q_i + k_j + att.w_e(edge_attr), 0.2).view(-1, 2, 16)
+        alpha = softmax((x * att.att).sum(-1), index, ptr, size_i)
+        return alpha[..., None] * (v_j + att.v_e(edge_attr)).view(-1, 2, 16)
+
+    out, grads, params = run(att.message)
+    att.zero_grad()
+    ref_out, ref_grads, ref_params = run(formula)
+    assert torch.equal(out, ref_out)
+    for a, b in zip(grads + params, ref_grads + ref_params):
+        torch.testing.assert_close(a, b, rtol=1e-5, atol=1e-6)
 
 
 def kept_precision(model, batch) -> float:

@@ -54,6 +54,26 @@ def test_patches_sample_the_image_bilinearly_through_the_map():
     assert inside.tolist() == [True, True, False]  # the last one's patch leaves the image
 
 
+def test_patches_through_real_local_maps_are_einsums_bit_for_bit(real_pairs):
+    """``sample_patches`` writes ``maps @ u`` out by hand: the same sampling positions as
+    ``np.einsum``, bit for bit, on the local motions of real matches."""
+    from pygmatch.refinement.patches import local_linear_maps
+
+    im0, _, _, points0, points1 = real_pairs[0]
+    maps = np.linalg.inv(local_linear_maps(points0, points1))
+    half = 7
+    offsets = np.arange(-half, half + 1, dtype=np.float64)
+    u = np.stack(np.meshgrid(offsets, offsets, indexing="xy"), -1).reshape(-1, 2)
+    where = points0[:, None, :] + np.einsum("kij,pj->kpi", maps, u)
+    h, w = im0.shape
+    grid = torch.from_numpy(where * (2.0 / np.array([w - 1, h - 1])) - 1.0).float().view(len(maps), 2 * half + 1, 2 * half + 1, 2)
+    image = as_image_tensor(im0)
+    expected = torch.nn.functional.grid_sample(image.expand(len(maps), -1, -1, -1), grid, mode="bilinear", padding_mode="zeros",
+                                               align_corners=True)[:, 0]
+    patches, _ = sample_patches(image, points0, maps, half)
+    assert len(maps) > 50 and torch.equal(patches, expected)
+
+
 def test_correlation_is_opencvs_normalised_correlation_and_the_peak_is_sub_pixel(image):
     rng = np.random.default_rng(0)
     windows = torch.from_numpy(np.stack([image[y:y + 21, x:x + 21] for y, x in rng.integers(50, 400, (5, 2))]).astype(np.float32))

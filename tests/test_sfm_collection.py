@@ -129,6 +129,14 @@ def test_dask_cluster_gives_the_same_store(run, dask, tmp_path):
     assert sfm.same_contents(store.contents(), sfm.Store(out, sfm.pipeline_config(pipe)).contents())
 
 
+def test_local_workers_keep_freed_memory_in_the_heap(dask):
+    """The workers --workers starts get WORKER_MALLOC, not Dask's MALLOC_TRIM_THRESHOLD_=65536."""
+    from pygmatch.sfm.distributed import WORKER_MALLOC
+
+    for name, value in WORKER_MALLOC.items():
+        assert set(dask.client.run(os.environ.get, name).values()) == {str(value)}
+
+
 def kill_my_worker_once(marker: str, value: int) -> int:
     """A task that kills the worker process running it the first time it runs (any task)."""
     if not os.path.exists(marker):

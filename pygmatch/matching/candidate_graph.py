@@ -30,39 +30,115 @@ from .select import keep_probable
 MIN_CANDIDATES = 8  # fewer: nothing to judge them against, all are kept
 
 
+SIMILARITY_ROWS = 256  # rows of image 0 whose similarities are computed at a time: a (256, m) block stays in the caches
+TOP2_BLOCK = 64  # top2's blocks of a similarity row
+
+
+def top2(sim: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """``(values (r, 2), indices (r, 2))``: the two largest values of each row of ``sim`` (r, c),
+    largest first, as ``sim.topk(2, dim=1)`` gives them (ties aside). With ``c`` a multiple of
+    ``TOP2_BLOCK``, each row is cut into blocks and ``topk`` runs only over the two blocks with the
+    largest maxima, which hold the row's two largest values: a block's maximum is a vectorised
+    ``amax``, several times cheaper than ``topk`` over the whole row."""
+    r, c = sim.shape
+    if c % TOP2_BLOCK or c < 2 * TOP2_BLOCK:
+        return sim.topk(2, dim=1)
+    blocks = sim.view(r, c // TOP2_BLOCK, TOP2_BLOCK).amax(2).topk(2, dim=1).indices  # (r, 2)
+    cols = (blocks[:, :, None] * TOP2_BLOCK + torch.arange(TOP2_BLOCK)).reshape(r, 2 * TOP2_BLOCK)
+    values, k = sim.gather(1, cols).topk(2, dim=1)
+    return values, cols.gather(1, k)
+
+
+def fold_top2(first: torch.Tensor, second: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """The largest and second largest values (c,) over the rows of ``first`` and ``second`` (r, c),
+    each row a group's largest and second largest: the upper half of the groups is merged into the
+    lower half (the second of two groups is the largest of the smaller first and the two seconds)
+    until one is left. Elementwise ``maximum``/``minimum``, vectorised along the rows, where
+    ``topk(2, dim=0)`` walks each column with a stride; written into ``first`` and ``second``,
+    which are overwritten (fresh buffers at every step cost more than the arithmetic)."""
+    while len(first) > 1:
+        if len(first) % 2:
+            pad = first.new_full((1, first.size(1)), -torch.inf)
+            first, second = torch.cat([first, pad]), torch.cat([second, pad])
+        h = len(first) // 2
+        low = torch.minimum(first[:h], first[h:])
+        torch.maximum(second[:h], second[h:], out=second[:h])
+        torch.maximum(second[:h], low, out=second[:h])
+        torch.maximum(first[:h], first[h:], out=first[:h])
+        first, second = first[:h], second[:h]
+    return first[0], second[0]
+
+
+def nearest_two(d0: np.ndarray, d1: np.ndarray) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """``(best0 (n, 2), order0 (n, 2), best1 (m, 2))``: the two largest dot products of each
+    descriptor of ``d0`` with those of ``d1`` and their indices, most similar first, and the two
+    largest of each descriptor of ``d1`` with those of ``d0`` (values only). Bit for bit the values
+    of ``(d0 @ d1.T).topk(2, dim=1)`` and ``topk(2, dim=0)`` (ties aside, the same indices).
+
+    The (n, m) similarity matrix is never held whole: ``SIMILARITY_ROWS`` rows at a time, each
+    block's row maxima (``top2``) and its column maxima (``fold_top2``), the latter merged over the
+    blocks at the end. A block of ``torch.mm`` sums each product in the same order as the whole
+    product (the tests check it on real descriptors), except with a handful of keypoints (8 or
+    fewer on a side), where the whole product takes a small-matrix kernel whose sums may differ in
+    the last bit. Both sets are padded to a multiple of ``TOP2_BLOCK`` with zero descriptors whose
+    similarities are set to −inf."""
+    n, m = len(d0), len(d1)
+    a = torch.from_numpy(np.ascontiguousarray(d0, np.float32))
+    b = torch.from_numpy(np.ascontiguousarray(d1, np.float32))
+    rows, cols = -(-n // TOP2_BLOCK) * TOP2_BLOCK, -(-m // TOP2_BLOCK) * TOP2_BLOCK
+    a = torch.cat([a, a.new_zeros(rows - n, a.size(1))])
+    b = torch.cat([b, b.new_zeros(cols - m, b.size(1))])
+    starts = range(0, rows, SIMILARITY_ROWS)
+    best0, order0, columns = [], [], torch.empty(2, len(starts), cols)  # each block's column maxima: largest, second
+    for k, start in enumerate(starts):
+        sim = torch.mm(a[start:start + SIMILARITY_ROWS], b.T)
+        sim[:, m:] = -torch.inf
+        sim[max(n - start, 0):] = -torch.inf
+        values, index = top2(sim)
+        best0.append(values)
+        order0.append(index)
+        h = len(sim) // 2  # even: a multiple of TOP2_BLOCK rows
+        second = torch.minimum(sim[:h], sim[h:])
+        columns[0, k], columns[1, k] = fold_top2(torch.maximum(sim[:h], sim[h:], out=sim[:h]), second)
+    first, second = fold_top2(columns[0], columns[1])
+    return torch.cat(best0)[:n], torch.cat(order0)[:n], torch.stack([first, second], 1)[:m]
+
+
 def descriptor_candidates(d0: np.ndarray, d1: np.ndarray, kind: str = "mutual") -> tuple[np.ndarray, np.ndarray]:
     """``(candidates (K, 2) int64, features (K, len(NODE_FEATURES)) float32 without the keypoint
     columns)``: ``mutual`` nearest neighbours, or ``top2``: the union of each keypoint's two nearest
     in the other image, both ways. Returns the distance², the ratio of the two nearest (each side),
-    and whether the candidate is a mutual nearest neighbour."""
+    and whether the candidate is a mutual nearest neighbour. The descriptors are of unit norm:
+    distance² = 2 − 2 · similarity (``nearest_two``).
+
+    Keypoint i of image 0 and its nearest j are mutual when their similarity is the largest of
+    j's (on a tie between several i, the first); ``top2`` also needs each j's two nearest, from
+    ``nearest_two`` with the images swapped (the same similarities, bit for bit)."""
     n, m = len(d0), len(d1)
+    if kind not in ("mutual", "top2"):
+        raise PygmatchError(f"unknown candidates {kind!r}: mutual or top2")
     if n < 2 or m < 2:
         return np.zeros((0, 2), np.int64), np.zeros((0, 4), np.float32)
-    # torch's top-k: numpy's argpartition of the (n, m) matrix took ~35 ms at 1024 keypoints
-    sim = torch.from_numpy(np.ascontiguousarray(d0, np.float32)) @ torch.from_numpy(np.ascontiguousarray(d1, np.float32)).T
-    best0, order0 = sim.topk(2, dim=1)  # (n, 2), most similar first
-    # (m, 2): along the rows of the transposed copy; the same values and indices as sim.topk(2, dim=0), which walks
-    # the columns with a stride and took 155 against 97 ms at 4096 keypoints (one thread, sacre_coeur)
-    best1, order1 = sim.T.contiguous().topk(2, dim=1)
-    two0 = np.maximum(2.0 - 2.0 * best0.numpy(), 0.0)
-    two1 = np.maximum(2.0 - 2.0 * best1.numpy(), 0.0)
-    order0, order1 = order0.numpy(), order1.numpy()
-    nn0, nn1 = order0[:, 0], order1[:, 0]
-    mutual = nn1[nn0] == np.arange(n)
+    best0, order0, best1 = (t.numpy() for t in nearest_two(d0, d1))
+    two0 = np.maximum(2.0 - 2.0 * best0, 0.0)
+    two1 = np.maximum(2.0 - 2.0 * best1, 0.0)
+    nn0 = order0[:, 0]
     if kind == "mutual":
-        i = np.nonzero(mutual)[0]
-        cand = np.stack([i, nn0[i]], 1)
-    elif kind == "top2":
+        i = np.nonzero(best0[:, 0] == best1[nn0, 0])[0]
+        i = i[np.sort(np.unique(nn0[i], return_index=True)[1])]
+        cand, dist2, is_mutual = np.stack([i, nn0[i]], 1), two0[i, 0], np.ones(len(i), bool)
+    else:
+        order1 = nearest_two(d1, d0)[1].numpy()
+        nn1 = order1[:, 0]
+        # every candidate with its distance² (the same similarity from either side); unique keeps one of each
         pairs = np.concatenate([np.stack([np.repeat(np.arange(n), 2), order0.reshape(-1)], 1),
                                 np.stack([order1.reshape(-1), np.repeat(np.arange(m), 2)], 1)])
-        cand = np.unique(pairs, axis=0)
-    else:
-        raise PygmatchError(f"unknown candidates {kind!r}: mutual or top2")
+        cand, first = np.unique(pairs, axis=0, return_index=True)
+        dist2 = np.concatenate([two0.reshape(-1), two1.reshape(-1)])[first]
+        is_mutual = (nn0[cand[:, 0]] == cand[:, 1]) & (nn1[cand[:, 1]] == cand[:, 0])
     i, j = cand[:, 0], cand[:, 1]
     ratio0 = np.sqrt(two0[i, 0] / np.maximum(two0[i, 1], 1e-12))
     ratio1 = np.sqrt(two1[j, 0] / np.maximum(two1[j, 1], 1e-12))
-    is_mutual = (nn0[i] == j) & (nn1[j] == i)
-    dist2 = np.maximum(2.0 - 2.0 * sim.numpy()[i, j], 0.0)
     return cand.astype(np.int64), np.stack([dist2, ratio0, ratio1, is_mutual], 1).astype(np.float32)
 
 
@@ -152,4 +228,4 @@ class CandidateGraphMatching:
         return f"{type(self).__name__}({self.cfg})"
 
 
-__all__ = ["CandidateGraphMatching", "candidate_graph", "descriptor_candidates"]
+__all__ = ["CandidateGraphMatching", "candidate_graph", "descriptor_candidates", "nearest_two"]

@@ -165,6 +165,7 @@ class EdgeGeometry:
     moments: torch.Tensor  # (E, 15) fit_moments(oa, ob)
     static: torch.Tensor  # (E, 9) the edge features that do not depend on the beliefs
     near: torch.Tensor  # (E,) the neighbour sits on the node (a keypoint with two candidates)
+    oa_scaled: torch.Tensor  # (E, 2) oa / 50, the fits' source coordinates (``fit_moments``)
 
     @classmethod
     def of(cls, pa, pb, log_scale, angle, edge_index) -> "EdgeGeometry":
@@ -179,7 +180,7 @@ class EdgeGeometry:
             torch.log1p(sim_resid), sim_resid / (da + 1.0), torch.log1p(db) - torch.log1p(da) - log_scale[dst], torch.cos(turn),
             torch.sin(turn), log_scale[src] - log_scale[dst], torch.cos(angle[src] - angle[dst]), torch.sin(angle[src] - angle[dst]),
             torch.log1p(da) / 5.0], 1)
-        return cls(edge_index, oa, ob, fit_moments(oa, ob), static, (da < 0.5).float())
+        return cls(edge_index, oa, ob, fit_moments(oa, ob), static, (da < 0.5).float(), oa / 50.0)
 
 
 class MotionFit(nn.Module):
@@ -200,7 +201,8 @@ class MotionFit(nn.Module):
         w = belief[src] if self.messages else torch.ones_like(belief[src])
 
         def residual(A):  # (E,) px: how far each neighbour's offset in image b misses the node's fitted motion
-            return torch.linalg.vector_norm(geo.ob - torch.einsum("ei,eij->ej", geo.oa / 50.0, A[dst, :2]) - A[dst, 2], dim=1)
+            at = A[dst]
+            return torch.linalg.vector_norm(geo.ob - torch.einsum("ei,eij->ej", geo.oa_scaled, at[:, :2]) - at[:, 2], dim=1)
         resid = residual(solve_moments(geo.moments, w, dst, n))
         A = solve_moments(geo.moments, w / (1.0 + (resid / 2.0) ** 2), dst, n)
         resid = residual(A)
@@ -208,7 +210,7 @@ class MotionFit(nn.Module):
         wn = w / (1.0 + (resid / 2.0) ** 2)
         support = scatter(wn, dst, 0, dim_size=n, reduce="sum")
         mean_resid = scatter(wn * resid, dst, 0, dim_size=n, reduce="sum") / support.clamp(min=1e-6)
-        edge_attr = torch.cat([torch.log1p(resid)[:, None], geo.static, belief[src][:, None], geo.near[:, None]], 1)
+        edge_attr = torch.cat([torch.log1p(resid)[:, None], geo.static, (w if self.messages else belief[src])[:, None], geo.near[:, None]], 1)
         node_fit = torch.stack([torch.log1p(miss), torch.log1p(mean_resid), torch.log1p(support) / 3.0], 1)
         return edge_attr, node_fit
 
@@ -234,11 +236,16 @@ class CandidateAttention(MessagePassing):
         return self.out(m.reshape(h.size(0), -1))
 
     def message(self, q_i, k_j, v_j, edge_attr, index, ptr, size_i):
-        e = nn.functional.leaky_relu(q_i + k_j + self.w_e(edge_attr), 0.2).view(-1, self.heads, self.head_dim)
+        # the (E, dim) terms summed in place, in the same order: a fresh (E, dim) tensor per step costs more than the sum
+        e = q_i + k_j
+        e += self.w_e(edge_attr)
+        e = nn.functional.leaky_relu_(e, 0.2).view(-1, self.heads, self.head_dim)
         alpha = softmax((e * self.att).sum(-1), index, ptr, size_i)  # (E, heads)
         if self.record:
             self.weights = alpha.detach()
-        return alpha[..., None] * (v_j + self.v_e(edge_attr)).view(-1, self.heads, self.head_dim)
+        value = self.v_e(edge_attr)
+        value += v_j
+        return alpha[..., None] * value.view(-1, self.heads, self.head_dim)
 
 
 class CandidateLayer(nn.Module):

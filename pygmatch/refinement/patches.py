@@ -64,7 +64,8 @@ def sample_patches(image: torch.Tensor, centers: np.ndarray, maps: np.ndarray | 
     h, w = image.shape[-2:]
     offsets = np.arange(-half, half + 1, dtype=np.float64)
     u = np.stack(np.meshgrid(offsets, offsets, indexing="xy"), -1).reshape(-1, 2)  # (P, 2) as (x, y)
-    where = centers[:, None, :] + (u[None] if maps is None else np.einsum("kij,pj->kpi", maps, u))
+    # maps @ u written out (the same two products and one sum as np.einsum("kij,pj->kpi"), which loops slowly)
+    where = centers[:, None, :] + (u[None] if maps is None else maps[:, None, :, 0] * u[:, None, 0] + maps[:, None, :, 1] * u[:, None, 1])
     inside = ((where >= 0) & (where <= np.array([w - 1, h - 1]))).all(axis=(1, 2))
     grid = torch.from_numpy(where * (2.0 / np.array([w - 1, h - 1])) - 1.0).float()
     size = 2 * half + 1

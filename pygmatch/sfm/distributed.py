@@ -41,6 +41,12 @@ class InProcess:
         return "in-process"
 
 
+# glibc's malloc in the workers --workers starts: buffers below 1 GiB come from the heap and freed memory stays there
+# (up to 1 GiB at its top), so the (E, 64) tensors of the network and the similarity blocks of a pair reuse memory
+# already mapped instead of faulting fresh pages in, pair after pair. A worker keeps the memory of its largest pair.
+WORKER_MALLOC = {"MALLOC_MMAP_THRESHOLD_": 1 << 30, "MALLOC_TRIM_THRESHOLD_": 1 << 30}
+
+
 class DaskExecutor(InProcess):
     """Tasks on a Dask cluster: a ``LocalCluster`` of ``workers`` processes (one thread each,
     ``OMP_NUM_THREADS=1``) or the existing cluster whose scheduler is at ``scheduler``."""
@@ -65,10 +71,10 @@ class DaskExecutor(InProcess):
             import dask  # noqa: PLC0415
 
             # Dask's own list also sets MALLOC_TRIM_THRESHOLD_=65536, which fixes glibc's mmap threshold: every large
-            # buffer (the 4096 x 4096 similarity) is then mapped and unmapped anew, and Pipeline.match of one sacre_coeur
-            # pair at 4096 keypoints took 0.39-0.40 s against 0.25-0.29 s without it (docs/collection.md)
+            # buffer is then mapped and unmapped anew, and Pipeline.match of one sacre_coeur pair at 4096 keypoints took
+            # 0.39-0.40 s against 0.25-0.29 s without it (docs/collection.md). WORKER_MALLOC keeps them in the heap instead.
             with dask.config.set({"distributed.nanny.pre-spawn-environ": {"OMP_NUM_THREADS": 1, "MKL_NUM_THREADS": 1,
-                                                                          "OPENBLAS_NUM_THREADS": 1}}):
+                                                                          "OPENBLAS_NUM_THREADS": 1, **WORKER_MALLOC}}):
                 self.cluster = LocalCluster(n_workers=workers, threads_per_worker=1, processes=True, dashboard_address=None)
             self.client = Client(self.cluster)
         self.workers = len(self.client.scheduler_info()["workers"]) or workers or 1

@@ -318,7 +318,9 @@ def test_sigterm_to_the_group_of_timeout_saves_despite_the_signals_after_it(tmp_
     except ProcessLookupError:
         pass
     _, err = proc.communicate(timeout=300)
-    assert proc.returncode == 143, err[-2000:]
+    # 143: timeout passes on the run's status; -15: the repeated TERM reached timeout itself after it
+    # had restored the default action (between the run's exit and its own), which ends timeout, not the run
+    assert proc.returncode in (143, -signal.SIGTERM), err[-2000:]
     assert "Traceback" not in err and "KeyboardInterrupt" not in err, err[-2000:]
     saved = torch.load(out / "last.ckpt", weights_only=False)["global_step"]
     assert 1 <= saved < 500

@@ -50,6 +50,12 @@ class RelativePose:
         return int(self.inliers.sum())
 
 
+def essential_matrix(R: np.ndarray, t: np.ndarray) -> np.ndarray:
+    """[t]ₓR: x1ᵀ E x0 = 0 for the normalised coordinates of a point seen by two cameras, x1 = R x0 + t."""
+    t = np.asarray(t, np.float64).ravel()
+    return np.array([[0, -t[2], t[1]], [t[2], 0, -t[0]], [-t[1], t[0], 0]]) @ R
+
+
 def pixel_to_camera(xy: np.ndarray, K: np.ndarray) -> np.ndarray:
     """pygmatch positions (K, 2), pixel centres at integers, → normalised camera coordinates (K, 2):
     K⁻¹ applied to (x + 0.5, y + 0.5), COLMAP's pixel convention."""
@@ -132,8 +138,7 @@ def estimate_relative_pose(points0, points1, K0, K1, ransac_px: float = 1.0, est
         if not inliers.any() or not np.all(np.isfinite(t)) or np.linalg.norm(t) < 1e-12:
             return None
         t = t / np.linalg.norm(t)
-        tx = np.array([[0, -t[2], t[1]], [t[2], 0, -t[0]], [-t[1], t[0], 0]])
-        return RelativePose(R, t, inliers, tx @ R)
+        return RelativePose(R, t, inliers, essential_matrix(R, t))
     cv2.setRNGSeed(seed)
     E, mask = cv2.findEssentialMat(n0, n1, np.eye(3), method=cv2.RANSAC, prob=confidence, threshold=threshold)
     if E is None or mask is None:

@@ -27,9 +27,10 @@ pixel centres at integers, so ``pixel_to_camera`` (``pygmatch.data.epipolar``) a
 
 ``images.txt``: for each image a line ``IMAGE_ID QW QX QY QZ TX TY TZ CAMERA_ID NAME`` (world-to-camera:
 x_cam = R x_world + t, R from the quaternion) followed by its POINTS2D line (``X Y POINT3D_ID`` triples,
-possibly empty), as COLMAP writes it; lines starting ``#`` are comments. ``points3D.txt`` is not read,
-nor ``points3D.bin``, ``rigs.bin``, ``frames.bin`` (pycolmap 4 writes them; the images' poses are
-in ``images.bin``).
+possibly empty), as COLMAP writes it; lines starting ``#`` are comments. The evaluation reads the
+poses alone; training on a scene (``pygmatch.training.scenes``) also reads the POINTS2D lines
+(``read_points2d_text``) and ``points3D.txt`` (``read_points3d_text``). ``points3D.bin``,
+``rigs.bin``, ``frames.bin`` are not read (pycolmap 4 writes them; the images' poses are in ``images.bin``).
 
 Every bad input (a missing file, a malformed line, a truncated binary file, an unknown camera model or
 image name) is a one-line ``PygmatchError`` naming the file and line (or byte offset).
@@ -200,10 +201,9 @@ def _image(path: Path, where: str, image_id: int, q, t, cam_id: int, name: str, 
     return SceneImage(image_id, name, cameras[cam_id], R, np.array(t, np.float64))
 
 
-def read_images_text(path: str | os.PathLike, cameras: dict[int, Camera]) -> dict[str, SceneImage]:
-    """``{name: SceneImage}`` from a COLMAP ``images.txt`` (each image line followed by its POINTS2D line)."""
-    path = Path(path)
-    images: dict[str, SceneImage] = {}
+def _image_records(path: Path):
+    """Per image of a COLMAP ``images.txt``: ``(line number, image line tokens, POINTS2D line number,
+    POINTS2D tokens)``; the POINTS2D line is checked to be X Y POINT3D_ID triples."""
     lines = _lines(path)
     k = 0
     while k < len(lines):
@@ -214,18 +214,53 @@ def read_images_text(path: str | os.PathLike, cameras: dict[int, Camera]) -> dic
         tokens = line.split()
         if len(tokens) < 10:
             raise PygmatchError(f"{path}:{n}: malformed image line (expected IMAGE_ID QW QX QY QZ TX TY TZ CAMERA_ID NAME)")
+        pn, points = (lines[k][0], lines[k][1]) if k < len(lines) else (n, "")
+        k += 1
+        points = [] if points.startswith("#") else points.split()
+        if len(points) % 3:
+            raise PygmatchError(f"{path}:{pn}: malformed POINTS2D line (expected X Y POINT3D_ID triples; every image line "
+                                f"is followed by its POINTS2D line, empty or not)")
+        yield n, tokens, pn, points
+
+
+def read_images_text(path: str | os.PathLike, cameras: dict[int, Camera]) -> dict[str, SceneImage]:
+    """``{name: SceneImage}`` from a COLMAP ``images.txt`` (each image line followed by its POINTS2D line)."""
+    path = Path(path)
+    images: dict[str, SceneImage] = {}
+    for n, tokens, _, _ in _image_records(path):
         image_id, qw, qx, qy, qz, tx, ty, tz, cam_id = _numbers(path, n, tokens[:9], "i" + "f" * 7 + "i", "image")
         name = " ".join(tokens[9:])
         images[name] = _image(path, f":{n}", image_id, (qw, qx, qy, qz), (tx, ty, tz), cam_id, name, cameras, images)
-        if k < len(lines):  # its POINTS2D line: X Y POINT3D_ID triples (not used, but checked so a missing one is caught)
-            pn, points = lines[k]
-            k += 1
-            if points and not points.startswith("#") and len(points.split()) % 3:
-                raise PygmatchError(f"{path}:{pn}: malformed POINTS2D line (expected X Y POINT3D_ID triples; every image line "
-                                    f"is followed by its POINTS2D line, empty or not)")
     if not images:
         raise PygmatchError(f"{path}: no image in the file")
     return images
+
+
+def read_points2d_text(path: str | os.PathLike) -> dict[str, tuple[np.ndarray, np.ndarray]]:
+    """Per image name of a COLMAP ``images.txt``: its observations that have a 3-D point, ``(xy (M, 2)
+    in COLMAP's pixels, the pixel centres at +0.5; POINT3D_IDs (M,))``."""
+    path = Path(path)
+    out = {}
+    for _, tokens, pn, points in _image_records(path):
+        values = np.array(_numbers(path, pn, points, "ffi" * (len(points) // 3), "POINTS2D"), np.float64).reshape(-1, 3)
+        seen = values[:, 2] >= 0
+        out[" ".join(tokens[9:])] = (values[seen, :2], values[seen, 2].astype(np.int64))
+    return out
+
+
+def read_points3d_text(path: str | os.PathLike) -> dict[int, np.ndarray]:
+    """``{POINT3D_ID: (3,) world position}`` from a COLMAP ``points3D.txt``."""
+    path = Path(path)
+    points = {}
+    for n, line in _lines(path):
+        if not line or line.startswith("#"):
+            continue
+        tokens = line.split()
+        if len(tokens) < 4:
+            raise PygmatchError(f"{path}:{n}: malformed 3-D point line (expected POINT3D_ID X Y Z ...)")
+        point_id, x, y, z = _numbers(path, n, tokens[:4], "ifff", "3-D point")
+        points[point_id] = np.array([x, y, z])
+    return points
 
 
 class _Binary:

@@ -34,10 +34,11 @@ from scipy.spatial import cKDTree
 from torch_geometric.data import Data
 from tqdm import tqdm
 
-from ..data.epipolar import pixel_to_camera
+from ..data.epipolar import essential_matrix, pixel_to_camera
 from ..data.features import Keypoints, extract
 from ..data.images import downscale, points_to_original, read_gray
-from ..data.scenes import SceneImage, read_cameras_text, read_images_text
+from ..data.geometry import warp_points
+from ..data.scenes import SceneImage, read_cameras_text, read_images_text, read_points2d_text, read_points3d_text, relative_pose
 from ..errors import PygmatchError
 from ..matching.candidate_graph import candidate_graph
 from ..nn.candidate_graph import CandidateGraphConfig
@@ -74,44 +75,13 @@ def model_dir(scene: Path) -> Path:
                         f"pycolmap.Reconstruction(path).write_text(dir))")
 
 
-def read_points3d_text(path: Path) -> dict[int, np.ndarray]:
-    points = {}
-    for number, line in enumerate(path.read_text().splitlines(), 1):
-        if not line.strip() or line.startswith("#"):
-            continue
-        parts = line.split()
-        try:
-            points[int(parts[0])] = np.array([float(v) for v in parts[1:4]])
-        except (ValueError, IndexError):
-            raise PygmatchError(f"{path}:{number}: expected POINT3D_ID X Y Z ..., got {line[:60]!r}") from None
-    return points
-
-
-def read_observations(path: Path) -> dict[str, tuple[np.ndarray, np.ndarray]]:
-    """Per image name: the POINTS2D of ``images.txt`` that have a 3-D point, ``(xy (M, 2) in
-    COLMAP's pixels, point ids (M,))``."""
-    lines = [line for line in path.read_text().splitlines() if not line.startswith("#")]
-    out = {}
-    for k in range(0, len(lines) - 1, 2):
-        header, points = lines[k].split(), lines[k + 1].split()
-        if not header:
-            continue
-        try:
-            values = np.array([float(v) for v in points]).reshape(-1, 3)
-        except ValueError:
-            raise PygmatchError(f"{path}: the POINTS2D line of image {header[-1]} is not X Y POINT3D_ID triples") from None
-        seen = values[:, 2] >= 0
-        out[header[-1]] = (values[seen, :2], values[seen, 2].astype(np.int64))
-    return out
-
-
 def load_views(scene: str | os.PathLike, resize: int, max_keypoints: int, features: str = "sift") -> list[SceneView]:
     """Every registered image of a scene folder with its keypoints and observations."""
     scene = Path(scene)
     folder = model_dir(scene)
     cameras = read_cameras_text(folder / "cameras.txt")
     images = read_images_text(folder / "images.txt", cameras)
-    observed = read_observations(folder / "images.txt")
+    observed = read_points2d_text(folder / "images.txt")
     points = read_points3d_text(folder / "points3D.txt")
     views = []
     for name, image in sorted(images.items()):
@@ -128,14 +98,9 @@ def load_views(scene: str | os.PathLike, resize: int, max_keypoints: int, featur
         xy, ids = xy[known], ids[known]
         world = np.array([points[i] for i in ids]).reshape(-1, 3)
         depth = (world @ image.R.T + image.t)[:, 2]
-        working = to_working(xy - 0.5, S)  # COLMAP's pixel centres are at +0.5
+        working = warp_points(xy - 0.5, S)  # COLMAP's pixel centres are at +0.5
         views.append(SceneView(name, extract(small, features, max_keypoints), (small.shape[1], small.shape[0]), S, image, working, depth, ids))
     return views
-
-
-def to_working(xy: np.ndarray, S: np.ndarray) -> np.ndarray:
-    """Original pixels (pixel centres at integers) -> the downscaled image's (``downscale``'s S)."""
-    return np.asarray(xy, np.float64).reshape(-1, 2) * np.diag(S)[:2] + (np.diag(S)[:2] - 1) / 2
 
 
 def covisible_pairs(views: list[SceneView], pairs: int, seed: int) -> list[tuple[int, int]]:
@@ -151,9 +116,8 @@ def candidate_errors(v0: SceneView, v1: SceneView, cand: np.ndarray, ignore_px: 
     i, j = cand[:, 0], cand[:, 1]
     rays0 = np.c_[pixel_to_camera(points_to_original(v0.keypoints.xy[i], v0.S), v0.image.K), np.ones(len(i))]
     rays1 = np.c_[pixel_to_camera(points_to_original(v1.keypoints.xy[j], v1.S), v1.image.K), np.ones(len(j))]
-    R = v1.image.R @ v0.image.R.T
-    t = v1.image.t - R @ v0.image.t
-    E = np.array([[0, -t[2], t[1]], [t[2], 0, -t[0]], [-t[1], t[0], 0]]) @ R
+    R, t = relative_pose(v0.image, v1.image)
+    E = essential_matrix(R, t)
     focal0 = v0.S[0, 0] * np.mean(np.diag(v0.image.K)[:2])
     focal1 = v1.S[0, 0] * np.mean(np.diag(v1.image.K)[:2])
     line1, line0 = rays0 @ E.T, rays1 @ E  # epipolar lines in camera 1's and camera 0's normalised coordinates
@@ -161,26 +125,23 @@ def candidate_errors(v0: SceneView, v1: SceneView, cand: np.ndarray, ignore_px: 
     d0 = np.abs((rays0 * line0).sum(1)) / np.maximum(np.linalg.norm(line0[:, :2], axis=1), 1e-12) * focal0
     error = np.maximum(d0, d1)
     label = np.where(error > ignore_px, error, np.nan)
-    undecided = np.nonzero(error <= ignore_px)[0]
-    if len(undecided) and len(v0.observed_xy):
-        tree = cKDTree(v0.observed_xy)
-        dist, near = tree.query(v0.keypoints.xy[i[undecided]], k=6, distance_upper_bound=DEPTH_RADIUS)
-        for row, (dd, nn) in zip(undecided, zip(dist, near)):
-            nn = nn[np.isfinite(dd)]
-            if len(nn) < 2:
-                continue
-            depths = v0.observed_depth[nn]
-            if depths.min() <= 0 or depths.max() > DEPTH_AGREEMENT * depths.min():
-                continue
-            X1 = R @ (rays0[row] * np.median(depths)) + t
-            if X1[2] <= 0:
-                continue
-            seen = to_working((v1.image.K @ (X1 / X1[2]))[:2][None] - 0.5, v1.S)[0]
-            transfer = float(np.linalg.norm(seen - v1.keypoints.xy[j[row]]))
-            if transfer <= TRANSFER_PX:
-                label[row] = error[row]
-            elif transfer > WRONG_TRANSFER_PX:
-                label[row] = transfer
+    rows = np.nonzero(error <= ignore_px)[0]
+    if not len(rows) or not len(v0.observed_xy):
+        return label
+    # each undecided candidate's keypoint: the depths of the 3-D points seen within DEPTH_RADIUS (at most 6)
+    dist, near = cKDTree(v0.observed_xy).query(v0.keypoints.xy[i[rows]], k=6, distance_upper_bound=DEPTH_RADIUS)
+    found = np.isfinite(dist)
+    depths = np.where(found, v0.observed_depth[np.minimum(near, len(v0.observed_depth) - 1)], np.nan)
+    low, high = np.where(found, depths, np.inf).min(1), np.where(found, depths, -np.inf).max(1)
+    usable = (found.sum(1) >= 2) & (low > 0) & (high <= DEPTH_AGREEMENT * low)
+    rows, depths = rows[usable], depths[usable]
+    X1 = (rays0[rows] * np.nanmedian(depths, axis=1)[:, None]) @ R.T + t  # lifted to the depth, in camera 1
+    ahead = X1[:, 2] > 0
+    rows, X1 = rows[ahead], X1[ahead]
+    seen = warp_points((X1 / X1[:, 2:]) @ v1.image.K[:2].T - 0.5, v1.S)
+    transfer = np.linalg.norm(seen - v1.keypoints.xy[j[rows]], axis=1)
+    label[rows[transfer <= TRANSFER_PX]] = error[rows[transfer <= TRANSFER_PX]]
+    label[rows[transfer > WRONG_TRANSFER_PX]] = transfer[transfer > WRONG_TRANSFER_PX]
     return label
 
 
@@ -222,4 +183,4 @@ class SceneGraphs(torch.utils.data.Dataset):
         return f"{type(self).__name__}({len(self.graphs)} graphs of {len(self.scenes)} scene(s))"
 
 
-__all__ = ["SceneGraphs", "SceneView", "candidate_errors", "covisible_pairs", "load_views", "read_observations", "read_points3d_text"]
+__all__ = ["SceneGraphs", "SceneView", "candidate_errors", "covisible_pairs", "load_views"]

@@ -34,7 +34,7 @@ homography: only the evaluation runs them (``Pipeline.result`` with their matche
 """
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
@@ -358,8 +358,8 @@ class Pipeline:
                                   for known, f in ((known0, f0), (known1, f1)))
                 a0, a1 = (k.strongest(SYNTHESIS_MAX_KEYPOINTS) for k in (known0, known1))
                 matches, scores = fginn_match(a0.keypoints.descriptors, a1.keypoints.descriptors, a0.keypoints.xy, a1.keypoints.xy)
-                result = self.result(Features(f0.image, a0.keypoints, f0.S, f0.original_size),
-                                     Features(f1.image, a1.keypoints, f1.S, f1.original_size), matches, scores, checked_maps(a0, a1, matches))
+                result = self.result(replace(f0, keypoints=a0.keypoints), replace(f1, keypoints=a1.keypoints), matches, scores,
+                                     checked_maps(a0, a1, matches))
             if inlier_count(result) >= max(SYNTHESIS_MIN_INLIERS, found + 1):
                 return result
         return None

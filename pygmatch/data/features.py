@@ -9,7 +9,7 @@ L2 distance equal to the Hamming distance / 64.
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 
 import cv2
 import numpy as np
@@ -49,15 +49,27 @@ class Keypoints:
     def subset(self, index: np.ndarray) -> "Keypoints":
         return Keypoints(self.xy[index], self.scale[index], self.ori[index], self.score[index], self.descriptors[index])
 
+    @staticmethod
+    def empty(dim: int, dtype=np.float32) -> "Keypoints":
+        z = np.zeros(0, np.float32)
+        return Keypoints(np.zeros((0, 2), np.float32), z, z.copy(), z.copy(), np.zeros((0, dim), dtype))
+
+    @staticmethod
+    def concatenate(parts: list["Keypoints"]) -> "Keypoints":
+        return Keypoints(*(np.concatenate([getattr(k, f.name) for k in parts]) for f in fields(Keypoints)))
+
+
+def cv_keypoint_arrays(kps) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """``(xy (N, 2) float64, scale, ori (radians), score (N,) float32)`` of OpenCV keypoints."""
+    return (np.array([k.pt for k in kps], np.float64), np.array([k.size for k in kps], np.float32),
+            np.deg2rad(np.array([k.angle for k in kps], np.float32)), np.array([k.response for k in kps], np.float32))
+
 
 def _from_cv(kps, desc: np.ndarray | None, dim: int, max_keypoints: int, dtype=np.float32) -> Keypoints:
     if not kps or desc is None:
-        z = np.zeros(0, np.float32)
-        return Keypoints(np.zeros((0, 2), np.float32), z, z.copy(), z.copy(), np.zeros((0, dim), dtype))
-    xy = np.array([k.pt for k in kps], np.float32)
-    scale = np.array([k.size for k in kps], np.float32)
-    ori = np.deg2rad(np.array([k.angle for k in kps], np.float32))
-    score = np.array([k.response for k in kps], np.float32)
+        return Keypoints.empty(dim, dtype)
+    xy, scale, ori, score = cv_keypoint_arrays(kps)
+    xy = xy.astype(np.float32)
     # OpenCV may return a few more than asked (ties); keep the strongest, in a fixed order.
     order = np.argsort(-score, kind="stable")[:max_keypoints]
     return Keypoints(xy[order], scale[order], ori[order], score[order], desc[order])

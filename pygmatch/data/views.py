@@ -24,7 +24,7 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 
-from .features import Keypoints, root_sift
+from .features import Keypoints, cv_keypoint_arrays, root_sift
 
 # Rounds of view synthesis, cheapest first: the tilts simulated on each image (both images). A
 # tilt t costs about 180/(72/t) views of 1/t of the (rotated) image: ~2.5 times one SIFT extraction
@@ -117,9 +117,8 @@ class ViewKeypoints:
     @staticmethod
     def concatenate(parts: list["ViewKeypoints"]) -> "ViewKeypoints":
         offsets = np.cumsum([0] + [len(p.views) for p in parts])
-        kps = [p.keypoints for p in parts]
         return ViewKeypoints(
-            Keypoints(*(np.concatenate([getattr(k, f) for k in kps]) for f in ("xy", "scale", "ori", "score", "descriptors"))),
+            Keypoints.concatenate([p.keypoints for p in parts]),
             np.concatenate([p.view + o for p, o in zip(parts, offsets)]),
             np.concatenate([p.affine for p in parts]), [v for p in parts for v in p.views])
 
@@ -128,28 +127,21 @@ def detect_views(image: np.ndarray, views: list[View], max_keypoints: int) -> Vi
     """SIFT (rootSIFT, unit norm) on every view of a grayscale uint8 image, up to
     ``max_keypoints`` per view, in the image's pixels."""
     sift = cv2.SIFT_create(nfeatures=max_keypoints)
-    xy, scale, ori, score, desc, view_of, affine = [], [], [], [], [], [], []
+    parts, view_of, affine = [], [], []
     for index, view in enumerate(views):
         simulated, mask, A = simulate(image, view)
         kps, d = sift.detectAndCompute(simulated, mask)
         affine.append(A)
         if not kps or d is None:
             continue
-        pts = np.array([k.pt for k in kps], np.float64)
+        xy, scale, ori, score = cv_keypoint_arrays(kps)
         back = cv2.invertAffineTransform(A)
-        xy.append((pts @ back[:, :2].T + back[:, 2]).astype(np.float32))
-        scale.append(np.array([k.size for k in kps], np.float32))
-        ori.append(np.deg2rad(np.array([k.angle for k in kps], np.float32)))
-        score.append(np.array([k.response for k in kps], np.float32))
-        desc.append(root_sift(d))
+        parts.append(Keypoints((xy @ back[:, :2].T + back[:, 2]).astype(np.float32), scale, ori, score, root_sift(d)))
         view_of.append(np.full(len(kps), index, np.int64))
-    if not xy:
-        z = np.zeros(0, np.float32)
-        empty = Keypoints(np.zeros((0, 2), np.float32), z, z.copy(), z.copy(), np.zeros((0, 128), np.float32))
-        return ViewKeypoints(empty, np.zeros(0, np.int64), np.array(affine).reshape(-1, 2, 3), list(views))
-    descriptors = np.concatenate(desc)
-    descriptors /= np.linalg.norm(descriptors, axis=1, keepdims=True) + 1e-12
-    kp = Keypoints(np.concatenate(xy), np.concatenate(scale), np.concatenate(ori), np.concatenate(score), descriptors)
+    if not parts:
+        return ViewKeypoints(Keypoints.empty(128), np.zeros(0, np.int64), np.array(affine).reshape(-1, 2, 3), list(views))
+    kp = Keypoints.concatenate(parts)
+    kp.descriptors /= np.linalg.norm(kp.descriptors, axis=1, keepdims=True) + 1e-12
     return ViewKeypoints(kp, np.concatenate(view_of), np.array(affine), list(views))
 
 

@@ -75,8 +75,7 @@ def main(argv: list[str] | None = None) -> None:
             start = time.perf_counter()
             res = pipe.match(im0, im1)
             seconds[row].append(time.perf_counter() - start)
-            Hest = res.homography()
-            errors[row].append(float("inf") if Hest is None else float(corner_error(Hest, H, (im0.shape[1], im0.shape[0]))))
+            errors[row].append(corner_error(res.homography(), H, (im0.shape[1], im0.shape[0])))
             found[row] = res
         if "plain" in found and "auto" in found:
             plain, auto = found["plain"], found["auto"]

@@ -7,7 +7,8 @@ import pytest
 
 from pygmatch.data.scenes import read_colmap_text
 from pygmatch.errors import PygmatchError
-from pygmatch.sfm.accuracy import camera_errors, fit_similarity, rotation_angle, scene_cameras
+from pygmatch.data.epipolar import rotation_angle
+from pygmatch.sfm.accuracy import camera_errors, fit_similarity, scene_cameras
 
 from .conftest import ROOT
 

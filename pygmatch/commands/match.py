@@ -16,6 +16,7 @@ from pathlib import Path
 
 from pygmatch.commands.flags import ArgumentParser, add_graph_args, positive_int, probability_threshold, run_cli
 from pygmatch.data.features import DEFAULT_MAX_KEYPOINTS, FEATURES, SYNTHESIS_MIN_INLIERS, VIEWS
+from pygmatch.data.epipolar import rotation_angle
 from pygmatch.data.homography import ESTIMATORS
 
 GEOMETRIES = ("homography", "fundamental", "essential")
@@ -230,8 +231,8 @@ def match(args: argparse.Namespace) -> int:
             least = {"homography": 4, "fundamental": 8, "essential": 5}[args.geometry]
             print(f"{args.geometry}: none (fewer than {least} matches or no model found)")
         elif args.geometry == "essential":
-            angle = np.degrees(np.arccos(np.clip((np.trace(model.R) - 1) / 2, -1, 1)))
-            print(f"relative pose (x1 = R x0 + t, |t| = 1): {int(inliers.sum())} inliers at {ransac_px:g} px, rotation {angle:.2f} deg\n"
+            print(f"relative pose (x1 = R x0 + t, |t| = 1): {int(inliers.sum())} inliers at {ransac_px:g} px, "
+                  f"rotation {rotation_angle(model.R):.2f} deg\n"
                   f"R =\n{np.array2string(model.R, precision=6)}\nt = {np.array2string(model.t, precision=6)}")
         else:
             print(f"{args.geometry}: {int(inliers.sum())} inliers at {ransac_px:g} px\n" + np.array2string(model, precision=6))

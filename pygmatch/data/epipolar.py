@@ -22,6 +22,7 @@ Two estimators (``estimator``), both with a threshold in pixels:
 """
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 import cv2
@@ -48,6 +49,11 @@ class RelativePose:
     @property
     def num_inliers(self) -> int:
         return int(self.inliers.sum())
+
+
+def rotation_angle(R: np.ndarray) -> float:
+    """The angle of a rotation matrix, degrees."""
+    return math.degrees(math.acos(float(np.clip((np.trace(R) - 1) / 2, -1.0, 1.0))))
 
 
 def essential_matrix(R: np.ndarray, t: np.ndarray) -> np.ndarray:

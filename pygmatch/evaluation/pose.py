@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from ..data.features import DEFAULT_MAX_KEYPOINTS
-from ..data.epipolar import estimate_relative_pose
+from ..data.epipolar import estimate_relative_pose, rotation_angle
 from ..data.homography import check_estimator
 from ..data.scenes import Scene
 from ..errors import PygmatchError
@@ -46,8 +46,7 @@ def load_pose_pipelines(names: list[str], features: str = "sift", max_keypoints:
 
 def rotation_error(R_est: np.ndarray, R_true: np.ndarray) -> float:
     """Angle of R_estᵀ R_true, degrees."""
-    cos = (np.trace(R_est.T @ R_true) - 1) / 2
-    return math.degrees(math.acos(float(np.clip(cos, -1.0, 1.0))))
+    return rotation_angle(R_est.T @ R_true)
 
 
 def translation_error(t_est: np.ndarray, t_true: np.ndarray) -> float:

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from ..data.epipolar import rotation_angle
 from ..data.scenes import SceneImage
 from ..errors import PygmatchError
 
@@ -58,11 +59,6 @@ def fit_rotation(estimated: list[np.ndarray], true: list[np.ndarray]) -> np.ndar
     return U @ D @ Vt
 
 
-def rotation_angle(R: np.ndarray) -> float:
-    """The angle of a rotation matrix, degrees."""
-    return float(np.degrees(np.arccos(np.clip((np.trace(R) - 1) / 2, -1.0, 1.0))))
-
-
 def camera_errors(estimated: Cameras, truth: Cameras) -> dict:
     """The estimated cameras (those with a true one; at least 3) aligned to the true ones, their
     centres by ``fit_similarity``, their orientations by ``fit_rotation``; per camera the centre
@@ -88,4 +84,4 @@ def camera_errors(estimated: Cameras, truth: Cameras) -> dict:
             "scene_size": float(np.median(np.linalg.norm(C_true - C_true.mean(0), axis=1))), "per_image": per_image}
 
 
-__all__ = ["Cameras", "camera_errors", "fit_rotation", "fit_similarity", "reconstruction_cameras", "rotation_angle", "scene_cameras"]
+__all__ = ["Cameras", "camera_errors", "fit_rotation", "fit_similarity", "reconstruction_cameras", "scene_cameras"]

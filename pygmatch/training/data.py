@@ -43,7 +43,14 @@ def labelled_graph(kp0: Keypoints, kp1: Keypoints, H: np.ndarray, size: tuple[in
     if data is None:
         return None
     err = np.linalg.norm(warp_points(kp0.xy[cand[:, 0]], H) - kp1.xy[cand[:, 1]], axis=1)
-    data.error = torch.from_numpy(np.nan_to_num(err, nan=1e6, posinf=1e6).astype(np.float32))
+    return with_labels(data, np.nan_to_num(err, nan=1e6, posinf=1e6), H, size, difficulty)
+
+
+def with_labels(data: Data, error: np.ndarray, H: np.ndarray, size: tuple[int, int], difficulty: float) -> Data:
+    """A candidate graph with what training and validation read of its pair: ``error`` (K,) px (the
+    loss's label), ``H`` (1, 3, 3), ``image_size`` (1, 2) and ``difficulty`` (1,). Every training
+    graph, of homography pairs or of real scenes, has these keys, so that they batch together."""
+    data.error = torch.from_numpy(np.asarray(error, np.float32))
     data.H = torch.from_numpy(np.asarray(H, np.float64))[None]
     data.image_size = torch.tensor([size], dtype=torch.float32)
     data.difficulty = torch.tensor([difficulty], dtype=torch.float32)
@@ -207,4 +214,5 @@ def in_memory(dataset) -> bool:
     return not isinstance(dataset, ImageGraphs)
 
 
-__all__ = ["BankGraphs", "BankSlice", "ImageGraphs", "JoinedGraphs", "in_memory", "feature_stats", "labelled_graph", "parse_bank", "split_banks"]
+__all__ = ["BankGraphs", "BankSlice", "ImageGraphs", "JoinedGraphs", "in_memory", "with_labels",
+           "feature_stats", "labelled_graph", "parse_bank", "split_banks"]

@@ -42,6 +42,7 @@ from ..data.scenes import SceneImage, read_cameras_text, read_images_text, read_
 from ..errors import PygmatchError
 from ..matching.candidate_graph import candidate_graph
 from ..nn.candidate_graph import CandidateGraphConfig
+from .data import with_labels
 
 MIN_COVISIBLE = 50  # 3-D points two images must share to make a training pair
 DEPTH_RADIUS = 16.0  # px (working image): 3-D points this near a keypoint give its depth
@@ -167,11 +168,8 @@ class SceneGraphs(torch.utils.data.Dataset):
         cand, data = candidate_graph(v0.keypoints, v1.keypoints, v0.size, v1.size, cfg)
         if data is None:
             return None
-        data.error = torch.from_numpy(candidate_errors(v0, v1, cand, cfg.ignore_px).astype(np.float32))
-        data.H = torch.full((1, 3, 3), float("nan"), dtype=torch.float64)  # no homography: validation measures bank pairs only
-        data.image_size = torch.tensor([v0.size], dtype=torch.float32)
-        data.difficulty = torch.tensor([-1.0])
-        return data
+        # no homography (validation measures the homography pairs only), difficulty -1
+        return with_labels(data, candidate_errors(v0, v1, cand, cfg.ignore_px), np.full((3, 3), np.nan), v0.size, -1.0)
 
     def __len__(self) -> int:
         return len(self.graphs)

@@ -72,12 +72,17 @@ class Features:
 
     ``image``: the gray image (h, w) uint8 the keypoints were found on (downscaled by ``S``);
     ``keypoints``: in ``image``'s pixels; ``S``: 3×3, original pixels → ``image``'s pixels;
-    ``original_size``: (width, height) of the image given."""
+    ``original_size``: (width, height) of the image given. ``synthetic``: the keypoints of every
+    simulated view of ``SYNTHESIS_ROUNDS`` found beforehand (``Pipeline.with_views``; None: found
+    when a pair needs them). An image's *full set* is ``keypoints`` then ``synthetic``; ``rows``:
+    for keypoints chosen from that set (a synthesised match), each one's row in it."""
 
     image: np.ndarray
     keypoints: Keypoints
     S: np.ndarray = field(default_factory=lambda: np.eye(3))
     original_size: tuple[int, int] | None = None
+    synthetic: ViewKeypoints | None = None
+    rows: np.ndarray | None = None
 
     @property
     def size(self) -> tuple[int, int]:
@@ -343,23 +348,46 @@ class Pipeline:
             return plain
         return self.synthesised(f0, f1, found) or plain
 
+    def with_views(self, features: Features) -> Features:
+        """``features`` with the keypoints of every simulated view of ``SYNTHESIS_ROUNDS`` found now
+        (``Features.synthetic``), as ``synthesised`` would find them round by round: for a
+        collection, whose store keeps one set of keypoints per image."""
+        if features.synthetic is not None:
+            return features
+        with torch_threads(self.threads):
+            found = detect_views(features.image, views_of([t for tilts in SYNTHESIS_ROUNDS for t in tilts]), self.extractor.max_keypoints)
+        return replace(features, synthetic=found)
+
+    def _round_views(self, f: Features, tilts) -> tuple[ViewKeypoints, np.ndarray]:
+        """The keypoints of the views of ``tilts`` and their rows in the image's full set."""
+        if f.synthetic is None:
+            return detect_views(f.image, views_of(tilts), self.extractor.max_keypoints), np.zeros(0, np.int64)
+        index = np.nonzero(np.isin(f.synthetic.tilts, tilts))[0]
+        return f.synthetic.subset(index), len(f.keypoints) + index
+
     def synthesised(self, f0: Features, f1: Features, found: int = 0) -> MatchResult | None:
         """View synthesis on demand (``pygmatch.data.views``, MODS): round by round
         (``SYNTHESIS_ROUNDS``), SIFT on more simulated views of both images joins the keypoints
-        already found, the strongest ``SYNTHESIS_MAX_KEYPOINTS`` per image are matched by the ratio
-        test against the first geometrically inconsistent neighbour (``fginn_match``) and refined by
-        this pipeline's refiner through the local motion ``checked_maps`` gives each match. The first
-        round whose match has at least ``SYNTHESIS_MIN_INLIERS`` inliers and more than ``found`` is
-        returned; None if none does. (The graph network judges plain SIFT candidates only.)"""
+        already found (or, with ``Features.synthetic``, those found beforehand are taken), the
+        strongest ``SYNTHESIS_MAX_KEYPOINTS`` per image are matched by the ratio test against the
+        first geometrically inconsistent neighbour (``fginn_match``) and refined by this pipeline's
+        refiner through the local motion ``checked_maps`` gives each match. The first round whose
+        match has at least ``SYNTHESIS_MIN_INLIERS`` inliers and more than ``found`` is returned
+        (with ``Features.synthetic``, its features' ``rows`` say where each keypoint is in the full
+        set); None if none does. (The graph network judges plain SIFT candidates only.)"""
         known0, known1 = ViewKeypoints.of_image(f0.keypoints), ViewKeypoints.of_image(f1.keypoints)
+        rows0, rows1 = np.arange(len(f0.keypoints)), np.arange(len(f1.keypoints))
         for tilts in SYNTHESIS_ROUNDS:
             with torch_threads(self.threads):
-                known0, known1 = (ViewKeypoints.concatenate([known, detect_views(f.image, views_of(tilts), self.extractor.max_keypoints)])
-                                  for known, f in ((known0, f0), (known1, f1)))
-                a0, a1 = (k.strongest(SYNTHESIS_MAX_KEYPOINTS) for k in (known0, known1))
+                (v0, new0), (v1, new1) = self._round_views(f0, tilts), self._round_views(f1, tilts)
+                known0, known1 = ViewKeypoints.concatenate([known0, v0]), ViewKeypoints.concatenate([known1, v1])
+                rows0, rows1 = np.concatenate([rows0, new0]), np.concatenate([rows1, new1])
+                pick0, pick1 = known0.strongest_index(SYNTHESIS_MAX_KEYPOINTS), known1.strongest_index(SYNTHESIS_MAX_KEYPOINTS)
+                a0, a1 = known0.subset(pick0), known1.subset(pick1)
                 matches, scores = fginn_match(a0.keypoints.descriptors, a1.keypoints.descriptors, a0.keypoints.xy, a1.keypoints.xy)
-                result = self.result(replace(f0, keypoints=a0.keypoints), replace(f1, keypoints=a1.keypoints), matches, scores,
-                                     checked_maps(a0, a1, matches))
+                result = self.result(*(replace(f, keypoints=a.keypoints, synthetic=None, rows=rows[pick] if f.synthetic is not None else None)
+                                       for f, a, rows, pick in ((f0, a0, rows0, pick0), (f1, a1, rows1, pick1))),
+                                     matches, scores, checked_maps(a0, a1, matches))
             if inlier_count(result) >= max(SYNTHESIS_MIN_INLIERS, found + 1):
                 return result
         return None
@@ -381,8 +409,9 @@ class Pipeline:
     def __repr__(self) -> str:
         def short(stage):  # the models' own repr lists every layer
             return repr(stage) if stage is None or not hasattr(stage, "cfg") else f"{type(stage).__name__}({stage.cfg})"
+        views = "" if self.views == "plain" else f", views={self.views!r}"  # as before the option, for the stores made then
         return (f"{type(self).__name__}(name={self.name!r}, extractor={self.extractor!r}, matcher={short(self.matcher)}, "
-                f"refiner={short(self.refiner)}, threads={self.threads})")
+                f"refiner={short(self.refiner)}{views}, threads={self.threads})")
 
 
 __all__ = ["VIEWS", "SYNTHESIS_MIN_INLIERS", "inlier_count",

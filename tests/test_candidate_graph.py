@@ -60,6 +60,8 @@ def test_candidates_are_the_descriptor_neighbours(graphs):
     top2, feats = descriptor_candidates(kp0.descriptors, kp1.descriptors, "top2")
     assert len(top2) > 2 * len(nn) and set(map(tuple, nn)) <= set(map(tuple, top2))
     assert feats[:, 3].sum() == len(nn)  # the mutual flag marks exactly the mutual nearest neighbours
+    mutual2, feats = descriptor_candidates(kp0.descriptors, kp1.descriptors, "mutual2")
+    assert set(map(tuple, nn)) < set(map(tuple, mutual2)) < set(map(tuple, top2)) and feats[:, 3].sum() == len(nn)
     with pytest.raises(PygmatchError):
         descriptor_candidates(kp0.descriptors, kp1.descriptors, "top9")
 
@@ -76,6 +78,8 @@ def whole_matrix_candidates(d0, d1, kind):
     if kind == "mutual":
         i = np.nonzero(nn1[nn0] == np.arange(n))[0]
         cand = np.stack([i, nn0[i]], 1)
+    elif kind == "mutual2":  # each among the other's two nearest, image 0's order, its nearest first
+        cand = np.array([(i, j) for i in range(n) for j in order0[i] if i in order1[j]], np.int64).reshape(-1, 2)
     else:
         cand = np.unique(np.concatenate([np.stack([np.repeat(np.arange(n), 2), order0.reshape(-1)], 1),
                                          np.stack([order1.reshape(-1), np.repeat(np.arange(m), 2)], 1)]), axis=0)
@@ -111,7 +115,7 @@ def test_blockwise_nearest_two_is_the_whole_similarity_topk(photo_descriptors):
 
 
 @pytest.mark.parametrize("n,m", [(None, None), (70, 130), (300, 64), (129, 1000), (1000, 257), (2, 3), (3000, 5)])
-@pytest.mark.parametrize("kind", ["mutual", "top2"])
+@pytest.mark.parametrize("kind", ["mutual", "mutual2", "top2"])
 def test_candidates_equal_the_whole_matrix_search(photo_descriptors, kind, n, m):
     """On real descriptors, whole and cut to sizes that exercise the padding and the small-row
     path. With a handful of keypoints on one side torch.mm's whole product takes a small-matrix

@@ -110,6 +110,43 @@ def test_rerun_matches_nothing_again_and_other_settings_are_refused(run, capsys)
     assert code == 2 and "made with another configuration" in one_line_error(err) and "--overwrite" in err
 
 
+def test_views_auto_stores_each_image_s_simulated_views_and_the_synthesised_matches(image, tmp_path):
+    """An extreme tilt (the image squeezed 5 times along one axis and turned) that the plain match
+    cannot solve: with views="auto" the store keeps each image's plain keypoints, then those of its
+    simulated views; the pair's matches index that whole set and equal, point for point, what
+    Pipeline.match gives the two images; a run that finds only the features stored matches the pair
+    again to the same result, from the stored views."""
+    import cv2
+
+    h, w = image.shape
+    turn = np.vstack([cv2.getRotationMatrix2D((w / 2, h / 2), 30, 1.0), [0, 0, 1]])
+    H = np.array([[1, 0, 0], [0, 1, h * 0.3], [0, 0, 1]]) @ np.diag([1.0, 0.2, 1.0]) @ turn
+    photos = tmp_path / "photos"
+    photos.mkdir()
+    cv2.imwrite(str(photos / "a.png"), image)
+    cv2.imwrite(str(photos / "b.png"), cv2.warpPerspective(image, H, (w, h)))
+    pipe = Pipeline.load("default", views="auto")
+    names, pairs = ["a.png", "b.png"], [("a.png", "b.png")]
+    store = sfm.Store(tmp_path / "out", sfm.pipeline_config(pipe))
+    matched = sfm.match_collection(pipe, photos, names, pairs, store, progress=False)
+    res = pipe.match(photos / "a.png", photos / "b.png")
+    m = matched.pairs[0].matches
+    plain = len(store.keypoints("a.png"))
+    assert len(res.keypoints0) > plain  # the pair went through view synthesis
+    assert (m[:, 0] >= plain).any() and len(matched.keypoints[0]) == plain + len(store.synthetic("a.png"))
+    np.testing.assert_allclose(matched.keypoints[0][m[:, 0]], res.points0, atol=1e-3)  # stored as float32 positions
+    np.testing.assert_array_equal(matched.pairs[0].points1, res.points1)
+    first = store.contents()
+    for part in (tmp_path / "out").glob("matches*.h5"):
+        part.unlink()  # only the features left: the pair is matched again from the stored views
+    store = sfm.Store(tmp_path / "out", sfm.pipeline_config(pipe))
+    again = sfm.match_collection(pipe, photos, names, pairs, store, progress=False)
+    assert again.timings["pairs_matched"] == 1
+    assert sfm.same_contents(store.contents(), first)
+    with pytest.raises(PygmatchError, match="another configuration"):
+        sfm.Store(tmp_path / "out", sfm.pipeline_config(Pipeline.load("default")))
+
+
 @pytest.fixture(scope="module")
 def dask():
     """A real local Dask cluster of two worker processes."""

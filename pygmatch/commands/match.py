@@ -94,6 +94,9 @@ def add_sfm_parser(commands) -> None:
     s.add_argument("--max-keypoints", type=positive_int, default=None, help="SIFT keypoints per image (default 4096, as eval.sfm)")
     s.add_argument("--match-threshold", type=probability_threshold, default=None,
                    help="learned matchers: probability threshold in [0, 1) (default 0.1, as eval.sfm)")
+    s.add_argument("--views", choices=VIEWS, default="plain",
+                   help="auto: keypoints of simulated oblique views found for every image beforehand (seconds per image), "
+                        "matched where a pair's plain match fails: extreme viewpoints (default plain)")
     where = s.add_mutually_exclusive_group()
     where.add_argument("--workers", type=positive_int, help="start a local Dask cluster of N worker processes (one thread each)")
     where.add_argument("--scheduler", help="send the work to an existing Dask cluster: its scheduler's address, tcp://HOST:PORT "
@@ -117,7 +120,7 @@ def sfm(args: argparse.Namespace) -> int:
     from pygmatch.sfm.run import run_collection  # noqa: PLC0415
 
     threshold = args.match_threshold if args.match_threshold is not None else DEFAULT_MATCH_THRESHOLD
-    pipe = Pipeline.load(args.method, max_keypoints=args.max_keypoints or DEFAULT_MAX_KEYPOINTS, threads=args.threads,
+    pipe = Pipeline.load(args.method, max_keypoints=args.max_keypoints or DEFAULT_MAX_KEYPOINTS, threads=args.threads, views=args.views,
                          **({"match_threshold": threshold} if is_learned(args.method) else {}))
     with executor(args.workers, args.scheduler) as where:
         summary = run_collection(args.images, args.out, pipe, args.pairs, top=args.top, model=args.model, executor=where,

@@ -103,11 +103,15 @@ class ViewKeypoints:
         """(N,) the tilt of each keypoint's view."""
         return np.array([v.tilt for v in self.views], np.float64)[self.view]
 
+    def strongest_index(self, count: int) -> np.ndarray:
+        """The rows of the ``count`` keypoints of highest detector response, in their order (all if fewer)."""
+        if len(self) <= count:
+            return np.arange(len(self))
+        return np.sort(np.argsort(-self.keypoints.score, kind="stable")[:count])
+
     def strongest(self, count: int) -> "ViewKeypoints":
         """The ``count`` keypoints of highest detector response (all, in their order, if fewer)."""
-        if len(self) <= count:
-            return self
-        return self.subset(np.sort(np.argsort(-self.keypoints.score, kind="stable")[:count]))
+        return self if len(self) <= count else self.subset(self.strongest_index(count))
 
     @staticmethod
     def of_image(keypoints: Keypoints) -> "ViewKeypoints":

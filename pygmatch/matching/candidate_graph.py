@@ -24,7 +24,7 @@ from ..errors import PygmatchError
 from ..graphs.base import complete_edges
 from ..graphs.registry import graph_from_params
 from ..checkpoint import load_model, save_model
-from ..nn.candidate_graph import CandidateGraphConfig, CandidateGraphNet
+from ..nn.candidate_graph import CANDIDATES, CandidateGraphConfig, CandidateGraphNet
 from .select import keep_probable
 
 MIN_CANDIDATES = 8  # fewer: nothing to judge them against, all are kept
@@ -106,17 +106,19 @@ def nearest_two(d0: np.ndarray, d1: np.ndarray) -> tuple[torch.Tensor, torch.Ten
 
 def descriptor_candidates(d0: np.ndarray, d1: np.ndarray, kind: str = "mutual") -> tuple[np.ndarray, np.ndarray]:
     """``(candidates (K, 2) int64, features (K, len(NODE_FEATURES)) float32 without the keypoint
-    columns)``: ``mutual`` nearest neighbours, or ``top2``: the union of each keypoint's two nearest
-    in the other image, both ways. Returns the distance², the ratio of the two nearest (each side),
-    and whether the candidate is a mutual nearest neighbour. The descriptors are of unit norm:
-    distance² = 2 − 2 · similarity (``nearest_two``).
+    columns)``: ``mutual`` nearest neighbours; ``mutual2``: the pairs where each is among the
+    other's two nearest (the mutual ones, and second nearest neighbours that are so both ways); or
+    ``top2``: the union of each keypoint's two nearest in the other image, both ways. Returns the
+    distance², the ratio of the two nearest (each side), and whether the candidate is a mutual
+    nearest neighbour. The descriptors are of unit norm: distance² = 2 − 2 · similarity
+    (``nearest_two``).
 
     Keypoint i of image 0 and its nearest j are mutual when their similarity is the largest of
-    j's (on a tie between several i, the first); ``top2`` also needs each j's two nearest, from
-    ``nearest_two`` with the images swapped (the same similarities, bit for bit)."""
+    j's (on a tie between several i, the first); ``mutual2`` and ``top2`` also need each j's two
+    nearest, from ``nearest_two`` with the images swapped (the same similarities, bit for bit)."""
     n, m = len(d0), len(d1)
-    if kind not in ("mutual", "top2"):
-        raise PygmatchError(f"unknown candidates {kind!r}: mutual or top2")
+    if kind not in CANDIDATES:
+        raise PygmatchError(f"unknown candidates {kind!r}: choose from {', '.join(CANDIDATES)}")
     if n < 2 or m < 2:
         return np.zeros((0, 2), np.int64), np.zeros((0, 4), np.float32)
     best0, order0, best1 = (t.numpy() for t in nearest_two(d0, d1))
@@ -127,6 +129,12 @@ def descriptor_candidates(d0: np.ndarray, d1: np.ndarray, kind: str = "mutual") 
         i = np.nonzero(best0[:, 0] == best1[nn0, 0])[0]
         i = i[np.sort(np.unique(nn0[i], return_index=True)[1])]
         cand, dist2, is_mutual = np.stack([i, nn0[i]], 1), two0[i, 0], np.ones(len(i), bool)
+    elif kind == "mutual2":
+        order1 = nearest_two(d1, d0)[1].numpy()
+        nn1 = order1[:, 0]
+        i, rank = np.nonzero((order1[order0, 0] == np.arange(n)[:, None]) | (order1[order0, 1] == np.arange(n)[:, None]))
+        cand, dist2 = np.stack([i, order0[i, rank]], 1), two0[i, rank]
+        is_mutual = (nn0[cand[:, 0]] == cand[:, 1]) & (nn1[cand[:, 1]] == cand[:, 0])
     else:
         order1 = nearest_two(d1, d0)[1].numpy()
         nn1 = order1[:, 0]

@@ -68,7 +68,7 @@ EDGE_FEATURES = 12
 FIT_FEATURES = 6
 
 
-CANDIDATES = ("mutual", "top2")
+CANDIDATES = ("mutual", "mutual2", "top2")
 
 
 @dataclass
@@ -82,7 +82,8 @@ class CandidateGraphConfig(Section):
     # the intra-image graph over the candidates' positions in each image: a pygmatch.graphs transform's
     # recorded parameters (``graph_params``; train.run's --graph flags); a multi-scale graph gives one branch per scale
     graph: dict = field(default_factory=lambda: {"name": "knn", "k": 8})
-    candidates: str = setting("mutual", choices=CANDIDATES, help="mutual nearest neighbours, or top2: the two nearest both ways")
+    candidates: str = setting("mutual", choices=CANDIDATES,
+                              help="mutual nearest neighbours; mutual2: each among the other's two nearest; top2: the two nearest both ways")
     messages: bool = setting(True, help="attention messages (--no-messages: the ablation without them, uniform-weight fits)")
     ortho_weight: float = setting(0.0, non_negative_float, help="multiscale: orthogonality loss between the scales' messages")
     positive_px: float = setting(1.0, positive(float), help="training label: within this many px of the exact reprojection ...")

@@ -4,7 +4,7 @@ image (``extract_collection``) and matches of given pairs (``match_collection``)
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
@@ -53,16 +53,28 @@ class MatchedCollection:
 
 
 def _extract(pipeline, name: str, path) -> tuple:
-    """A task (run wherever the executor runs it): ``(name, Features)`` of one image."""
-    return name, pipeline.extract(path)
+    """A task (run wherever the executor runs it): ``(name, Features)`` of one image, with the
+    keypoints of its simulated views when the pipeline synthesises views (the store keeps one set
+    of keypoints per image, whichever pairs need them)."""
+    f = pipeline.extract(path)
+    return name, pipeline.with_views(f) if pipeline.views == "auto" else f
+
+
+def full_size(f) -> int:
+    """The number of keypoints in an image's full set (``Features``: plain, then synthetic)."""
+    return len(f.keypoints) + (0 if f.synthetic is None else len(f.synthetic))
 
 
 def _match(pipeline, pairs: list[tuple[str, str]], features: dict) -> list[tuple]:
-    """A task: per pair ``(name0, name1, matches, scores, points1, keypoints of image 0)``."""
+    """A task: per pair ``(name0, name1, matches, scores, points1, keypoints of image 0)``, the
+    matches indexing each image's full set of keypoints."""
     out = []
     for a, b in pairs:
         res = pipeline.match(features[a], features[b])
-        out.append((a, b, res.matches, res.scores, res.points1, len(features[a])))
+        matches = res.matches
+        if res.features0.rows is not None:  # synthesised: keypoints chosen from the full sets
+            matches = np.stack([res.features0.rows[matches[:, 0]], res.features1.rows[matches[:, 1]]], 1)
+        out.append((a, b, matches, res.scores, res.points1, full_size(features[a])))
     return out
 
 
@@ -110,7 +122,7 @@ def match_collection(pipeline, folder, names: list[str], pairs: list[tuple[str, 
         needed = sorted({n for pair in todo for n in pair})
         for n in needed:
             if n not in features:  # stored by an earlier run: its keypoints as they were, the image read again
-                features[n] = pipeline.extractor.with_keypoints(folder / n, store.keypoints(n))
+                features[n] = replace(pipeline.extractor.with_keypoints(folder / n, store.keypoints(n)), synthetic=store.synthetic(n))
         shared, handles = executor.share(pipeline, everywhere=True), {n: executor.share(features[n]) for n in needed}
         tasks = [(shared, chunk, {n: handles[n] for pair in chunk for n in pair}) for chunk in batches(todo, pairs_per_task)]
         buffer, written = [], time.monotonic()

@@ -4,7 +4,10 @@ pixels, ``descriptors`` (D, N), ``scores`` (N,), ``image_size`` (w, h)) and ``ma
 group per pair ``name0/name1``: ``matches0`` (N0,) the index in image 1 of each keypoint of image
 0 or -1, ``matching_scores0`` (N0,)). pygmatch adds what it needs to match and refine again
 without recomputing: per image ``xy``, ``scale``, ``ori`` (the keypoints in the extraction
-pixels), per pair ``matches`` (K, 2) and ``points1`` (K, 2), image 1's refined positions.
+pixels), per pair ``matches`` (K, 2) and ``points1`` (K, 2), image 1's refined positions. With
+view synthesis (``views="auto"``) an image's keypoints are its plain ones (the first ``plain``
+rows) then those of its simulated views, with ``view`` (rows after ``plain``: the view of each),
+``view_tilt``, ``view_angle`` (V,) and ``view_affine`` (V, 2, 3): matches index the whole set.
 
 Resumable, and never damaged by a kill: new results go to small files under ``parts/``, each
 written under a temporary name and renamed when complete (a rename is atomic), so a killed run
@@ -27,6 +30,7 @@ import numpy as np
 
 from ..data.features import Keypoints
 from ..data.images import points_to_original
+from ..data.views import View, ViewKeypoints
 from ..errors import PygmatchError
 from ..files import make_folder
 
@@ -185,17 +189,36 @@ class Store:
         """Store ``{name: pygmatch.pipeline.Features}`` as one part."""
         groups = {}
         for name, f in features.items():
-            kp = f.keypoints
-            groups[name] = {"keypoints": f.xy.astype(np.float32), "descriptors": np.ascontiguousarray(kp.descriptors.T),
+            kp, views = f.keypoints, {}
+            if f.synthetic is not None:
+                kp = Keypoints.concatenate([kp, f.synthetic.keypoints])
+                views = {"plain": np.int64(len(f.keypoints)), "view": f.synthetic.view, "view_affine": f.synthetic.affine,
+                         "view_tilt": np.array([v.tilt for v in f.synthetic.views]),
+                         "view_angle": np.array([v.angle for v in f.synthetic.views])}
+            groups[name] = {"keypoints": f.to_original(kp.xy).astype(np.float32), "descriptors": np.ascontiguousarray(kp.descriptors.T),
                             "scores": kp.score, "image_size": np.array(f.original_size, np.int64),
-                            "xy": kp.xy, "scale": kp.scale, "ori": kp.ori, "S": np.asarray(f.S, np.float64)}
+                            "xy": kp.xy, "scale": kp.scale, "ori": kp.ori, "S": np.asarray(f.S, np.float64), **views}
         self._write_part(FEATURES, groups)
 
-    def keypoints(self, name: str) -> Keypoints:
-        """An image's keypoints as extracted (extraction pixels, with descriptors)."""
+    def _all_keypoints(self, name: str) -> tuple[Keypoints, dict]:
         with self.h5py.File(self._index[FEATURES][name], "r") as f:
             g = f[name]
-            return Keypoints(g["xy"][()], g["scale"][()], g["ori"][()], g["scores"][()], np.ascontiguousarray(g["descriptors"][()].T))
+            kp = Keypoints(g["xy"][()], g["scale"][()], g["ori"][()], g["scores"][()], np.ascontiguousarray(g["descriptors"][()].T))
+            return kp, {k: g[k][()] for k in ("plain", "view", "view_affine", "view_tilt", "view_angle") if k in g}
+
+    def keypoints(self, name: str) -> Keypoints:
+        """An image's keypoints as extracted (extraction pixels, with descriptors); not those of its
+        simulated views (``synthetic``)."""
+        kp, views = self._all_keypoints(name)
+        return kp if not views else kp.subset(np.arange(int(views["plain"])))
+
+    def synthetic(self, name: str) -> ViewKeypoints | None:
+        """The keypoints of an image's simulated views (``Features.synthetic``), None without view synthesis."""
+        kp, views = self._all_keypoints(name)
+        if not views:
+            return None
+        return ViewKeypoints(kp.subset(np.arange(int(views["plain"]), len(kp))), views["view"], views["view_affine"],
+                             [View(float(t), float(a)) for t, a in zip(views["view_tilt"], views["view_angle"])])
 
     def original_keypoints(self, name: str) -> np.ndarray:
         """(N, 2) float64: an image's keypoints in its original pixels, as ``Features.xy`` gives them."""

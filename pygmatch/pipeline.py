@@ -349,14 +349,22 @@ class Pipeline:
         return self.synthesised(f0, f1, found) or plain
 
     def with_views(self, features: Features) -> Features:
-        """``features`` with the keypoints of every simulated view of ``SYNTHESIS_ROUNDS`` found now
+        """``features`` with the keypoints of the simulated views of ``SYNTHESIS_ROUNDS`` found now
         (``Features.synthetic``), as ``synthesised`` would find them round by round: for a
-        collection, whose store keeps one set of keypoints per image."""
+        collection, whose store keeps one set of keypoints per image. Only those that a round's
+        strongest ``SYNTHESIS_MAX_KEYPOINTS`` include are kept (at most that many per round, a
+        fraction of all): ``synthesised`` picks the same ones from them."""
         if features.synthetic is not None:
             return features
         with torch_threads(self.threads):
             found = detect_views(features.image, views_of([t for tilts in SYNTHESIS_ROUNDS for t in tilts]), self.extractor.max_keypoints)
-        return replace(features, synthetic=found)
+        plain, n, keep, tilts = ViewKeypoints.of_image(features.keypoints), len(features.keypoints), [], []
+        for round_tilts in SYNTHESIS_ROUNDS:
+            tilts += round_tilts
+            index = np.nonzero(np.isin(found.tilts, tilts))[0]  # the views up to this round, in the order synthesised joins them
+            pick = ViewKeypoints.concatenate([plain, found.subset(index)]).strongest_index(SYNTHESIS_MAX_KEYPOINTS)
+            keep.append(index[pick[pick >= n] - n])
+        return replace(features, synthetic=found.subset(np.unique(np.concatenate(keep))))
 
     def _round_views(self, f: Features, tilts) -> tuple[ViewKeypoints, np.ndarray]:
         """The keypoints of the views of ``tilts`` and their rows in the image's full set."""

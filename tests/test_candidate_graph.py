@@ -13,6 +13,7 @@ from pygmatch.data.features import extract
 from pygmatch.data.geometry import warp_points
 from pygmatch.errors import PygmatchError
 from pygmatch.data.scenes import EMBEDDED_SCENES
+import pygmatch.matching.candidate_graph as cg
 from pygmatch.matching.candidate_graph import CandidateGraphMatching, candidate_graph, descriptor_candidates, nearest_two
 from pygmatch.matching.nearest import nearest_neighbor_match
 from pygmatch.nn.candidate_graph import CandidateGraphConfig, CandidateGraphNet, candidate_loss, sparse_dual_softmax, weighted_affine_fit
@@ -129,6 +130,149 @@ def test_candidates_equal_the_whole_matrix_search(photo_descriptors, kind, n, m)
         np.testing.assert_array_equal(feats, ref_feats)
     else:
         np.testing.assert_allclose(feats, ref_feats, rtol=1e-5, atol=1e-6)
+
+
+@pytest.fixture(scope="module")
+def sfm_descriptors():
+    """rootSIFT descriptors of two overlapping photographs of the embedded collection (sfm-mini),
+    at 4096 keypoints at most as ``pygmatch sfm`` extracts them: 3290 and 4096."""
+    from pygmatch.pipeline import Extractor
+
+    extractor = Extractor("sift", 4096)
+    files = sorted((EMBEDDED_IMAGES.parent / "sfm-mini").glob("*.jpg"))[:2]
+    return [extractor(f).keypoints.descriptors for f in files]
+
+
+def float32_only(monkeypatch):
+    monkeypatch.setattr(cg, "INT8_MIN_KEYPOINTS", 1 << 40)
+
+
+def int8_always(monkeypatch):
+    monkeypatch.setattr(cg, "INT8_MIN_KEYPOINTS", 0)
+    monkeypatch.setattr(cg, "INT8_MAX_RESCORED", float("inf"))
+
+
+def assert_whole_matrix_topk(d0, d1, result, exact=True):
+    """``nearest_two``'s ``result`` against the whole similarity matrix: its values (bit for bit
+    when ``exact``, else to the last bit or so), indices that point at them, and ``topk``'s indices
+    where a row's three largest differ. With a single keypoint on a side, only the largest."""
+    best0, order0, best1 = result
+    sim = torch.from_numpy(d0) @ torch.from_numpy(d1).T
+    k0, k1 = min(2, sim.size(1)), min(2, sim.size(0))
+    rows, cols = sim.topk(k0, dim=1), sim.topk(k1, dim=0)
+    if exact:
+        assert torch.equal(best0[:, :k0], rows.values) and torch.equal(best1[:, :k1], cols.values.T)
+        assert torch.equal(sim.gather(1, order0[:, :k0]), best0[:, :k0])
+    else:
+        torch.testing.assert_close(best0[:, :k0], rows.values, rtol=1e-6, atol=1e-6)
+        torch.testing.assert_close(best1[:, :k1], cols.values.T, rtol=1e-6, atol=1e-6)
+    if sim.size(1) > 2:
+        distinct = (sim.topk(3, dim=1).values.diff(dim=1) != 0).all(1)
+        assert torch.equal(order0[distinct], rows.indices[distinct])
+
+
+def test_int8_first_pass_gives_the_float32_values_on_real_pairs(sfm_descriptors, monkeypatch):
+    """At 4096 keypoints the int8 pass runs (``rescore`` is called) and leaves about a tenth of
+    the similarities; the result is that of the whole float32 matrix, bit for bit, both ways."""
+    d0, d1 = sfm_descriptors
+    calls = []
+    rescore = cg.rescore
+    monkeypatch.setattr(cg, "rescore", lambda *args, **kw: calls.append(args[2].float().mean().item()) or rescore(*args, **kw))
+    for x, y in ((d0, d1), (d1, d0), (d1, d1)):
+        calls.clear()
+        result = nearest_two(x, y)
+        assert len(calls) == 2 and sum(calls) < 0.3
+        assert_whole_matrix_topk(x, y, result)
+    monkeypatch.setattr(cg, "rescore", rescore)
+    float32_only(monkeypatch)
+    for got, want in zip(result, nearest_two(d1, d1)):
+        assert torch.equal(got, want)
+
+
+@pytest.mark.parametrize("n,m", [(1, 2), (2, 1), (2, 2), (8, 9), (9, 8), (63, 65), (65, 63), (64, 1000), (1000, 129), (200, 3000), (2500, 4096)])
+def test_int8_path_at_every_size(sfm_descriptors, monkeypatch, n, m):
+    """The int8 path, forced at any size: the float32 path's values bit for bit (hence the whole
+    matrix's but for its small-matrix kernel, 8 keypoints or fewer on a side) and its indices."""
+    d0, d1 = sfm_descriptors[0][:n], sfm_descriptors[1][-m:]
+    float32_only(monkeypatch)
+    want = nearest_two(d0, d1)
+    int8_always(monkeypatch)
+    got = nearest_two(d0, d1)
+    assert torch.equal(got[0], want[0]) and torch.equal(got[2], want[2])
+    finite = torch.isfinite(want[0][:, 1])
+    assert torch.equal(got[1][:, 0], want[1][:, 0]) and torch.equal(got[1][finite, 1], want[1][finite, 1])
+    assert_whole_matrix_topk(d0, d1, got, exact=min(n, m) > 8)
+
+
+def perturbed(d, scale, seed):
+    x = d + scale * np.random.default_rng(seed).standard_normal(d.shape).astype(np.float32)
+    return (x / np.linalg.norm(x, axis=1, keepdims=True)).astype(np.float32)
+
+
+@pytest.mark.parametrize("case", ["duplicates", "near ties", "second and third tied", "signed", "all alike"])
+def test_int8_path_on_adversarial_sets(sfm_descriptors, monkeypatch, case):
+    """Exact ties (every descriptor twice), near ties (copies a few float32 steps apart) between
+    the first and the second or the second and the third, signed descriptors (an int8 grid around
+    0) and nearly identical descriptors (whose tiles are all kept: the whole product in float32, or
+    the int8 path forced): the float32 path's values bit for bit, indices that point at them."""
+    d, other = sfm_descriptors[0][:2100], sfm_descriptors[1][:2200]
+    if case == "duplicates":
+        d0, d1 = d, np.concatenate([d[:1100], d[:1100]])[np.random.default_rng(0).permutation(2200)]
+    elif case == "near ties":
+        d0, d1 = d, np.concatenate([d[:1100], perturbed(d[:1100], 1e-7, 1)])
+    elif case == "second and third tied":
+        d0, d1 = d, np.concatenate([d[:700], perturbed(d[:700], 1e-3, 2), perturbed(d[:700], 1e-3, 2) * np.float32(1 - 2 ** -23)])
+    elif case == "signed":
+        d0, d1 = perturbed(d - 0.08, 0.0, 0), perturbed(other - 0.08, 0.0, 0)
+    else:
+        d0, d1 = perturbed(np.repeat(d[:1], 2100, 0), 1e-3, 3), perturbed(np.repeat(d[:1], 2200, 0), 1e-3, 4)
+    float32_only(monkeypatch)
+    want = nearest_two(d0, d1)
+    for force in (False, True):
+        if force:
+            int8_always(monkeypatch)
+        else:
+            monkeypatch.setattr(cg, "INT8_MIN_KEYPOINTS", 2048)
+        got = nearest_two(d0, d1)
+        assert torch.equal(got[0], want[0]) and torch.equal(got[2], want[2])
+        sim = torch.from_numpy(d0) @ torch.from_numpy(d1).T
+        assert torch.equal(sim.gather(1, got[1]), got[0])
+        assert_whole_matrix_topk(d0, d1, got)
+
+
+def test_int8_error_bound_holds(sfm_descriptors):
+    """The bound of ``int8_candidates`` holds on every pair (the error lies in an interval of width
+    W around the int8 product: within W of it), and is not vacuous (the largest error is more than
+    a third of W / 2): real rootSIFT and signed descriptors."""
+    def spread(x):
+        return torch.relu(x).norm(dim=1).max().item() + torch.relu(-x).norm(dim=1).max().item()
+
+    d0, d1 = sfm_descriptors
+    for x, y in ((d0, d1), (perturbed(d0 - 0.08, 0.0, 0), perturbed(d1 - 0.1, 0.0, 0))):
+        a, b = torch.from_numpy(x), torch.from_numpy(y)
+        (qa, oa, sa, a_hat), (qb, ob, sb, b_hat) = cg.quantise(a, len(a)), cg.quantise(b, len(b))
+        assert torch.equal(a_hat, (qa.float() + oa) * sa) and qa.abs().max() <= 127
+        approx = ((qa.double() + oa) @ (qb.double() + ob).T) * (sa * sb)
+        u = 2.0 ** -24
+        rho = 128 * u / (1 - 128 * u) * a.norm(dim=1).max().item() * b.norm(dim=1).max().item()
+        error = ((a @ b.T).double() - approx).abs().max().item()
+        width = spread(a) * spread(b - b_hat) + spread(b_hat) * spread(a - a_hat)
+        assert width / 6 < error <= width + 2 * rho
+
+
+@pytest.mark.parametrize("kind", ["mutual", "top2"])
+def test_candidates_at_4096_keypoints_equal_those_of_the_float32_product(sfm_descriptors, monkeypatch, kind):
+    """Through the int8 pass: the candidates and features of the whole matrix and of the float32
+    path, bit for bit."""
+    d0, d1 = sfm_descriptors
+    cand, feats = descriptor_candidates(d0, d1, kind)
+    ref_cand, ref_feats = whole_matrix_candidates(d0, d1, kind)
+    np.testing.assert_array_equal(cand, ref_cand)
+    np.testing.assert_array_equal(feats, ref_feats)
+    float32_only(monkeypatch)
+    before = descriptor_candidates(d0, d1, kind)
+    np.testing.assert_array_equal(cand, before[0])
+    np.testing.assert_array_equal(feats, before[1])
 
 
 def test_dual_softmax_sums_to_at_most_one_per_keypoint():

@@ -101,7 +101,7 @@ def nearest_two(d0: np.ndarray, d1: np.ndarray) -> tuple[torch.Tensor, torch.Ten
     rows, cols = -(-n // TOP2_BLOCK) * TOP2_BLOCK, -(-m // TOP2_BLOCK) * TOP2_BLOCK
     a = torch.cat([a, a.new_zeros(rows - n, a.size(1))])
     b = torch.cat([b, b.new_zeros(cols - m, b.size(1))])
-    if min(n, m) >= INT8_MIN_KEYPOINTS:
+    if min(n, m) >= INT8_MIN_KEYPOINTS and hasattr(torch, "_int_mm"):  # torch's int8 product (private; CPU since 2.2)
         keep0, keep1 = int8_candidates(a, b, n, m)
         if keep0.float().mean() + keep1.float().mean() <= INT8_MAX_RESCORED:
             best0, order0 = rescore(a, b, keep0, m, image0=True)

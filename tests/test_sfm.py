@@ -229,3 +229,20 @@ def test_unknown_or_missing_estimator_is_one_line(monkeypatch):
     monkeypatch.setitem(sys.modules, "poselib", None)
     with pytest.raises(PygmatchError, match="pip install poselib"):
         estimate_homography(x, y, estimator="poselib")
+
+
+@needs_pycolmap
+def test_views_auto_reaches_the_pipelines(capsys, tmp_path):
+    """--views auto: the pygmatch method's store is made with view synthesis (each image's views
+    stored after its plain keypoints), and the report's metrics say so."""
+    import h5py
+
+    names = sorted(p.name for p in MINI.glob("*.jpg"))
+    (tmp_path / "pairs.txt").write_text(f"{names[0]} {names[1]}\n{names[1]} {names[2]}\n")
+    code, _, err = cli(["--images", MINI, "--out", tmp_path / "out", "--methods", "nn-ratio", "--pairs", tmp_path / "pairs.txt",
+                        "--max-keypoints", "512", "--views", "auto", "--no-progress"], capsys)
+    assert code == 0, err
+    assert json.loads((tmp_path / "out" / "metrics.json").read_text())["views"] == "auto"
+    assert "views='auto'" in (tmp_path / "out" / "nn-ratio" / "store.json").read_text()
+    with h5py.File(tmp_path / "out" / "nn-ratio" / "features.h5") as f:
+        assert int(f[names[0]]["plain"][()]) == 512 < len(f[names[0]]["keypoints"])

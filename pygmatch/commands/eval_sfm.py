@@ -14,6 +14,7 @@ import time
 from pathlib import Path
 
 from pygmatch.commands.flags import ArgumentParser, positive_int, probability_threshold, run_cli
+from pygmatch.data.features import VIEWS
 from pygmatch.evaluation.sfm import COLMAP, DEFAULT_MATCH_THRESHOLD, DEFAULT_MAX_KEYPOINTS, run_sfm, table
 from pygmatch.sfm import CAMERA_MODES
 
@@ -41,6 +42,9 @@ def parser() -> argparse.ArgumentParser:
                         f"COLMAP's verification removes wrong matches, registration needs many)")
     p.add_argument("--camera-mode", choices=CAMERA_MODES, default="per-image",
                    help="one camera per image (default), one shared camera, or COLMAP's guess from the EXIF data")
+    p.add_argument("--views", choices=VIEWS, default="plain",
+                   help="auto: the pygmatch methods match simulated oblique views where a pair's plain match fails, as pygmatch sfm "
+                        "--views auto (default plain)")
     p.add_argument("--threads", type=positive_int, default=1, help="threads of torch and of every COLMAP stage (default 1)")
     p.add_argument("--overwrite", action="store_true", help="replace the outputs of an earlier run in --out")
     p.add_argument("--no-progress", action="store_true", help="no progress bars")
@@ -54,7 +58,7 @@ def main(argv=None) -> int:
     pairs = None if args.pairs == "exhaustive" else Path(args.pairs)
     summary = run_sfm(args.images, args.out, methods, pairs, max_keypoints=args.max_keypoints, match_threshold=args.match_threshold,
                       threads=args.threads, camera_mode=args.camera_mode, overwrite=args.overwrite, progress=not args.no_progress,
-                      truth=args.truth)
+                      truth=args.truth, views=args.views)
     print(f"{args.images}: {len(summary['names'])} images, {summary['pairs']} pairs ({summary['pairs_source']})")
     print(table(summary))
     print(f"total {time.perf_counter() - start:.1f} s; report in {args.out}/report.md")

@@ -119,15 +119,17 @@ def check_methods(methods: list[str]) -> list[str]:
 def run_sfm(folder, out, methods: list[str], pairs=None, *, max_keypoints: int = DEFAULT_MAX_KEYPOINTS,
             match_threshold: float | None = DEFAULT_MATCH_THRESHOLD, threads: int = 1,
             camera_mode: str = "per-image", overwrite: bool = False, progress: bool = True, mapping: dict | None = None,
-            load_pipeline=None, truth=None) -> dict:
+            load_pipeline=None, truth=None, views: str = "plain") -> dict:
     """Every method on the images of ``folder`` (``pairs``: None for all pairs, or a pairs file),
     into ``out``: per method a database and the reconstructions, and ``report.md``,
     ``metrics.json``, ``sfm.png`` for all. ``mapping``: overrides of COLMAP's mapping options for
     every method (``mapping_options``). ``load_pipeline(name)``: how a method name becomes a
     ``Pipeline`` (default ``Pipeline.load(name, max_keypoints=..., match_threshold=..., threads=...)``;
     ``match_threshold`` None: each learned matcher's own). ``truth``: a COLMAP model folder (text
-    or binary) of the photographs' true cameras, to measure each model's cameras against. Bad input
-    is a ``PygmatchError`` before any work. Returns the metrics (what ``metrics.json`` holds)."""
+    or binary) of the photographs' true cameras, to measure each model's cameras against.
+    ``views="auto"``: the pygmatch pipelines synthesise views where a pair's plain match fails
+    (``pygmatch sfm --views auto``). Bad input is a ``PygmatchError`` before any work. Returns the
+    metrics (what ``metrics.json`` holds)."""
     pycolmap = pycolmap_module()
     methods = check_methods(list(methods))
     if threads < 1:
@@ -143,7 +145,7 @@ def run_sfm(folder, out, methods: list[str], pairs=None, *, max_keypoints: int =
                             "at least 3 are needed to measure a model against them")
     if load_pipeline is None:
         def load_pipeline(name):
-            return Pipeline.load(name, max_keypoints=max_keypoints, threads=threads,
+            return Pipeline.load(name, max_keypoints=max_keypoints, threads=threads, views=views,
                                  **({"match_threshold": match_threshold} if is_learned(name) else {}))
     pipelines = {m: (None if m == COLMAP else load_pipeline(m)) for m in methods}  # a bad name fails before any work
     out = prepare_output(out, methods, overwrite)
@@ -154,7 +156,7 @@ def run_sfm(folder, out, methods: list[str], pairs=None, *, max_keypoints: int =
         results[m] = run_method(m, folder, names, pair_list, out, pairs is None, pipelines[m], threads, camera_mode, progress, mapping,
                                 true_cameras)
     summary = {"images": str(folder), "names": names, "pairs": len(pair_list), "pairs_source": "exhaustive" if pairs is None else str(pairs),
-               "max_keypoints": max_keypoints, "match_threshold": match_threshold, "threads": threads, "camera_mode": camera_mode,
+               "max_keypoints": max_keypoints, "match_threshold": match_threshold, "views": views, "threads": threads, "camera_mode": camera_mode,
                "pycolmap": pycolmap.__version__, "colmap_max_image_size": COLMAP_MAX_IMAGE_SIZE, "mapping_options": dict(mapping or {}),
                "truth": None if truth is None else str(truth), "methods": results}
     write_text(out / "metrics.json", json.dumps(summary, indent=2, default=float))

@@ -134,6 +134,13 @@ def _lines(path: Path):
     return [(n, line.strip()) for n, line in enumerate(text.splitlines(), 1)]
 
 
+def _records(path: Path):
+    """``(line number, tokens)`` of each line of a text file that is neither blank nor a ``#`` comment."""
+    for n, line in _lines(path):
+        if line and not line.startswith("#"):
+            yield n, line.split()
+
+
 def _numbers(path: Path, n: int, tokens: list[str], kinds: str, what: str) -> list:
     """``tokens`` parsed by ``kinds`` (``i`` int, ``f`` finite float), else one line naming path:n."""
     out = []
@@ -152,10 +159,7 @@ def read_cameras_text(path: str | os.PathLike) -> dict[int, Camera]:
     """``{camera id: Camera}`` from a COLMAP ``cameras.txt``."""
     path = Path(path)
     cameras = {}
-    for n, line in _lines(path):
-        if not line or line.startswith("#"):
-            continue
-        tokens = line.split()
+    for n, tokens in _records(path):
         if len(tokens) < 4:
             raise PygmatchError(f"{path}:{n}: malformed camera line (expected CAMERA_ID MODEL WIDTH HEIGHT PARAMS...)")
         cam_id, = _numbers(path, n, tokens[:1], "i", "camera")
@@ -252,10 +256,7 @@ def read_points3d_text(path: str | os.PathLike) -> dict[int, np.ndarray]:
     """``{POINT3D_ID: (3,) world position}`` from a COLMAP ``points3D.txt``."""
     path = Path(path)
     points = {}
-    for n, line in _lines(path):
-        if not line or line.startswith("#"):
-            continue
-        tokens = line.split()
+    for n, tokens in _records(path):
         if len(tokens) < 4:
             raise PygmatchError(f"{path}:{n}: malformed 3-D point line (expected POINT3D_ID X Y Z ...)")
         point_id, x, y, z = _numbers(path, n, tokens[:4], "ifff", "3-D point")
@@ -398,10 +399,7 @@ def read_pairs(path: str | os.PathLike, names, model: str = "images.txt") -> lis
     every name checked against ``names`` (the images of ``model``)."""
     path = Path(path)
     pairs = []
-    for n, line in _lines(path):
-        if not line or line.startswith("#"):
-            continue
-        tokens = line.split()
+    for n, tokens in _records(path):
         if len(tokens) < 2:
             raise PygmatchError(f"{path}:{n}: malformed pair line (expected: name0 name1)")
         a, b = tokens[:2]
@@ -459,10 +457,7 @@ def read_pair_file(path: str | os.PathLike, image_folder: str | os.PathLike | No
         raise PygmatchError(f"{image_folder}: not a folder (the images of {path})")
     shift = np.array([[1.0, 0, 0.5], [0, 1, 0.5], [0, 0, 1]])
     truths: dict[tuple[str, str], PairTruth] = {}
-    for n, line in _lines(path):
-        if not line or line.startswith("#"):
-            continue
-        tokens = line.split()
+    for n, tokens in _records(path):
         if len(tokens) != PAIR_FILE_COLUMNS:
             raise PygmatchError(f"{path}:{n}: malformed pair line: expected {PAIR_FILE_COLUMNS} columns (name0 name1 rot0 rot1, K0 "
                                 f"and K1 9 values each, T_0to1 16), got {len(tokens)}")

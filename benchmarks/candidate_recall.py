@@ -18,21 +18,13 @@ from pathlib import Path
 import numpy as np
 
 from pygmatch import Pipeline
-from pygmatch.data.epipolar import essential_matrix
+from pygmatch.data.epipolar import epipolar_distance, essential_matrix
 from pygmatch.data.scenes import load_scenes
 from pygmatch.matching.candidate_graph import descriptor_candidates
 from pygmatch.nn.candidate_graph import CANDIDATES
 
 DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "pose"
 BAND_PX = 2.0
-
-
-def epipolar_distance(F: np.ndarray, xy0: np.ndarray, xy1: np.ndarray) -> np.ndarray:
-    """(K,) the larger of the two point-to-epipolar-line distances of matched points (px)."""
-    X0, X1 = (np.concatenate([np.asarray(xy, np.float64), np.ones((len(xy), 1))], 1) for xy in (xy0, xy1))
-    lines1, lines0 = X0 @ F.T, X1 @ F
-    residual = np.abs((lines1 * X1).sum(1))
-    return np.maximum(residual / np.linalg.norm(lines1[:, :2], axis=1), residual / np.linalg.norm(lines0[:, :2], axis=1))
 
 
 def main(argv=None) -> None:

@@ -24,7 +24,7 @@ from pathlib import Path
 import numpy as np
 
 from pygmatch import Pipeline
-from pygmatch.data.epipolar import estimate_fundamental, estimate_relative_pose
+from pygmatch.data.epipolar import epipolar_distance, estimate_fundamental, estimate_relative_pose
 from pygmatch.data.images import points_to_original
 from pygmatch.data.scenes import load_scenes
 from pygmatch.evaluation.metrics import auc_difference, error_auc
@@ -34,22 +34,6 @@ from pygmatch.matching.nearest import FGINN_RADIUS, RATIO
 DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "pose"
 METHODS = ("default", "nn-ratio+refiner")
 MIN_INLIERS = 15
-
-
-def _homogeneous(xy: np.ndarray) -> np.ndarray:
-    xy = np.asarray(xy, np.float64).reshape(-1, 2)
-    return np.concatenate([xy, np.ones((len(xy), 1))], 1)
-
-
-def epipolar_distances(F: np.ndarray, xy0: np.ndarray, xy1: np.ndarray) -> np.ndarray:
-    """(N, M): for every keypoint pair, the larger of the two point-to-epipolar-line distances
-    (px; x1 to the line F x0 in image 1, x0 to Fᵀ x1 in image 0)."""
-    X0, X1 = _homogeneous(xy0), _homogeneous(xy1)
-    lines1, lines0 = X0 @ F.T, X1 @ F  # (N, 3) in image 1, (M, 3) in image 0
-    residual = np.abs(lines1 @ X1.T)  # x1ᵀ F x0
-    norm1 = np.maximum(np.linalg.norm(lines1[:, :2], axis=1), 1e-12)
-    norm0 = np.maximum(np.linalg.norm(lines0[:, :2], axis=1), 1e-12)
-    return np.maximum(residual / norm1[:, None], residual / norm0[None, :])
 
 
 def guided_match(desc0: np.ndarray, desc1: np.ndarray, xy0: np.ndarray, xy1: np.ndarray, allowed: np.ndarray,
@@ -93,7 +77,7 @@ def guided(pipe: Pipeline, res, band: float):
     found = estimate_fundamental(p0, p1, 1.0)
     if found is None or found[1].sum() < MIN_INLIERS:
         return res
-    allowed = epipolar_distances(found[0], f0.keypoints.xy, f1.keypoints.xy) < band
+    allowed = epipolar_distance(found[0], f0.keypoints.xy, f1.keypoints.xy, pairwise=True) < band
     allowed[res.matches[:, 0], :] = False
     allowed[:, res.matches[:, 1]] = False
     m, s = guided_match(f0.keypoints.descriptors, f1.keypoints.descriptors, f0.keypoints.xy, f1.keypoints.xy, allowed)

@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 from pygmatch import Pipeline, RelativePose
-from pygmatch.data.epipolar import estimate_fundamental, estimate_relative_pose, pixel_to_camera
+from pygmatch.data.epipolar import epipolar_distance, estimate_fundamental, estimate_relative_pose, pixel_to_camera
 from pygmatch.data.scenes import load_scene, relative_pose
 from pygmatch.errors import PygmatchError
 from pygmatch.evaluation.pose import pose_error
@@ -27,7 +27,7 @@ def true_fundamental(K0, K1, R, t):
     return shift.T @ np.linalg.inv(K1).T @ tx @ R @ np.linalg.inv(K0) @ shift
 
 
-def epipolar_distance(F, p0, p1):
+def distance_to_line1(F, p0, p1):
     """Distance (px) of each p1 from the epipolar line F p0 in image 1."""
     lines = np.c_[p0, np.ones(len(p0))] @ F.T
     return np.abs((np.c_[p1, np.ones(len(p1))] * lines).sum(1)) / np.linalg.norm(lines[:, :2], axis=1)
@@ -50,7 +50,7 @@ def test_estimators_on_projections_with_outliers(synthetic, estimator):
     F, inliers = estimate_fundamental(p0, noisy, 1.0, estimator)
     assert inliers.dtype == bool and inliers.shape == (300,)
     assert inliers[:60].sum() <= 3 and inliers[60:].mean() > 0.8  # the outliers out, most of the rest in
-    assert np.median(epipolar_distance(F, p0[60:], p1[60:])) < 0.5  # the exact correspondences on their lines
+    assert np.median(distance_to_line1(F, p0[60:], p1[60:])) < 0.5  # the exact correspondences on their lines
     assert np.linalg.norm(F) == pytest.approx(1)
     pose = estimate_relative_pose(p0, noisy, K0, K1, 1.0, estimator)
     assert isinstance(pose, RelativePose) and pose_error(pose.R, pose.t, R, t) < 1.0
@@ -82,7 +82,7 @@ def test_geometry_of_a_real_pair(lund_door_pair, estimator):
     R_true, t_true = relative_pose(im0, im1)
     F, inliers = res.fundamental(estimator=estimator)
     assert inliers.shape == (len(res),) and inliers.sum() > 0.5 * len(res) > 100
-    truth = epipolar_distance(true_fundamental(im0.K, im1.K, R_true, t_true), res.points0[inliers], res.points1[inliers])
+    truth = distance_to_line1(true_fundamental(im0.K, im1.K, R_true, t_true), res.points0[inliers], res.points1[inliers])
     assert np.median(truth) < 1.5
     pose = res.pose(im0.K, im1.K, estimator=estimator)
     assert pose_error(pose.R, pose.t, R_true, t_true) < 2.0 and pose.num_inliers > 0.5 * len(res)
@@ -111,3 +111,17 @@ def test_match_result_geometry_bad_threshold(synthetic):
             result.fundamental(bad)
         with pytest.raises(PygmatchError, match="threshold must be a number of pixels > 0"):
             result.pose(K0, K1, bad)
+
+
+def test_epipolar_distance_in_pixels_matched_and_pairwise():
+    """A camera moved sideways: the epipolar lines are the image rows. A point of image 1 on its
+    row is 0 px away, one moved 3 px down 3 px (both ways, the lines of either image being rows);
+    the pairwise distances hold the matched ones on their diagonal."""
+    F = np.array([[0.0, 0.0, 0.0], [0.0, 0.0, -1.0], [0.0, 1.0, 0.0]])  # x1ᵀ F x0 = y0 − y1
+    xy0 = np.array([[10.0, 20.0], [300.0, 40.0], [50.0, 400.0]])
+    xy1 = xy0 + np.array([[35.0, 0.0], [-80.0, 3.0], [0.0, -7.5]])
+    np.testing.assert_allclose(epipolar_distance(F, xy0, xy1), [0.0, 3.0, 7.5])
+    pairwise = epipolar_distance(F, xy0, xy1, pairwise=True)
+    assert pairwise.shape == (3, 3)
+    np.testing.assert_allclose(np.diag(pairwise), [0.0, 3.0, 7.5])
+    np.testing.assert_allclose(pairwise[0, 1], 23.0)  # row 20 against row 43

@@ -62,6 +62,20 @@ def essential_matrix(R: np.ndarray, t: np.ndarray) -> np.ndarray:
     return np.array([[0, -t[2], t[1]], [t[2], 0, -t[0]], [-t[1], t[0], 0]]) @ R
 
 
+def epipolar_distance(F: np.ndarray, xy0: np.ndarray, xy1: np.ndarray, pairwise: bool = False) -> np.ndarray:
+    """The larger of the two point-to-epipolar-line distances, in pixels (x1 to the line F x0 in
+    image 1, x0 to Fᵀ x1 in image 0): (K,) for matched points ``xy0``, ``xy1`` (K, 2), or with
+    ``pairwise`` (N, M) for every point of ``xy0`` (N, 2) with every one of ``xy1`` (M, 2)."""
+    X0, X1 = (np.c_[np.asarray(xy, np.float64).reshape(-1, 2), np.ones(len(xy))] for xy in (xy0, xy1))
+    lines1, lines0 = X0 @ F.T, X1 @ F  # in image 1, in image 0
+    residual = np.abs(lines1 @ X1.T) if pairwise else np.abs((lines1 * X1).sum(1))  # x1ᵀ F x0
+    norm1 = np.maximum(np.linalg.norm(lines1[:, :2], axis=1), 1e-12)
+    norm0 = np.maximum(np.linalg.norm(lines0[:, :2], axis=1), 1e-12)
+    if pairwise:
+        norm1, norm0 = norm1[:, None], norm0[None, :]
+    return np.maximum(residual / norm1, residual / norm0)
+
+
 def pixel_to_camera(xy: np.ndarray, K: np.ndarray) -> np.ndarray:
     """pygmatch positions (K, 2), pixel centres at integers, → normalised camera coordinates (K, 2):
     K⁻¹ applied to (x + 0.5, y + 0.5), COLMAP's pixel convention."""

@@ -133,7 +133,7 @@ def test_views_auto_stores_each_image_s_simulated_views_and_the_synthesised_matc
     m = matched.pairs[0].matches
     plain = len(store.keypoints("a.png"))
     assert len(res.keypoints0) > plain  # the pair went through view synthesis
-    assert (m[:, 0] >= plain).any() and len(matched.keypoints[0]) == plain + len(store.synthetic("a.png"))
+    assert (m[:, 0] >= plain).any() and len(matched.keypoints[0]) == plain + len(store.features_of("a.png")[1])
     np.testing.assert_allclose(matched.keypoints[0][m[:, 0]], res.points0, atol=1e-3)  # stored as float32 positions
     np.testing.assert_array_equal(matched.pairs[0].points1, res.points1)
     first = store.contents()

@@ -122,7 +122,8 @@ def match_collection(pipeline, folder, names: list[str], pairs: list[tuple[str, 
         needed = sorted({n for pair in todo for n in pair})
         for n in needed:
             if n not in features:  # stored by an earlier run: its keypoints as they were, the image read again
-                features[n] = replace(pipeline.extractor.with_keypoints(folder / n, store.keypoints(n)), synthetic=store.synthetic(n))
+                keypoints, synthetic = store.features_of(n)
+                features[n] = replace(pipeline.extractor.with_keypoints(folder / n, keypoints), synthetic=synthetic)
         shared, handles = executor.share(pipeline, everywhere=True), {n: executor.share(features[n]) for n in needed}
         tasks = [(shared, chunk, {n: handles[n] for pair in chunk for n in pair}) for chunk in batches(todo, pairs_per_task)]
         buffer, written = [], time.monotonic()

@@ -6,7 +6,7 @@ group per pair ``name0/name1``: ``matches0`` (N0,) the index in image 1 of each 
 without recomputing: per image ``xy``, ``scale``, ``ori`` (the keypoints in the extraction
 pixels), per pair ``matches`` (K, 2) and ``points1`` (K, 2), image 1's refined positions. With
 view synthesis (``views="auto"``) an image's keypoints are its plain ones (the first ``plain``
-rows) then those of its simulated views, with ``view`` (rows after ``plain``: the view of each),
+rows) then those of its simulated views, with ``view`` (rows after ``plain``: the view of each; ``Store.features_of`` reads both parts back),
 ``view_tilt``, ``view_angle`` (V,) and ``view_affine`` (V, 2, 3): matches index the whole set.
 
 Resumable, and never damaged by a kill: new results go to small files under ``parts/``, each
@@ -200,25 +200,21 @@ class Store:
                             "xy": kp.xy, "scale": kp.scale, "ori": kp.ori, "S": np.asarray(f.S, np.float64), **views}
         self._write_part(FEATURES, groups)
 
-    def _all_keypoints(self, name: str) -> tuple[Keypoints, dict]:
+    def features_of(self, name: str) -> tuple[Keypoints, ViewKeypoints | None]:
+        """An image's keypoints as extracted (extraction pixels, with descriptors) and those of its
+        simulated views (``Features.synthetic``; None without view synthesis), in one read."""
         with self.h5py.File(self._index[FEATURES][name], "r") as f:
             g = f[name]
             kp = Keypoints(g["xy"][()], g["scale"][()], g["ori"][()], g["scores"][()], np.ascontiguousarray(g["descriptors"][()].T))
-            return kp, {k: g[k][()] for k in ("plain", "view", "view_affine", "view_tilt", "view_angle") if k in g}
+            if "plain" not in g:
+                return kp, None
+            plain = int(g["plain"][()])
+            views = [View(float(t), float(a)) for t, a in zip(g["view_tilt"][()], g["view_angle"][()])]
+            return kp.subset(np.arange(plain)), ViewKeypoints(kp.subset(np.arange(plain, len(kp))), g["view"][()], g["view_affine"][()], views)
 
     def keypoints(self, name: str) -> Keypoints:
-        """An image's keypoints as extracted (extraction pixels, with descriptors); not those of its
-        simulated views (``synthetic``)."""
-        kp, views = self._all_keypoints(name)
-        return kp if not views else kp.subset(np.arange(int(views["plain"])))
-
-    def synthetic(self, name: str) -> ViewKeypoints | None:
-        """The keypoints of an image's simulated views (``Features.synthetic``), None without view synthesis."""
-        kp, views = self._all_keypoints(name)
-        if not views:
-            return None
-        return ViewKeypoints(kp.subset(np.arange(int(views["plain"]), len(kp))), views["view"], views["view_affine"],
-                             [View(float(t), float(a)) for t, a in zip(views["view_tilt"], views["view_angle"])])
+        """An image's keypoints as extracted; not those of its simulated views (``features_of``)."""
+        return self.features_of(name)[0]
 
     def original_keypoints(self, name: str) -> np.ndarray:
         """(N, 2) float64: an image's keypoints in its original pixels, as ``Features.xy`` gives them."""

@@ -89,7 +89,7 @@ def test_strongest_and_of_image_keep_views_consistent(image):
     merged = ViewKeypoints.concatenate([ViewKeypoints.of_image(extract(image, "sift", 100)), views])
     assert len(merged.views) == 1 + len(views.views) and merged.view.max() == len(merged.views) - 1
     assert np.array_equal(merged.affine[0], np.eye(2, 3))
-    best = merged.strongest(200)
+    best = merged.subset(merged.strongest_index(200))
     assert len(best) == 200 and best.keypoints.score.min() >= np.sort(merged.keypoints.score)[-200]
 
 

@@ -109,10 +109,6 @@ class ViewKeypoints:
             return np.arange(len(self))
         return np.sort(np.argsort(-self.keypoints.score, kind="stable")[:count])
 
-    def strongest(self, count: int) -> "ViewKeypoints":
-        """The ``count`` keypoints of highest detector response (all, in their order, if fewer)."""
-        return self if len(self) <= count else self.subset(self.strongest_index(count))
-
     @staticmethod
     def of_image(keypoints: Keypoints) -> "ViewKeypoints":
         """Keypoints found on the image itself: one view, tilt 1."""

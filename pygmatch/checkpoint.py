@@ -15,7 +15,7 @@ import torch
 
 from .errors import PygmatchError
 from .files import make_parent_folder, short_reason, writable_file
-from .nn.candidate_graph import NODE_FEATURES, CandidateGraphConfig, CandidateGraphNet
+from .nn.candidate_graph import NODE_FEATURES, NODE_FEATURES_BEFORE_VIEWS, CandidateGraphConfig, CandidateGraphNet
 from .weights import WEIGHTS_DIR, config_from_dict
 
 FORMAT, VERSION = "pygmatch-candidate-graph", 2  # 2: graph as recorded parameters, attention per scale
@@ -71,6 +71,18 @@ def upgrade_version1(ckpt: dict) -> dict:
     return {**ckpt, "version": VERSION, "config": config, "state_dict": state}
 
 
+def with_view_features(state: dict) -> dict:
+    """The weights of a network that knew ``NODE_FEATURES_BEFORE_VIEWS`` as one of ``NODE_FEATURES``:
+    the view tilts' inputs get zero weights (mean 0, standard deviation 1), so that it computes
+    exactly what it did, whatever the tilts."""
+    old, new = len(NODE_FEATURES_BEFORE_VIEWS), len(NODE_FEATURES)
+    added = new - old
+    weight = state["encode.0.weight"]
+    return {**state, "mean": torch.cat([state["mean"], state["mean"].new_zeros(added)]),
+            "std": torch.cat([state["std"], state["std"].new_ones(added)]),
+            "encode.0.weight": torch.cat([weight[:, :old], weight.new_zeros(weight.size(0), added), weight[:, old:]], 1)}
+
+
 def training_checkpoint(ckpt: dict) -> tuple[str, dict, dict] | None:
     """``(kind, model config, model state_dict)`` of a Lightning checkpoint of the one training loop:
     kind ``"matcher"`` (``train.run``; checkpoints from before kinds were recorded are this) or
@@ -89,13 +101,18 @@ def model_state(ckpt: dict, path, overrides: dict | None = None) -> tuple[Candid
             raise PygmatchError(f"{path}: graph network version {ckpt.get('version')!r}; this pygmatch reads version {VERSION}")
         if ckpt["version"] == 1:
             ckpt = upgrade_version1(ckpt)
-        if ckpt.get("node_features") != list(NODE_FEATURES):
+        features = ckpt.get("node_features")
+        if features not in (list(NODE_FEATURES), list(NODE_FEATURES_BEFORE_VIEWS)):
             raise PygmatchError(f"{path}: a graph network of other node features; this pygmatch computes {len(NODE_FEATURES)}")
         config, state = ckpt["config"], ckpt["state_dict"]
+        if features == list(NODE_FEATURES_BEFORE_VIEWS):
+            state = with_view_features(state)
     elif (run := training_checkpoint(ckpt)) is not None:
         kind, config, state = run
         if kind == "refiner":
             raise PygmatchError(f"{path}: a train.refiner checkpoint, not a graph network (use it as a refiner: METHOD+{path})")
+        if "mean" in state and len(state["mean"]) == len(NODE_FEATURES_BEFORE_VIEWS):  # a run from before view synthesis
+            state = with_view_features(state)
     else:
         raise PygmatchError(f"{path}: not a pygmatch graph network (a model file or a train.run checkpoint)")
     return config_from_dict(CandidateGraphConfig, config, str(path), overrides, INFERENCE_OPTIONS), state

@@ -47,7 +47,7 @@ from .data.images import as_gray, check_resize, downscale, points_to_original
 from .errors import PygmatchError
 from .checkpoint import is_model_file
 from .matching.candidate_graph import CandidateGraphMatching
-from .data.views import SYNTHESIS_ROUNDS, ViewKeypoints, detect_views, local_affine, views_of
+from .data.views import SYNTHESIS_ROUNDS, ViewKeypoints, detect_views, local_affine, synthesised_keypoints, views_of
 from .matching.nearest import RATIO, NearestNeighbor, fginn_match
 from .matching.oracle import Oracle, parse_oracle
 from .refinement import REFINEMENTS, PatchStage, load_refiner, local_linear_maps
@@ -357,14 +357,8 @@ class Pipeline:
         if features.synthetic is not None:
             return features
         with torch_threads(self.threads):
-            found = detect_views(features.image, views_of([t for tilts in SYNTHESIS_ROUNDS for t in tilts]), self.extractor.max_keypoints)
-        plain, n, keep, tilts = ViewKeypoints.of_image(features.keypoints), len(features.keypoints), [], []
-        for round_tilts in SYNTHESIS_ROUNDS:
-            tilts += round_tilts
-            index = np.nonzero(np.isin(found.tilts, tilts))[0]  # the views up to this round, in the order synthesised joins them
-            pick = ViewKeypoints.concatenate([plain, found.subset(index)]).strongest_index(SYNTHESIS_MAX_KEYPOINTS)
-            keep.append(index[pick[pick >= n] - n])
-        return replace(features, synthetic=found.subset(np.unique(np.concatenate(keep))))
+            synthetic = synthesised_keypoints(features.image, features.keypoints, self.extractor.max_keypoints)
+        return replace(features, synthetic=synthetic)
 
     def _round_views(self, f: Features, tilts) -> tuple[ViewKeypoints, np.ndarray]:
         """The keypoints of the views of ``tilts`` and their rows in the image's full set."""
@@ -382,7 +376,7 @@ class Pipeline:
         refiner through the local motion ``checked_maps`` gives each match. The first round whose
         match has at least ``SYNTHESIS_MIN_INLIERS`` inliers and more than ``found`` is returned
         (with ``Features.synthetic``, its features' ``rows`` say where each keypoint is in the full
-        set); None if none does. (The graph network judges plain SIFT candidates only.)"""
+        set); None if none does."""
         known0, known1 = ViewKeypoints.of_image(f0.keypoints), ViewKeypoints.of_image(f1.keypoints)
         rows0, rows1 = np.arange(len(f0.keypoints)), np.arange(len(f1.keypoints))
         for tilts in SYNTHESIS_ROUNDS:
@@ -392,13 +386,20 @@ class Pipeline:
                 rows0, rows1 = np.concatenate([rows0, new0]), np.concatenate([rows1, new1])
                 pick0, pick1 = known0.strongest_index(SYNTHESIS_MAX_KEYPOINTS), known1.strongest_index(SYNTHESIS_MAX_KEYPOINTS)
                 a0, a1 = known0.subset(pick0), known1.subset(pick1)
-                matches, scores = fginn_match(a0.keypoints.descriptors, a1.keypoints.descriptors, a0.keypoints.xy, a1.keypoints.xy)
+                matches, scores = self.match_views(a0, a1, f0.size, f1.size)
                 result = self.result(*(replace(f, keypoints=a.keypoints, synthetic=None, rows=rows[pick] if f.synthetic is not None else None)
                                        for f, a, rows, pick in ((f0, a0, rows0, pick0), (f1, a1, rows1, pick1))),
                                      matches, scores, checked_maps(a0, a1, matches))
             if inlier_count(result) >= max(SYNTHESIS_MIN_INLIERS, found + 1):
                 return result
         return None
+
+    def match_views(self, a0: ViewKeypoints, a1: ViewKeypoints, size0: tuple[int, int], size1: tuple[int, int]) -> tuple[np.ndarray, np.ndarray]:
+        """``(matches, scores)`` of the keypoints of a round of simulated views: the ratio test against
+        the first geometrically inconsistent neighbour (``fginn_match``), whatever the matcher. The
+        graph network can judge them (``CandidateGraphMatching.match_views``), but on photographs
+        that do not overlap it let false geometries through (docs/views.md); the sizes are for it."""
+        return fginn_match(a0.keypoints.descriptors, a1.keypoints.descriptors, a0.keypoints.xy, a1.keypoints.xy)
 
     def result(self, f0: Features, f1: Features, matches: np.ndarray, scores: np.ndarray, maps: np.ndarray | None = None) -> MatchResult:
         """The ``MatchResult`` of given matches: their positions, refined by this pipeline's refiner

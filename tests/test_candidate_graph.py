@@ -465,3 +465,50 @@ def test_a_version1_file_loads_as_the_same_network(graphs, tmp_path):
     torch.save({**ckpt, "version": 7}, tmp_path / "v7.pt")
     with pytest.raises(PygmatchError, match="version 7"):
         CandidateGraphMatching.load(tmp_path / "v7.pt")
+
+
+def test_a_file_from_before_view_synthesis_computes_what_it_did_whatever_the_tilts(graphs, tmp_path):
+    """A network of the ten node features before the view tilts loads with zero weights on them: its
+    scores are those of its own ten inputs, whatever the tilts say."""
+    from pygmatch.nn.candidate_graph import NODE_FEATURES, NODE_FEATURES_BEFORE_VIEWS
+
+    torch.manual_seed(0)
+    net = CandidateGraphNet(CandidateGraphConfig(layers=2, dim=32)).eval()
+    old = len(NODE_FEATURES_BEFORE_VIEWS)
+    state = net.state_dict()
+    state = {**state, "mean": state["mean"][:old], "std": state["std"][:old],
+             "encode.0.weight": torch.cat([state["encode.0.weight"][:, :old], state["encode.0.weight"][:, len(NODE_FEATURES):]], 1)}
+    ckpt = {"format": "pygmatch-candidate-graph", "version": 2, "config": {"dim": 32, "layers": 2}, "state_dict": state,
+            "node_features": list(NODE_FEATURES_BEFORE_VIEWS)}
+    torch.save(ckpt, tmp_path / "before.pt")
+    loaded = CandidateGraphMatching.load(tmp_path / "before.pt").model
+    data = graphs[0][4].clone()
+    with torch.no_grad():
+        plain = loaded(data).score
+        data.x[:, old:] = torch.rand(data.num_nodes, len(NODE_FEATURES) - old) * 2  # log tilts up to 8
+        tilted = loaded(data).score
+    torch.testing.assert_close(plain, tilted)
+    assert torch.equal(loaded.encode[0].weight[:, old:len(NODE_FEATURES)], torch.zeros(32, len(NODE_FEATURES) - old))
+    torch.save({**ckpt, "node_features": list(NODE_FEATURES_BEFORE_VIEWS[:9])}, tmp_path / "other.pt")
+    with pytest.raises(PygmatchError, match="other node features"):
+        CandidateGraphMatching.load(tmp_path / "other.pt")
+
+
+def test_view_candidates_of_an_images_own_keypoints_are_its_plain_candidates(graphs):
+    """Without simulated views, ``view_candidate_graph`` gives the mutual nearest neighbours, with
+    the scale change, rotation and scale of plain SIFT and tilt 1; only the ratios differ (against the
+    first neighbour more than 10 px from the nearest instead of the second nearest)."""
+    from pygmatch.data.views import ViewKeypoints
+    from pygmatch.matching.candidate_graph import view_candidate_graph
+
+    kp0, kp1, H, cand, data = graphs[1]
+    cfg = CandidateGraphConfig(layers=2, dim=32)
+    vcand, vdata = view_candidate_graph(ViewKeypoints.of_image(kp0), ViewKeypoints.of_image(kp1), SIZE, SIZE, cfg)
+    order, vorder = np.lexsort(cand.T[::-1]), np.lexsort(vcand.T[::-1])
+    np.testing.assert_array_equal(cand[order], vcand[vorder])
+    x, vx = data.x[order], vdata.x[vorder]
+    torch.testing.assert_close(vx[:, [0, 3, 4, 5, 6, 7, 8, 9]], x[:, [0, 3, 4, 5, 6, 7, 8, 9]], atol=1e-5, rtol=1e-5)
+    assert (vx[:, 10:] == 0).all()
+    assert (vx[:, 1] <= x[:, 1] + 1e-6).all()  # the first inconsistent neighbour is never nearer than the second nearest
+    torch.testing.assert_close(vdata.log_scale[vorder], data.log_scale[order], atol=1e-5, rtol=1e-5)
+    torch.testing.assert_close(torch.cos(vdata.angle[vorder] - data.angle[order]), torch.ones(len(cand)), atol=1e-5, rtol=1e-5)

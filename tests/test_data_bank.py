@@ -15,8 +15,8 @@ from pygmatch.data.images import read_gray
 from pygmatch.errors import PygmatchError
 from pygmatch.data.features import extract
 from pygmatch.data.geometry import warp_points
-from pygmatch.nn.candidate_graph import CandidateGraphConfig
-from pygmatch.training.data import BankGraphs, split_banks
+from pygmatch.nn.candidate_graph import NODE_FEATURES, CandidateGraphConfig
+from pygmatch.training.data import VIEW_LABEL_PX, BankGraphs, split_banks
 
 CFG = BankConfig((str(EMBEDDED_IMAGES),), max_keypoints=300, shard_pairs=3, seed=5, difficulties=(1.0, 2.0))
 
@@ -94,7 +94,7 @@ def test_bank_graphs_are_the_stored_pairs_labelled_by_their_homography(bank):
         pos0, pos1 = g.pos0.double().numpy(), g.pos1.double().numpy()
         assert all((kp0.xy == xy).all(1).any() for xy in g.pos0.numpy()) and all((kp1.xy == xy).all(1).any() for xy in g.pos1.numpy())
         np.testing.assert_allclose(g.error.numpy(), np.linalg.norm(warp_points(pos0, H) - pos1, axis=1), rtol=1e-5, atol=1e-3)
-        assert g.x.shape == (len(pos0), 10)
+        assert g.x.shape == (len(pos0), len(NODE_FEATURES)) and (g.x[:, -2:] == 0).all()  # plain SIFT: no view tilt
         # real SIFT pairs: both kinds of label, true matches and wrong candidates
         assert (g.error < 1).sum() >= 10 and (g.error > 10).sum() >= 10
     only2 = BankGraphs(split_banks([f"{bank.root}:2"], 0, "sift", (640, 480))[0], CandidateGraphConfig(), workers=1, progress=False)
@@ -180,3 +180,50 @@ def test_bank_command_refuses_what_cannot_be_written_up_front(tmp_path, readonly
     line = one_line_error(err)
     assert code == 2 and "1,000,000,000 more pairs would need about" in line and "TB" in line and "is free there" in line, line
     assert not (tmp_path / "huge").exists()
+
+
+def test_a_bank_with_views_keeps_each_images_views_and_gives_the_rounds_graphs(tmp_path):
+    """``--views``: each image's own keypoints (those of a plain bank, bit for bit) followed by the
+    keypoints of its simulated views that the rounds can pick, each with its view; the training
+    graphs are the rounds' candidates (``view_candidate_graph``), labelled by the homography."""
+    from pygmatch.data.views import FULL_SET_VIEWS, round_sets, synthesised_keypoints, view_map
+
+    cfg = BankConfig((str(EMBEDDED_IMAGES),), max_keypoints=300, shard_pairs=2, seed=5, difficulties=(4.0,), views=True)
+    views = build_bank(tmp_path / "views", cfg, pairs=2, workers=1, progress=False)
+    plain = build_bank(tmp_path / "plain", BankConfig(cfg.sources, max_keypoints=300, shard_pairs=2, seed=5, difficulties=(4.0,)),
+                       pairs=2, workers=1, progress=False)
+    assert "simulated views" in repr(views) and FeatureBank(views.root).config.views
+    im0, _ = views.images(0)
+    vk0, vk1, H, difficulty = views.view_keypoints(0)
+    kp0, kp1, H_plain, _ = plain.keypoints(0)
+    np.testing.assert_array_equal(H, H_plain)
+    assert difficulty == 4.0
+    own = views.keypoints(0)[0]
+    np.testing.assert_array_equal(own.xy, kp0.xy)
+    np.testing.assert_array_equal(own.descriptors, kp0.descriptors)
+    # the full set: the image's own keypoints (view 0), then what synthesised_keypoints finds, in its views' order
+    synthetic = synthesised_keypoints(im0, extract(im0, "sift", 300), 300)
+    assert len(vk0) == len(kp0) + len(synthetic) and (vk0.view[:len(kp0)] == 0).all()
+    np.testing.assert_array_equal(vk0.keypoints.xy[len(kp0):], synthetic.keypoints.xy)
+    np.testing.assert_allclose(vk0.keypoints.descriptors[len(kp0):], synthetic.keypoints.descriptors, atol=1e-6)
+    np.testing.assert_array_equal(vk0.tilts[len(kp0):], synthetic.tilts)
+    assert vk0.views == FULL_SET_VIEWS
+    for v in (1, len(FULL_SET_VIEWS) - 1):
+        np.testing.assert_array_equal(vk0.affine[v], view_map(cfg.size, FULL_SET_VIEWS[v]))
+    # one graph per round with enough candidates, labelled by the stored homography
+    graphs = BankGraphs(split_banks([str(views.root)], 0, "sift", cfg.size)[0], CandidateGraphConfig(), workers=1, progress=False).graphs
+    first = [g for g in graphs if float(g.H[0, 0, 0]) == float(H[0, 0])]
+    assert 1 <= len(first) <= len(round_sets(vk0))
+    tilt_columns = first[-1].x[:, -2:]
+    assert (tilt_columns > 0).any()  # candidates of tilted views
+    err = np.linalg.norm(warp_points(first[-1].pos0.numpy(), H) - first[-1].pos1.numpy(), axis=1)
+    np.testing.assert_allclose(first[-1].error.numpy() * VIEW_LABEL_PX, err, rtol=1e-4, atol=1e-3)  # labels in units of 3 px
+    with pytest.raises(PygmatchError, match="built without views"):
+        plain.view_keypoints(0)
+    # a view index outside the views is a damaged shard, found on opening
+    shard = views.root / "shard-00000"
+    bad = np.load(shard / "view0.npy")
+    bad[0] = len(FULL_SET_VIEWS)
+    np.save(shard / "view0.npy", bad)
+    with pytest.raises(PygmatchError, match="views outside"):
+        FeatureBank(views.root).view_keypoints(0)

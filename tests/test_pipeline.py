@@ -258,6 +258,10 @@ def test_views_auto_synthesises_views_only_where_the_plain_match_fails(image, re
     res = auto.match(image, warped)
     assert inlier_count(res) >= SYNTHESIS_MIN_INLIERS
     assert corner_error(res.homography(), H, (w, h)) < 3
+    # the rounds are matched by the ratio test against the first geometrically inconsistent
+    # neighbour whatever the matcher: the same matches with the ratio test's pipeline
+    ratio = Pipeline.load("nn-ratio+refiner", views="auto").match(image, warped)
+    np.testing.assert_array_equal(ratio.matches, res.matches)
     im0, im1 = real_pair[:2]
     a, b = plain.match(im0, im1), auto.match(im0, im1)
     assert inlier_count(a) >= SYNTHESIS_MIN_INLIERS

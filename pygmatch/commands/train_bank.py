@@ -33,6 +33,8 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--size", type=size_type, default=(640, 480))
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--shard-pairs", type=positive_int, default=100, help="pairs per shard (the unit of resuming)")
+    p.add_argument("--views", action="store_true",
+                   help="also the keypoints of simulated oblique views (view synthesis; sift): train.run then trains on the rounds' candidates")
     p.add_argument("--workers", type=positive_int, default=2, help="extraction processes (one per core)")
     return p
 
@@ -42,7 +44,7 @@ def main(argv=None) -> int:
     from pygmatch.data.bank import BankConfig, build_bank  # noqa: PLC0415 (after parsing: --help and flag errors stay fast)
 
     cfg = BankConfig(tuple(str(Path(d)) for d in args.data), args.features, args.max_keypoints, tuple(args.size), args.seed,
-                     tuple(args.difficulty), args.shard_pairs)
+                     tuple(args.difficulty), args.shard_pairs, args.views)
     start = time.perf_counter()
     bank = build_bank(args.out, cfg, args.pairs, args.workers)
     made = bank.built_pairs

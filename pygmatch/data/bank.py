@@ -17,6 +17,10 @@ On-disk format (``BANK/``; version 1)::
       scale0.npy, ori0.npy, score0.npy   (N0,) float32  diameter px, radians, detector response
       desc0.npy          (N0, B) uint8  raw descriptors (SIFT: 128 values; ORB: 32 packed bytes)
       offsets1.npy ... desc1.npy        the same for image 1
+      view0.npy, view1.npy  (N0,) / (N1,) int16, a bank built with ``views``: each image's keypoints
+                         are its own, then those of its simulated views that the rounds of
+                         ``Pipeline(views="auto")`` can pick (``synthesised_keypoints``); the view
+                         of each keypoint, an index into ``FULL_SET_VIEWS`` (0: the image itself)
       meta.json          {"pairs": P, "skipped": [unreadable images passed over]}
 
 Every array is a plain ``.npy`` opened with ``mmap_mode="r"``: a bank far larger than memory is
@@ -34,6 +38,7 @@ from __future__ import annotations
 import json
 import multiprocessing as mp
 import os
+import pickle
 import signal
 import shutil
 import warnings
@@ -44,15 +49,14 @@ import numpy as np
 
 from ..errors import PygmatchError
 from ..files import make_folder, writable_folder
-from .features import FEATURES, RAW_DESCRIPTOR_BYTES, Keypoints, detect, finish
+from .features import FEATURES, RAW_DESCRIPTOR_BYTES, SYNTHESIS_MAX_KEYPOINTS, Keypoints, detect, finish
 from .images import CorruptImage, list_images, none_readable, read_gray
 from .pairs import make_pair, pair_rng
 from .photometric import Photometric
+from .views import FULL_SET_VIEWS, SYNTHESIS_ROUNDS, ViewKeypoints, synthesised_keypoints, view_map
 
 FORMAT, VERSION = "pygmatch-bank", 1
 SIDE_ARRAYS = ("xy", "scale", "ori", "score", "desc")
-ARRAYS = ("H", "difficulty", "image") + tuple(f"{k}{s}" for s in (0, 1) for k in ("offsets",) + SIDE_ARRAYS)
-SHARD_FILES = tuple(f"{a}.npy" for a in ARRAYS) + ("meta.json",)
 
 
 @dataclass(frozen=True)
@@ -66,12 +70,30 @@ class BankConfig:
     seed: int = 0
     difficulties: tuple[float, ...] = (1.0, 2.0)
     shard_pairs: int = 100
+    views: bool = False  # also the keypoints of simulated views (SIFT only)
 
     def to_json(self) -> dict:
         return {"format": FORMAT, "version": VERSION, "sources": list(self.sources), "features": self.features,
                 "max_keypoints": self.max_keypoints, "size": list(self.size), "seed": self.seed,
-                "difficulties": list(self.difficulties), "shard_pairs": self.shard_pairs,
+                "difficulties": list(self.difficulties), "shard_pairs": self.shard_pairs, "views": self.views,
                 "photometric": asdict(Photometric())}
+
+    @property
+    def side_arrays(self) -> tuple[str, ...]:
+        return SIDE_ARRAYS + (("view",) if self.views else ())
+
+    @property
+    def arrays(self) -> tuple[str, ...]:
+        return ("H", "difficulty", "image") + tuple(f"{k}{s}" for s in (0, 1) for k in ("offsets",) + self.side_arrays)
+
+    @property
+    def shard_files(self) -> tuple[str, ...]:
+        return tuple(f"{a}.npy" for a in self.arrays) + ("meta.json",)
+
+    @property
+    def keypoints_per_image(self) -> int:
+        """The most keypoints one image can hold: its own, and with ``views`` those of each round."""
+        return self.max_keypoints + (len(SYNTHESIS_ROUNDS) * SYNTHESIS_MAX_KEYPOINTS if self.views else 0)
 
     @classmethod
     def from_json(cls, d: dict, path: Path) -> "BankConfig":
@@ -81,11 +103,13 @@ class BankConfig:
             raise PygmatchError(f"{path}: bank format version {d.get('version')!r}; this pygmatch reads version {VERSION}")
         try:
             cfg = cls(tuple(d["sources"]), d["features"], int(d["max_keypoints"]), tuple(int(v) for v in d["size"]),
-                      int(d["seed"]), tuple(float(v) for v in d["difficulties"]), int(d["shard_pairs"]))
+                      int(d["seed"]), tuple(float(v) for v in d["difficulties"]), int(d["shard_pairs"]), bool(d.get("views", False)))
         except (KeyError, TypeError, ValueError) as e:
             raise PygmatchError(f"{path}: incomplete bank description ({type(e).__name__}: {e})") from None
         if cfg.features not in FEATURES:
             raise PygmatchError(f"{path}: unknown features {cfg.features!r}")
+        if cfg.views and cfg.features != "sift":
+            raise PygmatchError(f"{path}: views are simulated for sift keypoints, not {cfg.features}")
         return cfg
 
 
@@ -105,7 +129,7 @@ def _build_shard(job) -> tuple[int, int, list[str]]:
     root, cfg, index, files = job
     first = index * cfg.shard_pairs
     order = np.random.default_rng(cfg.seed).permutation(len(files))  # images interleave across sources
-    per_side = {s: {k: [] for k in SIDE_ARRAYS} for s in (0, 1)}
+    per_side = {s: {k: [] for k in cfg.side_arrays} for s in (0, 1)}
     counts = {0: [0], 1: [0]}
     Hs, difficulties, images, skipped = [], [], [], []
     for pair in range(first, first + cfg.shard_pairs):
@@ -122,7 +146,13 @@ def _build_shard(job) -> tuple[int, int, list[str]]:
         im0, im1, H = make_pair(image, pair_rng(cfg.seed, pair), difficulty, Photometric())
         for side, im in ((0, im0), (1, im1)):
             kp = detect(im, cfg.features, cfg.max_keypoints)
-            for key, value in zip(SIDE_ARRAYS, (kp.xy, kp.scale, kp.ori, kp.score, kp.descriptors)):
+            values = [kp.xy, kp.scale, kp.ori, kp.score, kp.descriptors]
+            if cfg.views:  # the views' keypoints after the image's own; FULL_SET_VIEWS' view 0 is the image
+                synthetic = synthesised_keypoints(im, kp, cfg.max_keypoints, raw=True)
+                kp = Keypoints.concatenate([kp, synthetic.keypoints])
+                values = [kp.xy, kp.scale, kp.ori, kp.score, kp.descriptors,
+                          np.concatenate([np.zeros(len(values[0]), np.int16), (synthetic.view + 1).astype(np.int16)])]
+            for key, value in zip(cfg.side_arrays, values):
                 per_side[side][key].append(value)
             counts[side].append(counts[side][-1] + len(kp))
         Hs.append(H)
@@ -162,11 +192,11 @@ def shard_problem(root: Path, index: int, cfg: BankConfig) -> str | None:
     """What is wrong with finished shard ``index`` (a missing or unreadable file, arrays that do not
     fit together), or None. Reads only the arrays' headers."""
     path = Path(root) / _shard_name(index)
-    missing = [n for n in SHARD_FILES if not (path / n).is_file()]
+    missing = [n for n in cfg.shard_files if not (path / n).is_file()]
     if missing:
         return f"{missing[0]} is missing"
     arrays = {}
-    for name in ARRAYS:
+    for name in cfg.arrays:
         try:
             arrays[name] = np.load(path / f"{name}.npy", mmap_mode="r", allow_pickle=False)
         except (OSError, ValueError) as e:
@@ -193,13 +223,15 @@ def _array_problem(a: dict, cfg: BankConfig) -> str | None:
         n = a[f"xy{s}"].shape[0]
         if off.shape != (p + 1,) or off[-1] != n:
             return f"offsets{s}.npy does not describe xy{s}.npy's {n} rows"
-        if int(np.diff(off).max(initial=0)) > cfg.max_keypoints:
-            return f"a pair holds more than max_keypoints {cfg.max_keypoints} keypoints"
+        if int(np.diff(off).max(initial=0)) > cfg.keypoints_per_image:
+            return f"a pair holds more than the {cfg.keypoints_per_image} keypoints per image its settings allow"
         if a[f"desc{s}"].shape != (n, width) or a[f"desc{s}"].dtype != np.uint8:
             return f"desc{s}.npy is {a[f'desc{s}'].dtype} {a[f'desc{s}'].shape}, expected uint8 ({n}, {width}) for {cfg.features}"
-        for key in ("scale", "ori", "score"):
+        for key in ("scale", "ori", "score") + (("view",) if cfg.views else ()):
             if a[f"{key}{s}"].shape != (n,):
                 return f"{key}{s}.npy has shape {a[f'{key}{s}'].shape}, expected ({n},)"
+        if cfg.views and n and not 0 <= int(a[f"view{s}"].min()) <= int(a[f"view{s}"].max()) < len(FULL_SET_VIEWS):
+            return f"view{s}.npy holds views outside the {len(FULL_SET_VIEWS)} simulated"
     return None
 
 
@@ -221,8 +253,8 @@ def check_sources_readable(files: list[Path], cfg: BankConfig) -> None:
 def pair_bytes_bound(cfg: BankConfig) -> int:
     """The most one pair can take on disk: both images' ``max_keypoints`` keypoints (xy, scale,
     orientation, score, raw descriptor) and the per-pair arrays."""
-    per_keypoint = 2 * 4 + 3 * 4 + RAW_DESCRIPTOR_BYTES[cfg.features]
-    return 2 * (cfg.max_keypoints * per_keypoint + 8) + 9 * 8 + 4 + 8
+    per_keypoint = 2 * 4 + 3 * 4 + RAW_DESCRIPTOR_BYTES[cfg.features] + (2 if cfg.views else 0)
+    return 2 * (cfg.keypoints_per_image * per_keypoint + 8) + 9 * 8 + 4 + 8
 
 
 def _human(n: float) -> str:
@@ -273,6 +305,8 @@ def build_bank(root: str | os.PathLike, cfg: BankConfig, pairs: int, workers: in
             raise PygmatchError(f"{name} must be >= 1, got {value}")
     if not cfg.difficulties or min(cfg.difficulties) < 0:
         raise PygmatchError(f"difficulties must be >= 0, got {cfg.difficulties}")
+    if cfg.views and cfg.features != "sift":
+        raise PygmatchError(f"views are simulated for sift keypoints, not {cfg.features}")
     files = source_files(cfg.sources)
     description = root / "bank.json"
     shards = shard_indices(root) if root.is_dir() else []
@@ -342,13 +376,14 @@ class FeatureBank:
                                 f"run python -m train.bank --out {self.root} with the same settings to rebuild it")
         self.shards = [self.root / _shard_name(i) for i in indices]
         for shard in self.shards:
-            missing = [n for n in SHARD_FILES if not (shard / n).is_file()]
+            missing = [n for n in self.config.shard_files if not (shard / n).is_file()]
             if missing:
                 raise PygmatchError(f"{shard}: damaged shard ({missing[0]} is missing); run python -m train.bank --out {self.root} "
                                     "with the same settings to rebuild it")
         self._open = {}
         self.built_pairs, self.rebuilt_shards = 0, []  # set by build_bank
         self._files: list[Path] | None = None  # the source images, listed when first needed
+        self._affine: np.ndarray | None = None  # a bank with views: each view's map from the image's pixels
 
     @staticmethod
     def read_config(root: Path) -> BankConfig:
@@ -370,7 +405,7 @@ class FeatureBank:
         if index not in self._open:
             path = self.shards[index]
             arrays = {}
-            for name in ARRAYS:
+            for name in self.config.arrays:
                 try:
                     arrays[name] = np.load(path / f"{name}.npy", mmap_mode="r", allow_pickle=False)
                 except (OSError, ValueError) as e:
@@ -393,9 +428,29 @@ class FeatureBank:
         return sides[0], sides[1], np.array(a["H"][local]), float(a["difficulty"][local])
 
     def keypoints(self, pair: int) -> tuple[Keypoints, Keypoints, np.ndarray, float]:
-        """Pair ``pair`` with unit-norm float descriptors, ready for a matcher."""
+        """Pair ``pair`` with unit-norm float descriptors, ready for a matcher: each image's own
+        keypoints (in a bank with ``views``, without those of the simulated views)."""
         kp0, kp1, H, difficulty = self.raw(pair)
+        if self.config.views:
+            kp0, kp1 = (kp.subset(np.nonzero(view == 0)[0]) for kp, view in zip((kp0, kp1), self._views(pair)))
         return finish(kp0, self.config.features), finish(kp1, self.config.features), H, difficulty
+
+    def view_keypoints(self, pair: int) -> tuple[ViewKeypoints, ViewKeypoints, np.ndarray, float]:
+        """Pair ``pair`` of a bank with ``views``: each image's full set (its own keypoints, then
+        those of its simulated views) with unit-norm descriptors, as ``round_sets`` takes it."""
+        if not self.config.views:
+            raise PygmatchError(f"{self.root}: built without views (python -m train.bank --views)")
+        kp0, kp1, H, difficulty = self.raw(pair)
+        if self._affine is None:
+            self._affine = np.stack([view_map(self.config.size, v) for v in FULL_SET_VIEWS])
+        sides = [ViewKeypoints(finish(kp, "sift"), view.astype(np.int64), self._affine, FULL_SET_VIEWS)
+                 for kp, view in zip((kp0, kp1), self._views(pair))]
+        return sides[0], sides[1], H, difficulty
+
+    def _views(self, pair: int) -> list[np.ndarray]:
+        shard, local = divmod(pair, self.config.shard_pairs)
+        a = self._shard(shard)
+        return [np.array(a[f"view{s}"][int(a[f"offsets{s}"][local]):int(a[f"offsets{s}"][local + 1])]) for s in (0, 1)]
 
     def images(self, pair: int) -> tuple[np.ndarray, np.ndarray]:
         """The two images of pair ``pair``, regenerated (a pair depends only on the bank's seed and
@@ -435,7 +490,8 @@ class FeatureBank:
 
     def __repr__(self) -> str:
         c = self.config
-        return f"FeatureBank({self.root}, {len(self)} pairs, {c.features} ≤{c.max_keypoints}, {c.size[0]}x{c.size[1]})"
+        views = " and their simulated views" if c.views else ""
+        return f"FeatureBank({self.root}, {len(self)} pairs, {c.features} ≤{c.max_keypoints}{views}, {c.size[0]}x{c.size[1]})"
 
 
 
@@ -453,7 +509,9 @@ def _map_chunk(job) -> list:
     cv2.setNumThreads(1)
     bank = FeatureBank(root)
     with threadpool_limits(limits=1):
-        return [(p, fn(bank, p)) for p in range(start, stop)]
+        # pickled here, by value: a pool would send each tensor of the results as a file descriptor
+        # of shared memory, and a chunk's many graphs overflow the descriptors one message can carry
+        return pickle.dumps([(p, fn(bank, p)) for p in range(start, stop)])
 
 
 def _ignore_interrupts() -> None:
@@ -479,7 +537,8 @@ def map_bank_pairs(root: str | os.PathLike, fn, pairs: int | None = None, worker
     # the workers leave Ctrl-C to this process, which stops them: no traceback of theirs on the console
     pool = mp.get_context("spawn").Pool(workers, initializer=_ignore_interrupts) if workers > 1 else None
     try:
-        for done in pool.imap(_map_chunk, jobs) if pool is not None else map(_map_chunk, jobs):
+        for chunk_results in pool.imap(_map_chunk, jobs) if pool is not None else map(_map_chunk, jobs):
+            done = pickle.loads(chunk_results)
             out += [(p, got) for p, got in done if got is not None]
             bar.update(len(done))
     finally:

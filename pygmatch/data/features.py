@@ -82,6 +82,11 @@ def root_sift(desc: np.ndarray) -> np.ndarray:
     return np.sqrt(desc)
 
 
+def raw_sift(desc: np.ndarray) -> np.ndarray:
+    """OpenCV's descriptors (float32 holding integers in [0, 255] for SIFT; uint8 bytes for ORB) as uint8, losslessly."""
+    return np.clip(np.rint(desc), 0, 255).astype(np.uint8)
+
+
 def detect(image: np.ndarray, features: str = "sift", max_keypoints: int = BENCHMARK_MAX_KEYPOINTS) -> Keypoints:
     """Detect up to ``max_keypoints`` keypoints with their *raw* descriptors: SIFT's 128 values
     are integers in [0, 255] in OpenCV and ORB's 256 bits come packed in 32 bytes, so both are
@@ -97,7 +102,7 @@ def detect(image: np.ndarray, features: str = "sift", max_keypoints: int = BENCH
         detector = (cv2.SIFT_create if features == "sift" else cv2.ORB_create)(nfeatures=max_keypoints)
     kps, desc = detector.detectAndCompute(image, None)
     if desc is not None:
-        desc = np.clip(np.rint(desc), 0, 255).astype(np.uint8)
+        desc = raw_sift(desc)
     return _from_cv(kps, desc, RAW_DESCRIPTOR_BYTES[features], max_keypoints, np.uint8)
 
 

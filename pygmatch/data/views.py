@@ -24,7 +24,7 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 
-from .features import Keypoints, cv_keypoint_arrays, root_sift
+from .features import SYNTHESIS_MAX_KEYPOINTS, Keypoints, cv_keypoint_arrays, raw_sift, root_sift
 
 # Rounds of view synthesis, cheapest first: the tilts simulated on each image (both images). A
 # tilt t costs about 180/(72/t) views of 1/t of the (rotated) image: ~2.5 times one SIFT extraction
@@ -58,25 +58,38 @@ def simulate(image: np.ndarray, view: View) -> tuple[np.ndarray, np.ndarray, np.
     """``(view_image, mask, A)``: the simulated view, the mask of its pixels that show the image
     (not the border the rotation adds), and ``A`` (2×3), the image's pixels → the view's."""
     h, w = image.shape[:2]
-    A = np.array([[1.0, 0.0, 0.0], [0.0, 1.0, 0.0]])
     out, mask = image, np.full((h, w), 255, np.uint8)
     if view.angle != 0.0:
-        phi = math.radians(view.angle)
-        c, s = math.cos(phi), math.sin(phi)
-        R = np.array([[c, -s], [s, c]])
-        corners = np.array([[0, 0], [w, 0], [w, h], [0, h]], np.float64) @ R.T
-        x, y = np.floor(corners.min(0))
-        bw, bh = (np.ceil(corners.max(0)) - (x, y)).astype(int)
-        A = np.hstack([R, [[-x], [-y]]])
-        out = cv2.warpAffine(image, A, (int(bw), int(bh)), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
+        rotation, rotated_size = _rotation(w, h, view.angle)
+        out = cv2.warpAffine(image, rotation, rotated_size, flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
     if view.tilt != 1.0:
         out = cv2.GaussianBlur(out, (0, 0), sigmaX=0.8 * math.sqrt(view.tilt**2 - 1), sigmaY=0.01)
         out = cv2.resize(out, (max(1, round(out.shape[1] / view.tilt)), out.shape[0]), interpolation=cv2.INTER_NEAREST)
-        A[0] /= view.tilt
+    A = view_map((w, h), view)
     if view.angle != 0.0 or view.tilt != 1.0:
         mask = cv2.warpAffine(mask, A, (out.shape[1], out.shape[0]), flags=cv2.INTER_NEAREST)
         mask = cv2.erode(mask, np.ones((5, 5), np.uint8))  # no keypoints on the replicated border
     return out, mask, A
+
+
+def _rotation(w: int, h: int, angle: float) -> tuple[np.ndarray, tuple[int, int]]:
+    """(2×3, (width, height)): the image rotated by ``angle`` degrees, shifted to fit its bounding box."""
+    phi = math.radians(angle)
+    c, s = math.cos(phi), math.sin(phi)
+    R = np.array([[c, -s], [s, c]])
+    corners = np.array([[0, 0], [w, 0], [w, h], [0, h]], np.float64) @ R.T
+    x, y = np.floor(corners.min(0))
+    bw, bh = (np.ceil(corners.max(0)) - (x, y)).astype(int)
+    return np.hstack([R, [[-x], [-y]]]), (int(bw), int(bh))
+
+
+def view_map(size: tuple[int, int], view: View) -> np.ndarray:
+    """(2×3) the affine map from the pixels of an image of (w, h) ``size`` to those of its ``view``
+    (``simulate``'s ``A``): it depends on the size alone."""
+    A = np.array([[1.0, 0.0, 0.0], [0.0, 1.0, 0.0]]) if view.angle == 0.0 else _rotation(*size, view.angle)[0]
+    if view.tilt != 1.0:
+        A[0] /= view.tilt
+    return A
 
 
 @dataclass
@@ -123,9 +136,10 @@ class ViewKeypoints:
             np.concatenate([p.affine for p in parts]), [v for p in parts for v in p.views])
 
 
-def detect_views(image: np.ndarray, views: list[View], max_keypoints: int) -> ViewKeypoints:
-    """SIFT (rootSIFT, unit norm) on every view of a grayscale uint8 image, up to
-    ``max_keypoints`` per view, in the image's pixels."""
+def detect_views(image: np.ndarray, views: list[View], max_keypoints: int, raw: bool = False) -> ViewKeypoints:
+    """SIFT (rootSIFT, unit norm; ``raw``: OpenCV's uint8 descriptors, as a feature bank keeps
+    them) on every view of a grayscale uint8 image, up to ``max_keypoints`` per view, in the
+    image's pixels."""
     sift = cv2.SIFT_create(nfeatures=max_keypoints)
     parts, view_of, affine = [], [], []
     for index, view in enumerate(views):
@@ -136,13 +150,48 @@ def detect_views(image: np.ndarray, views: list[View], max_keypoints: int) -> Vi
             continue
         xy, scale, ori, score = cv_keypoint_arrays(kps)
         back = cv2.invertAffineTransform(A)
-        parts.append(Keypoints((xy @ back[:, :2].T + back[:, 2]).astype(np.float32), scale, ori, score, root_sift(d)))
+        parts.append(Keypoints((xy @ back[:, :2].T + back[:, 2]).astype(np.float32), scale, ori, score, raw_sift(d) if raw else root_sift(d)))
         view_of.append(np.full(len(kps), index, np.int64))
     if not parts:
-        return ViewKeypoints(Keypoints.empty(128), np.zeros(0, np.int64), np.array(affine).reshape(-1, 2, 3), list(views))
+        empty = Keypoints.empty(128, np.uint8 if raw else np.float32)
+        return ViewKeypoints(empty, np.zeros(0, np.int64), np.array(affine).reshape(-1, 2, 3), list(views))
     kp = Keypoints.concatenate(parts)
-    kp.descriptors /= np.linalg.norm(kp.descriptors, axis=1, keepdims=True) + 1e-12
+    if not raw:
+        kp.descriptors /= np.linalg.norm(kp.descriptors, axis=1, keepdims=True) + 1e-12
     return ViewKeypoints(kp, np.concatenate(view_of), np.array(affine), list(views))
+
+
+ALL_VIEWS = views_of([t for tilts in SYNTHESIS_ROUNDS for t in tilts])  # every view of the rounds, in the order they join
+# an image's full set (``Features.synthetic`` after its own keypoints; a feature bank's): its own view first, then these
+FULL_SET_VIEWS = [View(1.0, 0.0)] + ALL_VIEWS
+
+
+def synthesised_keypoints(image: np.ndarray, plain: Keypoints, max_keypoints: int, raw: bool = False) -> ViewKeypoints:
+    """The keypoints of the simulated views of every round of ``SYNTHESIS_ROUNDS`` (``detect_views``,
+    up to ``max_keypoints`` per view) that the rounds can pick (``round_rows``: with the image's own
+    keypoints ``plain``), a fraction of all. Their views: ``ALL_VIEWS``. ``raw``: as ``detect_views``."""
+    found = detect_views(image, ALL_VIEWS, max_keypoints, raw)
+    full = ViewKeypoints(Keypoints.concatenate([plain, found.keypoints]), np.concatenate([np.zeros(len(plain), np.int64), found.view + 1]),
+                         np.concatenate([np.eye(2, 3)[None], found.affine]), FULL_SET_VIEWS)
+    rows = np.unique(np.concatenate(round_rows(full)))
+    return found.subset(rows[rows >= len(plain)] - len(plain))
+
+
+def round_rows(full: ViewKeypoints) -> list[np.ndarray]:
+    """Per round of ``SYNTHESIS_ROUNDS``, the rows of ``full`` (an image's own keypoints, tilt 1, and
+    those of its simulated views) that it matches: the strongest ``SYNTHESIS_MAX_KEYPOINTS`` of tilt 1
+    and of the round's and earlier rounds' tilts, in ``full``'s order."""
+    rows, tilts = [], [1.0]
+    for round_tilts in SYNTHESIS_ROUNDS:
+        tilts += round_tilts
+        known = np.nonzero(np.isin(full.tilts, tilts))[0]
+        rows.append(known[full.subset(known).strongest_index(SYNTHESIS_MAX_KEYPOINTS)])
+    return rows
+
+
+def round_sets(full: ViewKeypoints) -> list[ViewKeypoints]:
+    """Per round of ``SYNTHESIS_ROUNDS``, the keypoints of ``full`` it matches (``round_rows``)."""
+    return [full.subset(rows) for rows in round_rows(full)]
 
 
 def local_affine(a: ViewKeypoints, b: ViewKeypoints, matches: np.ndarray) -> np.ndarray:
@@ -159,4 +208,5 @@ def local_affine(a: ViewKeypoints, b: ViewKeypoints, matches: np.ndarray) -> np.
     return np.linalg.inv(Lb) @ similarity @ La
 
 
-__all__ = ["SYNTHESIS_ROUNDS", "View", "views_of", "simulate", "ViewKeypoints", "detect_views", "local_affine"]
+__all__ = ["SYNTHESIS_ROUNDS", "View", "views_of", "simulate", "view_map", "ViewKeypoints", "detect_views", "synthesised_keypoints",
+           "round_rows", "round_sets", "ALL_VIEWS", "FULL_SET_VIEWS", "local_affine"]

@@ -21,11 +21,13 @@ import torch
 from torch_geometric.data import Data
 
 from ..data.features import Keypoints
+from ..data.views import ViewKeypoints, local_affine
 from ..errors import PygmatchError
 from ..graphs.base import complete_edges
 from ..graphs.registry import graph_from_params
 from ..checkpoint import load_model, save_model
 from ..nn.candidate_graph import CANDIDATES, CandidateGraphConfig, CandidateGraphNet
+from .nearest import fginn_nearest
 from .select import keep_probable
 
 MIN_CANDIDATES = 8  # fewer: nothing to judge them against, all are kept
@@ -322,22 +324,67 @@ def candidate_graph(kp0: Keypoints, kp1: Keypoints, size0: tuple[int, int], size
     cand, desc_feats = descriptor_candidates(kp0.descriptors, kp1.descriptors, cfg.candidates)
     if len(cand) < MIN_CANDIDATES:
         return cand, None
-    graph = graph or graph_from_params(cfg.graph)
     i, j = cand[:, 0], cand[:, 1]
     s0, s1 = np.maximum(kp0.scale[i], 1e-3), np.maximum(kp1.scale[j], 1e-3)
-    log_scale = np.log(s1 / s0).astype(np.float32)
-    angle = np.angle(np.exp(1j * (kp1.ori[j] - kp0.ori[i]))).astype(np.float32)
-    x = np.concatenate([desc_feats, np.stack([np.log(s0), log_scale, np.cos(angle), np.sin(angle),
+    angle = np.angle(np.exp(1j * (kp1.ori[j] - kp0.ori[i])))
+    no_tilt = np.zeros(len(cand))
+    return cand, graph_data(cand, desc_feats, kp0, kp1, np.log(s0), np.log(s1 / s0), angle, no_tilt, no_tilt, size0, size1,
+                            graph or graph_from_params(cfg.graph))
+
+
+def view_candidates(a0: ViewKeypoints, a1: ViewKeypoints) -> tuple[np.ndarray, np.ndarray]:
+    """``descriptor_candidates`` of keypoints found on simulated views: mutual nearest neighbours,
+    with the ratios against the first geometrically inconsistent neighbour (``fginn_nearest``)
+    instead of the second nearest, since one place of an image seen on several views has
+    near-equal descriptors. No ratio test: the network judges them all."""
+    k0, k1 = a0.keypoints, a1.keypoints
+    if len(k0) < 2 or len(k1) < 2:
+        return np.zeros((0, 2), np.int64), np.zeros((0, 4), np.float32)
+    nn0, d0, second0 = fginn_nearest(k0.descriptors, k1.descriptors, k1.xy)
+    nn1, _, second1 = fginn_nearest(k1.descriptors, k0.descriptors, k0.xy)
+    i = np.nonzero(nn1[nn0] == np.arange(len(nn0)))[0]
+    j = nn0[i]
+    ratio0 = np.sqrt(d0[i] / np.maximum(second0[i], 1e-12))
+    ratio1 = np.sqrt(d0[i] / np.maximum(second1[j], 1e-12))  # the candidate's distance seen from image 1: the same pair
+    return np.stack([i, j], 1).astype(np.int64), np.stack([d0[i], ratio0, ratio1, np.ones(len(i))], 1).astype(np.float32)
+
+
+def view_candidate_graph(a0: ViewKeypoints, a1: ViewKeypoints, size0: tuple[int, int], size1: tuple[int, int],
+                         cfg: CandidateGraphConfig, graph=None) -> tuple[np.ndarray, Data | None]:
+    """``candidate_graph`` of keypoints found on simulated views (``pygmatch.data.views``):
+    ``view_candidates``, and each candidate's scale change and rotation those of the local linear
+    map its two views and keypoints imply (``local_affine``), its image-0 scale in the image's
+    pixels, and the log tilt of each keypoint's view; what plain SIFT candidates have with tilt 1."""
+    cand, desc_feats = view_candidates(a0, a1)
+    if len(cand) < MIN_CANDIDATES:
+        return cand, None
+    i, j = cand[:, 0], cand[:, 1]
+    M = local_affine(a0, a1, cand)
+    log_scale = 0.5 * np.log(np.maximum(np.abs(np.linalg.det(M)), 1e-12))
+    angle = np.arctan2(M[:, 1, 0] - M[:, 0, 1], M[:, 0, 0] + M[:, 1, 1])  # the rotation nearest to M
+    view_area = np.abs(np.linalg.det(a0.affine[a0.view[i]][:, :, :2]))  # a view shrinks the image's areas by this
+    log_scale0 = np.log(np.maximum(a0.keypoints.scale[i], 1e-3)) - 0.5 * np.log(view_area)
+    return cand, graph_data(cand, desc_feats, a0.keypoints, a1.keypoints, log_scale0, log_scale, angle, np.log(a0.tilts[i]),
+                            np.log(a1.tilts[j]), size0, size1, graph or graph_from_params(cfg.graph))
+
+
+def graph_data(cand: np.ndarray, desc_feats: np.ndarray, kp0: Keypoints, kp1: Keypoints, log_scale0: np.ndarray, log_scale: np.ndarray,
+               angle: np.ndarray, log_tilt0: np.ndarray, log_tilt1: np.ndarray, size0: tuple[int, int], size1: tuple[int, int],
+               graph) -> Data:
+    """The network's input Data (``CandidateGraphNet``'s keys) of candidates ``cand`` (K, 2) with their
+    descriptor features (K, 4) and geometry (K,) each: ``NODE_FEATURES`` and the intra-image graphs."""
+    i, j = cand[:, 0], cand[:, 1]
+    x = np.concatenate([desc_feats, np.stack([log_scale0, log_scale, np.cos(angle), np.sin(angle),
                                               kp0.score[i] / max(float(kp0.score.max()), 1e-12),
-                                              kp1.score[j] / max(float(kp1.score.max()), 1e-12)], 1)], 1).astype(np.float32)
+                                              kp1.score[j] / max(float(kp1.score.max()), 1e-12), log_tilt0, log_tilt1], 1)], 1)
     pos0 = torch.from_numpy(kp0.xy[i].astype(np.float32))
     pos1 = torch.from_numpy(kp1.xy[j].astype(np.float32))
     (edge_index0, edge_scale0), (edge_index1, edge_scale1) = intra_edges(pos0, size0, graph), intra_edges(pos1, size1, graph)
-    data = Data(x=torch.from_numpy(x), pos0=pos0, pos1=pos1, log_scale=torch.from_numpy(log_scale), angle=torch.from_numpy(angle),
-                edge_index0=edge_index0, edge_scale0=edge_scale0, edge_index1=edge_index1, edge_scale1=edge_scale1,
+    return Data(x=torch.from_numpy(x.astype(np.float32)), pos0=pos0, pos1=pos1, log_scale=torch.from_numpy(log_scale.astype(np.float32)),
+                angle=torch.from_numpy(angle.astype(np.float32)), edge_index0=edge_index0, edge_scale0=edge_scale0,
+                edge_index1=edge_index1, edge_scale1=edge_scale1,
                 group_index0=torch.from_numpy(np.unique(i, return_inverse=True)[1].reshape(-1)),
                 group_index1=torch.from_numpy(np.unique(j, return_inverse=True)[1].reshape(-1)), num_nodes=len(cand))
-    return cand, data
 
 
 class CandidateGraphMatching:
@@ -357,14 +404,22 @@ class CandidateGraphMatching:
         """``(candidates (K, 2), scores (K,) or None with too few candidates)``: the probability that
         the candidate is a match and within 1 px (``CandidateGraphOutput.score``)."""
         cand, data = candidate_graph(kp0, kp1, size0, size1 or size0, self.cfg, self.graph)
-        if data is None:
-            return cand, None
-        return cand, self.model(data).score.numpy()
+        return cand, None if data is None else self.model(data).score.numpy()
 
     def match(self, kp0: Keypoints, kp1: Keypoints, size0: tuple[int, int], size1: tuple[int, int] | None = None) -> tuple[np.ndarray, np.ndarray]:
         """``(matches (K, 2) int64, scores (K,) float32)`` of keypoints on images of (w, h) ``size0``
         and ``size1`` (default: the same)."""
-        cand, prob = self.probabilities(kp0, kp1, size0, size1)
+        return self.keep(*self.probabilities(kp0, kp1, size0, size1))
+
+    @torch.no_grad()
+    def match_views(self, a0: ViewKeypoints, a1: ViewKeypoints, size0: tuple[int, int], size1: tuple[int, int]) -> tuple[np.ndarray, np.ndarray]:
+        """``match`` of keypoints found on simulated views (``view_candidate_graph``)."""
+        cand, data = view_candidate_graph(a0, a1, size0, size1, self.cfg, self.graph)
+        return self.keep(cand, None if data is None else self.model(data).score.numpy())
+
+    def keep(self, cand: np.ndarray, prob: np.ndarray | None) -> tuple[np.ndarray, np.ndarray]:
+        """The candidates the inference options keep (``keep_probable``); all, scored 1, when too
+        few for the network to judge (``prob`` None)."""
         if prob is None:
             return cand, np.ones(len(cand), np.float32)
         keep = keep_probable(prob, self.cfg.threshold, self.cfg.min_keep, self.cfg.pad_from)
@@ -384,4 +439,5 @@ class CandidateGraphMatching:
         return f"{type(self).__name__}({self.cfg})"
 
 
-__all__ = ["CandidateGraphMatching", "candidate_graph", "descriptor_candidates", "nearest_two"]
+__all__ = ["CandidateGraphMatching", "candidate_graph", "descriptor_candidates", "nearest_two", "view_candidate_graph",
+           "view_candidates"]

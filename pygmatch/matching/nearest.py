@@ -36,38 +36,43 @@ RATIO = 0.8  # Lowe's ratio of the ``nn-ratio`` method
 FGINN_RADIUS = 10.0  # px: nearer neighbours than this to the nearest one are taken as the same point
 
 
+def fginn_nearest(a: np.ndarray, b: np.ndarray, xy_b: np.ndarray, radius: float = FGINN_RADIUS, candidates: int = 10,
+                  chunk: int = 2048) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """``(nearest (n,) int64, distance² (n,), second distance² (n,))`` of each descriptor of ``a``
+    among those of ``b``: its nearest, and the *first geometrically inconsistent* neighbour, the
+    nearest one more than ``radius`` px (positions ``xy_b``) from the nearest (among the
+    ``candidates`` nearest; none such: the last of them; a single descriptor in ``b``: infinitely
+    far). The similarity is computed ``chunk`` rows at a time."""
+    k = min(candidates, len(b))
+    tb = torch.from_numpy(np.ascontiguousarray(b, np.float32))
+    best, order = [], []
+    for start in range(0, len(a), chunk):
+        sim = torch.from_numpy(np.ascontiguousarray(a[start:start + chunk], np.float32)) @ tb.T
+        top = sim.topk(k, dim=1)
+        best.append(top.values.numpy()), order.append(top.indices.numpy())
+    d2 = np.maximum(2.0 - 2.0 * np.concatenate(best), 0.0)
+    order = np.concatenate(order)
+    if k < 2:
+        return order[:, 0], d2[:, 0], np.full(len(a), np.inf)
+    xy_b = np.asarray(xy_b, np.float64)
+    far = np.linalg.norm(xy_b[order[:, 1:]] - xy_b[order[:, :1]], axis=2) > radius
+    second = np.where(far.any(1), far.argmax(1) + 1, k - 1)
+    return order[:, 0], d2[:, 0], d2[np.arange(len(a)), second]
+
+
 def fginn_match(desc0: np.ndarray, desc1: np.ndarray, xy0: np.ndarray, xy1: np.ndarray, ratio: float = RATIO,
                 radius: float = FGINN_RADIUS, candidates: int = 10, chunk: int = 2048) -> tuple[np.ndarray, np.ndarray]:
     """Mutual nearest neighbours that pass the ratio test against the *first geometrically
-    inconsistent* nearest neighbour (Mishkin, Matas and Perdoch 2015), both ways: the second
-    neighbour is the nearest one more than ``radius`` px away from the first (among the
-    ``candidates`` nearest; none such: the last of them). Keypoints found on several synthesised
-    views of one place of an image have near-equal descriptors, which Lowe's test would take for
-    an ambiguity. Same return as ``nearest_neighbor_match``; the similarity is computed ``chunk``
-    rows at a time."""
+    inconsistent* nearest neighbour (Mishkin, Matas and Perdoch 2015), both ways
+    (``fginn_nearest``). Keypoints found on several synthesised views of one place of an image
+    have near-equal descriptors, which Lowe's test would take for an ambiguity. Same return as
+    ``nearest_neighbor_match``."""
     n, m = len(desc0), len(desc1)
     if n == 0 or m == 0:
         return np.zeros((0, 2), np.int64), np.zeros(0, np.float32)
-
-    def one_way(a, b, xy_b):  # nearest neighbour, its squared distance, passes the test
-        k = min(candidates, len(b))
-        tb = torch.from_numpy(np.ascontiguousarray(b, np.float32))
-        best, order = [], []
-        for start in range(0, len(a), chunk):
-            sim = torch.from_numpy(np.ascontiguousarray(a[start:start + chunk], np.float32)) @ tb.T
-            top = sim.topk(k, dim=1)
-            best.append(top.values.numpy()), order.append(top.indices.numpy())
-        d2 = np.maximum(2.0 - 2.0 * np.concatenate(best), 0.0)
-        order = np.concatenate(order)
-        if k < 2:
-            return order[:, 0], d2[:, 0], np.ones(len(a), bool)
-        far = np.linalg.norm(xy_b[order[:, 1:]] - xy_b[order[:, :1]], axis=2) > radius
-        second = np.where(far.any(1), far.argmax(1) + 1, k - 1)
-        return order[:, 0], d2[:, 0], d2[:, 0] < ratio**2 * d2[np.arange(len(a)), second]
-
-    xy0, xy1 = np.asarray(xy0, np.float64), np.asarray(xy1, np.float64)
-    nn0, d0, pass0 = one_way(desc0, desc1, xy1)
-    nn1, _, pass1 = one_way(desc1, desc0, xy0)
+    nn0, d0, second0 = fginn_nearest(desc0, desc1, xy1, radius, candidates, chunk)
+    nn1, d1, second1 = fginn_nearest(desc1, desc0, xy0, radius, candidates, chunk)
+    pass0, pass1 = d0 < ratio**2 * second0, d1 < ratio**2 * second1
     i = np.nonzero((nn1[nn0] == np.arange(n)) & pass0 & pass1[nn0])[0]
     return np.stack([i, nn0[i]], 1).astype(np.int64), (1.0 - d0[i] / 4.0).astype(np.float32)
 

@@ -63,7 +63,9 @@ from ..values import (Section, non_negative_float, non_negative_int, positive, p
                       setting)
 
 NODE_FEATURES = ("descriptor_distance2", "ratio0", "ratio1", "mutual", "log_scale0", "log_scale_change", "cos_angle", "sin_angle",
-                 "response0", "response1")
+                 "response0", "response1", "log_tilt0", "log_tilt1")
+# The features of the networks before view synthesis: their files load with zero weights on the view tilts.
+NODE_FEATURES_BEFORE_VIEWS = NODE_FEATURES[:10]
 EDGE_FEATURES = 12
 FIT_FEATURES = 6
 

@@ -6,7 +6,8 @@ reprojection error under ``H`` in pixels (``error`` (K,), the loss's label) and 
 (1, 3, 3) and image size, from which validation measures homography accuracy. Pairs come from
 
 - feature banks (``python -m train.bank``): SIFT once, graphs built once at the start
-  (``BankGraphs``); ``BANK:1,2`` takes only the bank's pairs of difficulties 1 and 2;
+  (``BankGraphs``); ``BANK:1,2`` takes only the bank's pairs of difficulties 1 and 2; a bank built
+  with ``--views`` gives each pair's graphs of the rounds of view synthesis;
 - image folders, on the fly (``ImageGraphs``): a new homography per image and epoch, SIFT in the
   data-loading workers.
 """
@@ -29,7 +30,8 @@ from ..data.pairs import make_pair, pair_rng
 from ..data.photometric import Photometric
 from ..errors import PygmatchError
 from ..graphs.registry import graph_from_params
-from ..matching.candidate_graph import candidate_graph
+from ..data.views import ViewKeypoints, round_sets
+from ..matching.candidate_graph import candidate_graph, view_candidate_graph
 from ..nn.candidate_graph import CandidateGraphConfig
 
 MAX_TRIES = 8  # homographies drawn for one image before passing to the next (a blank image has no candidates)
@@ -44,6 +46,28 @@ def labelled_graph(kp0: Keypoints, kp1: Keypoints, H: np.ndarray, size: tuple[in
         return None
     err = np.linalg.norm(warp_points(kp0.xy[cand[:, 0]], H) - kp1.xy[cand[:, 1]], axis=1)
     return with_labels(data, np.nan_to_num(err, nan=1e6, posinf=1e6), H, size, difficulty)
+
+
+# A keypoint found on a view of tilt t is located up to t times less precisely across the tilt, and
+# the refiner, through the motion the views imply, brings a view match within 3 px to sub-pixel
+# (docs/views.md); most correct view candidates are 1-3 px off (2 of 3 on difficulty-4 pairs). A view
+# candidate's label is its error in units of this many px: a match within 3 px, wrong beyond 9.
+VIEW_LABEL_PX = 3.0
+
+
+def labelled_view_graphs(vk0: ViewKeypoints, vk1: ViewKeypoints, H: np.ndarray, size: tuple[int, int], cfg: CandidateGraphConfig,
+                         graph=None, difficulty: float = 0.0) -> list[Data]:
+    """The candidate graphs of one pair of a bank with views, as ``labelled_graph``: one per round of
+    view synthesis (``round_sets`` of each image's full set, ``view_candidate_graph``), what the
+    network judges when ``Pipeline(views="auto")`` synthesises views; rounds with too few candidates
+    are left out. ``error`` is in units of ``VIEW_LABEL_PX``."""
+    graphs = []
+    for a0, a1 in zip(round_sets(vk0), round_sets(vk1)):
+        cand, data = view_candidate_graph(a0, a1, size, size, cfg, graph)
+        if data is not None:
+            err = np.linalg.norm(warp_points(a0.keypoints.xy[cand[:, 0]], H) - a1.keypoints.xy[cand[:, 1]], axis=1)
+            graphs.append(with_labels(data, np.nan_to_num(err / VIEW_LABEL_PX, nan=1e6, posinf=1e6), H, size, difficulty))
+    return graphs
 
 
 def with_labels(data: Data, error: np.ndarray, H: np.ndarray, size: tuple[int, int], difficulty: float) -> Data:
@@ -101,10 +125,16 @@ def split_banks(specs: list[str], val_pairs: int, features: str, size) -> tuple[
 def _bank_pair_graph(bank: FeatureBank, pair: int, cfg: CandidateGraphConfig, part: BankSlice):
     if pair < part.first:  # map_bank_pairs maps the first N pairs; these are not wanted
         return None
+    if bank.config.views:  # the graphs of the rounds of view synthesis
+        vk0, vk1, H, difficulty = bank.view_keypoints(pair)
+        if part.difficulties is not None and difficulty not in part.difficulties:
+            return None
+        return labelled_view_graphs(vk0, vk1, H, tuple(bank.config.size), cfg, difficulty=difficulty) or None
     kp0, kp1, H, difficulty = bank.keypoints(pair)
     if part.difficulties is not None and difficulty not in part.difficulties:
         return None
-    return labelled_graph(kp0, kp1, H, tuple(bank.config.size), cfg, difficulty=difficulty)
+    graph = labelled_graph(kp0, kp1, H, tuple(bank.config.size), cfg, difficulty=difficulty)
+    return None if graph is None else [graph]
 
 
 class BankGraphs(torch.utils.data.Dataset):
@@ -115,7 +145,8 @@ class BankGraphs(torch.utils.data.Dataset):
         self.graphs = []
         for part in parts:
             fn = partial(_bank_pair_graph, cfg=cfg, part=part)
-            self.graphs += [g for _, g in map_bank_pairs(part.root, fn, part.stop, max(1, workers), f"graphs of {part.root}", progress)]
+            self.graphs += [g for _, graphs in map_bank_pairs(part.root, fn, part.stop, max(1, workers), f"graphs of {part.root}", progress)
+                            for g in graphs]
         if parts and not self.graphs:
             raise PygmatchError(f"{', '.join(p.root for p in parts)}: no pair with enough candidates (at least 8 mutual nearest neighbours)")
 
@@ -189,9 +220,12 @@ class ImageGraphs(torch.utils.data.Dataset):
 
 def feature_stats(dataset, limit: int = 2000) -> tuple[torch.Tensor, torch.Tensor]:
     """Mean and standard deviation of the node features over (up to ``limit`` of) the dataset's
-    graphs: the network's input normalisation, fixed at the start of training."""
+    graphs: the network's input normalisation, fixed at the start of training. A feature that does
+    not vary (the view tilts of plain SIFT pairs) gets deviation 1: were it to vary where the
+    network is used (candidates of simulated views), it would not be blown up."""
     x = torch.cat([dataset[i].x for i in range(min(len(dataset), limit))])
-    return x.mean(0), x.std(0).clamp(min=1e-6)
+    std = x.std(0)
+    return x.mean(0), torch.where(std > 1e-6, std, torch.ones_like(std))
 
 
 class JoinedGraphs(torch.utils.data.ConcatDataset):

@@ -21,6 +21,7 @@ import pygmatch.matching.candidate_graph as cg
 from pygmatch.pipeline import Pipeline
 
 CELL_PX = 2.0
+VIEW_CANDIDATES = cg.view_candidates  # the library's, which main replaces by collapsed_candidates
 
 
 def collapsed_candidates(a0, a1):
@@ -33,9 +34,6 @@ def collapsed_candidates(a0, a1):
         keep = np.sort(order[first])
         cand, feats = cand[keep], feats[keep]
     return cand, feats
-
-
-VIEW_CANDIDATES = cg.view_candidates
 
 
 def main(argv=None) -> int:

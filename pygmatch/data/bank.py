@@ -227,7 +227,7 @@ def _array_problem(a: dict, cfg: BankConfig) -> str | None:
             return f"a pair holds more than the {cfg.keypoints_per_image} keypoints per image its settings allow"
         if a[f"desc{s}"].shape != (n, width) or a[f"desc{s}"].dtype != np.uint8:
             return f"desc{s}.npy is {a[f'desc{s}'].dtype} {a[f'desc{s}'].shape}, expected uint8 ({n}, {width}) for {cfg.features}"
-        for key in ("scale", "ori", "score") + (("view",) if cfg.views else ()):
+        for key in (k for k in cfg.side_arrays if k not in ("xy", "desc")):  # one value per keypoint
             if a[f"{key}{s}"].shape != (n,):
                 return f"{key}{s}.npy has shape {a[f'{key}{s}'].shape}, expected ({n},)"
         if cfg.views and n and not 0 <= int(a[f"view{s}"].min()) <= int(a[f"view{s}"].max()) < len(FULL_SET_VIEWS):

@@ -44,8 +44,14 @@ def labelled_graph(kp0: Keypoints, kp1: Keypoints, H: np.ndarray, size: tuple[in
     cand, data = candidate_graph(kp0, kp1, size, size, cfg, graph)
     if data is None:
         return None
+    return with_labels(data, reprojection_error(kp0, kp1, cand, H), H, size, difficulty)
+
+
+def reprojection_error(kp0: Keypoints, kp1: Keypoints, cand: np.ndarray, H: np.ndarray) -> np.ndarray:
+    """(K,) px: how far each candidate's image-1 keypoint is from where ``H`` takes its image-0
+    keypoint (1e6 where ``H`` sends it to infinity)."""
     err = np.linalg.norm(warp_points(kp0.xy[cand[:, 0]], H) - kp1.xy[cand[:, 1]], axis=1)
-    return with_labels(data, np.nan_to_num(err, nan=1e6, posinf=1e6), H, size, difficulty)
+    return np.nan_to_num(err, nan=1e6, posinf=1e6)
 
 
 # A keypoint found on a view of tilt t is located up to t times less precisely across the tilt, and
@@ -65,8 +71,7 @@ def labelled_view_graphs(vk0: ViewKeypoints, vk1: ViewKeypoints, H: np.ndarray, 
     for a0, a1 in zip(round_sets(vk0), round_sets(vk1)):
         cand, data = view_candidate_graph(a0, a1, size, size, cfg, graph)
         if data is not None:
-            err = np.linalg.norm(warp_points(a0.keypoints.xy[cand[:, 0]], H) - a1.keypoints.xy[cand[:, 1]], axis=1)
-            graphs.append(with_labels(data, np.nan_to_num(err / VIEW_LABEL_PX, nan=1e6, posinf=1e6), H, size, difficulty))
+            graphs.append(with_labels(data, reprojection_error(a0.keypoints, a1.keypoints, cand, H) / VIEW_LABEL_PX, H, size, difficulty))
     return graphs
 
 
@@ -125,16 +130,14 @@ def split_banks(specs: list[str], val_pairs: int, features: str, size) -> tuple[
 def _bank_pair_graph(bank: FeatureBank, pair: int, cfg: CandidateGraphConfig, part: BankSlice):
     if pair < part.first:  # map_bank_pairs maps the first N pairs; these are not wanted
         return None
-    if bank.config.views:  # the graphs of the rounds of view synthesis
-        vk0, vk1, H, difficulty = bank.view_keypoints(pair)
-        if part.difficulties is not None and difficulty not in part.difficulties:
-            return None
-        return labelled_view_graphs(vk0, vk1, H, tuple(bank.config.size), cfg, difficulty=difficulty) or None
-    kp0, kp1, H, difficulty = bank.keypoints(pair)
+    views = bank.config.views  # a bank with views: the graphs of the rounds of view synthesis
+    side0, side1, H, difficulty = bank.view_keypoints(pair) if views else bank.keypoints(pair)
     if part.difficulties is not None and difficulty not in part.difficulties:
         return None
-    graph = labelled_graph(kp0, kp1, H, tuple(bank.config.size), cfg, difficulty=difficulty)
-    return None if graph is None else [graph]
+    size = tuple(bank.config.size)
+    graphs = labelled_view_graphs(side0, side1, H, size, cfg, difficulty=difficulty) if views else \
+        [g for g in [labelled_graph(side0, side1, H, size, cfg, difficulty=difficulty)] if g is not None]
+    return graphs or None
 
 
 class BankGraphs(torch.utils.data.Dataset):
@@ -249,4 +252,4 @@ def in_memory(dataset) -> bool:
 
 
 __all__ = ["BankGraphs", "BankSlice", "ImageGraphs", "JoinedGraphs", "in_memory", "with_labels",
-           "feature_stats", "labelled_graph", "parse_bank", "split_banks"]
+           "feature_stats", "labelled_graph", "labelled_view_graphs", "reprojection_error", "parse_bank", "split_banks"]

@@ -19,7 +19,8 @@ import torch
 
 from pygmatch import Pipeline, sfm
 from pygmatch.data.images import list_images
-from pygmatch.evaluation.sfm import DEFAULT_MATCH_THRESHOLD, DEFAULT_MAX_KEYPOINTS
+from pygmatch.data.features import DEFAULT_MAX_KEYPOINTS
+from pygmatch.evaluation.sfm import DEFAULT_MATCH_THRESHOLD
 from pygmatch.files import write_text
 
 DATA = Path(__file__).resolve().parents[2] / "shared" / "data"

@@ -31,6 +31,7 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
+from pygmatch.data.features import DEFAULT_CONTRAST_THRESHOLD, DEFAULT_MAX_KEYPOINTS
 from pygmatch.data.geometry import corner_error
 from pygmatch.data.homography import estimate_homography
 from pygmatch.data.images import list_images
@@ -43,17 +44,18 @@ SHIFTS = (1, 7)  # each photograph is paired with the one this many places furth
 METHODS = "default,nn-ratio+refiner,nn,nn-ratio"
 
 
-def build_pipelines(names: list[str], views: str = "plain") -> dict[str, Pipeline]:
-    """The pipelines ``names``; each whose matcher is the graph network also with ``pad_from=0``
+def build_pipelines(names: list[str], views: str = "plain", **extraction) -> dict[str, Pipeline]:
+    """The pipelines ``names`` (``extraction``: ``Pipeline.load``'s ``max_keypoints``,
+    ``contrast_threshold``); each whose matcher is the graph network also with ``pad_from=0``
     (always padded to ``min_keep``), right after it. ``views="auto"``: each with on-demand view
     synthesis instead (``Pipeline.match``), no padded variant."""
     if views != "plain":
-        return {f"{name}, views {views}": Pipeline.load(name, views=views) for name in names}
+        return {f"{name}, views {views}": Pipeline.load(name, views=views, **extraction) for name in names}
     pipes = {}
     for name in names:
-        pipes[name] = Pipeline.load(name)
+        pipes[name] = Pipeline.load(name, **extraction)
         if is_learned(name):
-            pipes[name + ", always padded"] = Pipeline.load(name, pad_from=0)
+            pipes[name + ", always padded"] = Pipeline.load(name, pad_from=0, **extraction)
     return pipes
 
 
@@ -109,12 +111,15 @@ def main(argv=None) -> None:
     p.add_argument("--images", type=int, default=None, help="use only the first N photographs of --data")
     p.add_argument("--no-true-pairs", action="store_true", help="only the unrelated pairs")
     p.add_argument("--views", choices=("plain", "auto"), default="plain", help="the pipelines' view synthesis (Pipeline.match)")
+    p.add_argument("--max-keypoints", type=int, default=DEFAULT_MAX_KEYPOINTS, help="SIFT keypoints per image (the pipelines' default)")
+    p.add_argument("--contrast-threshold", type=float, default=DEFAULT_CONTRAST_THRESHOLD, help="SIFT's (the pipelines' default)")
     p.add_argument("--out", type=Path, default=Path("benchmarks/results/unrelated.md"))
     args = p.parse_args(argv)
     torch.set_num_threads(1)
     cv2.setNumThreads(1)
     start = time.perf_counter()
-    pipes = build_pipelines([m.strip() for m in args.methods.split(",") if m.strip()], args.views)
+    pipes = build_pipelines([m.strip() for m in args.methods.split(",") if m.strip()], args.views, max_keypoints=args.max_keypoints,
+                            contrast_threshold=args.contrast_threshold)
     pairs = unrelated_pairs(args.data, args.sequences, args.images)
     first = next(iter(pipes.values()))
     cache: dict[str, object] = {}
@@ -150,7 +155,8 @@ def main(argv=None) -> None:
             for name, aucs in by_pipe.items():
                 lines.append(f"| {set_name} | {name} | " + " | ".join(f"{a:.2f}" for a in aucs) + " |")
     ex = first.extractor
-    lines += ["", f"{ex.features.upper()}, up to {ex.max_keypoints} keypoints, longer side at most {ex.resize} px; 1 torch thread; "
+    lines += ["", f"{ex.features.upper()}, up to {ex.max_keypoints} keypoints at contrast threshold {ex.contrast_threshold:g}, longer side "
+                  f"at most {ex.resize} px; 1 torch thread; "
                   f"{time.perf_counter() - start:.0f} s."]
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text("\n".join(lines) + "\n")

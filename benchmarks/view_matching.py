@@ -23,6 +23,7 @@ from pathlib import Path
 import numpy as np
 from tqdm import tqdm
 
+from pygmatch.data.features import BENCHMARK_CONTRAST_THRESHOLD
 from pygmatch.data.geometry import corner_error
 from pygmatch.data.pairs import make_pairs
 from pygmatch.evaluation.metrics import auc_difference, error_auc
@@ -30,6 +31,7 @@ from pygmatch.pipeline import SYNTHESIS_MIN_INLIERS, Pipeline, inlier_count
 
 SOLVED_PX = 5.0
 KEYPOINTS = 1024  # eval.coco's
+CONTRAST_THRESHOLD = BENCHMARK_CONTRAST_THRESHOLD  # eval.coco's
 
 
 def main(argv=None) -> int:
@@ -41,10 +43,11 @@ def main(argv=None) -> int:
     p.add_argument("--out", type=Path, required=True)
     args = p.parse_args(argv)
     pairs = make_pairs(args.data, seed=0, difficulty=args.difficulty, max_images=args.max_images)
-    plain = Pipeline.load("default", max_keypoints=KEYPOINTS)
-    rows = {"fginn": Pipeline.load("default", views="auto", max_keypoints=KEYPOINTS)}
+    plain = Pipeline.load("default", max_keypoints=KEYPOINTS, contrast_threshold=CONTRAST_THRESHOLD)
+    rows = {"fginn": Pipeline.load("default", views="auto", max_keypoints=KEYPOINTS, contrast_threshold=CONTRAST_THRESHOLD)}
     for name in args.methods.split(","):
-        pipe = Pipeline.load(name if name == "default" else f"{name}+refiner", views="auto", max_keypoints=KEYPOINTS)
+        pipe = Pipeline.load(name if name == "default" else f"{name}+refiner", views="auto", max_keypoints=KEYPOINTS,
+                             contrast_threshold=CONTRAST_THRESHOLD)
         pipe.match_views = pipe.matcher.match_views  # the network judges the rounds' candidates
         rows[name] = pipe
     errors, matches, seconds = ({row: [] for row in rows} for _ in range(3))

@@ -29,7 +29,7 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
-from pygmatch.data.features import SYNTHESIS_MAX_KEYPOINTS
+from pygmatch.data.features import DEFAULT_CONTRAST_THRESHOLD, DEFAULT_MAX_KEYPOINTS, SYNTHESIS_MAX_KEYPOINTS
 from pygmatch.data.geometry import corner_error
 from pygmatch.data.pairs import PairSet, make_pairs
 from pygmatch.evaluation.metrics import error_auc
@@ -39,9 +39,12 @@ SOLVED_PX = 5.0
 ROWS = ("plain", "auto", "asift")
 
 
-def pipelines(method: str, rows: list[str]) -> dict[str, Pipeline]:
-    make = {"plain": lambda: Pipeline.load(method), "auto": lambda: Pipeline.load(method, views="auto"),
-            "asift": lambda: Pipeline.load("nn-ratio+refiner", features="asift", max_keypoints=SYNTHESIS_MAX_KEYPOINTS)}
+def pipelines(method: str, rows: list[str], max_keypoints: int = DEFAULT_MAX_KEYPOINTS,
+              contrast_threshold: float = DEFAULT_CONTRAST_THRESHOLD) -> dict[str, Pipeline]:
+    sift = {"max_keypoints": max_keypoints, "contrast_threshold": contrast_threshold}
+    make = {"plain": lambda: Pipeline.load(method, **sift), "auto": lambda: Pipeline.load(method, views="auto", **sift),
+            "asift": lambda: Pipeline.load("nn-ratio+refiner", features="asift", max_keypoints=SYNTHESIS_MAX_KEYPOINTS,
+                                           contrast_threshold=contrast_threshold)}
     return {row: make[row]() for row in rows}
 
 
@@ -60,11 +63,13 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--max-images", type=int, default=None)
     p.add_argument("--method", default="default", help="the pipeline, plain and with views=auto")
     p.add_argument("--rows", default=",".join(ROWS), help=f"which of {', '.join(ROWS)}")
+    p.add_argument("--max-keypoints", type=int, default=DEFAULT_MAX_KEYPOINTS, help="plain and auto: SIFT keypoints per image")
+    p.add_argument("--contrast-threshold", type=float, default=DEFAULT_CONTRAST_THRESHOLD, help="SIFT's, every row's")
     p.add_argument("--out", type=Path, required=True)
     args = p.parse_args(argv)
     torch.set_num_threads(1)
     rows = args.rows.split(",")
-    pipes = pipelines(args.method, rows)
+    pipes = pipelines(args.method, rows, args.max_keypoints, args.contrast_threshold)
     pairs = load_pairs(args)
     errors = {r: [] for r in rows}
     seconds = {r: [] for r in rows}

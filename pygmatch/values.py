@@ -61,6 +61,18 @@ def probability_threshold(text: str) -> float:
     return v
 
 
+def contrast_threshold(text: str) -> float:
+    """SIFT's contrast threshold (OpenCV's units): a number in (0, 1)."""
+    try:
+        v = float(text)
+        ok = 0 < v < 1
+    except ValueError:
+        ok = False
+    if not ok:
+        raise ValueError(f"expected a contrast threshold in (0, 1), got {text!r}")
+    return v
+
+
 size_type = int_pair("WIDTHxHEIGHT", 16, "640x480")
 positive_int = positive(int)
 non_negative_float = non_negative(float)

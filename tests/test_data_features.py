@@ -2,7 +2,7 @@ import numpy as np
 import pytest
 
 from pygmatch.errors import PygmatchError
-from pygmatch.data.features import extract
+from pygmatch.data.features import detect, extract
 
 
 def test_sift_on_a_real_image(image):
@@ -63,3 +63,23 @@ def test_the_graph_network_refuses_asift_keypoints():
     with pytest.raises(PygmatchError, match="asift"):
         Pipeline.load("default", features="asift")
     assert Pipeline.load("nn-ratio", features="asift").extractor.features == "asift"
+
+
+def test_a_lower_contrast_threshold_fills_a_budget_with_the_same_strongest_keypoints(image):
+    """At COLMAP's threshold (0.02) an image finds many more keypoints than at OpenCV's (0.04);
+    a budget that both fill gets the same keypoints (only equal responses may come in another order)."""
+    strict, loose = detect(image, "sift", 100_000, 0.04), detect(image, "sift", 100_000, 0.02)
+    assert len(loose) > 1.3 * len(strict)
+    budget = len(strict) // 2
+    a, b = detect(image, "sift", budget, 0.04), detect(image, "sift", budget, 0.02)
+    ia, ib = (np.lexsort((k.ori, k.scale, k.xy[:, 1], k.xy[:, 0])) for k in (a, b))
+    assert len(a) == len(b) == budget
+    np.testing.assert_array_equal(a.xy[ia], b.xy[ib])
+    np.testing.assert_array_equal(a.descriptors[ia], b.descriptors[ib])
+    np.testing.assert_array_equal(a.score, b.score)
+
+
+@pytest.mark.parametrize("threshold", [0, -0.1, 1, float("nan"), "0.02", True])
+def test_bad_contrast_thresholds_are_refused(threshold):
+    with pytest.raises(PygmatchError, match="contrast threshold must be a number in \\(0, 1\\)"):
+        extract(np.zeros((10, 10), np.uint8), "sift", 10, threshold)

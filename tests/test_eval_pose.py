@@ -392,3 +392,9 @@ def test_bad_pair_file_is_one_line(tmp_path, capsys, monkeypatch, case, expected
     code, _, err = cli(argv, capsys)
     assert code == 2 and expected in one_line_error(err), err
     assert not (tmp_path / "out" / "metrics.json").exists()
+
+
+def test_a_bad_contrast_threshold_is_one_line(tmp_path, capsys):
+    code, _, err = cli(["--contrast-threshold", "1.5", "--out", tmp_path / "out"], capsys)
+    assert code == 2
+    assert one_line_error(err) == "error: argument --contrast-threshold: expected a contrast threshold in (0, 1), got '1.5'"

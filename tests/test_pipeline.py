@@ -8,7 +8,7 @@ import pytest
 import torch
 
 import pygmatch
-from pygmatch.data.features import DEFAULT_MAX_KEYPOINTS
+from pygmatch.data.features import DEFAULT_CONTRAST_THRESHOLD, DEFAULT_MAX_KEYPOINTS
 from pygmatch import Pipeline
 from pygmatch.checkpoint import save_model
 from pygmatch.data import list_images, read_gray
@@ -212,7 +212,7 @@ def test_a_large_image_is_matched_at_1024_px_in_its_own_pixels(embedded_dir):
     # exactly the keypoints of the 1024 px image, mapped back
     small, S = downscale(big, 1024)
     assert small.shape == (768, 1024)
-    ref = extract(small, "sift", DEFAULT_MAX_KEYPOINTS)
+    ref = extract(small, "sift", DEFAULT_MAX_KEYPOINTS, DEFAULT_CONTRAST_THRESHOLD)
     s = S[0, 0]
     np.testing.assert_allclose(kp0, (ref.xy + 0.5) / s - 0.5, atol=1e-3)
     features = pipe.extract(big)
@@ -225,13 +225,29 @@ def test_resize_options(embedded_dir):
     gray = read_gray(file, None)
     default = Pipeline.load("nn", max_keypoints=200).match(file, file)  # 640 px: not resized at 1024
     off = Pipeline.load("nn", max_keypoints=200, resize=None).match(file, file)
-    np.testing.assert_array_equal(default.keypoints0, extract(gray, "sift", 200).xy)
+    np.testing.assert_array_equal(default.keypoints0, extract(gray, "sift", 200, DEFAULT_CONTRAST_THRESHOLD).xy)
     np.testing.assert_array_equal(off.keypoints0, default.keypoints0)
     half = Pipeline.load("nn", max_keypoints=200, resize=gray.shape[1] // 2).match(file, file)
     assert half.keypoints0[:, 0].max() > 0.8 * gray.shape[1]  # found at half size, in full-size pixels
     for bad in (0, 10, 512.5, "big"):
         with pytest.raises(PygmatchError, match="resize must be a number of pixels >= 32"):
             Pipeline.load("nn", resize=bad)
+
+
+def test_the_contrast_threshold_option(embedded_dir):
+    """The pipelines find SIFT at COLMAP's contrast threshold unless told otherwise; the threshold
+    is part of what a store of features is made by."""
+    from pygmatch.sfm import pipeline_config
+
+    file = list_images(embedded_dir)[0]
+    loose, strict = Pipeline.load("nn", max_keypoints=100_000), Pipeline.load("nn", max_keypoints=100_000, contrast_threshold=0.04)
+    assert loose.extractor.contrast_threshold == DEFAULT_CONTRAST_THRESHOLD == 0.02
+    np.testing.assert_array_equal(loose.extract(file).xy, extract(read_gray(file, None), "sift", 100_000, 0.02).xy)
+    assert len(loose.extract(file)) > 1.3 * len(strict.extract(file))
+    assert "contrast_threshold=0.04" in repr(strict) and pipeline_config(loose) != pipeline_config(strict)
+    for bad in (0, 1, "low"):
+        with pytest.raises(PygmatchError, match="contrast threshold must be a number in \\(0, 1\\)"):
+            Pipeline.load("nn", contrast_threshold=bad)
 
 
 def test_homography_needs_four_matches_and_a_valid_method(real_pair):

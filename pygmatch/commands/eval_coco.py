@@ -67,8 +67,10 @@ def main(argv=None) -> int:
         pairs.save(args.save_pairs)
         print(f"saved {len(pairs)} pairs to {args.save_pairs}")
     clear_previous_report(args.out, args.overwrite)
-    result = evaluate(pairs, methods, args.features, args.max_keypoints, out=args.out, draw=args.draw, estimator=args.estimator)
-    context = (f"Data: {source}; {args.features.upper()}, up to {args.max_keypoints} keypoints, {pairs.size[0]}x{pairs.size[1]}."
+    result = evaluate(pairs, methods, args.features, args.max_keypoints, out=args.out, draw=args.draw, estimator=args.estimator,
+                      contrast_threshold=args.contrast_threshold)
+    context = (f"Data: {source}; {args.features.upper()}, up to {args.max_keypoints} keypoints (contrast threshold "
+               f"{args.contrast_threshold:g}), {pairs.size[0]}x{pairs.size[1]}."
                + anchors_note(methods))
     write_report(result, args.out, context)
     print(context)

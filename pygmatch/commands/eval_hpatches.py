@@ -75,7 +75,7 @@ def main(argv=None) -> int:
     pairs = load_sequences(data, args.max_side, args.max_sequences)
     clear_previous_report(args.out, args.overwrite)
     result = evaluate(pairs, methods, args.features, args.max_keypoints, out=args.out, draw=last_pair_of_first_sequences(pairs, args.draw),
-                      estimator=args.estimator)
+                      estimator=args.estimator, contrast_threshold=args.contrast_threshold)
 
     kind_of = {p.sequence: p.kind for p in pairs.pairs}
     by_sequence = summarize_groups(result, [p.sequence for p in pairs.pairs])
@@ -84,7 +84,8 @@ def main(argv=None) -> int:
     kinds = ", ".join(f"{sum(v == k for v in kind_of.values())} {k}" for k in by_kind)
     size = f"longer side at most {args.max_side} px" if args.max_side else "original size"
     context = (f"Data: {data}: {len(by_sequence)} sequence(s) ({kinds}), {len(pairs)} pairs (1, N); images {size}; "
-               f"{args.features.upper()}, up to {args.max_keypoints} keypoints. Corner error over image 1's corners, in image N's pixels."
+               f"{args.features.upper()}, up to {args.max_keypoints} keypoints (contrast threshold {args.contrast_threshold:g}). "
+               f"Corner error over image 1's corners, in image N's pixels."
                + anchors_note(methods))
     kind_table = format_group_table(by_kind, "kind")
     sequence_table = format_group_table(by_sequence, "sequence", extra=kind_of, extra_label="kind")

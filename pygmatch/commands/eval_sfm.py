@@ -13,9 +13,9 @@ import sys
 import time
 from pathlib import Path
 
-from pygmatch.commands.flags import ArgumentParser, positive_int, probability_threshold, run_cli
-from pygmatch.data.features import VIEWS
-from pygmatch.evaluation.sfm import COLMAP, DEFAULT_MATCH_THRESHOLD, DEFAULT_MAX_KEYPOINTS, run_sfm, table
+from pygmatch.commands.flags import ArgumentParser, contrast_threshold, positive_int, probability_threshold, run_cli
+from pygmatch.data.features import DEFAULT_CONTRAST_THRESHOLD, DEFAULT_MAX_KEYPOINTS, VIEWS
+from pygmatch.evaluation.sfm import COLMAP, DEFAULT_MATCH_THRESHOLD, run_sfm, table
 from pygmatch.sfm import CAMERA_MODES
 
 __all__ = ["cli", "main", "parser"]
@@ -37,6 +37,8 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--pairs", default="exhaustive", help="'exhaustive' (every pair, the default) or a text file of 'name0 name1' lines")
     p.add_argument("--max-keypoints", type=positive_int, default=DEFAULT_MAX_KEYPOINTS,
                    help=f"pygmatch methods: keypoints per image (default {DEFAULT_MAX_KEYPOINTS})")
+    p.add_argument("--contrast-threshold", type=contrast_threshold, default=DEFAULT_CONTRAST_THRESHOLD,
+                   help=f"pygmatch methods: SIFT's contrast threshold, OpenCV's units (default {DEFAULT_CONTRAST_THRESHOLD}, COLMAP's)")
     p.add_argument("--match-threshold", type=probability_threshold, default=DEFAULT_MATCH_THRESHOLD,
                    help=f"the graph network: match probability threshold in [0, 1) (default {DEFAULT_MATCH_THRESHOLD}: "
                         f"COLMAP's verification removes wrong matches, registration needs many)")
@@ -56,7 +58,8 @@ def main(argv=None) -> int:
     start = time.perf_counter()
     methods = [m.strip() for m in args.methods.split(",")]
     pairs = None if args.pairs == "exhaustive" else Path(args.pairs)
-    summary = run_sfm(args.images, args.out, methods, pairs, max_keypoints=args.max_keypoints, match_threshold=args.match_threshold,
+    summary = run_sfm(args.images, args.out, methods, pairs, max_keypoints=args.max_keypoints,
+                      contrast_threshold=args.contrast_threshold, match_threshold=args.match_threshold,
                       threads=args.threads, camera_mode=args.camera_mode, overwrite=args.overwrite, progress=not args.no_progress,
                       truth=args.truth, views=args.views)
     print(f"{args.images}: {len(summary['names'])} images, {summary['pairs']} pairs ({summary['pairs_source']})")

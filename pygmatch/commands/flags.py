@@ -51,6 +51,7 @@ positive_int = flag_type(values.positive_int, "int")
 non_negative_float = flag_type(values.non_negative_float, "float")
 non_negative_int = flag_type(values.non_negative_int, "int")
 probability_threshold = flag_type(values.probability_threshold, "float")
+contrast_threshold = flag_type(values.contrast_threshold, "float")
 
 
 def command_name(checkout: str) -> str:

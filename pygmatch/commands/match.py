@@ -14,8 +14,8 @@ import json
 import sys
 from pathlib import Path
 
-from pygmatch.commands.flags import ArgumentParser, add_graph_args, positive_int, probability_threshold, run_cli
-from pygmatch.data.features import DEFAULT_MAX_KEYPOINTS, FEATURES, SYNTHESIS_MIN_INLIERS, VIEWS
+from pygmatch.commands.flags import ArgumentParser, add_graph_args, contrast_threshold, positive_int, probability_threshold, run_cli
+from pygmatch.data.features import DEFAULT_CONTRAST_THRESHOLD, DEFAULT_MAX_KEYPOINTS, FEATURES, SYNTHESIS_MIN_INLIERS, VIEWS
 from pygmatch.data.epipolar import rotation_angle
 from pygmatch.data.homography import ESTIMATORS
 
@@ -54,6 +54,8 @@ def parser() -> argparse.ArgumentParser:
                         "principal point at the centre. Default: exif where the image has it, else size")
     m.add_argument("--max-keypoints", type=positive_int, default=DEFAULT_MAX_KEYPOINTS, help="per image (default %(default)s)")
     m.add_argument("--resize", type=positive_int, default=1024, help="longer image side keypoints are found at (default 1024)")
+    m.add_argument("--contrast-threshold", type=contrast_threshold, default=DEFAULT_CONTRAST_THRESHOLD,
+                   help="SIFT's contrast threshold, OpenCV's units (default %(default)s, COLMAP's; OpenCV's own is 0.04)")
     m.add_argument("--match-threshold", type=probability_threshold, help="learned matchers: probability threshold in [0, 1)")
     m.add_argument("--threads", type=positive_int, default=1, help="torch threads of the learned stages (default 1)")
     m.add_argument("--views", choices=VIEWS, default="plain",
@@ -91,7 +93,9 @@ def add_sfm_parser(commands) -> None:
                         f"images sharing most 3D points (default {DEFAULT_TOP})")
     s.add_argument("--model", type=Path, help="--pairs covisibility: an existing COLMAP model folder (cameras, images, points3D)")
     s.add_argument("--method", default="default", help=METHOD_HELP)
-    s.add_argument("--max-keypoints", type=positive_int, default=None, help="SIFT keypoints per image (default 4096, as eval.sfm)")
+    s.add_argument("--max-keypoints", type=positive_int, default=DEFAULT_MAX_KEYPOINTS, help="SIFT keypoints per image (default %(default)s)")
+    s.add_argument("--contrast-threshold", type=contrast_threshold, default=DEFAULT_CONTRAST_THRESHOLD,
+                   help="SIFT's contrast threshold, OpenCV's units (default %(default)s, COLMAP's; OpenCV's own is 0.04)")
     s.add_argument("--match-threshold", type=probability_threshold, default=None,
                    help="learned matchers: probability threshold in [0, 1) (default 0.1, as eval.sfm)")
     s.add_argument("--views", choices=VIEWS, default="plain",
@@ -114,13 +118,14 @@ def main(argv=None) -> int:
 
 
 def sfm(args: argparse.Namespace) -> int:
-    from pygmatch.evaluation.sfm import DEFAULT_MATCH_THRESHOLD, DEFAULT_MAX_KEYPOINTS  # noqa: PLC0415
+    from pygmatch.evaluation.sfm import DEFAULT_MATCH_THRESHOLD  # noqa: PLC0415
     from pygmatch.pipeline import Pipeline, is_learned  # noqa: PLC0415
     from pygmatch.sfm.distributed import executor  # noqa: PLC0415
     from pygmatch.sfm.run import run_collection  # noqa: PLC0415
 
     threshold = args.match_threshold if args.match_threshold is not None else DEFAULT_MATCH_THRESHOLD
-    pipe = Pipeline.load(args.method, max_keypoints=args.max_keypoints or DEFAULT_MAX_KEYPOINTS, threads=args.threads, views=args.views,
+    pipe = Pipeline.load(args.method, max_keypoints=args.max_keypoints, contrast_threshold=args.contrast_threshold,
+                         threads=args.threads, views=args.views,
                          **({"match_threshold": threshold} if is_learned(args.method) else {}))
     with executor(args.workers, args.scheduler) as where:
         summary = run_collection(args.images, args.out, pipe, args.pairs, top=args.top, model=args.model, executor=where,
@@ -184,8 +189,8 @@ def match(args: argparse.Namespace) -> int:
             if isinstance(given, str) and given == "exif" and exif_focal_35mm(path) is None:
                 raise PygmatchError(f"{path}: no EXIF 35 mm-equivalent focal length (FocalLengthIn35mmFilm); give --intrinsics K.txt "
                                     f"or --intrinsics size")
-    pipe = Pipeline.load(args.method, max_keypoints=args.max_keypoints, resize=args.resize, threads=args.threads,
-                         match_threshold=args.match_threshold, views=args.views)
+    pipe = Pipeline.load(args.method, max_keypoints=args.max_keypoints, resize=args.resize, contrast_threshold=args.contrast_threshold,
+                         threads=args.threads, match_threshold=args.match_threshold, views=args.views)
     res = pipe.match(args.image0, args.image1)
     model = inliers = None
     record = {}

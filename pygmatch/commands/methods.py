@@ -4,8 +4,8 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from pygmatch.commands.flags import positive_int, probability_threshold
-from pygmatch.data.features import BENCHMARK_MAX_KEYPOINTS, FEATURES, SYNTHESIS_MIN_INLIERS, VIEWS
+from pygmatch.commands.flags import contrast_threshold, positive_int, probability_threshold
+from pygmatch.data.features import BENCHMARK_CONTRAST_THRESHOLD, BENCHMARK_MAX_KEYPOINTS, FEATURES, SYNTHESIS_MIN_INLIERS, VIEWS
 from pygmatch.data.homography import ESTIMATORS
 from pygmatch.weights import shipped_methods
 
@@ -14,9 +14,11 @@ ESTIMATOR_HELP = "RANSAC homography: OpenCV's findHomography (default) or PoseLi
 
 
 def add_method_args(p: argparse.ArgumentParser, estimators=ESTIMATORS, estimator_help: str = ESTIMATOR_HELP,
-                    max_keypoints: int = BENCHMARK_MAX_KEYPOINTS) -> None:
+                    max_keypoints: int = BENCHMARK_MAX_KEYPOINTS, threshold: float = BENCHMARK_CONTRAST_THRESHOLD) -> None:
     p.add_argument("--features", choices=FEATURES, default="sift")
     p.add_argument("--max-keypoints", type=positive_int, default=max_keypoints, help="per image (default %(default)s)")
+    p.add_argument("--contrast-threshold", type=contrast_threshold, default=threshold,
+                   help="SIFT's contrast threshold, OpenCV's units (default %(default)s; COLMAP's is 0.02)")
     p.add_argument("--methods", default=None,
                    help=f"comma-separated pipelines MATCHER[+REFINER]: default (= candidate-graph+refiner at threshold 0.2, the "
                         f"shipped best), matchers candidate-graph (the shipped graph network), nn, nn-ratio, "
@@ -49,4 +51,4 @@ def methods_from_args(args: argparse.Namespace) -> dict:
     from pygmatch.evaluation.evaluate import load_pipelines  # noqa: PLC0415 (torch: after the flags are parsed)
 
     return load_pipelines(method_names(args), args.features, args.max_keypoints, args.threads, views=args.views,
-                          match_threshold=args.match_threshold)
+                          contrast_threshold=args.contrast_threshold, match_threshold=args.match_threshold)

@@ -18,11 +18,19 @@ from ..errors import PygmatchError
 from .images import points_to_original
 
 FEATURES = ("sift", "orb", "asift")
-# Keypoints per image. The pipelines on users' photographs (``Pipeline``, ``pygmatch match``, ``eval.pose``)
-# take 2048, chosen on the real development sets (docs/results.md, "Keypoint budget"); the networks
-# train, and the homography benchmarks (``eval.coco``, ``eval.hpatches``) run, at 1024, their protocol.
-DEFAULT_MAX_KEYPOINTS = 2048
+# Keypoints per image and SIFT's contrast threshold (OpenCV's ``contrastThreshold``: the least
+# contrast of a keypoint, times the number of scale layers per octave). The pipelines on users'
+# photographs (``Pipeline``, ``pygmatch match``, ``pygmatch sfm``, ``eval.pose``, ``eval.sfm``) take
+# 4096 at COLMAP's threshold (its peak threshold 0.02 / 3 layers is 0.02 in OpenCV's units), chosen
+# together on the real development sets (docs/results.md, "Keypoint budget"): at OpenCV's default,
+# 0.04, a photograph with little texture does not fill the budget (a median reichstag photograph at
+# 1024 px holds 2,600 keypoints), and a budget that both fill gets the same keypoints at either.
+# The networks train, and the homography benchmarks (``eval.coco``, ``eval.hpatches``) run, at
+# 1024 and 0.04, their protocol.
+DEFAULT_MAX_KEYPOINTS = 4096
+DEFAULT_CONTRAST_THRESHOLD = 0.02
 BENCHMARK_MAX_KEYPOINTS = 1024
+BENCHMARK_CONTRAST_THRESHOLD = 0.04
 # On-demand view synthesis (``views="auto"``, ``pygmatch.data.views``): a pair's plain match stands
 # when its fundamental matrix has at least this many RANSAC inliers (1 px of the downscaled images),
 # COLMAP's own minimum for a verified pair; else keypoints of simulated oblique views of the same
@@ -87,19 +95,30 @@ def raw_sift(desc: np.ndarray) -> np.ndarray:
     return np.clip(np.rint(desc), 0, 255).astype(np.uint8)
 
 
-def detect(image: np.ndarray, features: str = "sift", max_keypoints: int = BENCHMARK_MAX_KEYPOINTS) -> Keypoints:
+def check_contrast_threshold(value) -> float:
+    if isinstance(value, bool) or not isinstance(value, (int, float, np.floating)) or not 0 < value < 1:
+        raise PygmatchError(f"contrast threshold must be a number in (0, 1), got {value!r}")
+    return float(value)
+
+
+def detect(image: np.ndarray, features: str = "sift", max_keypoints: int = BENCHMARK_MAX_KEYPOINTS,
+           contrast_threshold: float = BENCHMARK_CONTRAST_THRESHOLD) -> Keypoints:
     """Detect up to ``max_keypoints`` keypoints with their *raw* descriptors: SIFT's 128 values
     are integers in [0, 255] in OpenCV and ORB's 256 bits come packed in 32 bytes, so both are
     kept losslessly as uint8 (what the feature bank stores). ``finish_descriptors`` turns them
-    into the unit-norm float descriptors every matcher uses."""
+    into the unit-norm float descriptors every matcher uses. ``contrast_threshold``: SIFT's and
+    ASIFT's (ORB has none)."""
     if features not in FEATURES:
         raise PygmatchError(f"unknown features {features!r}; choose from {', '.join(FEATURES)}")
     if max_keypoints < 1:
         raise PygmatchError(f"max keypoints must be >= 1, got {max_keypoints}")
-    if features == "asift":  # SIFT on every simulated view; OpenCV maps the keypoints back to the image's pixels
-        detector = cv2.AffineFeature_create(cv2.SIFT_create(nfeatures=max_keypoints))
+    contrast_threshold = check_contrast_threshold(contrast_threshold)
+    if features == "orb":
+        detector = cv2.ORB_create(nfeatures=max_keypoints)
     else:
-        detector = (cv2.SIFT_create if features == "sift" else cv2.ORB_create)(nfeatures=max_keypoints)
+        detector = cv2.SIFT_create(nfeatures=max_keypoints, contrastThreshold=contrast_threshold)
+        if features == "asift":  # SIFT on every simulated view; OpenCV maps the keypoints back to the image's pixels
+            detector = cv2.AffineFeature_create(detector)
     kps, desc = detector.detectAndCompute(image, None)
     if desc is not None:
         desc = raw_sift(desc)
@@ -118,9 +137,10 @@ def finish(kp: Keypoints, features: str) -> Keypoints:
     return Keypoints(kp.xy, kp.scale, kp.ori, kp.score, finish_descriptors(kp.descriptors, features))
 
 
-def extract(image: np.ndarray, features: str = "sift", max_keypoints: int = BENCHMARK_MAX_KEYPOINTS) -> Keypoints:
+def extract(image: np.ndarray, features: str = "sift", max_keypoints: int = BENCHMARK_MAX_KEYPOINTS,
+            contrast_threshold: float = BENCHMARK_CONTRAST_THRESHOLD) -> Keypoints:
     """Detect up to ``max_keypoints`` keypoints on a grayscale uint8 image (unit-norm descriptors)."""
-    return finish(detect(image, features, max_keypoints), features)
+    return finish(detect(image, features, max_keypoints, contrast_threshold), features)
 
 
 def to_original(kp: Keypoints, S: np.ndarray) -> Keypoints:

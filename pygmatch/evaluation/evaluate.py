@@ -14,7 +14,7 @@ from threadpoolctl import threadpool_limits
 from tqdm import tqdm
 
 from .. import viz
-from ..data.features import extract
+from ..data.features import BENCHMARK_CONTRAST_THRESHOLD, BENCHMARK_MAX_KEYPOINTS, extract
 from ..data.geometry import warp_points
 from ..data.ground_truth import ground_truth_matches
 from ..data.homography import check_estimator
@@ -27,12 +27,13 @@ from .anchors import AnchorPipeline, is_anchor
 from .metrics import pair_metrics, summarize
 
 
-def load_pipelines(names: list[str], features: str = "sift", max_keypoints: int = 1024, threads: int | None = 1,
-                   resize: int | None = None, views: str = "plain", **matcher_options) -> dict[str, Pipeline]:
+def load_pipelines(names: list[str], features: str = "sift", max_keypoints: int = BENCHMARK_MAX_KEYPOINTS, threads: int | None = 1,
+                   resize: int | None = None, views: str = "plain", contrast_threshold: float = BENCHMARK_CONTRAST_THRESHOLD,
+                   **matcher_options) -> dict[str, Pipeline]:
     """``{name: Pipeline}`` for method names (``pygmatch.pipeline``: ``MATCHER[+REFINER]``, presets,
     model files, ``oracle@PX`` / ``nn-oracle@PX``; the anchors of ``pygmatch.evaluation.anchors``,
     with their own keypoints, the same budget and size), each extracting ``features`` (a model trained on
-    others is refused) on images downscaled to ``resize`` px (None: as given) and matching with
+    others is refused; SIFT at ``contrast_threshold``) on images downscaled to ``resize`` px (None: as given) and matching with
     ``threads`` torch threads; ``matcher_options`` are the
     graph network's inference options (``match_threshold``, ``min_keep``, ``pad_from``), given to the
     pipelines whose matcher is the graph network; ``views``: the pipelines' view synthesis
@@ -40,8 +41,8 @@ def load_pipelines(names: list[str], features: str = "sift", max_keypoints: int 
     if not names:
         raise PygmatchError("no method to evaluate: name at least one")
     return {name: AnchorPipeline(name, max_keypoints, resize, threads) if is_anchor(name) else
-            Pipeline.load(name, features=features, max_keypoints=max_keypoints, resize=resize, threads=threads, views=views,
-                          **(matcher_options if is_learned(name) else {}))
+            Pipeline.load(name, features=features, max_keypoints=max_keypoints, resize=resize, contrast_threshold=contrast_threshold,
+                          threads=threads, views=views, **(matcher_options if is_learned(name) else {}))
             for name in dict.fromkeys(names)}
 
 
@@ -76,6 +77,7 @@ def evaluate(
     draw: int | Collection[int] = 3,
     progress: bool = True,
     estimator: str = "opencv",
+    contrast_threshold: float = BENCHMARK_CONTRAST_THRESHOLD,
 ) -> EvalResult:
     """Extract keypoints once per pair, run every method on the same keypoints, score them.
 
@@ -86,6 +88,7 @@ def evaluate(
     warned about, listed in ``skipped`` and counted as a failure of every method.
 
     ``estimator``: the RANSAC homography estimator (``opencv``, ``poselib``; ``pygmatch.data.homography``).
+    ``contrast_threshold``: SIFT's (``pygmatch.data.features``).
 
     With ``out``, the matches of the first ``draw`` pairs (or of the pair indices in ``draw``)
     are drawn there (``write_report`` writes the tables and plots)."""
@@ -121,7 +124,7 @@ def evaluate(
                 continue
             size0 = (im0.shape[1], im0.shape[0])
             t = time.perf_counter()
-            kp0, kp1 = extract(im0, features, max_keypoints), extract(im1, features, max_keypoints)
+            kp0, kp1 = (extract(im, features, max_keypoints, contrast_threshold) for im in (im0, im1))
             extract_ms.append((time.perf_counter() - t) * 1e3 / 2)
             if len(kp0) < 2 or len(kp1) < 2:
                 fail(f"pair {pairs.names[k]}: only {len(kp0)}/{len(kp1)} keypoints (counted as a failure)")

@@ -15,6 +15,7 @@ from pathlib import Path
 
 from tqdm import tqdm
 
+from ..data.features import DEFAULT_CONTRAST_THRESHOLD, DEFAULT_MAX_KEYPOINTS
 from ..data.scenes import read_colmap_model
 from ..errors import PygmatchError
 from ..files import make_folder, save_figure, writable_folder, write_text
@@ -27,9 +28,9 @@ from ..sfm.run import adjusted_database, fmt, verify_and_map
 from ..sfm.store import Store, pipeline_config
 
 COLMAP = "colmap"  # the method name of COLMAP's own pipeline
-# Keypoints per image for SfM: at the matchers' 1024, nn-ratio registered 2 of the 10 sacre_coeur
-# images (35 matches per pair; COLMAP's first pair needs 100 inliers); at 4096 every method registers all.
-DEFAULT_MAX_KEYPOINTS = 4096
+# Keypoints per image: the pipelines' default (4096, ``pygmatch.data.features``). At the matchers' 1024,
+# nn-ratio registered 2 of the 10 sacre_coeur images (35 matches per pair; COLMAP's first pair needs
+# 100 inliers); at 4096 every method registers all.
 # Match probability threshold of the graph network for SfM. Its own (0.5) keeps the matches within
 # 1 px for a homography fit; COLMAP's verification removes wrong matches itself and registration
 # needs many: on the 252 five-image subsets of sacre_coeur the network registered all five in 165 at
@@ -117,14 +118,14 @@ def check_methods(methods: list[str]) -> list[str]:
 
 
 def run_sfm(folder, out, methods: list[str], pairs=None, *, max_keypoints: int = DEFAULT_MAX_KEYPOINTS,
-            match_threshold: float | None = DEFAULT_MATCH_THRESHOLD, threads: int = 1,
+            contrast_threshold: float = DEFAULT_CONTRAST_THRESHOLD, match_threshold: float | None = DEFAULT_MATCH_THRESHOLD, threads: int = 1,
             camera_mode: str = "per-image", overwrite: bool = False, progress: bool = True, mapping: dict | None = None,
             load_pipeline=None, truth=None, views: str = "plain") -> dict:
     """Every method on the images of ``folder`` (``pairs``: None for all pairs, or a pairs file),
     into ``out``: per method a database and the reconstructions, and ``report.md``,
     ``metrics.json``, ``sfm.png`` for all. ``mapping``: overrides of COLMAP's mapping options for
     every method (``mapping_options``). ``load_pipeline(name)``: how a method name becomes a
-    ``Pipeline`` (default ``Pipeline.load(name, max_keypoints=..., match_threshold=..., threads=...)``;
+    ``Pipeline`` (default ``Pipeline.load(name, max_keypoints=..., contrast_threshold=..., match_threshold=..., threads=...)``;
     ``match_threshold`` None: each learned matcher's own). ``truth``: a COLMAP model folder (text
     or binary) of the photographs' true cameras, to measure each model's cameras against.
     ``views="auto"``: the pygmatch pipelines synthesise views where a pair's plain match fails
@@ -145,7 +146,7 @@ def run_sfm(folder, out, methods: list[str], pairs=None, *, max_keypoints: int =
                             "at least 3 are needed to measure a model against them")
     if load_pipeline is None:
         def load_pipeline(name):
-            return Pipeline.load(name, max_keypoints=max_keypoints, threads=threads, views=views,
+            return Pipeline.load(name, max_keypoints=max_keypoints, contrast_threshold=contrast_threshold, threads=threads, views=views,
                                  **({"match_threshold": match_threshold} if is_learned(name) else {}))
     pipelines = {m: (None if m == COLMAP else load_pipeline(m)) for m in methods}  # a bad name fails before any work
     out = prepare_output(out, methods, overwrite)
@@ -156,7 +157,8 @@ def run_sfm(folder, out, methods: list[str], pairs=None, *, max_keypoints: int =
         results[m] = run_method(m, folder, names, pair_list, out, pairs is None, pipelines[m], threads, camera_mode, progress, mapping,
                                 true_cameras)
     summary = {"images": str(folder), "names": names, "pairs": len(pair_list), "pairs_source": "exhaustive" if pairs is None else str(pairs),
-               "max_keypoints": max_keypoints, "match_threshold": match_threshold, "views": views, "threads": threads, "camera_mode": camera_mode,
+               "max_keypoints": max_keypoints, "contrast_threshold": contrast_threshold, "match_threshold": match_threshold, "views": views,
+               "threads": threads, "camera_mode": camera_mode,
                "pycolmap": pycolmap.__version__, "colmap_max_image_size": COLMAP_MAX_IMAGE_SIZE, "mapping_options": dict(mapping or {}),
                "truth": None if truth is None else str(truth), "methods": results}
     write_text(out / "metrics.json", json.dumps(summary, indent=2, default=float))
@@ -184,7 +186,8 @@ def report(summary: dict) -> str:
         "# Structure from motion", "",
         f"Images: `{summary['images']}`, {len(summary['names'])} images, {summary['pairs']} pairs ({summary['pairs_source']}). "
         f"pycolmap {summary['pycolmap']}, {summary['threads']} thread(s), cameras {summary['camera_mode']}. "
-        f"pygmatch methods: up to {summary['max_keypoints']} keypoints per image (longer side at most 1024 px), "
+        f"pygmatch methods: up to {summary['max_keypoints']} keypoints per image (longer side at most 1024 px, contrast threshold "
+        f"{summary['contrast_threshold']:g}), "
         f"learned matchers' match threshold {summary['match_threshold'] if summary['match_threshold'] is not None else 'their own'}; "
         f"`colmap`: COLMAP's SIFT at {summary['colmap_max_image_size']} px and its matcher (ratio test, cross-check).", "",
         table(summary), "",

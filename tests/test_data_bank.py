@@ -55,6 +55,29 @@ def test_extend_and_resume_keep_every_pair(bank, tmp_path):
         np.testing.assert_array_equal(grown.raw(p)[0].xy, before[p])
 
 
+def test_a_bank_at_another_contrast_threshold_holds_what_extraction_gives_there(bank, tmp_path):
+    """SIFT's contrast threshold is part of a bank's settings: a bank.json written before it existed
+    was built at OpenCV's default, 0.04; one built at 0.02 stores what extraction gives at 0.02."""
+    description = json.loads((bank.root / "bank.json").read_text())
+    assert description["contrast_threshold"] == 0.04
+    old = tmp_path / "old"
+    shutil.copytree(bank.root, old)
+    del description["contrast_threshold"]
+    (old / "bank.json").write_text(json.dumps(description))
+    assert FeatureBank(old).config == CFG
+    loose_cfg = BankConfig(CFG.sources, max_keypoints=5000, shard_pairs=1, seed=5, contrast_threshold=0.02)
+    loose = build_bank(tmp_path / "loose", loose_cfg, pairs=1, workers=1, progress=False)
+    image = read_gray(source_files(CFG.sources)[np.random.default_rng(5).permutation(len(source_files(CFG.sources)))[0]], CFG.size)
+    im0, _, _ = make_pair(image, pair_rng(5, 0), 1.0)
+    stored = loose.keypoints(0)[0]
+    np.testing.assert_array_equal(stored.xy, extract(im0, "sift", 5000, 0.02).xy)
+    assert len(stored) > 1.3 * len(extract(im0, "sift", 5000, 0.04))
+    description["contrast_threshold"] = 2
+    (old / "bank.json").write_text(json.dumps(description))
+    with pytest.raises(PygmatchError, match="bank.json: contrast threshold must be a number in"):
+        FeatureBank(old)
+
+
 def test_bad_banks_are_refused_in_one_line(bank, tmp_path):
     with pytest.raises(PygmatchError, match="other settings.*max_keypoints"):
         build_bank(bank.root, BankConfig(CFG.sources, max_keypoints=500, shard_pairs=3, seed=5), pairs=6, workers=1)

@@ -10,8 +10,8 @@ import sys
 import time
 from pathlib import Path
 
-from pygmatch.commands.flags import ArgumentParser, command_name, non_negative_float, positive_int, run_cli, size_type
-from pygmatch.data.features import FEATURES
+from pygmatch.commands.flags import ArgumentParser, command_name, contrast_threshold, non_negative_float, positive_int, run_cli, size_type
+from pygmatch.data.features import BENCHMARK_CONTRAST_THRESHOLD, FEATURES
 
 
 def float_list(text: str) -> tuple[float, ...]:
@@ -30,6 +30,8 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--difficulty", type=float_list, default=(1.0, 2.0), help="difficulties, cycled pair by pair (default 1,2)")
     p.add_argument("--features", choices=FEATURES, default="sift")
     p.add_argument("--max-keypoints", type=positive_int, default=1024, help="stored per image; trainings may use fewer")
+    p.add_argument("--contrast-threshold", type=contrast_threshold, default=BENCHMARK_CONTRAST_THRESHOLD,
+                   help="SIFT's, OpenCV's units (default %(default)s, OpenCV's; the pipelines on photographs use 0.02)")
     p.add_argument("--size", type=size_type, default=(640, 480))
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--shard-pairs", type=positive_int, default=100, help="pairs per shard (the unit of resuming)")
@@ -44,7 +46,7 @@ def main(argv=None) -> int:
     from pygmatch.data.bank import BankConfig, build_bank  # noqa: PLC0415 (after parsing: --help and flag errors stay fast)
 
     cfg = BankConfig(tuple(str(Path(d)) for d in args.data), args.features, args.max_keypoints, tuple(args.size), args.seed,
-                     tuple(args.difficulty), args.shard_pairs, args.views)
+                     tuple(args.difficulty), args.shard_pairs, args.views, args.contrast_threshold)
     start = time.perf_counter()
     bank = build_bank(args.out, cfg, args.pairs, args.workers)
     made = bank.built_pairs

@@ -49,7 +49,8 @@ import numpy as np
 
 from ..errors import PygmatchError
 from ..files import make_folder, writable_folder
-from .features import FEATURES, RAW_DESCRIPTOR_BYTES, SYNTHESIS_MAX_KEYPOINTS, Keypoints, detect, finish
+from .features import (BENCHMARK_CONTRAST_THRESHOLD, FEATURES, RAW_DESCRIPTOR_BYTES, SYNTHESIS_MAX_KEYPOINTS, Keypoints,
+                       check_contrast_threshold, detect, finish)
 from .images import CorruptImage, list_images, none_readable, read_gray
 from .pairs import make_pair, pair_rng
 from .photometric import Photometric
@@ -71,11 +72,13 @@ class BankConfig:
     difficulties: tuple[float, ...] = (1.0, 2.0)
     shard_pairs: int = 100
     views: bool = False  # also the keypoints of simulated views (SIFT only)
+    contrast_threshold: float = BENCHMARK_CONTRAST_THRESHOLD  # SIFT's; a bank.json without it was built at this one
 
     def to_json(self) -> dict:
         return {"format": FORMAT, "version": VERSION, "sources": list(self.sources), "features": self.features,
                 "max_keypoints": self.max_keypoints, "size": list(self.size), "seed": self.seed,
                 "difficulties": list(self.difficulties), "shard_pairs": self.shard_pairs, "views": self.views,
+                "contrast_threshold": self.contrast_threshold,
                 "photometric": asdict(Photometric())}
 
     @property
@@ -103,7 +106,10 @@ class BankConfig:
             raise PygmatchError(f"{path}: bank format version {d.get('version')!r}; this pygmatch reads version {VERSION}")
         try:
             cfg = cls(tuple(d["sources"]), d["features"], int(d["max_keypoints"]), tuple(int(v) for v in d["size"]),
-                      int(d["seed"]), tuple(float(v) for v in d["difficulties"]), int(d["shard_pairs"]), bool(d.get("views", False)))
+                      int(d["seed"]), tuple(float(v) for v in d["difficulties"]), int(d["shard_pairs"]), bool(d.get("views", False)),
+                      check_contrast_threshold(d.get("contrast_threshold", BENCHMARK_CONTRAST_THRESHOLD)))
+        except PygmatchError as e:
+            raise PygmatchError(f"{path}: {e}") from None
         except (KeyError, TypeError, ValueError) as e:
             raise PygmatchError(f"{path}: incomplete bank description ({type(e).__name__}: {e})") from None
         if cfg.features not in FEATURES:
@@ -145,7 +151,7 @@ def _build_shard(job) -> tuple[int, int, list[str]]:
         difficulty = _difficulty(cfg, pair)
         im0, im1, H = make_pair(image, pair_rng(cfg.seed, pair), difficulty, Photometric())
         for side, im in ((0, im0), (1, im1)):
-            kp = detect(im, cfg.features, cfg.max_keypoints)
+            kp = detect(im, cfg.features, cfg.max_keypoints, cfg.contrast_threshold)
             values = [kp.xy, kp.scale, kp.ori, kp.score, kp.descriptors]
             if cfg.views:  # the views' keypoints after the image's own; FULL_SET_VIEWS' view 0 is the image
                 synthetic = synthesised_keypoints(im, kp, cfg.max_keypoints, raw=True)
@@ -491,7 +497,8 @@ class FeatureBank:
     def __repr__(self) -> str:
         c = self.config
         views = " and their simulated views" if c.views else ""
-        return f"FeatureBank({self.root}, {len(self)} pairs, {c.features} ≤{c.max_keypoints}{views}, {c.size[0]}x{c.size[1]})"
+        return (f"FeatureBank({self.root}, {len(self)} pairs, {c.features} ≤{c.max_keypoints} at contrast {c.contrast_threshold:g}{views}, "
+                f"{c.size[0]}x{c.size[1]})")
 
 
 

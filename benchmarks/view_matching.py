@@ -23,15 +23,14 @@ from pathlib import Path
 import numpy as np
 from tqdm import tqdm
 
-from pygmatch.data.features import BENCHMARK_CONTRAST_THRESHOLD
+from pygmatch.data.features import BENCHMARK_CONTRAST_THRESHOLD, BENCHMARK_MAX_KEYPOINTS
 from pygmatch.data.geometry import corner_error
 from pygmatch.data.pairs import make_pairs
 from pygmatch.evaluation.metrics import auc_difference, error_auc
 from pygmatch.pipeline import SYNTHESIS_MIN_INLIERS, Pipeline, inlier_count
 
 SOLVED_PX = 5.0
-KEYPOINTS = 1024  # eval.coco's
-CONTRAST_THRESHOLD = BENCHMARK_CONTRAST_THRESHOLD  # eval.coco's
+KEYPOINTS, CONTRAST_THRESHOLD = BENCHMARK_MAX_KEYPOINTS, BENCHMARK_CONTRAST_THRESHOLD  # eval.coco's
 
 
 def main(argv=None) -> int:

@@ -72,6 +72,9 @@ def test_a_bank_at_another_contrast_threshold_holds_what_extraction_gives_there(
     stored = loose.keypoints(0)[0]
     np.testing.assert_array_equal(stored.xy, extract(im0, "sift", 5000, 0.02).xy)
     assert len(stored) > 1.3 * len(extract(im0, "sift", 5000, 0.04))
+    with pytest.raises(PygmatchError, match="contrast threshold must be a number in"):
+        build_bank(tmp_path / "bad", BankConfig(CFG.sources, contrast_threshold=2), pairs=1, workers=1)
+    assert not (tmp_path / "bad").exists()  # refused before any work
     description["contrast_threshold"] = 2
     (old / "bank.json").write_text(json.dumps(description))
     with pytest.raises(PygmatchError, match="bank.json: contrast threshold must be a number in"):

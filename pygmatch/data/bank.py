@@ -313,6 +313,7 @@ def build_bank(root: str | os.PathLike, cfg: BankConfig, pairs: int, workers: in
         raise PygmatchError(f"difficulties must be >= 0, got {cfg.difficulties}")
     if cfg.views and cfg.features != "sift":
         raise PygmatchError(f"views are simulated for sift keypoints, not {cfg.features}")
+    check_contrast_threshold(cfg.contrast_threshold)
     files = source_files(cfg.sources)
     description = root / "bank.json"
     shards = shard_indices(root) if root.is_dir() else []

@@ -140,6 +140,7 @@ def detect_views(image: np.ndarray, views: list[View], max_keypoints: int, raw: 
     """SIFT (rootSIFT, unit norm; ``raw``: OpenCV's uint8 descriptors, as a feature bank keeps
     them) on every view of a grayscale uint8 image, up to ``max_keypoints`` per view, in the
     image's pixels."""
+    # OpenCV's contrast threshold, whatever the plain extraction's: the rounds were measured with it
     sift = cv2.SIFT_create(nfeatures=max_keypoints)
     parts, view_of, affine = [], [], []
     for index, view in enumerate(views):

@@ -35,6 +35,21 @@ def test_matches_of_identical_images_stay_exactly_where_they_are(name, photo, se
     np.testing.assert_array_equal(refined, points1)  # before: moved 0.05 px on average, up to 0.9 px
 
 
+def test_exact_matches_are_exactly_those_whose_patches_agree(photo, self_matches):
+    """Perfect matches among moved ones: the unmoved are found, the moved (by a whole pixel, whose
+    centre may agree on a flat patch, or by a fraction) and those whose patch leaves the image are not."""
+    points0, _ = self_matches
+    h, w = photo.shape
+    interior = np.nonzero(((points0 >= 8) & (points0 <= np.array([w - 9, h - 9]))).all(1))[0][:300]
+    points0 = np.concatenate([points0[interior], [[3.0, 40.0]]])  # the last one's patch leaves the image
+    points1 = points0.copy()
+    moved = np.arange(len(points0)) % 3 > 0
+    points1[moved] += np.where((np.arange(len(points0)) % 3 == 1)[moved, None], [[1.0, 0.0]], [[0.3, -0.2]])
+    same = exact_matches(photo, photo.copy(), points0, points1, 7)
+    assert len(points0) > 200
+    np.testing.assert_array_equal(same, ~moved & (np.arange(len(points0)) < len(points0) - 1))
+
+
 @pytest.mark.parametrize("name", REFINERS)
 def test_a_warped_pair_is_still_refined(name):
     """The exact-match rule does not stop real refinement: on a homography pair the refined

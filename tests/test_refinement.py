@@ -74,6 +74,42 @@ def test_patches_through_real_local_maps_are_einsums_bit_for_bit(real_pairs):
     assert len(maps) > 50 and torch.equal(patches, expected)
 
 
+def test_translated_patches_are_grid_samples_at_exact_positions(image):
+    """Patches without a map (the windows, the exact-match check) are cut as whole-pixel blocks and
+    blended: what ``grid_sample`` gives at float64 positions, zero outside the image too."""
+    rng = np.random.default_rng(3)
+    h, w = image.shape
+    centres = np.concatenate([rng.uniform([20, 20], [w - 20, h - 20], (200, 2)), [[2.3, 5.7], [w - 1.6, h - 3.2], [-4.5, 100.25]]])
+    half = 10
+    patches, inside = sample_patches(as_image_tensor(image), centres, None, half)
+    u = np.arange(-half, half + 1, dtype=np.float64)
+    where = centres[:, None, None, :] + np.stack(np.meshgrid(u, u, indexing="xy"), -1)[None]
+    grid = torch.from_numpy(where * (2.0 / np.array([w - 1, h - 1])) - 1.0)
+    expected = torch.nn.functional.grid_sample(as_image_tensor(image).double().expand(len(centres), -1, -1, -1), grid,
+                                               mode="bilinear", padding_mode="zeros", align_corners=True)[:, 0]
+    np.testing.assert_allclose(patches.numpy(), expected.numpy(), atol=2e-4 * 255)
+    assert inside.tolist() == [True] * 200 + [False] * 3
+
+
+def test_learned_correlation_is_one_grouped_convolution(real_pairs):
+    """The learned refiner correlates each feature channel on its own and sums them: the same scores
+    as one convolution grouped by patch."""
+    from pygmatch.refinement import match_patches, standardize
+
+    im0, im1, _, points0, points1 = real_pairs[0]
+    templates, windows, usable = match_patches(im0, im1, points0, points1, 7, 3)
+    templates, windows = templates[torch.from_numpy(usable)], windows[torch.from_numpy(usable)]
+    model = LearnedRefiner.load("default")
+    with torch.no_grad():
+        ft, fw = model.features(standardize(templates)[:, None]), model.features(standardize(windows)[:, None])
+        k, c, t, size = len(ft), ft.shape[1], ft.shape[-1], fw.shape[-1]
+        grouped = torch.nn.functional.conv2d(fw.reshape(1, k * c, size, size), ft, groups=k)[0] / (c * t * t)
+        ncc = normalized_cross_correlation(templates, windows)
+        expected = model.score(torch.stack([grouped, ncc], 1)).reshape(k, -1).softmax(1) @ model.shifts
+        assert len(templates) > 50
+        torch.testing.assert_close(model(templates, windows), expected, atol=1e-4, rtol=0)
+
+
 def test_correlation_is_opencvs_normalised_correlation_and_the_peak_is_sub_pixel(image):
     rng = np.random.default_rng(0)
     windows = torch.from_numpy(np.stack([image[y:y + 21, x:x + 21] for y, x in rng.integers(50, 400, (5, 2))]).astype(np.float32))

@@ -13,8 +13,9 @@ from pygmatch.data.features import extract
 from pygmatch.data.geometry import warp_points
 from pygmatch.errors import PygmatchError
 from pygmatch.data.scenes import EMBEDDED_SCENES
-import pygmatch.matching.candidate_graph as cg
-from pygmatch.matching.candidate_graph import CandidateGraphMatching, candidate_graph, descriptor_candidates, nearest_two
+import pygmatch.matching.similarity as similarity
+from pygmatch.matching.candidate_graph import CandidateGraphMatching, candidate_graph, descriptor_candidates
+from pygmatch.matching.similarity import nearest_two
 from pygmatch.matching.nearest import nearest_neighbor_match
 from pygmatch.nn.candidate_graph import CandidateGraphConfig, CandidateGraphNet, candidate_loss, sparse_dual_softmax, weighted_affine_fit
 from pygmatch.training.module import pair_results
@@ -144,12 +145,12 @@ def sfm_descriptors():
 
 
 def float32_only(monkeypatch):
-    monkeypatch.setattr(cg, "INT8_MIN_KEYPOINTS", 1 << 40)
+    monkeypatch.setattr(similarity, "INT8_MIN_KEYPOINTS", 1 << 40)
 
 
 def int8_always(monkeypatch):
-    monkeypatch.setattr(cg, "INT8_MIN_KEYPOINTS", 0)
-    monkeypatch.setattr(cg, "INT8_MAX_RESCORED", float("inf"))
+    monkeypatch.setattr(similarity, "INT8_MIN_KEYPOINTS", 0)
+    monkeypatch.setattr(similarity, "INT8_MAX_RESCORED", float("inf"))
 
 
 def assert_whole_matrix_topk(d0, d1, result, exact=True):
@@ -176,14 +177,14 @@ def test_int8_first_pass_gives_the_float32_values_on_real_pairs(sfm_descriptors,
     the similarities; the result is that of the whole float32 matrix, bit for bit, both ways."""
     d0, d1 = sfm_descriptors
     calls = []
-    rescore = cg.rescore
-    monkeypatch.setattr(cg, "rescore", lambda *args, **kw: calls.append(args[2].float().mean().item()) or rescore(*args, **kw))
+    rescore = similarity.rescore
+    monkeypatch.setattr(similarity, "rescore", lambda *args, **kw: calls.append(args[2].float().mean().item()) or rescore(*args, **kw))
     for x, y in ((d0, d1), (d1, d0), (d1, d1)):
         calls.clear()
         result = nearest_two(x, y)
         assert len(calls) == 2 and sum(calls) < 0.3
         assert_whole_matrix_topk(x, y, result)
-    monkeypatch.setattr(cg, "rescore", rescore)
+    monkeypatch.setattr(similarity, "rescore", rescore)
     float32_only(monkeypatch)
     for got, want in zip(result, nearest_two(d1, d1)):
         assert torch.equal(got, want)
@@ -232,7 +233,7 @@ def test_int8_path_on_adversarial_sets(sfm_descriptors, monkeypatch, case):
         if force:
             int8_always(monkeypatch)
         else:
-            monkeypatch.setattr(cg, "INT8_MIN_KEYPOINTS", 2048)
+            monkeypatch.setattr(similarity, "INT8_MIN_KEYPOINTS", 2048)
         got = nearest_two(d0, d1)
         assert torch.equal(got[0], want[0]) and torch.equal(got[2], want[2])
         sim = torch.from_numpy(d0) @ torch.from_numpy(d1).T
@@ -250,7 +251,7 @@ def test_int8_error_bound_holds(sfm_descriptors):
     d0, d1 = sfm_descriptors
     for x, y in ((d0, d1), (perturbed(d0 - 0.08, 0.0, 0), perturbed(d1 - 0.1, 0.0, 0))):
         a, b = torch.from_numpy(x), torch.from_numpy(y)
-        (qa, oa, sa, a_hat), (qb, ob, sb, b_hat) = cg.quantise(a, len(a)), cg.quantise(b, len(b))
+        (qa, oa, sa, a_hat), (qb, ob, sb, b_hat) = similarity.quantise(a, len(a)), similarity.quantise(b, len(b))
         assert torch.equal(a_hat, (qa.float() + oa) * sa) and qa.abs().max() <= 127
         approx = ((qa.double() + oa) @ (qb.double() + ob).T) * (sa * sb)
         u = 2.0 ** -24
@@ -273,6 +274,37 @@ def test_candidates_at_4096_keypoints_equal_those_of_the_float32_product(sfm_des
     before = descriptor_candidates(d0, d1, kind)
     np.testing.assert_array_equal(cand, before[0])
     np.testing.assert_array_equal(feats, before[1])
+
+
+def whole_matrix_nearest_neighbours(d0, d1, ratio):
+    """Mutual nearest neighbours (and Lowe's test both ways) as they were computed before
+    ``nearest_two``: from the whole distance matrix, first index on ties."""
+    dist2 = np.maximum(2.0 - 2.0 * (torch.from_numpy(d0) @ torch.from_numpy(d1).T).numpy(), 0.0)
+    nn0, nn1 = dist2.argmin(1), dist2.argmin(0)
+    keep = nn1[nn0] == np.arange(len(d0))
+    if ratio is not None:
+        rows, cols = np.partition(dist2, 1, axis=1)[:, :2], np.partition(dist2, 1, axis=0)[:2]
+        keep &= (rows[:, 0] < ratio**2 * rows[:, 1]) & (cols[0] < ratio**2 * cols[1])[nn0]
+    i = np.nonzero(keep)[0]
+    return np.stack([i, nn0[i]], 1), (1.0 - dist2[i, nn0[i]] / 4.0).astype(np.float32)
+
+
+@pytest.mark.parametrize("ratio", [None, 0.8])
+def test_nearest_neighbours_equal_those_of_the_whole_matrix(sfm_descriptors, ratio):
+    """``nearest_neighbor_match`` reads the two nearest both ways off ``nearest_two`` (through its
+    int8 pass at 4096 keypoints): the matches and scores of the whole distance matrix, bit for bit;
+    also at 1024 keypoints, and with keypoints repeated in image 0 (without the ratio test, which
+    the copies fail: the first of them is kept)."""
+    d0, d1 = sfm_descriptors
+    cases = [(d0, d1), (d0[:1024], d1[:1024])] + ([(np.concatenate([d0[:300], d0[:300]]), d1[:1000])] if ratio is None else [])
+    for a, b in cases:
+        matches, scores = nearest_neighbor_match(a, b, ratio)
+        want_matches, want_scores = whole_matrix_nearest_neighbours(a, b, ratio)
+        assert len(matches) >= 10
+        np.testing.assert_array_equal(matches, want_matches)
+        np.testing.assert_array_equal(scores, want_scores)
+    if ratio is None:
+        assert len(matches) > 50 and matches[:, 0].max() < 300  # the repeated keypoints' matches are their first copies'
 
 
 def test_dual_softmax_sums_to_at_most_one_per_keypoint():

@@ -6,30 +6,31 @@ import torch
 
 from ..errors import PygmatchError
 from ..data.features import Keypoints
+from .similarity import nearest_two
 
 
 def nearest_neighbor_match(desc0: np.ndarray, desc1: np.ndarray, ratio: float | None = None) -> tuple[np.ndarray, np.ndarray]:
-    """Mutual nearest neighbours in L2 distance; with ``ratio``, both directions must also pass
-    Lowe's test ``d1 < ratio · d2``. Returns ``(matches (K, 2) int64, scores (K,) float32)``,
-    the score being ``1 − d²/4`` (1 for identical unit descriptors, 0 for opposite ones)."""
+    """Mutual nearest neighbours in L2 distance (of unit descriptors: d² = 2 − 2·similarity); with
+    ``ratio``, both directions must also pass Lowe's test ``d1 < ratio · d2`` (a keypoint with a
+    single candidate passes). Returns ``(matches (K, 2) int64, scores (K,) float32)``, the score
+    being ``1 − d²/4`` (1 for identical unit descriptors, 0 for opposite ones). Where several
+    keypoints of image 0 are equally near their common nearest, the first is its mutual one.
+
+    The distances are read off each descriptor's two most similar in the other image, both ways
+    (``similarity.nearest_two``), never off the whole distance matrix."""
     n, m = len(desc0), len(desc1)
     if n == 0 or m == 0:
         return np.zeros((0, 2), np.int64), np.zeros(0, np.float32)
-    dist2 = np.maximum(2.0 - 2.0 * (desc0 @ desc1.T), 0.0)
-    nn0, nn1 = dist2.argmin(1), dist2.argmin(0)
-    keep = nn1[nn0] == np.arange(n)
+    best0, order0, best1 = (t.numpy() for t in nearest_two(desc0, desc1))
+    dist0, dist1 = np.maximum(2.0 - 2.0 * best0, 0.0), np.maximum(2.0 - 2.0 * best1, 0.0)  # (n, 2), (m, 2); a missing second: inf
+    nn0 = order0[:, 0]
+    keep = best1[nn0, 0] == best0[:, 0]  # i is as similar to its nearest as that one's most similar is (the same sums, bit for bit)
     if ratio is not None:
-        for axis, nn, size in ((1, nn0, m), (0, nn1, n)):
-            if size < 2:
-                continue  # a single candidate has no second neighbour to compare against
-            two = np.partition(dist2, 1, axis=axis)
-            first, second = (two[:, 0], two[:, 1]) if axis == 1 else (two[0], two[1])
-            passed = first < (ratio**2) * second
-            keep &= passed if axis == 1 else passed[nn0]
+        keep &= (dist0[:, 0] < ratio**2 * dist0[:, 1]) & (dist1[nn0, 0] < ratio**2 * dist1[nn0, 1])
     i = np.nonzero(keep)[0]
-    matches = np.stack([i, nn0[i]], 1).astype(np.int64)
-    scores = (1.0 - dist2[i, nn0[i]] / 4.0).astype(np.float32)
-    return matches, scores
+    i = i[np.unique(nn0[i], return_index=True)[1]]  # one per keypoint of image 1: the first
+    i.sort()
+    return np.stack([i, nn0[i]], 1).astype(np.int64), (1.0 - dist0[i, 0] / 4.0).astype(np.float32)
 
 
 RATIO = 0.8  # Lowe's ratio of the ``nn-ratio`` method

@@ -28,7 +28,7 @@ from ..checkpoint import load_model, save_model
 from ..nn.candidate_graph import CANDIDATES, CandidateGraphConfig, CandidateGraphNet
 from .nearest import fginn_nearest
 from .select import keep_probable
-from .similarity import nearest_two
+from .similarity import mutual_rows, nearest_two
 
 MIN_CANDIDATES = 8  # fewer: nothing to judge them against, all are kept
 
@@ -55,8 +55,7 @@ def descriptor_candidates(d0: np.ndarray, d1: np.ndarray, kind: str = "mutual") 
     two1 = np.maximum(2.0 - 2.0 * best1, 0.0)
     nn0 = order0[:, 0]
     if kind == "mutual":
-        i = np.nonzero(best0[:, 0] == best1[nn0, 0])[0]
-        i = i[np.sort(np.unique(nn0[i], return_index=True)[1])]
+        i = mutual_rows(best0, order0, best1)
         cand, dist2, is_mutual = np.stack([i, nn0[i]], 1), two0[i, 0], np.ones(len(i), bool)
     elif kind == "mutual2":
         order1 = nearest_two(d1, d0)[1].numpy()

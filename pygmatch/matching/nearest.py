@@ -6,7 +6,7 @@ import torch
 
 from ..errors import PygmatchError
 from ..data.features import Keypoints
-from .similarity import nearest_two
+from .similarity import mutual_rows, nearest_two
 
 
 def nearest_neighbor_match(desc0: np.ndarray, desc1: np.ndarray, ratio: float | None = None) -> tuple[np.ndarray, np.ndarray]:
@@ -23,14 +23,12 @@ def nearest_neighbor_match(desc0: np.ndarray, desc1: np.ndarray, ratio: float | 
         return np.zeros((0, 2), np.int64), np.zeros(0, np.float32)
     best0, order0, best1 = (t.numpy() for t in nearest_two(desc0, desc1))
     dist0, dist1 = np.maximum(2.0 - 2.0 * best0, 0.0), np.maximum(2.0 - 2.0 * best1, 0.0)  # (n, 2), (m, 2); a missing second: inf
-    nn0 = order0[:, 0]
-    keep = best1[nn0, 0] == best0[:, 0]  # i is as similar to its nearest as that one's most similar is (the same sums, bit for bit)
+    i = mutual_rows(best0, order0, best1)
+    j = order0[i, 0]
     if ratio is not None:
-        keep &= (dist0[:, 0] < ratio**2 * dist0[:, 1]) & (dist1[nn0, 0] < ratio**2 * dist1[nn0, 1])
-    i = np.nonzero(keep)[0]
-    i = i[np.unique(nn0[i], return_index=True)[1]]  # one per keypoint of image 1: the first
-    i.sort()
-    return np.stack([i, nn0[i]], 1).astype(np.int64), (1.0 - dist0[i, 0] / 4.0).astype(np.float32)
+        passed = (dist0[i, 0] < ratio**2 * dist0[i, 1]) & (dist1[j, 0] < ratio**2 * dist1[j, 1])
+        i, j = i[passed], j[passed]
+    return np.stack([i, j], 1).astype(np.int64), (1.0 - dist0[i, 0] / 4.0).astype(np.float32)
 
 
 RATIO = 0.8  # Lowe's ratio of the ``nn-ratio`` method

@@ -230,3 +230,12 @@ def rescore(a: torch.Tensor, b: torch.Tensor, keep: torch.Tensor, count: int, im
         j = beyond.nonzero()[:, 0]
         order[j, 1] = sim.index_select(0, nxt[j]).argmax(1) + group[nxt[j]] * TILE
     return values, order
+
+
+def mutual_rows(best0: np.ndarray, order0: np.ndarray, best1: np.ndarray) -> np.ndarray:
+    """The rows i of image 0, ascending, that are mutual nearest neighbours with their nearest j =
+    ``order0[i, 0]`` (``nearest_two``'s output as arrays): their similarity is the largest of j's
+    (the same sums, bit for bit); where several i are equally similar to one j, the first."""
+    nn0 = order0[:, 0]
+    i = np.nonzero(best0[:, 0] == best1[nn0, 0])[0]
+    return np.sort(i[np.unique(nn0[i], return_index=True)[1]])

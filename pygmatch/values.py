@@ -61,7 +61,7 @@ def probability_threshold(text: str) -> float:
     return v
 
 
-def contrast_threshold(text: str) -> float:
+def contrast_threshold(text: str | float) -> float:
     """SIFT's contrast threshold (OpenCV's units): a number in (0, 1)."""
     try:
         v = float(text)

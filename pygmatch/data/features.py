@@ -15,6 +15,7 @@ import cv2
 import numpy as np
 
 from ..errors import PygmatchError
+from ..values import contrast_threshold
 from .images import points_to_original
 
 FEATURES = ("sift", "orb", "asift")
@@ -96,9 +97,14 @@ def raw_sift(desc: np.ndarray) -> np.ndarray:
 
 
 def check_contrast_threshold(value) -> float:
-    if isinstance(value, bool) or not isinstance(value, (int, float, np.floating)) or not 0 < value < 1:
-        raise PygmatchError(f"contrast threshold must be a number in (0, 1), got {value!r}")
-    return float(value)
+    """SIFT's contrast threshold as a float: a number in the range ``values.contrast_threshold`` takes
+    on the command line, or one ``PygmatchError``."""
+    try:
+        if isinstance(value, bool) or not isinstance(value, (int, float, np.floating)):
+            raise ValueError
+        return contrast_threshold(value)
+    except ValueError:
+        raise PygmatchError(f"contrast threshold must be a number in (0, 1), got {value!r}") from None
 
 
 def detect(image: np.ndarray, features: str = "sift", max_keypoints: int = BENCHMARK_MAX_KEYPOINTS,

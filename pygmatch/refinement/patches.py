@@ -62,17 +62,16 @@ def sample_patches(image: torch.Tensor, centers: np.ndarray, maps: np.ndarray | 
     ``u`` (offset from the patch centre, in the patch's frame) samples ``centers + maps @ u``
     (``maps`` None: the identity). Also returns which patches lie wholly inside the image (K,) bool."""
     h, w = image.shape[-2:]
-    offsets = np.arange(-half, half + 1, dtype=np.float64)
-    if maps is None:
-        corners = centers[:, None, :] + offsets[[0, -1], None]  # a translated grid: its two extreme corners bound it
-        inside = ((corners >= 0) & (corners <= np.array([w - 1, h - 1]))).all(axis=(1, 2))
-        return translated_patches(image, centers, half), inside
-    u = np.stack(np.meshgrid(offsets, offsets, indexing="xy"), -1).reshape(-1, 2)  # (P, 2) as (x, y)
     size = 2 * half + 1
-    # an affine grid lies inside the image when its four corners do
-    corners = u[[0, size - 1, -size, -1]]
-    where = centers[:, None, :] + maps[:, None, :, 0] * corners[:, None, 0] + maps[:, None, :, 1] * corners[:, None, 1]
+    # a patch's grid, affine in the image, lies inside it when its four corners do
+    corners = np.array([[-half, -half], [half, -half], [-half, half], [half, half]], np.float64)
+    reach = corners[None] if maps is None else maps[:, None, :, 0] * corners[:, None, 0] + maps[:, None, :, 1] * corners[:, None, 1]
+    where = centers[:, None, :] + reach
     inside = ((where >= 0) & (where <= np.array([w - 1, h - 1]))).all(axis=(1, 2))
+    if maps is None:
+        return translated_patches(image, centers, half), inside
+    offsets = np.arange(-half, half + 1, dtype=np.float64)
+    u = np.stack(np.meshgrid(offsets, offsets, indexing="xy"), -1).reshape(-1, 2)  # (P, 2) as (x, y)
     # maps @ u in grid_sample's normalised units, written out (the same two products and one sum as
     # np.einsum("kij,pj->kpi"), which loops slowly), in float64 torch: a third of numpy's time
     scale = 2.0 / np.array([w - 1, h - 1])

@@ -21,7 +21,7 @@ from .weights import WEIGHTS_DIR, config_from_dict
 FORMAT, VERSION = "pygmatch-candidate-graph", 2  # 2: graph as recorded parameters, attention per scale
 OLDER = (1,)
 WEIGHTS = WEIGHTS_DIR / "candidate_graph.pt"
-INFERENCE_OPTIONS = ("threshold", "min_keep", "pad_from")
+INFERENCE_OPTIONS = ("threshold", "min_keep", "pad_from", "resolution")
 RUN_FILES = ("best.ckpt", "last.ckpt")  # a run folder's checkpoints, the one to load first; either says a run is there
 
 

@@ -3,13 +3,15 @@ nearest neighbours, batching pairs changes nothing, it learns on real image pair
 and the matching stage saves, loads and returns the stage's types."""
 from __future__ import annotations
 
+from dataclasses import replace
+
 import numpy as np
 import pytest
 import torch
 from torch_geometric.data import Batch
 
 from pygmatch.data import EMBEDDED_IMAGES, list_images, make_pair, pair_rng, read_gray
-from pygmatch.data.features import extract
+from pygmatch.data.features import Keypoints, extract
 from pygmatch.data.geometry import warp_points
 from pygmatch.errors import PygmatchError
 from pygmatch.data.scenes import EMBEDDED_SCENES
@@ -315,6 +317,32 @@ def test_dual_softmax_sums_to_at_most_one_per_keypoint():
         for k in g.unique():
             assert p[g == k].sum() < 1
     assert p[0] > p[1]
+
+
+def test_the_network_reads_large_images_at_its_training_resolution(graphs):
+    """The keypoints of images twice the training size (1280x960) give the network the graph and
+    the scores of the same keypoints at 640x480 (``resolution``), both images scaled by the factor
+    of the larger; ``resolution=0`` reads them as extracted."""
+    kp0, kp1, _, cand, data = graphs[0]
+    cfg = CandidateGraphConfig(layers=2, dim=32)
+    big = (1280, 960)
+
+    def doubled(kp):
+        return Keypoints(kp.xy * 2, kp.scale * 2, kp.ori, kp.score, kp.descriptors)
+    cand2, data2 = candidate_graph(doubled(kp0), doubled(kp1), big, big, cfg)
+    np.testing.assert_array_equal(cand2, cand)
+    assert torch.equal(data2.pos0, data.pos0) and torch.equal(data2.pos1, data.pos1)
+    assert torch.equal(data2.edge_index0, data.edge_index0) and torch.equal(data2.edge_index1, data.edge_index1)
+    torch.testing.assert_close(data2.x, data.x)
+    assert (data2.pos_scale == 0.5).all() and (data.pos_scale == 1).all()
+    torch.manual_seed(0)
+    model = CandidateGraphNet(cfg).eval()
+    with torch.no_grad():
+        torch.testing.assert_close(model(data2).score, model(data).score, rtol=1e-4, atol=1e-5)
+    _, as_extracted = candidate_graph(doubled(kp0), doubled(kp1), big, big, replace(cfg, resolution=0))
+    assert torch.equal(as_extracted.pos0, 2 * data.pos0) and (as_extracted.pos_scale == 1).all()
+    _, mixed = candidate_graph(kp0, doubled(kp1), SIZE, big, cfg)  # one factor for both: the displacements keep their scale
+    assert torch.equal(mixed.pos0, data.pos0 / 2) and torch.equal(mixed.pos1, data.pos1)
 
 
 def test_batching_pairs_changes_nothing(graphs):

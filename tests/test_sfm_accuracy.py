@@ -71,3 +71,18 @@ def test_too_few_cameras_are_one_line(truth):
     with pytest.raises(PygmatchError, match="2 reconstructed images have a true camera; at least 3"):
         camera_errors(few, truth)
     assert rotation_angle(rotation([1, 1, 1], 123)) == pytest.approx(123)
+
+
+def test_scene_windows_cover_the_images_in_order():
+    """``benchmarks.sfm_subsets`` cuts a scene into windows of consecutive images, the last one
+    ending at the scene's last image."""
+    from benchmarks.sfm_subsets import windows
+
+    names = [f"{k:02d}.jpg" for k in range(12)]
+    assert [w[0] for w in windows(names, 8, 2)] == ["00.jpg", "02.jpg", "04.jpg"]
+    assert [w[0] for w in windows(names, 7, 4)] == ["00.jpg", "04.jpg", "05.jpg"]  # the last window ends at the last image
+    assert all(len(w) == 7 and names.index(w[-1]) - names.index(w[0]) == 6 for w in windows(names, 7, 1))
+    assert windows(names, 12, 1) == [names]
+    for size in (2, 13):
+        with pytest.raises(ValueError, match="--size"):
+            windows(names, size, 1)

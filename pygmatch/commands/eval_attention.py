@@ -130,14 +130,14 @@ def run(args) -> int:
     score = out.score.numpy()
     error = None if H is None else np.linalg.norm(warp_points(kp0.xy[cand[:, 0]], H) - kp1.xy[cand[:, 1]], axis=1)
     chosen = choose_candidates(score, error, model.cfg.threshold, args.points)
-    pos0, pos1 = data.pos0.numpy(), data.pos1.numpy()
+    pos0, pos1 = kp0.xy[cand[:, 0]], kp1.xy[cand[:, 1]]
     colours = "green correct / red wrong" if error is not None else "green kept / red dropped"
     for layer, drawing in zip(chosen_layers, drawings):
         draw_attention(im0, im1, pos0, pos1, layers[layer], chosen, f"layer {layer}, mean of heads  {colours}", drawing)
     spans = {run_label(args.ckpt): attention_span(layers, pos0, pos1)}
     for other, other_model in others.items():
-        _, d, _, other_layers = record(other_model, im0, im1, kp0, kp1, names)
-        spans[run_label(other)] = attention_span(other_layers, d.pos0.numpy(), d.pos1.numpy())
+        other_cand, _, _, other_layers = record(other_model, im0, im1, kp0, kp1, names)
+        spans[run_label(other)] = attention_span(other_layers, kp0.xy[other_cand[:, 0]], kp1.xy[other_cand[:, 1]])
     plot_span(spans, args.out / "attention_span.png")
     summary = {"candidates": len(cand), "kept": int((score > model.cfg.threshold).sum()), "chosen": chosen,
                "attention_span_px": spans, "ground_truth": H is not None}

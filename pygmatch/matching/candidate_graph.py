@@ -107,7 +107,7 @@ def candidate_graph(kp0: Keypoints, kp1: Keypoints, size0: tuple[int, int], size
     angle = np.angle(np.exp(1j * (kp1.ori[j] - kp0.ori[i])))
     no_tilt = np.zeros(len(cand))
     return cand, graph_data(cand, desc_feats, kp0, kp1, np.log(s0), np.log(s1 / s0), angle, no_tilt, no_tilt, size0, size1,
-                            graph or graph_from_params(cfg.graph))
+                            graph or graph_from_params(cfg.graph), cfg.resolution)
 
 
 def view_candidates(a0: ViewKeypoints, a1: ViewKeypoints) -> tuple[np.ndarray, np.ndarray]:
@@ -143,26 +143,39 @@ def view_candidate_graph(a0: ViewKeypoints, a1: ViewKeypoints, size0: tuple[int,
     view_area = np.abs(np.linalg.det(a0.affine[a0.view[i]][:, :, :2]))  # a view shrinks the image's areas by this
     log_scale0 = np.log(np.maximum(a0.keypoints.scale[i], 1e-3)) - 0.5 * np.log(view_area)
     return cand, graph_data(cand, desc_feats, a0.keypoints, a1.keypoints, log_scale0, log_scale, angle, np.log(a0.tilts[i]),
-                            np.log(a1.tilts[j]), size0, size1, graph or graph_from_params(cfg.graph))
+                            np.log(a1.tilts[j]), size0, size1, graph or graph_from_params(cfg.graph), cfg.resolution)
+
+
+def network_scale(size0: tuple[int, int], size1: tuple[int, int], resolution: int) -> float:
+    """The factor from image pixels to the network's (``CandidateGraphConfig.resolution``): the
+    larger image's longer side brought down to ``resolution`` px, both images by the same factor so
+    that the candidates' displacements and scale changes stay what they are; never enlarged."""
+    longest = max(*size0, *size1)
+    return min(1.0, resolution / longest) if resolution and longest > 0 else 1.0
 
 
 def graph_data(cand: np.ndarray, desc_feats: np.ndarray, kp0: Keypoints, kp1: Keypoints, log_scale0: np.ndarray, log_scale: np.ndarray,
                angle: np.ndarray, log_tilt0: np.ndarray, log_tilt1: np.ndarray, size0: tuple[int, int], size1: tuple[int, int],
-               graph) -> Data:
+               graph, resolution: int) -> Data:
     """The network's input Data (``CandidateGraphNet``'s keys) of candidates ``cand`` (K, 2) with their
-    descriptor features (K, 4) and geometry (K,) each: ``NODE_FEATURES`` and the intra-image graphs."""
+    descriptor features (K, 4) and geometry (K,) each: ``NODE_FEATURES`` and the intra-image graphs.
+    Positions and image-0 scales are in the network's pixels (``network_scale``); ``pos_scale`` (K,)
+    holds the factor, for what needs image pixels back (``pos0 / pos_scale``)."""
     i, j = cand[:, 0], cand[:, 1]
-    x = np.concatenate([desc_feats, np.stack([log_scale0, log_scale, np.cos(angle), np.sin(angle),
+    f = network_scale(size0, size1, resolution)
+    x = np.concatenate([desc_feats, np.stack([log_scale0 + np.log(f), log_scale, np.cos(angle), np.sin(angle),
                                               kp0.score[i] / max(float(kp0.score.max()), 1e-12),
                                               kp1.score[j] / max(float(kp1.score.max()), 1e-12), log_tilt0, log_tilt1], 1)], 1)
-    pos0 = torch.from_numpy(kp0.xy[i].astype(np.float32))
-    pos1 = torch.from_numpy(kp1.xy[j].astype(np.float32))
+    pos0 = torch.from_numpy((kp0.xy[i] * f).astype(np.float32))
+    pos1 = torch.from_numpy((kp1.xy[j] * f).astype(np.float32))
+    size0, size1 = (size0[0] * f, size0[1] * f), (size1[0] * f, size1[1] * f)
     (edge_index0, edge_scale0), (edge_index1, edge_scale1) = intra_edges(pos0, size0, graph), intra_edges(pos1, size1, graph)
     return Data(x=torch.from_numpy(x.astype(np.float32)), pos0=pos0, pos1=pos1, log_scale=torch.from_numpy(log_scale.astype(np.float32)),
                 angle=torch.from_numpy(angle.astype(np.float32)), edge_index0=edge_index0, edge_scale0=edge_scale0,
                 edge_index1=edge_index1, edge_scale1=edge_scale1,
                 group_index0=torch.from_numpy(np.unique(i, return_inverse=True)[1].reshape(-1)),
-                group_index1=torch.from_numpy(np.unique(j, return_inverse=True)[1].reshape(-1)), num_nodes=len(cand))
+                group_index1=torch.from_numpy(np.unique(j, return_inverse=True)[1].reshape(-1)),
+                pos_scale=torch.full((len(cand),), f, dtype=torch.float32), num_nodes=len(cand))
 
 
 class CandidateGraphMatching:

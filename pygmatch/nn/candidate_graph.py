@@ -30,7 +30,8 @@ motion is an imprecise one. So the network works on the *candidate graph*:
 Inputs (one pair, or a batch of pairs as one disjoint graph; K candidates, E0/E1 edges)::
 
     x          (K, F)    candidate features (``NODE_FEATURES``)
-    pos0, pos1 (K, 2)    the candidate's keypoint positions in image 0 / image 1, pixels
+    pos0, pos1 (K, 2)    the candidate's keypoint positions in image 0 / image 1, pixels of images whose
+                         longer side is at most ``resolution`` (``pygmatch.matching.candidate_graph.graph_data``)
     log_scale  (K,)      log(scale1 / scale0) of the two keypoints (SIFT scale change)
     angle      (K,)      ori1 − ori0, radians (SIFT orientation change)
     edge_index0 (2, E0)  edges (source, target) between candidates near in image 0
@@ -90,6 +91,9 @@ class CandidateGraphConfig(Section):
     ortho_weight: float = setting(0.0, non_negative_float, help="multiscale: orthogonality loss between the scales' messages")
     positive_px: float = setting(1.0, positive(float), help="training label: within this many px of the exact reprojection ...")
     ignore_px: float = setting(3.0, positive(float), help="... negatives beyond this many px; in between ignored")
+    resolution: int = setting(640, non_negative_int,
+                              help="the network reads positions and SIFT scales as on images whose longer side is at most this many px, "
+                                   "its training images' 640: larger images' are scaled down to it (0: as extracted)")
     threshold: float = setting(0.5, probability_threshold, help="inference: keep candidates whose score is above this ...")
     min_keep: int = setting(20, non_negative_int, help="... and at least this many of the most probable ones ...")
     pad_from: int = setting(10, non_negative_int, help="... when at least this many pass on their own (fewer: no overlap; 0: always)")

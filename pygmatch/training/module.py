@@ -39,7 +39,8 @@ def pair_results(batch, score: torch.Tensor | None, cfg: CandidateGraphConfig, b
     (px; inf when none could be fitted)."""
     rows = []
     error = batch.error.cpu()
-    pos0, pos1, which = batch.pos0.cpu().numpy(), batch.pos1.cpu().numpy(), batch.batch.cpu()
+    to_pixels = batch.pos_scale[:, None]  # the network's positions back in image pixels
+    pos0, pos1, which = (batch.pos0 / to_pixels).cpu().numpy(), (batch.pos1 / to_pixels).cpu().numpy(), batch.batch.cpu()
     if baseline is None:
         score = score.detach().float().cpu().numpy()
     else:

@@ -281,3 +281,32 @@ def test_the_default_out_goes_to_a_new_folder_after_an_earlier_evaluation(tmp_pa
     assert (tmp_path / "eval-out" / "hpatches" / "report.md").read_text() == first
     code, _, err = cli(base + ["--out", "eval-out/hpatches"], capsys)
     assert code == 2 and "error: --out eval-out/hpatches: holds an earlier evaluation" in one_line_error(err)
+
+
+def test_degraded_sequences_keep_the_pairs_and_degrade_along_the_sequence(tmp_path):
+    """``benchmarks.degraded_sequences``: the same layout, homographies and reference image; the
+    other images blurred more the further along, darkened by the factor's powers, JPEG-compressed."""
+    from benchmarks.degraded_sequences import main as degrade_main
+
+    source = tmp_path / "src"
+    shutil.copytree(LEUVEN, source / "leuven")
+    assert degrade_main([str(source), "--blur", "1.0", "--exposure", "0.8", "--out", str(tmp_path / "out")]) == 0
+    original, degraded = load_sequences(source, None), load_sequences(tmp_path / "out", None)
+    assert len(degraded.pairs) == len(original.pairs) == 5
+
+    def sharpness(image):
+        return cv2.Laplacian(image.astype(np.float64), cv2.CV_64F).var()
+    ratios = []
+    for k in range(5):
+        (a0, a1, Ha), (b0, b1, Hb) = original.load_pair(k), degraded.load_pair(k)
+        np.testing.assert_array_equal(b0, a0)  # the reference is copied
+        np.testing.assert_array_equal(Hb, Ha)
+        assert abs(b1.mean() / a1.mean() - 0.8 ** (k + 1)) < 0.03  # image k + 2: exposure 0.8^(k+1)
+        ratios.append(sharpness(b1) / sharpness(a1))
+    assert all(r < 0.5 for r in ratios) and ratios == sorted(ratios, reverse=True)  # blurrier along the sequence
+    assert degrade_main([str(source), "--jpeg", "10", "--out", str(tmp_path / "jpeg")]) == 0
+    a1, b1 = original.load_pair(0)[1], load_sequences(tmp_path / "jpeg", None).load_pair(0)[1]
+    assert a1.shape == b1.shape and 0 < np.abs(a1.astype(int) - b1.astype(int)).mean() < 10
+    with pytest.raises(SystemExit):
+        degrade_main([str(source), "--out", str(tmp_path / "nothing")])  # no degradation asked: a usage error
+    assert degrade_main([str(source), "--blur", "1", "--out", str(tmp_path / "out")]) == 2  # not written over

@@ -43,7 +43,7 @@ from .data.epipolar import RelativePose, estimate_fundamental, estimate_relative
 from .data.features import (DEFAULT_CONTRAST_THRESHOLD, DEFAULT_MAX_KEYPOINTS, DESCRIPTOR_DIM, FEATURES, SYNTHESIS_MAX_KEYPOINTS,
                             SYNTHESIS_MIN_INLIERS, VIEWS, Keypoints, check_contrast_threshold, extract)
 from .data.homography import estimate_homography
-from .data.images import as_gray, check_resize, downscale, points_to_original
+from .data.images import DEFAULT_RESIZE, as_gray, check_resize, downscale, points_to_original
 from .errors import PygmatchError
 from .checkpoint import is_model_file
 from .matching.candidate_graph import CandidateGraphMatching
@@ -54,9 +54,6 @@ from .refinement import REFINEMENTS, PatchStage, load_refiner, local_linear_maps
 from .threads import DEFAULT_THREADS, check_threads, torch_threads
 from .values import probability_threshold
 
-# Longer image side (px) keypoints are extracted at, as LightGlue's. The models train on 640×480
-# images; OpenCV's SIFT on an 8000×6000 photograph took 65 s and 11.5 GB, at 1024 px ~0.2 s.
-DEFAULT_RESIZE = 1024
 PRESETS = {"default": "candidate-graph+refiner"}  # names of whole pipelines ...
 # ... and their matcher options: with the refiner behind it the candidate graph keeps more candidates,
 # since the refiner brings 1-3 px matches within 1 px (measured: benchmarks/results/candidate_graph.md)

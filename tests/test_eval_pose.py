@@ -18,6 +18,7 @@ from pygmatch.evaluation.pose import evaluate_pose, pose_error, rotation_error, 
 from .conftest import ROOT, one_line_error, run_command
 
 LUND_DOOR = ROOT.parent / "shared" / "data" / "pose" / "lund_door"
+POSE_MINI = ROOT / "pygmatch" / "datasets" / "pose-mini"  # the embedded scene: 4 lund_door photographs
 
 CAMERAS = """# Camera list with one line of data per camera:
 #   CAMERA_ID, MODEL, WIDTH, HEIGHT, PARAMS[]
@@ -398,3 +399,15 @@ def test_a_bad_contrast_threshold_is_one_line(tmp_path, capsys):
     code, _, err = cli(["--contrast-threshold", "1.5", "--out", tmp_path / "out"], capsys)
     assert code == 2
     assert one_line_error(err) == "error: argument --contrast-threshold: expected a contrast threshold in (0, 1), got '1.5'"
+
+
+def test_resize_sets_the_side_keypoints_are_found_at(tmp_path, capsys):
+    """``--resize``: keypoints found on images downscaled to that side (the report says so), the poses
+    still measured in the original pixels; a side too small to hold keypoints is one line."""
+    out = tmp_path / "out"
+    code, _, err = cli(["--data", POSE_MINI, "--max-pairs-per-scene", 2, "--methods", "nn-ratio", "--resize", 512, "--out", out], capsys)
+    assert code == 0, err
+    assert "downscaled to at most 512 px" in (out / "report.md").read_text()
+    assert json.loads((out / "metrics.json").read_text())["overall"]["nn-ratio"]["auc@20"] > 50
+    code, _, err = cli(["--data", POSE_MINI, "--methods", "nn", "--resize", 16, "--out", tmp_path / "small"], capsys)
+    assert code == 2 and "resize must be a number of pixels >= 32" in one_line_error(err)

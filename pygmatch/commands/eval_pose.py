@@ -18,6 +18,7 @@ import numpy as np
 
 from pygmatch.data.features import DEFAULT_CONTRAST_THRESHOLD, DEFAULT_MAX_KEYPOINTS
 from pygmatch.data.homography import ESTIMATORS
+from pygmatch.data.images import DEFAULT_RESIZE
 from pygmatch.files import writable_folder, write_text, write_with
 from pygmatch.weights import shipped_methods
 
@@ -66,6 +67,8 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--max-pairs-per-scene", type=positive_int, default=None,
                    help="only the first N pairs of each scene (pairs.txt order, else every pair sorted by name)")
     p.add_argument("--ransac-px", type=positive(float), default=1.0, help="essential-matrix RANSAC threshold in pixels (default 1)")
+    p.add_argument("--resize", type=positive_int, default=DEFAULT_RESIZE,
+                   help=f"longer image side keypoints are found at, px (default {DEFAULT_RESIZE}, the pipelines'; never enlarged)")
     add_method_args(p, (*ESTIMATORS, "both"),
                     "essential-matrix RANSAC: OpenCV's findEssentialMat + recoverPose (default), PoseLib's estimate_relative_pose "
                     "(LO-RANSAC; pip install poselib, or the sfm extra) or both, side by side, on the same matches",
@@ -108,7 +111,7 @@ def main(argv=None) -> int:
     data = args.data or default_data()
     scenes = load_scenes(data, args.max_pairs_per_scene, args.images)
     names = method_names(args, [m for m in shipped_methods() if "oracle@" not in m])  # the ceilings need a homography
-    methods = load_pose_pipelines(names, args.features, args.max_keypoints, args.threads, views=args.views,
+    methods = load_pose_pipelines(names, args.features, args.max_keypoints, args.threads, args.resize, views=args.views,
                                   contrast_threshold=args.contrast_threshold, match_threshold=args.match_threshold)
     n_pairs = sum(len(s.pairs) for s in scenes)
     print(f"{len(scenes)} scene(s), {n_pairs} pairs, {len(methods)} method(s)", flush=True)

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import os
 import statistics
 import sys
@@ -47,11 +48,13 @@ def link_images(scene: Path, names: list[str], folder: Path) -> Path:
 def report(rows: dict[str, dict[str, float]], methods: list[str], scene: Path, size: int) -> str:
     lines = [f"# Camera-centre RMSE on windows of {size} images of `{scene}`", "",
              "| window | first image | " + " | ".join(methods) + " |", "|---|---|" + "---:|" * len(methods)]
+    def cell(v: float) -> str:
+        return "–" if math.isnan(v) else f"{v:.4g}"  # no model, or too few cameras to align
     for window, row in rows.items():
-        lines.append(f"| {window} | {row['first']} | " + " | ".join(f"{row[m]:.4g}" for m in methods) + " |")
-    medians = [statistics.median(r[m] for r in rows.values()) for m in methods]
-    lines.append("| median | | " + " | ".join(f"{v:.4g}" for v in medians) + " |")
-    lines += ["", f"Windows with a lower RMSE than `{methods[0]}`: " +
+        lines.append(f"| {window} | {row['first']} | " + " | ".join(cell(row[m]) for m in methods) + " |")
+    medians = [statistics.median(v) if (v := [r[m] for r in rows.values() if not math.isnan(r[m])]) else math.nan for m in methods]
+    lines.append("| median | | " + " | ".join(cell(v) for v in medians) + " |")
+    lines += ["", f"Windows with a lower RMSE than `{methods[0]}` (– counts as higher): " +
               ", ".join(f"`{m}` {sum(r[m] < r[methods[0]] for r in rows.values())} of {len(rows)}" for m in methods[1:]), ""]
     return "\n".join(lines)
 

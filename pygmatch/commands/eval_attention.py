@@ -84,12 +84,12 @@ def run_label(ckpt) -> str:
 
 
 def record(model, im0, im1, kp0, kp1, names):
-    """(candidates (K, 2), their graph, the network's output, every layer's attention)."""
+    """(candidates (K, 2), the network's output, every layer's attention)."""
     cand, data = candidate_graph(kp0, kp1, im0.shape[::-1], im1.shape[::-1], model.cfg, graph_from_params(model.cfg.graph))
     if data is None:
         raise PygmatchError(f"{names[0]} and {names[1]}: {len(cand)} mutual nearest neighbours, fewer than {MIN_CANDIDATES}: "
                             "nothing for the network to judge")
-    return (cand, data, *model.attention(data))
+    return (cand, *model.attention(data))
 
 
 def main(argv=None) -> int:
@@ -126,7 +126,7 @@ def run(args) -> int:
     im0, im1, H, names = load_pair(args)
     kp0, kp1 = (extract(im, model.cfg.features, args.max_keypoints) for im in (im0, im1))
     check_keypoints((kp0, kp1), names, model.cfg.features)
-    cand, data, out, layers = record(model, im0, im1, kp0, kp1, names)
+    cand, out, layers = record(model, im0, im1, kp0, kp1, names)
     score = out.score.numpy()
     error = None if H is None else np.linalg.norm(warp_points(kp0.xy[cand[:, 0]], H) - kp1.xy[cand[:, 1]], axis=1)
     chosen = choose_candidates(score, error, model.cfg.threshold, args.points)
@@ -136,7 +136,7 @@ def run(args) -> int:
         draw_attention(im0, im1, pos0, pos1, layers[layer], chosen, f"layer {layer}, mean of heads  {colours}", drawing)
     spans = {run_label(args.ckpt): attention_span(layers, pos0, pos1)}
     for other, other_model in others.items():
-        other_cand, _, _, other_layers = record(other_model, im0, im1, kp0, kp1, names)
+        other_cand, _, other_layers = record(other_model, im0, im1, kp0, kp1, names)
         spans[run_label(other)] = attention_span(other_layers, kp0.xy[other_cand[:, 0]], kp1.xy[other_cand[:, 1]])
     plot_span(spans, args.out / "attention_span.png")
     summary = {"candidates": len(cand), "kept": int((score > model.cfg.threshold).sum()), "chosen": chosen,

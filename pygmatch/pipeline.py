@@ -102,7 +102,7 @@ class Features:
 
 class Extractor:
     """Image → ``Features``: up to ``max_keypoints``
-    ``features`` keypoints (``sift`` or ``orb``), found on the image downscaled to at most ``resize``
+    ``features`` keypoints (``sift``, ``orb``, ``asift`` or ``xfeat``), found on the image downscaled to at most ``resize``
     pixels on its longer side (OpenCV ``INTER_AREA``, never enlarged; ``None`` keeps the size), at
     SIFT's ``contrast_threshold`` (``pygmatch.data.features``: COLMAP's by default, which lets a
     photograph with little texture fill the budget).
@@ -290,6 +290,8 @@ class Pipeline:
                  views: str = "plain"):
         if views not in VIEWS:
             raise PygmatchError(f"views must be one of {', '.join(VIEWS)}, got {views!r}")
+        if views != "plain" and extractor.features != "sift":
+            raise PygmatchError(f"views={views!r}: the simulated views are matched by SIFT keypoints, not {extractor.features}")
         wanted = matcher_features(matcher)
         if wanted is not None and wanted != extractor.features:
             raise PygmatchError(f"{name or matcher!r}: the matcher was trained on {wanted} keypoints, but the extractor finds {extractor.features}")
@@ -329,7 +331,8 @@ class Pipeline:
     def extract(self, image) -> Features:
         """``Features`` of an image (path or uint8 array); ``Features`` are returned as they are."""
         if not isinstance(image, Features):
-            return self.extractor(image)
+            with torch_threads(self.threads):  # the learned keypoints (xfeat) run torch
+                return self.extractor(image)
         dim = image.keypoints.descriptors.shape[1]
         if dim != DESCRIPTOR_DIM[self.extractor.features]:
             raise PygmatchError(f"these features have {dim}-dimensional descriptors, but this pipeline matches "

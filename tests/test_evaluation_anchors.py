@@ -29,7 +29,7 @@ def test_without_the_extra_one_line_says_how_to_install_it(tmp_path, capsys, mon
     data = LUND_DOOR if LUND_DOOR.is_dir() else tmp_path
     code, _, err = run_command(eval_pose, ["--data", data, "--methods", "nn,xfeat+lighterglue", "--out", tmp_path / "out"], capsys)
     assert code == 2 and ("need the anchors extra" in one_line_error(err) or "no scene" in one_line_error(err))
-    with pytest.raises(PygmatchError, match="the anchor weights are in the scm-nothing package, which is not installed"):
+    with pytest.raises(PygmatchError, match="the weights are in the scm-nothing package, which is not installed"):
         weight_file("scm_nothing", "weights/x.pt")
     with pytest.raises(PygmatchError, match="unknown anchor 'superpoint\\+lightglue'"):
         AnchorPipeline("superpoint+lightglue")

@@ -10,7 +10,7 @@ from pygmatch.files import check_outputs, writable_file, writable_folder
 
 from pygmatch.commands.flags import ArgumentParser, command_name, non_negative_float, non_negative_int, positive_int, run_cli, size_type
 from pygmatch.data.images import DEFAULT_SIZE, EMBEDDED_IMAGES
-from pygmatch.commands.methods import add_method_args, methods_from_args
+from pygmatch.commands.methods import add_method_args, methods_from_args, shared_features
 
 __all__ = ["cli", "main", "parser"]
 
@@ -67,9 +67,10 @@ def main(argv=None) -> int:
         pairs.save(args.save_pairs)
         print(f"saved {len(pairs)} pairs to {args.save_pairs}")
     clear_previous_report(args.out, args.overwrite)
-    result = evaluate(pairs, methods, args.features, args.max_keypoints, out=args.out, draw=args.draw, estimator=args.estimator,
+    features = shared_features(methods)
+    result = evaluate(pairs, methods, features, args.max_keypoints, out=args.out, draw=args.draw, estimator=args.estimator,
                       contrast_threshold=args.contrast_threshold)
-    context = (f"Data: {source}; {args.features.upper()}, up to {args.max_keypoints} keypoints (contrast threshold "
+    context = (f"Data: {source}; {features.upper()}, up to {args.max_keypoints} keypoints (contrast threshold "
                f"{args.contrast_threshold:g}), {pairs.size[0]}x{pairs.size[1]}."
                + anchors_note(methods))
     write_report(result, args.out, context)

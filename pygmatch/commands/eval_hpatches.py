@@ -16,7 +16,7 @@ from pygmatch.files import writable_folder, write_text
 
 from pygmatch.commands.flags import ArgumentParser, command_name, non_negative_int, positive_int, run_cli
 from pygmatch.data.sequences import DEFAULT_MAX_SIDE, EMBEDDED_SEQUENCES, load_sequences
-from pygmatch.commands.methods import add_method_args, methods_from_args
+from pygmatch.commands.methods import add_method_args, methods_from_args, shared_features
 
 KIND_ORDER = ("illumination", "viewpoint", "other")
 DEFAULT_OUT = Path("eval-out/hpatches")
@@ -74,7 +74,8 @@ def main(argv=None) -> int:
     data = args.data or EMBEDDED_SEQUENCES
     pairs = load_sequences(data, args.max_side, args.max_sequences)
     clear_previous_report(args.out, args.overwrite)
-    result = evaluate(pairs, methods, args.features, args.max_keypoints, out=args.out, draw=last_pair_of_first_sequences(pairs, args.draw),
+    features = shared_features(methods)
+    result = evaluate(pairs, methods, features, args.max_keypoints, out=args.out, draw=last_pair_of_first_sequences(pairs, args.draw),
                       estimator=args.estimator, contrast_threshold=args.contrast_threshold)
 
     kind_of = {p.sequence: p.kind for p in pairs.pairs}
@@ -84,7 +85,7 @@ def main(argv=None) -> int:
     kinds = ", ".join(f"{sum(v == k for v in kind_of.values())} {k}" for k in by_kind)
     size = f"longer side at most {args.max_side} px" if args.max_side else "original size"
     context = (f"Data: {data}: {len(by_sequence)} sequence(s) ({kinds}), {len(pairs)} pairs (1, N); images {size}; "
-               f"{args.features.upper()}, up to {args.max_keypoints} keypoints (contrast threshold {args.contrast_threshold:g}). "
+               f"{features.upper()}, up to {args.max_keypoints} keypoints (contrast threshold {args.contrast_threshold:g}). "
                f"Corner error over image 1's corners, in image N's pixels."
                + anchors_note(methods))
     kind_table = format_group_table(by_kind, "kind")

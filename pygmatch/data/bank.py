@@ -498,7 +498,8 @@ class FeatureBank:
     def __repr__(self) -> str:
         c = self.config
         views = " and their simulated views" if c.views else ""
-        return (f"FeatureBank({self.root}, {len(self)} pairs, {c.features} ≤{c.max_keypoints} at contrast {c.contrast_threshold:g}{views}, "
+        contrast = f" at contrast {c.contrast_threshold:g}" if c.features in ("sift", "asift") else ""
+        return (f"FeatureBank({self.root}, {len(self)} pairs, {c.features} ≤{c.max_keypoints}{contrast}{views}, "
                 f"{c.size[0]}x{c.size[1]})")
 
 

@@ -1,8 +1,9 @@
-"""Keypoint extraction: SIFT with rootSIFT descriptors, ORB, and ASIFT (SIFT on affine-simulated
+"""Keypoint extraction: SIFT with rootSIFT descriptors, ORB, ASIFT (SIFT on affine-simulated
 views of the image, OpenCV's ``AffineFeature``: Morel and Yu 2009; the anchor of extreme
-viewpoints, where SIFT's keypoints do not repeat; tens of times slower than SIFT).
+viewpoints, where SIFT's keypoints do not repeat; tens of times slower than SIFT), and the learned
+XFeat (``pygmatch.data.learned``; the optional ``anchors`` extra).
 
-Both return :class:`Keypoints` with float32 descriptors of unit L2 norm, so one distance
+All return :class:`Keypoints` with float32 descriptors of unit L2 norm, so one distance
 (L2) serves every matcher: for ORB the 256 bits are stored as ±1/16, which makes the squared
 L2 distance equal to the Hamming distance / 64.
 """
@@ -18,7 +19,7 @@ from ..errors import PygmatchError
 from ..values import contrast_threshold
 from .images import points_to_original
 
-FEATURES = ("sift", "orb", "asift")
+FEATURES = ("sift", "orb", "asift", "xfeat")
 # Keypoints per image and SIFT's contrast threshold (OpenCV's ``contrastThreshold``: the least
 # contrast of a keypoint, times the number of scale layers per octave). The pipelines on users'
 # photographs (``Pipeline``, ``pygmatch match``, ``pygmatch sfm``, ``eval.pose``, ``eval.sfm``) take
@@ -40,8 +41,8 @@ BENCHMARK_CONTRAST_THRESHOLD = 0.04
 VIEWS = ("plain", "auto")
 SYNTHESIS_MIN_INLIERS = 15
 SYNTHESIS_MAX_KEYPOINTS = 8192
-DESCRIPTOR_DIM = {"sift": 128, "orb": 256, "asift": 128}
-RAW_DESCRIPTOR_BYTES = {"sift": 128, "orb": 32, "asift": 128}
+DESCRIPTOR_DIM = {"sift": 128, "orb": 256, "asift": 128, "xfeat": 64}
+RAW_DESCRIPTOR_BYTES = {"sift": 128, "orb": 32, "asift": 128, "xfeat": 64}
 
 
 @dataclass
@@ -111,14 +112,21 @@ def detect(image: np.ndarray, features: str = "sift", max_keypoints: int = BENCH
            contrast_threshold: float = BENCHMARK_CONTRAST_THRESHOLD) -> Keypoints:
     """Detect up to ``max_keypoints`` keypoints with their *raw* descriptors: SIFT's 128 values
     are integers in [0, 255] in OpenCV and ORB's 256 bits come packed in 32 bytes, so both are
-    kept losslessly as uint8 (what the feature bank stores). ``finish_descriptors`` turns them
-    into the unit-norm float descriptors every matcher uses. ``contrast_threshold``: SIFT's and
-    ASIFT's (ORB has none)."""
+    kept losslessly as uint8 (what the feature bank stores), XFeat's unit-norm floats as bytes of
+    1/127.5 (``learned.quantize_unit``). ``finish_descriptors`` turns them into the unit-norm
+    float descriptors every matcher uses. ``contrast_threshold``: SIFT's and ASIFT's (ORB and XFeat
+    have none)."""
     if features not in FEATURES:
         raise PygmatchError(f"unknown features {features!r}; choose from {', '.join(FEATURES)}")
     if max_keypoints < 1:
         raise PygmatchError(f"max keypoints must be >= 1, got {max_keypoints}")
     contrast_threshold = check_contrast_threshold(contrast_threshold)
+    if features == "xfeat":
+        from .learned import XFEAT_SIZE, quantize_unit, xfeat_arrays  # noqa: PLC0415 (torch and kornia only when asked for)
+
+        xy, score, desc = xfeat_arrays(image, max_keypoints)
+        n = len(xy)
+        return Keypoints(xy, np.full(n, XFEAT_SIZE, np.float32), np.zeros(n, np.float32), score, quantize_unit(desc))
     if features == "orb":
         detector = cv2.ORB_create(nfeatures=max_keypoints)
     else:
@@ -132,9 +140,14 @@ def detect(image: np.ndarray, features: str = "sift", max_keypoints: int = BENCH
 
 
 def finish_descriptors(raw: np.ndarray, features: str) -> np.ndarray:
-    """Raw uint8 descriptors (``detect``) -> float32 unit-norm ones: rootSIFT, or ORB bits as ±1/16."""
+    """Raw uint8 descriptors (``detect``) -> float32 unit-norm ones: rootSIFT, XFeat's floats, or ORB
+    bits as ±1/16."""
     if features in ("sift", "asift"):
         return root_sift(raw)
+    if features == "xfeat":
+        from .learned import dequantize_unit  # noqa: PLC0415
+
+        return dequantize_unit(raw)
     bits = np.unpackbits(np.asarray(raw, np.uint8).reshape(len(raw), -1), axis=1)
     return (bits.astype(np.float32) * 2 - 1) / math.sqrt(256)
 

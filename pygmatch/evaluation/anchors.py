@@ -22,11 +22,11 @@ from pathlib import Path
 
 import numpy as np
 
-from ..data.features import Keypoints
+from ..data.features import FEATURES, Keypoints
 from ..data.images import as_gray, check_resize, downscale
 from ..data.learned import XFEAT_WEIGHTS, kornia_feature, load_weights, weight_file, xfeat_arrays
 from ..errors import PygmatchError
-from ..pipeline import DEFAULT_RESIZE, Features, MatchResult
+from ..pipeline import DEFAULT_RESIZE, Features, MatchResult, Pipeline, matcher_features
 from ..threads import DEFAULT_THREADS, check_threads, torch_threads
 
 # name: (extractor, weight package, extractor weights, matcher weights, matcher's LightGlue features)
@@ -37,19 +37,39 @@ ANCHORS = {
 }
 
 
+# KEYPOINTS:PIPELINE method names: a pygmatch pipeline on other keypoints than the run's, pygmatch's
+# own (``xfeat:nn+refiner``) or an anchor's (``aliked:nn``: its extractor, pygmatch's matching)
+ANCHOR_KEYPOINTS = {"aliked": "aliked+lightglue", "disk": "disk+lightglue"}
+
+
 def is_anchor(name: str) -> bool:
     return str(name) in ANCHORS
 
 
+def split_keypoints(name: str) -> tuple[str | None, str]:
+    """``KEYPOINTS:PIPELINE`` → ``(KEYPOINTS, PIPELINE)``, where KEYPOINTS is one of pygmatch's
+    features or ``ANCHOR_KEYPOINTS``; any other name → ``(None, name)``."""
+    keypoints, colon, pipeline = str(name).partition(":")
+    if colon and pipeline and (keypoints in FEATURES or keypoints in ANCHOR_KEYPOINTS):
+        return keypoints, pipeline
+    return None, str(name)
+
+
+def own_keypoints(name: str) -> bool:
+    """Whether the method ``name`` finds its own keypoints rather than the evaluation's: an anchor, or
+    a ``KEYPOINTS:PIPELINE``."""
+    return is_anchor(name) or split_keypoints(name)[0] is not None
+
+
 def anchors_note(names) -> str:
-    """A report's sentence on the anchors among ``names`` (empty when there are none): in ``eval.coco``
-    and ``eval.hpatches`` they find their own keypoints on the pair's images."""
-    anchors = [n for n in names if is_anchor(n)]
+    """A report's sentence on the methods among ``names`` with their own keypoints (empty when there are
+    none): in ``eval.coco`` and ``eval.hpatches`` they find them on the pair's images."""
+    anchors = [n for n in names if own_keypoints(n)]
     if not anchors:
         return ""
-    return (f" The anchors ({', '.join(anchors)}) find their own keypoints (the same budget) on the same images, gray repeated to "
-            f"three channels; their P and R are against the ground truth of their own keypoints, and their ms/pair include "
-            f"extracting both images.")
+    return (f" {', '.join(anchors)} find their own keypoints (the same budget) on the same images, gray repeated to "
+            f"three channels for the anchors' networks; their P and R are against the ground truth of their own keypoints, and their "
+            f"ms/pair include extracting both images.")
 
 
 @dataclass
@@ -153,6 +173,31 @@ class AnchorPipeline:
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}(name={self.name!r}, extractor={self.extractor!r}, threads={self.threads})"
+
+
+class OnAnchorKeypoints:
+    """A pygmatch pipeline without a graph network (``nn``, ``nn-ratio``, a refiner behind them) on an
+    anchor's keypoints (``aliked:nn+refiner``): the anchor's extraction, pygmatch's matching, with the
+    ``Pipeline`` interface ``eval.pose`` uses."""
+
+    def __init__(self, keypoints: str, pipeline: Pipeline, max_keypoints: int = 1024, resize: int | None = DEFAULT_RESIZE,
+                 threads: int | None = DEFAULT_THREADS):
+        if keypoints not in ANCHOR_KEYPOINTS:
+            raise PygmatchError(f"unknown anchor keypoints {keypoints!r}: choose from {', '.join(ANCHOR_KEYPOINTS)}")
+        if matcher_features(pipeline.matcher) is not None:
+            raise PygmatchError(f"{keypoints}:{pipeline.name}: a graph network judges the keypoints it was trained on "
+                                f"({matcher_features(pipeline.matcher)}), not {keypoints}'s")
+        self.anchor = AnchorPipeline(ANCHOR_KEYPOINTS[keypoints], max_keypoints, resize, threads)
+        self.pipeline, self.extractor, self.threads = pipeline, self.anchor.extractor, self.anchor.threads
+
+    def extract(self, image) -> Features:
+        return self.anchor.extract(image)
+
+    def match(self, image0, image1) -> MatchResult:
+        return self.pipeline.match(self.extract(image0), self.extract(image1))
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}(anchor={self.anchor!r}, pipeline={self.pipeline!r})"
 
 
 def _rgb(image, gray: np.ndarray) -> np.ndarray:

@@ -23,7 +23,7 @@ from ..errors import PygmatchError
 from ..files import make_folder
 from ..matching.oracle import Oracle
 from ..pipeline import Features, Pipeline, is_learned
-from .anchors import AnchorPipeline, is_anchor
+from .anchors import AnchorPipeline, OnAnchorKeypoints, ANCHOR_KEYPOINTS, is_anchor, own_keypoints, split_keypoints
 from .metrics import pair_metrics, summarize
 
 
@@ -40,10 +40,17 @@ def load_pipelines(names: list[str], features: str | None = None, max_keypoints:
     graph network; ``views``: the pipelines' view synthesis (``Pipeline.match``; not the anchors')."""
     if not names:
         raise PygmatchError("no method to evaluate: name at least one")
-    return {name: AnchorPipeline(name, max_keypoints, resize, threads) if is_anchor(name) else
-            Pipeline.load(name, features=features, max_keypoints=max_keypoints, resize=resize, contrast_threshold=contrast_threshold,
-                          threads=threads, views=views, **(matcher_options if is_learned(name) else {}))
-            for name in dict.fromkeys(names)}
+
+    def load(name: str):
+        if is_anchor(name):
+            return AnchorPipeline(name, max_keypoints, resize, threads)
+        keypoints, pipeline = split_keypoints(name)
+        pipe = Pipeline.load(pipeline, features=None if keypoints in ANCHOR_KEYPOINTS else keypoints or features, max_keypoints=max_keypoints,
+                             resize=resize, contrast_threshold=contrast_threshold, threads=threads, views=views,
+                             **(matcher_options if is_learned(pipeline) else {}))
+        return OnAnchorKeypoints(keypoints, pipe, max_keypoints, resize, threads) if keypoints in ANCHOR_KEYPOINTS else pipe
+
+    return {name: load(name) for name in dict.fromkeys(names)}
 
 
 UNMATCHABLE = {"matches": 0, "precision": math.nan, "precision@1": math.nan, "recall": math.nan,
@@ -137,7 +144,7 @@ def evaluate(
                 t = time.perf_counter()
                 if isinstance(pipe.matcher, Oracle):  # a ceiling: the only matcher that reads the truth
                     res = pipe.result(f0, f1, *pipe.matcher.match_truth(kp0, kp1, H))
-                elif isinstance(pipe, AnchorPipeline):  # its own keypoints: their extraction is timed with the matching
+                elif own_keypoints(name):  # an anchor's or KEYPOINTS:PIPELINE: their extraction is timed with the matching
                     res = pipe.match(im0, im1)
                 else:
                     res = pipe.match(f0, f1)

@@ -170,3 +170,27 @@ def test_keypoints_pipeline_names_evaluate_other_keypoints_in_the_same_run(tmp_p
     assert overall["xfeat:nn+refiner"]["matches"] == overall["xfeat:nn"]["matches"] > 100
     assert overall["xfeat:nn+refiner"]["precision@1"] > overall["xfeat:nn"]["precision@1"]  # refined off XFeat's pixel grid
     assert "xfeat:nn+refiner, xfeat:nn find their own keypoints" in stdout
+
+
+@needs_xfeat
+def test_eval_sfm_with_xfeat_keypoints(tmp_path, capsys):
+    """``eval.sfm --features xfeat``: the pygmatch method's store holds XFeat keypoints, and the
+    report and metrics say which keypoints each method used."""
+    pytest.importorskip("pycolmap")
+    import h5py
+
+    from eval.sfm import main as eval_sfm
+    from pygmatch.data.images import list_images
+
+    from .test_sfm import MINI
+
+    names = [p.name for p in list_images(MINI)][:3]
+    (tmp_path / "pairs.txt").write_text(f"{names[0]} {names[1]}\n{names[1]} {names[2]}\n")
+    out = tmp_path / "out"
+    code, _, err = run_command(eval_sfm, ["--images", MINI, "--out", out, "--methods", "nn+refiner", "--features", "xfeat",
+                                          "--pairs", tmp_path / "pairs.txt", "--max-keypoints", 256, "--no-progress"], capsys)
+    assert code == 0, err
+    assert json.loads((out / "metrics.json").read_text())["features"] == {"nn+refiner": "xfeat"}
+    assert "up to 256 xfeat keypoints per image" in (out / "report.md").read_text()
+    with h5py.File(out / "nn+refiner" / "features.h5") as f:
+        assert f[names[0]]["keypoints"].shape == (256, 2) and f[names[0]]["descriptors"].shape == (64, 256)  # hloc: (D, N)

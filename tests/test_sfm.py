@@ -188,6 +188,8 @@ def test_unknown_method_and_mapping_option_fail_before_any_work(tmp_path):
         run_sfm(MINI, tmp_path / "out", ["no-such-matcher"], progress=False)
     with pytest.raises(PygmatchError, match="mapping option mapper.nope"):
         run_sfm(MINI, tmp_path / "out", ["colmap"], mapping={"mapper.nope": 1}, progress=False)
+    with pytest.raises(PygmatchError, match="trained on sift keypoints, but the extractor finds xfeat"):
+        run_sfm(MINI, tmp_path / "out", ["colmap", "default"], features="xfeat", progress=False)
     assert not (tmp_path / "out").exists()
 
 

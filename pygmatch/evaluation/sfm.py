@@ -117,7 +117,7 @@ def check_methods(methods: list[str]) -> list[str]:
     return methods
 
 
-def run_sfm(folder, out, methods: list[str], pairs=None, *, max_keypoints: int = DEFAULT_MAX_KEYPOINTS,
+def run_sfm(folder, out, methods: list[str], pairs=None, *, features: str | None = None, max_keypoints: int = DEFAULT_MAX_KEYPOINTS,
             contrast_threshold: float = DEFAULT_CONTRAST_THRESHOLD, match_threshold: float | None = DEFAULT_MATCH_THRESHOLD, threads: int = 1,
             camera_mode: str = "per-image", overwrite: bool = False, progress: bool = True, mapping: dict | None = None,
             load_pipeline=None, truth=None, views: str = "plain") -> dict:
@@ -125,8 +125,9 @@ def run_sfm(folder, out, methods: list[str], pairs=None, *, max_keypoints: int =
     into ``out``: per method a database and the reconstructions, and ``report.md``,
     ``metrics.json``, ``sfm.png`` for all. ``mapping``: overrides of COLMAP's mapping options for
     every method (``mapping_options``). ``load_pipeline(name)``: how a method name becomes a
-    ``Pipeline`` (default ``Pipeline.load(name, max_keypoints=..., contrast_threshold=..., match_threshold=..., threads=...)``;
-    ``match_threshold`` None: each learned matcher's own). ``truth``: a COLMAP model folder (text
+    ``Pipeline`` (default ``Pipeline.load(name, features=..., max_keypoints=..., contrast_threshold=..., match_threshold=...,
+    threads=...)``; ``features`` None: each graph network's own keypoints, SIFT for the other matchers; ``match_threshold`` None:
+    each learned matcher's own). ``truth``: a COLMAP model folder (text
     or binary) of the photographs' true cameras, to measure each model's cameras against.
     ``views="auto"``: the pygmatch pipelines synthesise views where a pair's plain match fails
     (``pygmatch sfm --views auto``). Bad input is a ``PygmatchError`` before any work. Returns the
@@ -146,8 +147,8 @@ def run_sfm(folder, out, methods: list[str], pairs=None, *, max_keypoints: int =
                             "at least 3 are needed to measure a model against them")
     if load_pipeline is None:
         def load_pipeline(name):
-            return Pipeline.load(name, max_keypoints=max_keypoints, contrast_threshold=contrast_threshold, threads=threads, views=views,
-                                 **({"match_threshold": match_threshold} if is_learned(name) else {}))
+            return Pipeline.load(name, features=features, max_keypoints=max_keypoints, contrast_threshold=contrast_threshold, threads=threads,
+                                 views=views, **({"match_threshold": match_threshold} if is_learned(name) else {}))
     pipelines = {m: (None if m == COLMAP else load_pipeline(m)) for m in methods}  # a bad name fails before any work
     out = prepare_output(out, methods, overwrite)
     results = {}
@@ -157,6 +158,7 @@ def run_sfm(folder, out, methods: list[str], pairs=None, *, max_keypoints: int =
         results[m] = run_method(m, folder, names, pair_list, out, pairs is None, pipelines[m], threads, camera_mode, progress, mapping,
                                 true_cameras)
     summary = {"images": str(folder), "names": names, "pairs": len(pair_list), "pairs_source": "exhaustive" if pairs is None else str(pairs),
+               "features": {m: p.extractor.features for m, p in pipelines.items() if p is not None},
                "max_keypoints": max_keypoints, "contrast_threshold": contrast_threshold, "match_threshold": match_threshold, "views": views,
                "threads": threads, "camera_mode": camera_mode,
                "pycolmap": pycolmap.__version__, "colmap_max_image_size": COLMAP_MAX_IMAGE_SIZE, "mapping_options": dict(mapping or {}),
@@ -186,7 +188,9 @@ def report(summary: dict) -> str:
         "# Structure from motion", "",
         f"Images: `{summary['images']}`, {len(summary['names'])} images, {summary['pairs']} pairs ({summary['pairs_source']}). "
         f"pycolmap {summary['pycolmap']}, {summary['threads']} thread(s), cameras {summary['camera_mode']}. "
-        f"pygmatch methods: up to {summary['max_keypoints']} keypoints per image (longer side at most 1024 px, contrast threshold "
+        f"pygmatch methods: up to {summary['max_keypoints']} "
+        f"{'/'.join(sorted(set(summary.get('features', {}).values()))) or 'sift'} keypoints per image (longer side at most 1024 px, "
+        f"SIFT's contrast threshold "
         f"{summary['contrast_threshold']:g}), "
         f"learned matchers' match threshold {summary['match_threshold'] if summary['match_threshold'] is not None else 'their own'}; "
         f"`colmap`: COLMAP's SIFT at {summary['colmap_max_image_size']} px and its matcher (ratio test, cross-check).", "",

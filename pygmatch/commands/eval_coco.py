@@ -10,7 +10,7 @@ from pygmatch.files import check_outputs, writable_file, writable_folder
 
 from pygmatch.commands.flags import ArgumentParser, command_name, non_negative_float, non_negative_int, positive_int, run_cli, size_type
 from pygmatch.data.images import DEFAULT_SIZE, EMBEDDED_IMAGES
-from pygmatch.commands.methods import add_method_args, methods_from_args, shared_features
+from pygmatch.commands.methods import add_method_args, methods_from_args
 
 __all__ = ["cli", "main", "parser"]
 
@@ -43,7 +43,7 @@ def main(argv=None) -> int:
     # imported after parsing: --help answers without loading torch
     from pygmatch.data.pairs import PairSet, make_pairs  # noqa: PLC0415
     from pygmatch.evaluation.anchors import anchors_note  # noqa: PLC0415
-    from pygmatch.evaluation.evaluate import evaluate  # noqa: PLC0415
+    from pygmatch.evaluation.evaluate import evaluate, shared_features  # noqa: PLC0415
     from pygmatch.evaluation.report import clear_previous_report, default_out, format_table, write_report  # noqa: PLC0415
 
     start = time.perf_counter()

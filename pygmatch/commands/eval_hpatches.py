@@ -16,7 +16,7 @@ from pygmatch.files import writable_folder, write_text
 
 from pygmatch.commands.flags import ArgumentParser, command_name, non_negative_int, positive_int, run_cli
 from pygmatch.data.sequences import DEFAULT_MAX_SIDE, EMBEDDED_SEQUENCES, load_sequences
-from pygmatch.commands.methods import add_method_args, methods_from_args, shared_features
+from pygmatch.commands.methods import add_method_args, methods_from_args
 
 KIND_ORDER = ("illumination", "viewpoint", "other")
 DEFAULT_OUT = Path("eval-out/hpatches")
@@ -61,7 +61,7 @@ def main(argv=None) -> int:
     args = parser().parse_args(argv)
     # imported after parsing: --help answers without loading torch
     from pygmatch.evaluation.anchors import anchors_note  # noqa: PLC0415
-    from pygmatch.evaluation.evaluate import evaluate, summarize_groups  # noqa: PLC0415
+    from pygmatch.evaluation.evaluate import evaluate, shared_features, summarize_groups  # noqa: PLC0415
     from pygmatch.evaluation.report import (clear_previous_report, default_out, format_group_table, format_table,  # noqa: PLC0415
                                             write_report)
 

@@ -13,7 +13,7 @@ import sys
 import time
 from pathlib import Path
 
-from pygmatch.commands.flags import ArgumentParser, contrast_threshold, positive_int, probability_threshold, run_cli
+from pygmatch.commands.flags import FEATURES_HELP, ArgumentParser, contrast_threshold, positive_int, probability_threshold, run_cli
 from pygmatch.data.features import DEFAULT_CONTRAST_THRESHOLD, DEFAULT_MAX_KEYPOINTS, FEATURES, VIEWS
 from pygmatch.evaluation.sfm import COLMAP, DEFAULT_MATCH_THRESHOLD, run_sfm, table
 from pygmatch.sfm import CAMERA_MODES
@@ -35,9 +35,7 @@ def parser() -> argparse.ArgumentParser:
                    help="folder of the photographs' true cameras as a COLMAP model, text or binary (e.g. SCENE/gt): each model's "
                         "camera-centre and rotation errors after similarity alignment")
     p.add_argument("--pairs", default="exhaustive", help="'exhaustive' (every pair, the default) or a text file of 'name0 name1' lines")
-    p.add_argument("--features", choices=FEATURES, default=None,
-                   help="pygmatch methods: the keypoints (default: those each graph network was trained on, sift for the other "
-                        "matchers; xfeat needs the anchors extra)")
+    p.add_argument("--features", choices=FEATURES, default=None, help=f"pygmatch methods: {FEATURES_HELP}")
     p.add_argument("--max-keypoints", type=positive_int, default=DEFAULT_MAX_KEYPOINTS,
                    help=f"pygmatch methods: keypoints per image (default {DEFAULT_MAX_KEYPOINTS})")
     p.add_argument("--contrast-threshold", type=contrast_threshold, default=DEFAULT_CONTRAST_THRESHOLD,

@@ -13,6 +13,10 @@ from .. import values
 from ..errors import Interrupted, PygmatchError
 from ..graphs.names import DEFAULTS, GRAPH_NAMES, METHODS, MODES, parse_ks
 
+# --features of every command that builds pipelines by name
+FEATURES_HELP = ("the keypoints: sift, orb, asift or xfeat (learned; the anchors extra: make anchors); default: those each graph "
+                 "network was trained on, sift for the other matchers")
+
 
 class ArgumentParser(argparse.ArgumentParser):
     """The parser of every command: a bad flag is one line, ``error: ...`` on stderr, and exit

@@ -14,7 +14,7 @@ import json
 import sys
 from pathlib import Path
 
-from pygmatch.commands.flags import ArgumentParser, add_graph_args, contrast_threshold, positive_int, probability_threshold, run_cli
+from pygmatch.commands.flags import FEATURES_HELP, ArgumentParser, add_graph_args, contrast_threshold, positive_int, probability_threshold, run_cli
 from pygmatch.data.features import DEFAULT_CONTRAST_THRESHOLD, DEFAULT_MAX_KEYPOINTS, FEATURES, SYNTHESIS_MIN_INLIERS, VIEWS
 from pygmatch.data.epipolar import rotation_angle
 from pygmatch.data.homography import ESTIMATORS
@@ -24,9 +24,6 @@ DEFAULT_RANSAC_PX = {"homography": 3.0, "fundamental": 1.0, "essential": 1.0}
 METHOD_HELP = ("pipeline MATCHER[+REFINER] (default: default = candidate-graph+refiner at threshold 0.2, the shipped best); matchers "
                "nn, nn-ratio, candidate-graph or a model file; refiners refiner, ncc or a refiner file, e.g. nn-ratio+refiner")
 
-
-FEATURES_HELP = ("the keypoints: sift, orb, asift or xfeat (learned; the anchors extra: make anchors); default: those the "
-                 "method's graph network was trained on, else sift")
 
 def parser() -> argparse.ArgumentParser:
     p = ArgumentParser(prog="pygmatch", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)

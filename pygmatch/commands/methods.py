@@ -4,10 +4,9 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from pygmatch.commands.flags import contrast_threshold, positive_int, probability_threshold
+from pygmatch.commands.flags import FEATURES_HELP, contrast_threshold, positive_int, probability_threshold
 from pygmatch.data.features import BENCHMARK_CONTRAST_THRESHOLD, BENCHMARK_MAX_KEYPOINTS, FEATURES, SYNTHESIS_MIN_INLIERS, VIEWS
 from pygmatch.data.homography import ESTIMATORS
-from pygmatch.errors import PygmatchError
 from pygmatch.weights import shipped_methods
 
 
@@ -16,8 +15,7 @@ ESTIMATOR_HELP = "RANSAC homography: OpenCV's findHomography (default) or PoseLi
 
 def add_method_args(p: argparse.ArgumentParser, estimators=ESTIMATORS, estimator_help: str = ESTIMATOR_HELP,
                     max_keypoints: int = BENCHMARK_MAX_KEYPOINTS, threshold: float = BENCHMARK_CONTRAST_THRESHOLD) -> None:
-    p.add_argument("--features", choices=FEATURES, default=None,
-                   help="the keypoints (default: those each graph network was trained on, sift for the other matchers)")
+    p.add_argument("--features", choices=FEATURES, default=None, help=FEATURES_HELP)
     p.add_argument("--max-keypoints", type=positive_int, default=max_keypoints, help="per image (default %(default)s)")
     p.add_argument("--contrast-threshold", type=contrast_threshold, default=threshold,
                    help="SIFT's contrast threshold, OpenCV's units (default %(default)s; COLMAP's is 0.02)")
@@ -55,14 +53,3 @@ def methods_from_args(args: argparse.Namespace) -> dict:
     return load_pipelines(method_names(args), args.features, args.max_keypoints, args.threads, views=args.views,
                           contrast_threshold=args.contrast_threshold, match_threshold=args.match_threshold)
 
-
-def shared_features(methods: dict) -> str:
-    """The one kind of keypoints the homography evaluations extract for every pipeline of ``methods``
-    (the anchors find their own), or one ``PygmatchError`` when they need several."""
-    from pygmatch.evaluation.anchors import own_keypoints  # noqa: PLC0415
-
-    kinds = sorted({pipe.extractor.features for name, pipe in methods.items() if not own_keypoints(name)})
-    if len(kinds) > 1:
-        raise PygmatchError(f"these methods match different keypoints ({', '.join(kinds)}), and each pair is extracted once: "
-                            f"name the others KEYPOINTS:PIPELINE (e.g. xfeat:nn+refiner), which find their own, or evaluate them in separate runs")
-    return kinds[0] if kinds else "sift"

@@ -29,8 +29,8 @@ XFEAT_DETECTION_THRESHOLD = 0.05
 XFEAT_SIZE = 8.0
 
 
-def kornia_feature(what: str = "the learned keypoints and anchor methods"):
-    """``kornia.feature``, or one ``PygmatchError`` saying how to install it."""
+def kornia_feature(what: str):
+    """``kornia.feature``, or one ``PygmatchError`` saying that ``what`` needs it and how to install it."""
     try:
         import kornia.feature as KF  # noqa: PLC0415
     except ImportError:

@@ -23,7 +23,7 @@ from ..errors import PygmatchError
 from ..files import make_folder
 from ..matching.oracle import Oracle
 from ..pipeline import Features, Pipeline, is_learned
-from .anchors import AnchorPipeline, OnAnchorKeypoints, ANCHOR_KEYPOINTS, is_anchor, own_keypoints, split_keypoints
+from .anchors import ANCHOR_KEYPOINTS, AnchorPipeline, OnAnchorKeypoints, is_anchor, own_keypoints, split_keypoints
 from .metrics import pair_metrics, summarize
 
 
@@ -51,6 +51,16 @@ def load_pipelines(names: list[str], features: str | None = None, max_keypoints:
         return OnAnchorKeypoints(keypoints, pipe, max_keypoints, resize, threads) if keypoints in ANCHOR_KEYPOINTS else pipe
 
     return {name: load(name) for name in dict.fromkeys(names)}
+
+
+def shared_features(methods: dict) -> str:
+    """The one kind of keypoints ``evaluate`` extracts for every pipeline of ``methods`` (those with
+    their own keypoints, ``own_keypoints``, excepted), or one ``PygmatchError`` when they need several."""
+    kinds = sorted({pipe.extractor.features for name, pipe in methods.items() if not own_keypoints(name)})
+    if len(kinds) > 1:
+        raise PygmatchError(f"these methods match different keypoints ({', '.join(kinds)}), and each pair is extracted once: "
+                            f"name the others KEYPOINTS:PIPELINE (e.g. xfeat:nn+refiner), which find their own, or evaluate them in separate runs")
+    return kinds[0] if kinds else "sift"
 
 
 UNMATCHABLE = {"matches": 0, "precision": math.nan, "precision@1": math.nan, "recall": math.nan,

@@ -33,7 +33,7 @@ def main(argv=None) -> None:
     ap.add_argument("--max-keypoints", type=int, default=2048)
     ap.add_argument("--out", required=True)
     args = ap.parse_args(argv)
-    pipe = Pipeline.load("default", max_keypoints=args.max_keypoints)
+    pipe = Pipeline.load("default", max_keypoints=args.max_keypoints, selection="strongest")  # as measured
     lines = ["# Descriptor candidates and the true geometry", "", f"`python -m benchmarks.candidate_recall --out {args.out}`: "
              f"{args.max_keypoints} SIFT keypoints per image; consistent = within {BAND_PX:g} px of each other's true epipolar "
              "line (extraction pixels). Means per pair.", "",

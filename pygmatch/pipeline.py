@@ -41,7 +41,8 @@ import numpy as np
 
 from .data.epipolar import RelativePose, estimate_fundamental, estimate_relative_pose
 from .data.features import (DEFAULT_CONTRAST_THRESHOLD, DEFAULT_MAX_KEYPOINTS, DESCRIPTOR_DIM, FEATURES, SYNTHESIS_MAX_KEYPOINTS,
-                            SYNTHESIS_MIN_INLIERS, VIEWS, Keypoints, check_contrast_threshold, extract)
+                            SYNTHESIS_MIN_INLIERS, VIEWS, Keypoints, check_contrast_threshold, check_selection,
+                            default_selection, extract)
 from .data.homography import estimate_homography
 from .data.images import DEFAULT_RESIZE, as_gray, check_resize, downscale, points_to_original
 from .errors import PygmatchError
@@ -105,20 +106,23 @@ class Extractor:
     ``features`` keypoints (``sift``, ``orb``, ``asift`` or ``xfeat``), found on the image downscaled to at most ``resize``
     pixels on its longer side (OpenCV ``INTER_AREA``, never enlarged; ``None`` keeps the size), at
     SIFT's ``contrast_threshold`` (``pygmatch.data.features``: COLMAP's by default, which lets a
-    photograph with little texture fill the budget).
+    photograph with little texture fill the budget). ``selection``: which keypoints fill the budget,
+    "strongest" or "spread" (ANMS, ``pygmatch.data.selection``); None: ``default_selection``, SIFT's
+    spread below 4096 keypoints, where that gives the better poses.
 
     An image is a path, a PIL image, or an array: H×W gray, H×W×3 BGR or H×W×4 BGRA (OpenCV's
     order), uint8, other integers scaled by their bit depth (12-bit data in a uint16: 0–4095) or
     floats in 0–1 or 0–255 (``pygmatch.data.images.as_gray``)."""
 
     def __init__(self, features: str = "sift", max_keypoints: int = DEFAULT_MAX_KEYPOINTS, resize: int | None = DEFAULT_RESIZE,
-                 contrast_threshold: float = DEFAULT_CONTRAST_THRESHOLD):
+                 contrast_threshold: float = DEFAULT_CONTRAST_THRESHOLD, selection: str | None = None):
         if features not in FEATURES:
             raise PygmatchError(f"unknown features {features!r}: choose from {', '.join(FEATURES)}")
         if isinstance(max_keypoints, bool) or not isinstance(max_keypoints, (int, np.integer)) or max_keypoints < 1:
             raise PygmatchError(f"max_keypoints must be an integer >= 1, got {max_keypoints!r}")
         self.features, self.max_keypoints, self.resize = features, int(max_keypoints), check_resize(resize)
         self.contrast_threshold = check_contrast_threshold(contrast_threshold)
+        self.selection = default_selection(features, self.max_keypoints) if selection is None else check_selection(selection)
 
     def __call__(self, image) -> Features:
         return self.with_keypoints(image, None)
@@ -128,12 +132,12 @@ class Extractor:
         this extractor found them earlier, e.g. read back from a store); None: extract them."""
         gray = as_gray(image)
         small, S = downscale(gray, self.resize)
-        keypoints = extract(small, self.features, self.max_keypoints, self.contrast_threshold) if keypoints is None else keypoints
+        keypoints = extract(small, self.features, self.max_keypoints, self.contrast_threshold, self.selection) if keypoints is None else keypoints
         return Features(small, keypoints, S, (gray.shape[1], gray.shape[0]))
 
     def __repr__(self) -> str:
         return (f"{type(self).__name__}(features={self.features!r}, max_keypoints={self.max_keypoints}, resize={self.resize}, "
-                f"contrast_threshold={self.contrast_threshold})")
+                f"contrast_threshold={self.contrast_threshold}, selection={self.selection!r})")
 
 
 @dataclass
@@ -303,15 +307,15 @@ class Pipeline:
 
     @classmethod
     def load(cls, name: str = "default", *, refine=_UNSET, features: str | None = None, max_keypoints: int = DEFAULT_MAX_KEYPOINTS,
-             resize: int | None = DEFAULT_RESIZE, contrast_threshold: float = DEFAULT_CONTRAST_THRESHOLD,
+             resize: int | None = DEFAULT_RESIZE, contrast_threshold: float = DEFAULT_CONTRAST_THRESHOLD, selection: str | None = None,
              threads: int | None = DEFAULT_THREADS, match_threshold: float | None = None, views: str = "plain",
              **matcher_options) -> "Pipeline":
         """The pipeline ``name`` (``MATCHER[+REFINER]``, see the module's docstring).
 
         ``refine``: replaces the name's refinement (``None``: unrefined; ``"refiner"``, ``"ncc"``, a
         refiner file or an object with ``refine``). ``features``: the keypoints (default: those the
-        matcher was trained on, else ``sift``); ``max_keypoints``, ``resize``, ``contrast_threshold``:
-        the extraction's (``Extractor``);
+        matcher was trained on, else ``sift``); ``max_keypoints``, ``resize``, ``contrast_threshold``,
+        ``selection``: the extraction's (``Extractor``);
         ``match_threshold`` and ``matcher_options`` (``min_keep``, ``pad_from``): the graph
         network's inference options (``load_matcher``; a preset's own, e.g. ``default``'s
         threshold, unless given). ``views="auto"``: on-demand view synthesis (``Pipeline.match``)."""
@@ -324,7 +328,7 @@ class Pipeline:
             if options.get(option) is None:
                 options[option] = value
         matcher = load_matcher(matcher_name, **options)
-        extractor = Extractor(features or matcher_features(matcher) or "sift", max_keypoints, resize, contrast_threshold)
+        extractor = Extractor(features or matcher_features(matcher) or "sift", max_keypoints, resize, contrast_threshold, selection)
         refiner = refinement if refinement is None or hasattr(refinement, "refine") else load_refiner(refinement)
         return cls(extractor, matcher, refiner, threads, name=str(name), views=views)
 

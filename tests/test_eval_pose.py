@@ -411,3 +411,14 @@ def test_resize_sets_the_side_keypoints_are_found_at(tmp_path, capsys):
     assert json.loads((out / "metrics.json").read_text())["overall"]["nn-ratio"]["auc@20"] > 50
     code, _, err = cli(["--data", POSE_MINI, "--methods", "nn", "--resize", 16, "--out", tmp_path / "small"], capsys)
     assert code == 2 and "resize must be a number of pixels >= 32" in one_line_error(err)
+
+
+def test_selection_picks_the_keypoints_filling_the_budget(tmp_path, capsys):
+    """``--selection``: the report names it; by default the pipelines' (SIFT spread below 4096)."""
+    for flags, named in ((["--max-keypoints", 512], "spread"), (["--max-keypoints", 512, "--selection", "strongest"], "strongest")):
+        out = tmp_path / named
+        code, _, err = cli(["--data", POSE_MINI, "--max-pairs-per-scene", 2, "--methods", "nn-ratio", *flags, "--out", out], capsys)
+        assert code == 0, err
+        assert f"(contrast threshold 0.02; {named})" in (out / "report.md").read_text()
+    code, _, err = cli(["--selection", "best", "--out", tmp_path / "bad"], capsys)
+    assert code == 2 and "argument --selection: invalid choice: 'best'" in one_line_error(err)

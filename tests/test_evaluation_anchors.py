@@ -77,3 +77,30 @@ def test_xfeat_lighterglue_through_eval_pose(tmp_path, capsys):
     assert list(overall) == ["xfeat+lighterglue", "nn-ratio"]  # in the order named
     assert overall["xfeat+lighterglue"]["pairs"] == 2 and overall["xfeat+lighterglue"]["failed"] == 0
     assert overall["xfeat+lighterglue"]["auc@20"] > 50
+
+
+@pytest.mark.skipif(not HAVE_ANCHORS, reason="no anchors extra (make anchors)")
+def test_aliked_keypoints_matched_by_pygmatch_without_lightglue(tmp_path, capsys):
+    """``aliked:nn+refiner``: ALIKED's keypoints, pygmatch's matching and refiner, in a homography run
+    beside the ratio test; the anchor's LightGlue is never loaded."""
+    from eval.hpatches import main as eval_hpatches
+    from pygmatch.evaluation.evaluate import load_pipelines
+
+    pipe = load_pipelines(["aliked:nn+refiner"], max_keypoints=512)["aliked:nn+refiner"]
+    if LUND_DOOR.is_dir():
+        assert len(pipe.match(LUND_DOOR / "images" / "DSC_0001.JPG", LUND_DOOR / "images" / "DSC_0003.JPG")) > 100
+    assert pipe.anchor._matcher is None
+    out = tmp_path / "out"
+    code, _, err = run_command(eval_hpatches, ["--methods", "nn-ratio,aliked:nn+refiner", "--max-keypoints", 512, "--draw", 0, "--out", out],
+                               capsys)
+    assert code == 0, err
+    overall = json.loads((out / "metrics.json").read_text())
+    overall = overall.get("overall", overall)
+    assert overall["aliked:nn+refiner"]["matches"] > 50 and overall["aliked:nn+refiner"]["auc@5"] > 50
+
+
+def test_an_oracle_on_other_keypoints_is_refused():
+    from pygmatch.evaluation.evaluate import load_pipelines
+
+    with pytest.raises(PygmatchError, match="xfeat:oracle@1: an oracle reads the truth of the run's own keypoints; name oracle@1 alone"):
+        load_pipelines(["xfeat:oracle@1"])

@@ -225,7 +225,7 @@ def test_resize_options(embedded_dir):
     gray = read_gray(file, None)
     default = Pipeline.load("nn", max_keypoints=200).match(file, file)  # 640 px: not resized at 1024
     off = Pipeline.load("nn", max_keypoints=200, resize=None).match(file, file)
-    np.testing.assert_array_equal(default.keypoints0, extract(gray, "sift", 200, DEFAULT_CONTRAST_THRESHOLD).xy)
+    np.testing.assert_array_equal(default.keypoints0, extract(gray, "sift", 200, DEFAULT_CONTRAST_THRESHOLD, "spread").xy)  # below 4096: spread
     np.testing.assert_array_equal(off.keypoints0, default.keypoints0)
     half = Pipeline.load("nn", max_keypoints=200, resize=gray.shape[1] // 2).match(file, file)
     assert half.keypoints0[:, 0].max() > 0.8 * gray.shape[1]  # found at half size, in full-size pixels

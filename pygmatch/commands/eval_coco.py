@@ -69,9 +69,9 @@ def main(argv=None) -> int:
     clear_previous_report(args.out, args.overwrite)
     features = shared_features(methods)
     result = evaluate(pairs, methods, features, args.max_keypoints, out=args.out, draw=args.draw, estimator=args.estimator,
-                      contrast_threshold=args.contrast_threshold)
+                      contrast_threshold=args.contrast_threshold, selection=args.selection)
     context = (f"Data: {source}; {features.upper()}, up to {args.max_keypoints} keypoints (contrast threshold "
-               f"{args.contrast_threshold:g}), {pairs.size[0]}x{pairs.size[1]}."
+               f"{args.contrast_threshold:g}; {args.selection}), {pairs.size[0]}x{pairs.size[1]}."
                + anchors_note(methods))
     write_report(result, args.out, context)
     print(context)

@@ -76,7 +76,8 @@ def main(argv=None) -> int:
     clear_previous_report(args.out, args.overwrite)
     features = shared_features(methods)
     result = evaluate(pairs, methods, features, args.max_keypoints, out=args.out, draw=last_pair_of_first_sequences(pairs, args.draw),
-                      estimator=args.estimator, contrast_threshold=args.contrast_threshold)
+                      estimator=args.estimator, contrast_threshold=args.contrast_threshold,
+                      selection=args.selection)
 
     kind_of = {p.sequence: p.kind for p in pairs.pairs}
     by_sequence = summarize_groups(result, [p.sequence for p in pairs.pairs])
@@ -85,7 +86,7 @@ def main(argv=None) -> int:
     kinds = ", ".join(f"{sum(v == k for v in kind_of.values())} {k}" for k in by_kind)
     size = f"longer side at most {args.max_side} px" if args.max_side else "original size"
     context = (f"Data: {data}: {len(by_sequence)} sequence(s) ({kinds}), {len(pairs)} pairs (1, N); images {size}; "
-               f"{features.upper()}, up to {args.max_keypoints} keypoints (contrast threshold {args.contrast_threshold:g}). "
+               f"{features.upper()}, up to {args.max_keypoints} keypoints (contrast threshold {args.contrast_threshold:g}; {args.selection}). "
                f"Corner error over image 1's corners, in image N's pixels."
                + anchors_note(methods))
     kind_table = format_group_table(by_kind, "kind")

@@ -72,7 +72,7 @@ def parser() -> argparse.ArgumentParser:
     add_method_args(p, (*ESTIMATORS, "both"),
                     "essential-matrix RANSAC: OpenCV's findEssentialMat + recoverPose (default), PoseLib's estimate_relative_pose "
                     "(LO-RANSAC; pip install poselib, or the sfm extra) or both, side by side, on the same matches",
-                    max_keypoints=DEFAULT_MAX_KEYPOINTS, threshold=DEFAULT_CONTRAST_THRESHOLD)
+                    max_keypoints=DEFAULT_MAX_KEYPOINTS, threshold=DEFAULT_CONTRAST_THRESHOLD, selection=None)
     p.add_argument("--out", type=Path, default=None,
                    help=f"folder for report.md, metrics.json and pose_errors.npz (default: {DEFAULT_OUT}, or when that holds an "
                         f"earlier evaluation the first free {DEFAULT_OUT}-2, {DEFAULT_OUT}-3, ...)")
@@ -112,7 +112,7 @@ def main(argv=None) -> int:
     scenes = load_scenes(data, args.max_pairs_per_scene, args.images)
     names = method_names(args, [m for m in shipped_methods() if "oracle@" not in m])  # the ceilings need a homography
     methods = load_pose_pipelines(names, args.features, args.max_keypoints, args.threads, args.resize, views=args.views,
-                                  contrast_threshold=args.contrast_threshold, match_threshold=args.match_threshold)
+                                  contrast_threshold=args.contrast_threshold, selection=args.selection, match_threshold=args.match_threshold)
     n_pairs = sum(len(s.pairs) for s in scenes)
     print(f"{len(scenes)} scene(s), {n_pairs} pairs, {len(methods)} method(s)", flush=True)
 
@@ -127,8 +127,10 @@ def main(argv=None) -> int:
     clear_previous_report(args.out, args.overwrite)
     scene_list = ", ".join(f"{s.name} ({len(s.pairs)} pairs)" for s in scenes)
     kinds = list(dict.fromkeys(pipe.extractor.features for pipe in methods.values()))
+    selections = list(dict.fromkeys(getattr(pipe.extractor, "selection", "strongest") for pipe in methods.values()))
     context = (f"Data: {data}: {scene_list}. {', '.join(k.upper() if k in ('sift', 'orb') else k for k in kinds)}, up to "
-               f"{args.max_keypoints} keypoints (contrast threshold {args.contrast_threshold:g}) found on images downscaled to "
+               f"{args.max_keypoints} keypoints (contrast threshold {args.contrast_threshold:g}; {' or '.join(selections)}) "
+               f"found on images downscaled to "
                f"at most {next(iter(methods.values())).extractor.resize} px; essential matrix by "
                f"{' and by '.join(ESTIMATOR_NAMES[e] for e in estimators)} RANSAC at "
                f"{args.ransac_px:g} px on the matched (refined) positions in original pixels, intrinsics from the "

@@ -1,11 +1,13 @@
-"""The method flags ``eval.coco`` and ``eval.hpatches`` share: which pipelines to evaluate."""
+"""The method flags ``eval.coco``, ``eval.hpatches`` and ``eval.pose`` share: which pipelines to evaluate, on which keypoints."""
 from __future__ import annotations
 
 import argparse
 from pathlib import Path
 
 from pygmatch.commands.flags import FEATURES_HELP, contrast_threshold, positive_int, probability_threshold
-from pygmatch.data.features import BENCHMARK_CONTRAST_THRESHOLD, BENCHMARK_MAX_KEYPOINTS, FEATURES, SYNTHESIS_MIN_INLIERS, VIEWS
+from pygmatch.data.features import (BENCHMARK_CONTRAST_THRESHOLD, BENCHMARK_MAX_KEYPOINTS, FEATURES, SPREAD_BELOW, SPREAD_CANDIDATES,
+                                    SYNTHESIS_MIN_INLIERS, VIEWS)
+from pygmatch.data.selection import SELECTIONS
 from pygmatch.data.homography import ESTIMATORS
 from pygmatch.weights import shipped_methods
 
@@ -14,11 +16,19 @@ ESTIMATOR_HELP = "RANSAC homography: OpenCV's findHomography (default) or PoseLi
 
 
 def add_method_args(p: argparse.ArgumentParser, estimators=ESTIMATORS, estimator_help: str = ESTIMATOR_HELP,
-                    max_keypoints: int = BENCHMARK_MAX_KEYPOINTS, threshold: float = BENCHMARK_CONTRAST_THRESHOLD) -> None:
+                    max_keypoints: int = BENCHMARK_MAX_KEYPOINTS, threshold: float = BENCHMARK_CONTRAST_THRESHOLD,
+                    selection: str | None = "strongest") -> None:
+    """The method flags; ``max_keypoints``, ``threshold`` and ``selection`` are their defaults (``selection`` None:
+    the pipelines', ``features.default_selection``)."""
     p.add_argument("--features", choices=FEATURES, default=None, help=FEATURES_HELP)
     p.add_argument("--max-keypoints", type=positive_int, default=max_keypoints, help="per image (default %(default)s)")
     p.add_argument("--contrast-threshold", type=contrast_threshold, default=threshold,
                    help="SIFT's contrast threshold, OpenCV's units (default %(default)s; COLMAP's is 0.02)")
+    default = (f"the pipelines': SIFT's spread below {SPREAD_BELOW} keypoints, else the strongest" if selection is None
+               else f"{selection}, the networks' training")
+    p.add_argument("--selection", choices=SELECTIONS, default=selection,
+                   help=f"which keypoints fill the budget: the strongest, or spread over the image (ANMS among "
+                        f"{SPREAD_CANDIDATES}x as many; docs/results.md) (default: {default})")
     p.add_argument("--methods", default=None,
                    help=f"comma-separated pipelines MATCHER[+REFINER]: default (= candidate-graph+refiner at threshold 0.2, the "
                         f"shipped best), matchers candidate-graph (the shipped graph network), nn, nn-ratio, "
@@ -51,5 +61,5 @@ def methods_from_args(args: argparse.Namespace) -> dict:
     from pygmatch.evaluation.evaluate import load_pipelines  # noqa: PLC0415 (torch: after the flags are parsed)
 
     return load_pipelines(method_names(args), args.features, args.max_keypoints, args.threads, views=args.views,
-                          contrast_threshold=args.contrast_threshold, match_threshold=args.match_threshold)
+                          contrast_threshold=args.contrast_threshold, selection=args.selection, match_threshold=args.match_threshold)
 

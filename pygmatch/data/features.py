@@ -18,6 +18,7 @@ import numpy as np
 from ..errors import PygmatchError
 from ..values import contrast_threshold
 from .images import points_to_original
+from .selection import SELECTIONS, spread, strongest
 
 FEATURES = ("sift", "orb", "asift", "xfeat")
 # Keypoints per image and SIFT's contrast threshold (OpenCV's ``contrastThreshold``: the least
@@ -33,6 +34,13 @@ DEFAULT_MAX_KEYPOINTS = 4096
 DEFAULT_CONTRAST_THRESHOLD = 0.02
 BENCHMARK_MAX_KEYPOINTS = 1024
 BENCHMARK_CONTRAST_THRESHOLD = 0.04
+# Which keypoints fill the budget (``pygmatch.data.selection``): "spread" takes ANMS among the
+# SPREAD_CANDIDATES × budget strongest. Chosen on the pose development pairs (docs/results.md,
+# "Keypoint selection"): below SPREAD_BELOW SIFT keypoints it is the better, at that budget the
+# strongest are, so the pipelines on users' photographs take ``default_selection``. The networks
+# train, and the homography benchmarks run, on the strongest.
+SPREAD_CANDIDATES = 4
+SPREAD_BELOW = DEFAULT_MAX_KEYPOINTS
 # On-demand view synthesis (``views="auto"``, ``pygmatch.data.views``): a pair's plain match stands
 # when its fundamental matrix has at least this many RANSAC inliers (1 px of the downscaled images),
 # COLMAP's own minimum for a verified pair; else keypoints of simulated oblique views of the same
@@ -75,14 +83,30 @@ def cv_keypoint_arrays(kps) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndar
             np.deg2rad(np.array([k.angle for k in kps], np.float32)), np.array([k.response for k in kps], np.float32))
 
 
-def _from_cv(kps, desc: np.ndarray | None, dim: int, max_keypoints: int, dtype=np.float32) -> Keypoints:
+def _from_cv(kps, desc: np.ndarray | None, dim: int, max_keypoints: int, selection: str) -> Keypoints:
     if not kps or desc is None:
-        return Keypoints.empty(dim, dtype)
+        return Keypoints.empty(dim, np.uint8)
     xy, scale, ori, score = cv_keypoint_arrays(kps)
-    xy = xy.astype(np.float32)
-    # OpenCV may return a few more than asked (ties); keep the strongest, in a fixed order.
-    order = np.argsort(-score, kind="stable")[:max_keypoints]
-    return Keypoints(xy[order], scale[order], ori[order], score[order], desc[order])
+    # OpenCV may return a few more than asked (ties); keep max_keypoints, in a fixed order.
+    return Keypoints(xy.astype(np.float32), scale, ori, score, desc).subset(select(selection, xy, score, max_keypoints))
+
+
+def check_selection(selection) -> str:
+    """One of ``SELECTIONS``, or one ``PygmatchError``."""
+    if selection not in SELECTIONS:
+        raise PygmatchError(f"unknown keypoint selection {selection!r}; choose from {', '.join(SELECTIONS)}")
+    return selection
+
+
+def default_selection(features: str, max_keypoints: int) -> str:
+    """The selection the pipelines on users' photographs take: SIFT's keypoints spread below
+    ``SPREAD_BELOW``, else (and for the other features, where it was not measured) the strongest."""
+    return "spread" if features == "sift" and max_keypoints < SPREAD_BELOW else "strongest"
+
+
+def select(selection: str, xy: np.ndarray, score: np.ndarray, max_keypoints: int) -> np.ndarray:
+    """Indices of the kept keypoints: the ``max_keypoints`` strongest, or ANMS among them."""
+    return strongest(score, max_keypoints) if selection == "strongest" else spread(xy, score, max_keypoints)
 
 
 def root_sift(desc: np.ndarray) -> np.ndarray:
@@ -109,34 +133,37 @@ def check_contrast_threshold(value) -> float:
 
 
 def detect(image: np.ndarray, features: str = "sift", max_keypoints: int = BENCHMARK_MAX_KEYPOINTS,
-           contrast_threshold: float = BENCHMARK_CONTRAST_THRESHOLD) -> Keypoints:
+           contrast_threshold: float = BENCHMARK_CONTRAST_THRESHOLD, selection: str = "strongest") -> Keypoints:
     """Detect up to ``max_keypoints`` keypoints with their *raw* descriptors: SIFT's 128 values
     are integers in [0, 255] in OpenCV and ORB's 256 bits come packed in 32 bytes, so both are
     kept losslessly as uint8 (what the feature bank stores), XFeat's unit-norm floats as bytes of
     1/127.5 (``learned.quantize_unit``). ``finish_descriptors`` turns them into the unit-norm
     float descriptors every matcher uses. ``contrast_threshold``: SIFT's and ASIFT's (ORB and XFeat
-    have none)."""
+    have none). ``selection``: which keypoints fill the budget (``SELECTIONS``); "spread" detects
+    ``SPREAD_CANDIDATES`` times as many and keeps ``max_keypoints`` of them by ANMS."""
     if features not in FEATURES:
         raise PygmatchError(f"unknown features {features!r}; choose from {', '.join(FEATURES)}")
     if max_keypoints < 1:
         raise PygmatchError(f"max keypoints must be >= 1, got {max_keypoints}")
     contrast_threshold = check_contrast_threshold(contrast_threshold)
+    candidates = max_keypoints * (SPREAD_CANDIDATES if check_selection(selection) == "spread" else 1)
     if features == "xfeat":
         from .learned import XFEAT_SIZE, quantize_unit, xfeat_arrays  # noqa: PLC0415 (torch and kornia only when asked for)
 
-        xy, score, desc = xfeat_arrays(image, max_keypoints)
+        xy, score, desc = xfeat_arrays(image, candidates)
         n = len(xy)
-        return Keypoints(xy, np.full(n, XFEAT_SIZE, np.float32), np.zeros(n, np.float32), score, quantize_unit(desc))
+        kp = Keypoints(xy, np.full(n, XFEAT_SIZE, np.float32), np.zeros(n, np.float32), score, quantize_unit(desc))
+        return kp.subset(select(selection, xy, score, max_keypoints))
     if features == "orb":
-        detector = cv2.ORB_create(nfeatures=max_keypoints)
+        detector = cv2.ORB_create(nfeatures=candidates)
     else:
-        detector = cv2.SIFT_create(nfeatures=max_keypoints, contrastThreshold=contrast_threshold)
+        detector = cv2.SIFT_create(nfeatures=candidates, contrastThreshold=contrast_threshold)
         if features == "asift":  # SIFT on every simulated view; OpenCV maps the keypoints back to the image's pixels
             detector = cv2.AffineFeature_create(detector)
     kps, desc = detector.detectAndCompute(image, None)
     if desc is not None:
         desc = raw_sift(desc)
-    return _from_cv(kps, desc, RAW_DESCRIPTOR_BYTES[features], max_keypoints, np.uint8)
+    return _from_cv(kps, desc, RAW_DESCRIPTOR_BYTES[features], max_keypoints, selection)
 
 
 def finish_descriptors(raw: np.ndarray, features: str) -> np.ndarray:
@@ -157,9 +184,9 @@ def finish(kp: Keypoints, features: str) -> Keypoints:
 
 
 def extract(image: np.ndarray, features: str = "sift", max_keypoints: int = BENCHMARK_MAX_KEYPOINTS,
-            contrast_threshold: float = BENCHMARK_CONTRAST_THRESHOLD) -> Keypoints:
+            contrast_threshold: float = BENCHMARK_CONTRAST_THRESHOLD, selection: str = "strongest") -> Keypoints:
     """Detect up to ``max_keypoints`` keypoints on a grayscale uint8 image (unit-norm descriptors)."""
-    return finish(detect(image, features, max_keypoints, contrast_threshold), features)
+    return finish(detect(image, features, max_keypoints, contrast_threshold, selection), features)
 
 
 def to_original(kp: Keypoints, S: np.ndarray) -> Keypoints:

@@ -112,18 +112,27 @@ class AnchorPipeline:
             self.network.load_state_dict(load_weights(extractor_weights)["extractor"])
         if self.network is not None:
             self.network.eval()
-        conf = dict(KF.LightGlue.features[lightglue_features])
-        conf.pop("weights")
-        self.matcher = KF.LightGlue(features=None, **conf)
-        state = load_weights(matcher_weights)
-        state = {k.removeprefix("matcher."): v for k, v in state.items()}
-        for i in range(self.matcher.conf.n_layers):  # the released files' older names, renamed as LightGlue does
-            state = {k.replace(f"self_attn.{i}", f"transformers.{i}.self_attn").replace(f"cross_attn.{i}", f"transformers.{i}.cross_attn"): v
-                     for k, v in state.items()}
-        missing = [k for k in self.matcher.load_state_dict(state, strict=False).missing_keys if k in dict(self.matcher.named_parameters())]
-        if missing:
-            raise PygmatchError(f"{matcher_weights}: not {name}'s matcher weights ({len(missing)} parameters missing, e.g. {missing[0]})")
-        self.matcher.eval()
+        self._lightglue, self._matcher = (lightglue_features, matcher_weights), None
+
+    @property
+    def matcher(self):
+        """The anchor's LightGlue, loaded on first use: ``OnAnchorKeypoints`` uses the extractor alone."""
+        if self._matcher is None:
+            KF = kornia_feature(f"the anchor methods ({', '.join(ANCHORS)})")
+            lightglue_features, matcher_weights = self._lightglue
+            conf = dict(KF.LightGlue.features[lightglue_features])
+            conf.pop("weights")
+            matcher = KF.LightGlue(features=None, **conf)
+            state = load_weights(matcher_weights)
+            state = {k.removeprefix("matcher."): v for k, v in state.items()}
+            for i in range(matcher.conf.n_layers):  # the released files' older names, renamed as LightGlue does
+                state = {k.replace(f"self_attn.{i}", f"transformers.{i}.self_attn").replace(f"cross_attn.{i}", f"transformers.{i}.cross_attn"): v
+                         for k, v in state.items()}
+            missing = [k for k in matcher.load_state_dict(state, strict=False).missing_keys if k in dict(matcher.named_parameters())]
+            if missing:
+                raise PygmatchError(f"{matcher_weights}: not {self.name}'s matcher weights ({len(missing)} parameters missing, e.g. {missing[0]})")
+            self._matcher = matcher.eval()
+        return self._matcher
 
     def extract(self, image) -> Features:
         """The anchor's keypoints of an image (path, array or PIL image; ``Features`` as they are)."""
@@ -189,6 +198,11 @@ class OnAnchorKeypoints:
                                 f"({matcher_features(pipeline.matcher)}), not {keypoints}'s")
         self.anchor = AnchorPipeline(ANCHOR_KEYPOINTS[keypoints], max_keypoints, resize, threads)
         self.pipeline, self.extractor, self.threads = pipeline, self.anchor.extractor, self.anchor.threads
+
+    @property
+    def matcher(self):
+        """pygmatch's matcher (what the evaluation asks a method for), not the anchor's."""
+        return self.pipeline.matcher
 
     def extract(self, image) -> Features:
         return self.anchor.extract(image)

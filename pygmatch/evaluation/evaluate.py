@@ -29,12 +29,12 @@ from .metrics import pair_metrics, summarize
 
 def load_pipelines(names: list[str], features: str | None = None, max_keypoints: int = BENCHMARK_MAX_KEYPOINTS, threads: int | None = 1,
                    resize: int | None = None, views: str = "plain", contrast_threshold: float = BENCHMARK_CONTRAST_THRESHOLD,
-                   **matcher_options) -> dict[str, Pipeline]:
+                   selection: str | None = None, **matcher_options) -> dict[str, Pipeline]:
     """``{name: Pipeline}`` for method names (``pygmatch.pipeline``: ``MATCHER[+REFINER]``, presets,
     model files, ``oracle@PX`` / ``nn-oracle@PX``; the anchors of ``pygmatch.evaluation.anchors``,
     with their own keypoints, the same budget and size), each extracting ``features`` (None: each
     graph network's own, SIFT for the other matchers; a network trained on others is refused; SIFT
-    at ``contrast_threshold``) on images downscaled to ``resize`` px (None: as given) and matching
+    at ``contrast_threshold``, ``selection`` as ``Extractor`` takes it) on images downscaled to ``resize`` px (None: as given) and matching
     with ``threads`` torch threads; ``matcher_options`` are the graph network's inference options
     (``match_threshold``, ``min_keep``, ``pad_from``), given to the pipelines whose matcher is the
     graph network; ``views``: the pipelines' view synthesis (``Pipeline.match``; not the anchors')."""
@@ -45,8 +45,10 @@ def load_pipelines(names: list[str], features: str | None = None, max_keypoints:
         if is_anchor(name):
             return AnchorPipeline(name, max_keypoints, resize, threads)
         keypoints, pipeline = split_keypoints(name)
+        if keypoints is not None and "oracle@" in pipeline:
+            raise PygmatchError(f"{name}: an oracle reads the truth of the run's own keypoints; name {pipeline} alone")
         pipe = Pipeline.load(pipeline, features=None if keypoints in ANCHOR_KEYPOINTS else keypoints or features, max_keypoints=max_keypoints,
-                             resize=resize, contrast_threshold=contrast_threshold, threads=threads, views=views,
+                             resize=resize, contrast_threshold=contrast_threshold, selection=selection, threads=threads, views=views,
                              **(matcher_options if is_learned(pipeline) else {}))
         return OnAnchorKeypoints(keypoints, pipe, max_keypoints, resize, threads) if keypoints in ANCHOR_KEYPOINTS else pipe
 
@@ -95,6 +97,7 @@ def evaluate(
     progress: bool = True,
     estimator: str = "opencv",
     contrast_threshold: float = BENCHMARK_CONTRAST_THRESHOLD,
+    selection: str = "strongest",
 ) -> EvalResult:
     """Extract keypoints once per pair, run every method on the same keypoints, score them.
 
@@ -105,7 +108,7 @@ def evaluate(
     warned about, listed in ``skipped`` and counted as a failure of every method.
 
     ``estimator``: the RANSAC homography estimator (``opencv``, ``poselib``; ``pygmatch.data.homography``).
-    ``contrast_threshold``: SIFT's (``pygmatch.data.features``).
+    ``contrast_threshold``: SIFT's; ``selection``: which keypoints fill the budget (``pygmatch.data.features``).
 
     With ``out``, the matches of the first ``draw`` pairs (or of the pair indices in ``draw``)
     are drawn there (``write_report`` writes the tables and plots)."""
@@ -141,7 +144,7 @@ def evaluate(
                 continue
             size0 = (im0.shape[1], im0.shape[0])
             t = time.perf_counter()
-            kp0, kp1 = (extract(im, features, max_keypoints, contrast_threshold) for im in (im0, im1))
+            kp0, kp1 = (extract(im, features, max_keypoints, contrast_threshold, selection) for im in (im0, im1))
             extract_ms.append((time.perf_counter() - t) * 1e3 / 2)
             if len(kp0) < 2 or len(kp1) < 2:
                 fail(f"pair {pairs.names[k]}: only {len(kp0)}/{len(kp1)} keypoints (counted as a failure)")

@@ -34,7 +34,7 @@ RANSAC_PX = 1.0
 
 def load_pose_pipelines(names: list[str], features: str | None = None, max_keypoints: int = DEFAULT_MAX_KEYPOINTS, threads: int | None = 1,
                         resize: int | None = DEFAULT_RESIZE, views: str = "plain", contrast_threshold: float = DEFAULT_CONTRAST_THRESHOLD,
-                        **matcher_options) -> dict[str, Pipeline]:
+                        selection: str | None = None, **matcher_options) -> dict[str, Pipeline]:
     """``{name: Pipeline}``: keypoints found on images downscaled to ``resize`` px on the longer side
     (the matched positions come back in original pixels), the anchors (``aliked+lightglue``, ...:
     ``pygmatch.evaluation.anchors``, the ``anchors`` extra) included. Oracles are refused: they need a
@@ -42,7 +42,7 @@ def load_pose_pipelines(names: list[str], features: str | None = None, max_keypo
     for name in names:
         if "oracle@" in name:
             raise PygmatchError(f"{name}: oracles read a true homography; a relative-pose pair has none (choose other methods)")
-    return load_pipelines(names, features, max_keypoints, threads, resize, views, contrast_threshold, **matcher_options)
+    return load_pipelines(names, features, max_keypoints, threads, resize, views, contrast_threshold, selection, **matcher_options)
 
 
 def rotation_error(R_est: np.ndarray, R_true: np.ndarray) -> float:
@@ -121,7 +121,7 @@ def evaluate_pose(scenes: list[Scene], methods: dict[str, Pipeline], ransac_px: 
 
         def features(pipe: Pipeline, name: str):
             e = pipe.extractor
-            key = (e.features, e.max_keypoints, e.resize, getattr(e, "contrast_threshold", None), name)
+            key = (e.features, e.max_keypoints, e.resize, getattr(e, "contrast_threshold", None), getattr(e, "selection", None), name)
             if key not in cache:
                 start = time.perf_counter()
                 cache[key] = pipe.extract(scene.path(name))

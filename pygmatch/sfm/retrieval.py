@@ -80,7 +80,7 @@ def similarity(descriptors: list[np.ndarray], centres: np.ndarray | None = None)
 
 def make_vocabulary(folder, out, words: int = 64, max_keypoints: int = 1024, seed: int = 0, progress: bool = True) -> Path:
     """Train a vocabulary on the images of ``folder`` (SIFT as the shipped vocabulary was made:
-    ``max_keypoints`` per image at 1024 px, OpenCV's contrast threshold) and save it to ``out`` with
+    ``max_keypoints`` per image at 1024 px, the strongest at OpenCV's contrast threshold) and save it to ``out`` with
     how it was made."""
     from tqdm import tqdm  # noqa: PLC0415
 
@@ -89,7 +89,7 @@ def make_vocabulary(folder, out, words: int = 64, max_keypoints: int = 1024, see
     from ..pipeline import Extractor  # noqa: PLC0415
 
     files = list_images(folder)
-    extractor = Extractor("sift", max_keypoints, contrast_threshold=BENCHMARK_CONTRAST_THRESHOLD)
+    extractor = Extractor("sift", max_keypoints, contrast_threshold=BENCHMARK_CONTRAST_THRESHOLD, selection="strongest")
     descriptors = [extractor(p).keypoints.descriptors for p in tqdm(files, desc="extracting", unit="image", disable=not progress)]
     centres = train_vocabulary(descriptors, words, seed)
     return save_vocabulary(out, centres, images=f"{len(files)} images of {folder}", words=words, max_keypoints=max_keypoints,

@@ -106,9 +106,46 @@ def summarise(out: Path, budgets: list[int], timed: dict | None) -> dict:
             name, s = key.split("@")
             k, selection = s.split("-")
             lines.append(f"| {name} | {k} | {selection} | {v:.3f} | {v / per_setting[f'{name}@{k}-strongest']:.2f} |")
+    lines += ["", "![AUC@5 by budget and selection; the strongest and spread keypoints of one reichstag photograph](keypoint_selection.png)"]
     (out / "report.md").write_text("\n".join(lines) + "\n")
     (out / "metrics.json").write_text(json.dumps(metrics, indent=2, default=float))
     return metrics
+
+
+def plot(out: Path, budgets: list[int], metrics: dict, budget_drawn: int = 1024) -> None:
+    """OUT/keypoint_selection.png: pose AUC@5 against the budget per method, estimator and
+    selection; and the ``budget_drawn`` keypoints each selection keeps on one reichstag photograph."""
+    import matplotlib  # noqa: PLC0415
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt  # noqa: PLC0415
+    import matplotlib.ticker  # noqa: PLC0415
+
+    from pygmatch.data.features import DEFAULT_CONTRAST_THRESHOLD, detect  # noqa: PLC0415
+    from pygmatch.data.images import DEFAULT_RESIZE, downscale, list_images, read_gray  # noqa: PLC0415
+
+    fig, axes = plt.subplots(1, 4, figsize=(17, 4.2), gridspec_kw={"width_ratios": [1, 1, 1.3, 1.3]})
+    for ax, estimator in zip(axes[:2], POSE_COLUMNS):
+        for m, colour in zip(METHODS.split(","), ("C0", "C1")):
+            for selection, style in zip(SELECTIONS, ("--", "-")):
+                ax.plot(budgets, [metrics["auc"][f"{m}@{setting(k, selection)}"][f"pose_auc@5 {estimator}"] for k in budgets],
+                        style, color=colour, marker="o", label=f"{m}, {selection}")
+        ax.set_xscale("log", base=2)
+        ax.xaxis.set_minor_locator(matplotlib.ticker.NullLocator())
+        ax.set(xticks=budgets, xticklabels=[str(k) for k in budgets], xlabel="keypoints per image",
+               ylabel=f"pose AUC@5 ({estimator})", title=f"111 pose pairs, {estimator}")
+        ax.grid(alpha=0.3)
+    axes[0].legend(fontsize=8)
+    image = read_gray(list_images(DATA / "pose" / "reichstag" / "images")[0], None)
+    small, _ = downscale(image, DEFAULT_RESIZE)
+    for ax, selection in zip(axes[2:], SELECTIONS):
+        kp = detect(small, "sift", budget_drawn, DEFAULT_CONTRAST_THRESHOLD, selection)
+        ax.imshow(small, cmap="gray")
+        ax.scatter(kp.xy[:, 0], kp.xy[:, 1], s=3, c="yellow")
+        ax.set(title=f"{budget_drawn} SIFT keypoints, {selection}", xticks=[], yticks=[])
+    fig.tight_layout()
+    fig.savefig(out / "keypoint_selection.png", dpi=80)
+    plt.close(fig)
 
 
 def main(argv=None) -> None:
@@ -122,7 +159,8 @@ def main(argv=None) -> None:
     args.out.mkdir(parents=True, exist_ok=True)
     evaluate(args.out, budgets)
     earlier = json.loads((args.out / "metrics.json").read_text()).get("seconds_per_pair") if (args.out / "metrics.json").is_file() else None
-    summarise(args.out, budgets, {scene: timing(budgets, scene) for scene in ("lund_door", "reichstag")} if args.timing else earlier)
+    metrics = summarise(args.out, budgets, {scene: timing(budgets, scene) for scene in ("lund_door", "reichstag")} if args.timing else earlier)
+    plot(args.out, budgets, metrics)
     print((args.out / "report.md").read_text())
 
 

@@ -42,8 +42,16 @@ def evaluate(out: Path, settings: list[tuple[int, float]]) -> None:
 
 
 def timing(settings: list[tuple[int, float]], scene_name: str, pairs: int = 10) -> dict:
-    """Seconds per pair of ``default`` and ``nn-ratio+refiner`` (extraction included) on the first
-    ``pairs`` pairs of ``scene_name`` at each setting, best of 3 passes; one thread."""
+    """Seconds per pair of ``TIMED`` (SIFT on both images included) on the first ``pairs`` pairs of
+    ``scene_name`` at each setting, best of 3 passes; one thread."""
+    return time_pipelines({setting(k, t): {"max_keypoints": k, "contrast_threshold": t, "selection": "strongest"} for k, t in settings},
+                          scene_name, pairs)
+
+
+def time_pipelines(settings: dict[str, dict], scene_name: str, pairs: int = 10) -> dict:
+    """``{"NAME@LABEL": seconds per pair}`` of each ``TIMED`` pipeline loaded with each setting's
+    ``Pipeline.load`` options, on the first ``pairs`` pairs of ``scene_name`` (SIFT on both images
+    included), best of 3 passes after a warm-up; one thread."""
     import torch  # noqa: PLC0415
 
     from pygmatch.data.scenes import load_scene  # noqa: PLC0415
@@ -53,11 +61,10 @@ def timing(settings: list[tuple[int, float]], scene_name: str, pairs: int = 10) 
     scene = load_scene(DATA / "pose" / scene_name, pairs)
     out = {}
     for name in TIMED:
-        for k, t in settings:
-            pipe = Pipeline.load(name, max_keypoints=k, contrast_threshold=t, selection="strongest")
+        for label, options in settings.items():
+            pipe = Pipeline.load(name, **options)
             pipe.match(scene.path(scene.pairs[0][0]), scene.path(scene.pairs[0][1]))  # warm-up
-            best = min(_timed(pipe, scene) for _ in range(3))
-            out[f"{name}@{setting(k, t)}"] = best / len(scene.pairs)
+            out[f"{name}@{label}"] = min(_timed(pipe, scene) for _ in range(3)) / len(scene.pairs)
     return out
 
 
@@ -66,6 +73,20 @@ def _timed(pipe, scene) -> float:
     for a, b in scene.pairs:
         pipe.match(scene.path(a), scene.path(b))
     return time.perf_counter() - start
+
+
+def timing_table(scene_name: str, per_setting: dict, columns: tuple[str, str], reference, reference_text: str) -> list[str]:
+    """Markdown lines of ``time_pipelines``' seconds per pair (keys ``NAME@A-B``, columns ``A``, ``B``),
+    each as a ratio to the same pipeline at ``reference(label)`` (blank where that was not timed)."""
+    lines = ["", f"Seconds per pair (SIFT on both images, matching, refinement; one thread; first 10 {scene_name} pairs, "
+             f"photographs downscaled to 1024 px; best of 3 passes; ratio to {reference_text}, same run):", "",
+             f"| pipeline | {columns[0]} | {columns[1]} | s/pair | ratio |", "|---|---:|---|---:|---:|"]
+    for key, seconds in per_setting.items():
+        name, label = key.split("@")
+        base = per_setting.get(f"{name}@{reference(label)}")
+        ratio = f"{seconds / base:.2f}" if base else ""
+        lines.append(f"| {name} | {' | '.join(label.split('-'))} | {seconds:.3f} | {ratio} |")
+    return lines
 
 
 def cell(d) -> str:
@@ -119,14 +140,7 @@ def summarise(out: Path, settings: list[tuple[int, float]], timed: dict) -> dict
     lines += [f"| default minus nn-ratio+refiner at {s} | {cell(d['pose_auc@5'])} | {cell(d['real_auc@3'])} |"
               for s, d in metrics["default_minus_nn_ratio_refiner"].items()]
     for scene_name, per_setting in (timed or {}).items():
-        base = {name: per_setting[f"{name}@{names[0]}"] for name in TIMED if f"{name}@{names[0]}" in per_setting}
-        lines += ["", f"Seconds per pair (SIFT on both images, matching, refinement; one thread; first 10 {scene_name} pairs, "
-                  "photographs downscaled to 1024 px; best of 3 passes; ratio to the first setting, same run):", "",
-                  "| pipeline | K | T | s/pair | ratio |", "|---|---:|---:|---:|---:|"]
-        for key, v in per_setting.items():
-            name, s = key.split("@")
-            k, t = s.split("-")
-            lines.append(f"| {name} | {k} | {t} | {v:.3f} | {v / base[name]:.2f} |" if name in base else f"| {name} | {k} | {t} | {v:.3f} | |")
+        lines += timing_table(scene_name, per_setting, ("K", "T"), lambda label: names[0], "the first setting")
     (out / "report.md").write_text("\n".join(lines) + "\n")
     (out / "metrics.json").write_text(json.dumps(metrics, indent=2, default=float))
     return metrics

@@ -19,7 +19,7 @@ from pathlib import Path
 
 import numpy as np
 
-from benchmarks.keypoint_budget import DATA, TIMED, _timed, cell
+from benchmarks.keypoint_budget import DATA, cell, time_pipelines, timing_table
 from pygmatch.commands import eval_hpatches, eval_pose
 from pygmatch.data.selection import SELECTIONS
 from pygmatch.evaluation.metrics import auc_difference, error_auc
@@ -46,21 +46,7 @@ def evaluate(out: Path, budgets: list[int]) -> None:
 def timing(budgets: list[int], scene_name: str, pairs: int = 10) -> dict:
     """Seconds per pair of ``TIMED`` (SIFT on both images included) on the first ``pairs`` pairs of
     ``scene_name`` at each setting, best of 3 passes; one thread."""
-    import torch  # noqa: PLC0415
-
-    from pygmatch.data.scenes import load_scene  # noqa: PLC0415
-    from pygmatch.pipeline import Pipeline  # noqa: PLC0415
-
-    torch.set_num_threads(1)
-    scene = load_scene(DATA / "pose" / scene_name, pairs)
-    out = {}
-    for name in TIMED:
-        for k in budgets:
-            for selection in SELECTIONS:
-                pipe = Pipeline.load(name, max_keypoints=k, selection=selection)
-                pipe.match(scene.path(scene.pairs[0][0]), scene.path(scene.pairs[0][1]))  # warm-up
-                out[f"{name}@{setting(k, selection)}"] = min(_timed(pipe, scene) for _ in range(3)) / len(scene.pairs)
-    return out
+    return time_pipelines({setting(k, s): {"max_keypoints": k, "selection": s} for k in budgets for s in SELECTIONS}, scene_name, pairs)
 
 
 def summarise(out: Path, budgets: list[int], timed: dict | None) -> dict:
@@ -99,13 +85,8 @@ def summarise(out: Path, budgets: list[int], timed: dict | None) -> dict:
             metrics["spread_minus_strongest"][f"{m}@{k}"] = d
             lines.append(f"| {m} | {k} | {cell(d['pose_auc@5 OpenCV'])} | {cell(d['pose_auc@5 PoseLib'])} | {cell(d['real_auc@3'])} |")
     for scene_name, per_setting in (timed or {}).items():
-        lines += ["", f"Seconds per pair (SIFT on both images, matching, refinement; one thread; first 10 {scene_name} pairs, "
-                  "photographs downscaled to 1024 px; best of 3 passes; ratio to the strongest at the same budget, same run):", "",
-                  "| pipeline | K | selection | s/pair | ratio |", "|---|---:|---|---:|---:|"]
-        for key, v in per_setting.items():
-            name, s = key.split("@")
-            k, selection = s.split("-")
-            lines.append(f"| {name} | {k} | {selection} | {v:.3f} | {v / per_setting[f'{name}@{k}-strongest']:.2f} |")
+        lines += timing_table(scene_name, per_setting, ("K", "selection"), lambda label: f"{label.split('-')[0]}-strongest",
+                              "the strongest at the same budget")
     lines += ["", "![AUC@5 by budget and selection; the strongest and spread keypoints of one reichstag photograph](keypoint_selection.png)"]
     (out / "report.md").write_text("\n".join(lines) + "\n")
     (out / "metrics.json").write_text(json.dumps(metrics, indent=2, default=float))

@@ -105,7 +105,7 @@ def default_selection(features: str, max_keypoints: int) -> str:
 
 
 def select(selection: str, xy: np.ndarray, score: np.ndarray, max_keypoints: int) -> np.ndarray:
-    """Indices of the kept keypoints: the ``max_keypoints`` strongest, or ANMS among them."""
+    """Indices of the kept keypoints: the ``max_keypoints`` strongest, or ``max_keypoints`` chosen by ANMS."""
     return strongest(score, max_keypoints) if selection == "strongest" else spread(xy, score, max_keypoints)
 
 

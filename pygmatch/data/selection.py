@@ -28,14 +28,20 @@ def strongest(score: np.ndarray, n: int) -> np.ndarray:
     return np.argsort(-np.asarray(score), kind="stable")[:n]
 
 
+def strength_rank(score: np.ndarray) -> np.ndarray:
+    """(N,) each keypoint's place in ``strongest`` order: 0 for the strongest."""
+    rank = np.empty(len(score), np.int64)
+    rank[strongest(score, len(score))] = np.arange(len(score))
+    return rank
+
+
 def suppression_radii(xy: np.ndarray, score: np.ndarray) -> np.ndarray:
     """(N,) distance from each keypoint to the nearest stronger one (inf for the strongest). Equal
     scores are ordered by index, so every keypoint but the first has a radius."""
     xy = np.asarray(xy, np.float64)
     n = len(xy)
-    rank = np.empty(n, np.int64)
-    by_rank = strongest(score, n)
-    rank[by_rank] = np.arange(n)
+    rank = strength_rank(score)
+    by_rank = np.argsort(rank)
     radius = np.full(n, np.inf)
     if n < 2:
         return radius
@@ -51,7 +57,4 @@ def suppression_radii(xy: np.ndarray, score: np.ndarray) -> np.ndarray:
 
 def spread(xy: np.ndarray, score: np.ndarray, n: int) -> np.ndarray:
     """Indices of ``n`` keypoints by ANMS: the largest suppression radii first, equal radii by score."""
-    radius = suppression_radii(xy, score)
-    rank = np.empty(len(radius), np.int64)
-    rank[strongest(score, len(radius))] = np.arange(len(radius))
-    return np.lexsort((rank, -radius))[:n]
+    return np.lexsort((strength_rank(score), -suppression_radii(xy, score)))[:n]

@@ -70,3 +70,14 @@ def test_the_pipelines_spread_sift_below_4096_keypoints():
         Pipeline.load("nn", selection="best")
     with pytest.raises(PygmatchError, match="unknown keypoint selection"):
         detect(np.zeros((64, 64), np.uint8), "sift", 10, 0.04, "Spread")
+
+
+def test_a_store_records_a_spread_selection_and_keeps_its_earlier_record_for_the_strongest():
+    """``store.json`` (``pipeline_config``): the strongest keypoints, what every store held before
+    the selection existed, keep the record they had; spread keypoints are another configuration."""
+    from pygmatch.sfm import pipeline_config
+
+    strongest_4096 = pipeline_config(Pipeline.load("nn", max_keypoints=4096))["pipeline"]
+    assert "selection" not in strongest_4096 and "contrast_threshold=0.02)" in strongest_4096
+    spread_1024, strongest_1024 = (pipeline_config(Pipeline.load("nn", max_keypoints=1024, selection=s)) for s in ("spread", "strongest"))
+    assert "selection='spread'" in spread_1024["pipeline"] and spread_1024 != strongest_1024

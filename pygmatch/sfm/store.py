@@ -64,7 +64,9 @@ def pipeline_config(pipeline) -> dict:
             for name, tensor in sorted(module.state_dict().items()):
                 digest.update(name.encode())
                 digest.update(tensor.detach().cpu().contiguous().numpy().tobytes())
-    text = repr(pipeline)
+    # Stores written before the extractor had a selection hold the strongest keypoints: the same
+    # configuration, so the strongest is left out of the record and they stay valid.
+    text = repr(pipeline).replace(", selection='strongest')", ")")
     return {"format": FORMAT, "pipeline": text[: text.rfind(", threads=")] + ")", "weights_sha256": digest.hexdigest()}
 
 

@@ -124,3 +124,21 @@ def test_read_intrinsics_accepts_comments_and_commas(tmp_path):
     path = tmp_path / "K.txt"
     path.write_text("# fx 0 cx\n500, 0, 320\n0 510 240  # fy cy\n0 0 1\n")
     np.testing.assert_array_equal(read_intrinsics(path), [[500, 0, 320], [0, 510, 240], [0, 0, 1]])
+
+
+def test_selection_picks_the_keypoints_matched(warped, tmp_path, capsys):
+    """``--selection``: below 4096 keypoints the pipelines spread SIFT's; ``strongest`` keeps the
+    detector's largest responses, the keypoints ``extract`` returns."""
+    from pygmatch.data.features import DEFAULT_CONTRAST_THRESHOLD, extract
+
+    a, b, _ = warped
+    kept = {}
+    for flags in ([], ["--selection", "strongest"], ["--selection", "spread"]):
+        out = tmp_path / f"{'-'.join(flags) or 'default'}.json"
+        code, _, err = pygmatch([a, b, "--method", "nn-ratio", "--max-keypoints", 300, *flags, "--json", out, "--out", out.with_suffix(".png")],
+                                capsys)
+        assert code == 0, err
+        kept[tuple(flags)] = np.array(json.loads(out.read_text())["keypoints0"])
+    assert np.array_equal(kept[()], kept[("--selection", "spread")])
+    assert np.allclose(kept[("--selection", "strongest")], extract(read_gray(a, None), "sift", 300, DEFAULT_CONTRAST_THRESHOLD).xy, atol=1e-3)
+    assert not np.array_equal(kept[()], kept[("--selection", "strongest")])

@@ -244,7 +244,9 @@ def test_views_auto_reaches_the_pipelines(capsys, tmp_path):
     code, _, err = cli(["--images", MINI, "--out", tmp_path / "out", "--methods", "nn-ratio", "--pairs", tmp_path / "pairs.txt",
                         "--max-keypoints", "512", "--views", "auto", "--no-progress"], capsys)
     assert code == 0, err
-    assert json.loads((tmp_path / "out" / "metrics.json").read_text())["views"] == "auto"
+    metrics = json.loads((tmp_path / "out" / "metrics.json").read_text())
+    assert metrics["views"] == "auto" and metrics["selection"] == {"nn-ratio": "spread"}  # below 4096: SIFT spread
+    assert "contrast threshold 0.02; spread)" in (tmp_path / "out" / "report.md").read_text()
     assert "views='auto'" in (tmp_path / "out" / "nn-ratio" / "store.json").read_text()
     with h5py.File(tmp_path / "out" / "nn-ratio" / "features.h5") as f:
         assert int(f[names[0]]["plain"][()]) == 512 < len(f[names[0]]["keypoints"])

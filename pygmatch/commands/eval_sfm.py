@@ -13,7 +13,8 @@ import sys
 import time
 from pathlib import Path
 
-from pygmatch.commands.flags import FEATURES_HELP, ArgumentParser, contrast_threshold, positive_int, probability_threshold, run_cli
+from pygmatch.commands.flags import (FEATURES_HELP, ArgumentParser, add_selection_arg, contrast_threshold, positive_int,
+                                     probability_threshold, run_cli)
 from pygmatch.data.features import DEFAULT_CONTRAST_THRESHOLD, DEFAULT_MAX_KEYPOINTS, FEATURES, VIEWS
 from pygmatch.evaluation.sfm import COLMAP, DEFAULT_MATCH_THRESHOLD, run_sfm, table
 from pygmatch.sfm import CAMERA_MODES
@@ -40,6 +41,7 @@ def parser() -> argparse.ArgumentParser:
                    help=f"pygmatch methods: keypoints per image (default {DEFAULT_MAX_KEYPOINTS})")
     p.add_argument("--contrast-threshold", type=contrast_threshold, default=DEFAULT_CONTRAST_THRESHOLD,
                    help=f"pygmatch methods: SIFT's contrast threshold, OpenCV's units (default {DEFAULT_CONTRAST_THRESHOLD}, COLMAP's)")
+    add_selection_arg(p)
     p.add_argument("--match-threshold", type=probability_threshold, default=DEFAULT_MATCH_THRESHOLD,
                    help=f"the graph network: match probability threshold in [0, 1) (default {DEFAULT_MATCH_THRESHOLD}: "
                         f"COLMAP's verification removes wrong matches, registration needs many)")
@@ -60,7 +62,7 @@ def main(argv=None) -> int:
     methods = [m.strip() for m in args.methods.split(",")]
     pairs = None if args.pairs == "exhaustive" else Path(args.pairs)
     summary = run_sfm(args.images, args.out, methods, pairs, features=args.features, max_keypoints=args.max_keypoints,
-                      contrast_threshold=args.contrast_threshold, match_threshold=args.match_threshold,
+                      contrast_threshold=args.contrast_threshold, selection=args.selection, match_threshold=args.match_threshold,
                       threads=args.threads, camera_mode=args.camera_mode, overwrite=args.overwrite, progress=not args.no_progress,
                       truth=args.truth, views=args.views)
     print(f"{args.images}: {len(summary['names'])} images, {summary['pairs']} pairs ({summary['pairs_source']})")

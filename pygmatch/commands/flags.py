@@ -11,11 +11,25 @@ from typing import Callable
 
 from .. import values
 from ..errors import Interrupted, PygmatchError
+from ..data.features import SPREAD_BELOW, SPREAD_CANDIDATES
+from ..data.selection import SELECTIONS
 from ..graphs.names import DEFAULTS, GRAPH_NAMES, METHODS, MODES, parse_ks
 
 # --features of every command that builds pipelines by name
 FEATURES_HELP = ("the keypoints: sift, orb, asift or xfeat (learned; the anchors extra: make anchors); default: those each graph "
                  "network was trained on, sift for the other matchers")
+
+
+
+
+def add_selection_arg(p: argparse.ArgumentParser, default: str | None = None) -> None:
+    """``--selection``: which keypoints fill the budget (``Extractor``'s ``selection``); ``default``
+    None: the pipelines' (``features.default_selection``)."""
+    said = (f"the pipelines': SIFT's spread below {SPREAD_BELOW} keypoints, else the strongest" if default is None
+            else f"{default}, the networks' training")
+    p.add_argument("--selection", choices=SELECTIONS, default=default,
+                   help=f"which keypoints fill the budget: the strongest, or spread over the image (ANMS among {SPREAD_CANDIDATES}x "
+                        f"as many; docs/results.md) (default: {said})")
 
 
 class ArgumentParser(argparse.ArgumentParser):

@@ -14,7 +14,8 @@ import json
 import sys
 from pathlib import Path
 
-from pygmatch.commands.flags import FEATURES_HELP, ArgumentParser, add_graph_args, contrast_threshold, positive_int, probability_threshold, run_cli
+from pygmatch.commands.flags import (FEATURES_HELP, ArgumentParser, add_graph_args, add_selection_arg, contrast_threshold, positive_int,
+                                     probability_threshold, run_cli)
 from pygmatch.data.features import DEFAULT_CONTRAST_THRESHOLD, DEFAULT_MAX_KEYPOINTS, FEATURES, SYNTHESIS_MIN_INLIERS, VIEWS
 from pygmatch.data.epipolar import rotation_angle
 from pygmatch.data.homography import ESTIMATORS
@@ -57,6 +58,7 @@ def parser() -> argparse.ArgumentParser:
     m.add_argument("--resize", type=positive_int, default=1024, help="longer image side keypoints are found at (default 1024)")
     m.add_argument("--contrast-threshold", type=contrast_threshold, default=DEFAULT_CONTRAST_THRESHOLD,
                    help="SIFT's contrast threshold, OpenCV's units (default %(default)s, COLMAP's; OpenCV's own is 0.04)")
+    add_selection_arg(m)
     m.add_argument("--match-threshold", type=probability_threshold, help="learned matchers: probability threshold in [0, 1)")
     m.add_argument("--threads", type=positive_int, default=1, help="torch threads of the learned stages (default 1)")
     m.add_argument("--views", choices=VIEWS, default="plain",
@@ -98,6 +100,7 @@ def add_sfm_parser(commands) -> None:
     s.add_argument("--max-keypoints", type=positive_int, default=DEFAULT_MAX_KEYPOINTS, help="keypoints per image (default %(default)s)")
     s.add_argument("--contrast-threshold", type=contrast_threshold, default=DEFAULT_CONTRAST_THRESHOLD,
                    help="SIFT's contrast threshold, OpenCV's units (default %(default)s, COLMAP's; OpenCV's own is 0.04)")
+    add_selection_arg(s)
     s.add_argument("--match-threshold", type=probability_threshold, default=None,
                    help="learned matchers: probability threshold in [0, 1) (default 0.1, as eval.sfm)")
     s.add_argument("--views", choices=VIEWS, default="plain",
@@ -127,7 +130,7 @@ def sfm(args: argparse.Namespace) -> int:
 
     threshold = args.match_threshold if args.match_threshold is not None else DEFAULT_MATCH_THRESHOLD
     pipe = Pipeline.load(args.method, features=args.features, max_keypoints=args.max_keypoints, contrast_threshold=args.contrast_threshold,
-                         threads=args.threads, views=args.views,
+                         selection=args.selection, threads=args.threads, views=args.views,
                          **({"match_threshold": threshold} if is_learned(args.method) else {}))
     with executor(args.workers, args.scheduler) as where:
         summary = run_collection(args.images, args.out, pipe, args.pairs, top=args.top, model=args.model, executor=where,
@@ -192,7 +195,8 @@ def match(args: argparse.Namespace) -> int:
                 raise PygmatchError(f"{path}: no EXIF 35 mm-equivalent focal length (FocalLengthIn35mmFilm); give --intrinsics K.txt "
                                     f"or --intrinsics size")
     pipe = Pipeline.load(args.method, features=args.features, max_keypoints=args.max_keypoints, resize=args.resize,
-                         contrast_threshold=args.contrast_threshold, threads=args.threads, match_threshold=args.match_threshold, views=args.views)
+                         contrast_threshold=args.contrast_threshold, selection=args.selection, threads=args.threads,
+                         match_threshold=args.match_threshold, views=args.views)
     res = pipe.match(args.image0, args.image1)
     model = inliers = None
     record = {}

@@ -4,10 +4,8 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from pygmatch.commands.flags import FEATURES_HELP, contrast_threshold, positive_int, probability_threshold
-from pygmatch.data.features import (BENCHMARK_CONTRAST_THRESHOLD, BENCHMARK_MAX_KEYPOINTS, FEATURES, SPREAD_BELOW, SPREAD_CANDIDATES,
-                                    SYNTHESIS_MIN_INLIERS, VIEWS)
-from pygmatch.data.selection import SELECTIONS
+from pygmatch.commands.flags import FEATURES_HELP, add_selection_arg, contrast_threshold, positive_int, probability_threshold
+from pygmatch.data.features import BENCHMARK_CONTRAST_THRESHOLD, BENCHMARK_MAX_KEYPOINTS, FEATURES, SYNTHESIS_MIN_INLIERS, VIEWS
 from pygmatch.data.homography import ESTIMATORS
 from pygmatch.weights import shipped_methods
 
@@ -24,11 +22,7 @@ def add_method_args(p: argparse.ArgumentParser, estimators=ESTIMATORS, estimator
     p.add_argument("--max-keypoints", type=positive_int, default=max_keypoints, help="per image (default %(default)s)")
     p.add_argument("--contrast-threshold", type=contrast_threshold, default=threshold,
                    help="SIFT's contrast threshold, OpenCV's units (default %(default)s; COLMAP's is 0.02)")
-    default = (f"the pipelines': SIFT's spread below {SPREAD_BELOW} keypoints, else the strongest" if selection is None
-               else f"{selection}, the networks' training")
-    p.add_argument("--selection", choices=SELECTIONS, default=selection,
-                   help=f"which keypoints fill the budget: the strongest, or spread over the image (ANMS among "
-                        f"{SPREAD_CANDIDATES}x as many; docs/results.md) (default: {default})")
+    add_selection_arg(p, selection)
     p.add_argument("--methods", default=None,
                    help=f"comma-separated pipelines MATCHER[+REFINER]: default (= candidate-graph+refiner at threshold 0.2, the "
                         f"shipped best), matchers candidate-graph (the shipped graph network), nn, nn-ratio, "

@@ -118,15 +118,15 @@ def check_methods(methods: list[str]) -> list[str]:
 
 
 def run_sfm(folder, out, methods: list[str], pairs=None, *, features: str | None = None, max_keypoints: int = DEFAULT_MAX_KEYPOINTS,
-            contrast_threshold: float = DEFAULT_CONTRAST_THRESHOLD, match_threshold: float | None = DEFAULT_MATCH_THRESHOLD, threads: int = 1,
-            camera_mode: str = "per-image", overwrite: bool = False, progress: bool = True, mapping: dict | None = None,
-            load_pipeline=None, truth=None, views: str = "plain") -> dict:
+            contrast_threshold: float = DEFAULT_CONTRAST_THRESHOLD, selection: str | None = None,
+            match_threshold: float | None = DEFAULT_MATCH_THRESHOLD, threads: int = 1, camera_mode: str = "per-image", overwrite: bool = False,
+            progress: bool = True, mapping: dict | None = None, load_pipeline=None, truth=None, views: str = "plain") -> dict:
     """Every method on the images of ``folder`` (``pairs``: None for all pairs, or a pairs file),
     into ``out``: per method a database and the reconstructions, and ``report.md``,
     ``metrics.json``, ``sfm.png`` for all. ``mapping``: overrides of COLMAP's mapping options for
     every method (``mapping_options``). ``load_pipeline(name)``: how a method name becomes a
-    ``Pipeline`` (default ``Pipeline.load(name, features=..., max_keypoints=..., contrast_threshold=..., match_threshold=...,
-    threads=...)``; ``features`` None: each graph network's own keypoints, SIFT for the other matchers; ``match_threshold`` None:
+    ``Pipeline`` (default ``Pipeline.load(name, features=..., max_keypoints=..., contrast_threshold=..., selection=...,
+    match_threshold=..., threads=...)``; ``features`` None: each graph network's own keypoints, SIFT for the other matchers; ``match_threshold`` None:
     each learned matcher's own). ``truth``: a COLMAP model folder (text
     or binary) of the photographs' true cameras, to measure each model's cameras against.
     ``views="auto"``: the pygmatch pipelines synthesise views where a pair's plain match fails
@@ -147,8 +147,9 @@ def run_sfm(folder, out, methods: list[str], pairs=None, *, features: str | None
                             "at least 3 are needed to measure a model against them")
     if load_pipeline is None:
         def load_pipeline(name):
-            return Pipeline.load(name, features=features, max_keypoints=max_keypoints, contrast_threshold=contrast_threshold, threads=threads,
-                                 views=views, **({"match_threshold": match_threshold} if is_learned(name) else {}))
+            return Pipeline.load(name, features=features, max_keypoints=max_keypoints, contrast_threshold=contrast_threshold,
+                                 selection=selection, threads=threads, views=views,
+                                 **({"match_threshold": match_threshold} if is_learned(name) else {}))
     pipelines = {m: (None if m == COLMAP else load_pipeline(m)) for m in methods}  # a bad name fails before any work
     out = prepare_output(out, methods, overwrite)
     results = {}
@@ -159,6 +160,7 @@ def run_sfm(folder, out, methods: list[str], pairs=None, *, features: str | None
                                 true_cameras)
     summary = {"images": str(folder), "names": names, "pairs": len(pair_list), "pairs_source": "exhaustive" if pairs is None else str(pairs),
                "features": {m: p.extractor.features for m, p in pipelines.items() if p is not None},
+               "selection": {m: p.extractor.selection for m, p in pipelines.items() if p is not None},
                "max_keypoints": max_keypoints, "contrast_threshold": contrast_threshold, "match_threshold": match_threshold, "views": views,
                "threads": threads, "camera_mode": camera_mode,
                "pycolmap": pycolmap.__version__, "colmap_max_image_size": COLMAP_MAX_IMAGE_SIZE, "mapping_options": dict(mapping or {}),
@@ -191,7 +193,7 @@ def report(summary: dict) -> str:
         f"pygmatch methods: up to {summary['max_keypoints']} "
         f"{'/'.join(sorted(set(summary.get('features', {}).values()))) or 'sift'} keypoints per image (longer side at most 1024 px, "
         f"SIFT's contrast threshold "
-        f"{summary['contrast_threshold']:g}), "
+        f"{summary['contrast_threshold']:g}; {'/'.join(sorted(set(summary.get('selection', {}).values()))) or 'strongest'}), "
         f"learned matchers' match threshold {summary['match_threshold'] if summary['match_threshold'] is not None else 'their own'}; "
         f"`colmap`: COLMAP's SIFT at {summary['colmap_max_image_size']} px and its matcher (ratio test, cross-check).", "",
         table(summary), "",

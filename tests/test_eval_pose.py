@@ -422,3 +422,23 @@ def test_selection_picks_the_keypoints_filling_the_budget(tmp_path, capsys):
         assert f"(contrast threshold 0.02; {named})" in (out / "report.md").read_text()
     code, _, err = cli(["--selection", "best", "--out", tmp_path / "bad"], capsys)
     assert code == 2 and "argument --selection: invalid choice: 'best'" in one_line_error(err)
+
+
+def test_the_pairs_by_rotation(tmp_path, capsys):
+    """``## By true rotation``: every pair in the group of its true rotation, the groups' pairs adding up."""
+    from pygmatch.data.epipolar import rotation_angle
+    from pygmatch.data.scenes import load_scene
+    from pygmatch.evaluation.pose import rotation_group
+
+    out = tmp_path / "out"
+    code, _, err = cli(["--data", LUND_DOOR, "--max-pairs-per-scene", 6, "--methods", "nn-ratio", "--out", out], capsys)
+    assert code == 0, err
+    metrics = json.loads((out / "metrics.json").read_text())
+    scene = load_scene(LUND_DOOR, 6)
+    expected = {}
+    for a, b in scene.pairs:
+        group = rotation_group(rotation_angle(scene.truth(a, b).R))
+        expected[group] = expected.get(group, 0) + 1
+    assert {g: s["nn-ratio"]["pairs"] for g, s in metrics["by_rotation"].items()} == expected
+    assert "## By true rotation" in (out / "report.md").read_text()
+    assert [rotation_group(x) for x in (0, 9.9, 10, 29.9, 30, 179)] == ["< 10°", "< 10°", "10–30°", "10–30°", "≥ 30°", "≥ 30°"]

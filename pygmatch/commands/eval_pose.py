@@ -141,7 +141,9 @@ def main(argv=None) -> int:
                f"{', '.join(f'{k} {ms:.0f} ms' for k, ms in result.extract_ms.items())}.")
     overall = format_table(result.summary, columns(estimators))
     by_scene = format_group_table(result.by_scene, "scene", columns=columns(estimators))
-    sections = ["# pygmatch relative-pose evaluation", "", context, "", overall, "", "## By scene", "", by_scene, ""]
+    by_rotation = format_group_table(result.by_rotation, "true rotation", columns=columns(estimators))
+    sections = ["# pygmatch relative-pose evaluation", "", context, "", overall, "", "## By scene", "", by_scene, "",
+                "## By true rotation", "", "The pairs grouped by the angle of their true relative rotation.", "", by_rotation, ""]
     if diffs:
         sections += ["## Paired differences", "",
                      f"AUC of `{reference}` (the first method) minus each other method's, percentage points, with a 90 % paired "
@@ -149,7 +151,7 @@ def main(argv=None) -> int:
                      f"containing 0 says these pairs cannot tell the two apart.", "", _difference_table(diffs, reference, estimators), ""]
     write_text(args.out / "report.md", "\n".join(sections))
     write_text(args.out / "metrics.json", json.dumps({
-        "overall": result.summary, "by_scene": result.by_scene,
+        "overall": result.summary, "by_scene": result.by_scene, "by_rotation": result.by_rotation,
         "paired": {o: {k: list(v) for k, v in d.items()} for o, d in diffs.items()}, "reference": reference,
         "estimators": list(estimators),
         "pairs": [list(p) for p in result.pairs]}, indent=2))

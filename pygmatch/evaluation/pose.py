@@ -30,6 +30,15 @@ from .metrics import auc_difference, error_auc
 
 POSE_THRESHOLDS = (5, 10, 20)
 RANSAC_PX = 1.0
+# The pairs grouped by the angle of their true relative rotation (degrees): one measure of how far
+# apart the two views are (a pair can also be far apart by translation or scale at a small angle).
+ROTATION_EDGES = (10, 30)
+
+
+def rotation_group(rotation: float, edges=ROTATION_EDGES) -> str:
+    """The label of the group of a true relative rotation in degrees: "< 10°", "10–30°", "≥ 30°"."""
+    i = int(np.searchsorted(edges, rotation, side="right"))
+    return f"< {edges[0]:g}°" if i == 0 else f"≥ {edges[-1]:g}°" if i == len(edges) else f"{edges[i - 1]:g}–{edges[i]:g}°"
 
 
 def load_pose_pipelines(names: list[str], features: str | None = None, max_keypoints: int = DEFAULT_MAX_KEYPOINTS, threads: int | None = 1,
@@ -77,13 +86,15 @@ def column(estimator: str, key: str) -> str:
 class PoseResult:
     """``errors``: the pose error of every pair (degrees, in ``pairs`` order) per method and
     estimator, keyed ``column(estimator, method)``; ``per_pair`` dicts per method (scene, names,
-    matches, ms, and per estimator error and inliers); ``summary`` overall and ``by_scene``."""
+    matches, ms, true rotation, and per estimator error and inliers); ``summary`` overall, ``by_scene``
+    and ``by_rotation``."""
 
     pairs: list[tuple[str, str, str]]  # (scene, name0, name1)
     errors: dict[str, np.ndarray]
     per_pair: dict[str, list[dict]]
     summary: dict[str, dict] = field(default_factory=dict)
     by_scene: dict[str, dict[str, dict]] = field(default_factory=dict)
+    by_rotation: dict[str, dict[str, dict]] = field(default_factory=dict)  # ``rotation_group`` of the true rotation, smallest first
     extract_ms: dict[str, float] = field(default_factory=dict)  # per keypoint kind (sift, aliked, ...): median ms per image
     estimators: tuple[str, ...] = ("opencv",)
 
@@ -135,7 +146,7 @@ def evaluate_pose(scenes: list[Scene], methods: dict[str, Pipeline], ransac_px: 
                 start = time.perf_counter()
                 res = pipe.match(f0, f1)
                 ms = 1000 * (time.perf_counter() - start)
-                row = {"scene": scene.name, "image0": a, "image1": b, "matches": len(res.matches), "ms": ms}
+                row = {"scene": scene.name, "image0": a, "image1": b, "rotation": rotation_angle(truth.R), "matches": len(res.matches), "ms": ms}
                 for e in estimators:
                     est = estimate_relative_pose(res.points0, res.points1, truth.K0, truth.K1, ransac_px, e)
                     row[column(e, "error")] = math.inf if est is None else pose_error(est.R, est.t, truth.R, truth.t)
@@ -151,6 +162,10 @@ def evaluate_pose(scenes: list[Scene], methods: dict[str, Pipeline], ransac_px: 
     for scene in scenes:
         result.by_scene[scene.name] = {m: summarize_pose([r for r in rows if r["scene"] == scene.name], estimators=estimators)
                                        for m, rows in per_pair.items()}
+    for group in (rotation_group(lowest) for lowest in (0, *ROTATION_EDGES)):
+        if any(rotation_group(r["rotation"]) == group for r in next(iter(per_pair.values()), [])):
+            result.by_rotation[group] = {m: summarize_pose([r for r in rows if rotation_group(r["rotation"]) == group], estimators=estimators)
+                                         for m, rows in per_pair.items()}
     return result
 
 

@@ -37,6 +37,8 @@ ANCHORS = {
 }
 
 
+ANCHOR_METHODS = f"the anchor methods ({', '.join(ANCHORS)})"  # what needs kornia, in its one-line error
+
 # KEYPOINTS:PIPELINE method names: a pygmatch pipeline on other keypoints than the run's, pygmatch's
 # own (``xfeat:nn+refiner``) or an anchor's (``aliked:nn``: its extractor, pygmatch's matching)
 ANCHOR_KEYPOINTS = {"aliked": "aliked+lightglue", "disk": "disk+lightglue"}
@@ -98,7 +100,7 @@ class AnchorPipeline:
             raise PygmatchError(f"unknown anchor {name!r}: choose from {', '.join(ANCHORS)}")
         if isinstance(max_keypoints, bool) or not isinstance(max_keypoints, (int, np.integer)) or max_keypoints < 1:
             raise PygmatchError(f"max_keypoints must be an integer >= 1, got {max_keypoints!r}")
-        KF = kornia_feature(f"the anchor methods ({', '.join(ANCHORS)})")
+        KF = kornia_feature(ANCHOR_METHODS)
         kind, package, extractor_file, matcher_file, lightglue_features = ANCHORS[name]
         extractor_weights, matcher_weights = weight_file(package, extractor_file), weight_file(package, matcher_file)
         self.name, self.threads = name, check_threads(threads)
@@ -118,7 +120,7 @@ class AnchorPipeline:
     def matcher(self):
         """The anchor's LightGlue, loaded on first use: ``OnAnchorKeypoints`` uses the extractor alone."""
         if self._matcher is None:
-            KF = kornia_feature(f"the anchor methods ({', '.join(ANCHORS)})")
+            KF = kornia_feature(ANCHOR_METHODS)
             lightglue_features, matcher_weights = self._lightglue
             conf = dict(KF.LightGlue.features[lightglue_features])
             conf.pop("weights")

@@ -158,14 +158,14 @@ def evaluate_pose(scenes: list[Scene], methods: dict[str, Pipeline], ransac_px: 
     errors = {column(e, m): np.array([r[column(e, "error")] for r in rows], np.float64) for e in estimators for m, rows in per_pair.items()}
     result = PoseResult([(s.name, a, b) for s, a, b in pairs], errors, per_pair,
                         extract_ms={k: float(np.median(v)) for k, v in extract_ms.items()}, estimators=estimators)
-    result.summary = {m: summarize_pose(rows, estimators=estimators) for m, rows in per_pair.items()}
-    for scene in scenes:
-        result.by_scene[scene.name] = {m: summarize_pose([r for r in rows if r["scene"] == scene.name], estimators=estimators)
-                                       for m, rows in per_pair.items()}
-    for group in (rotation_group(lowest) for lowest in (0, *ROTATION_EDGES)):
-        if any(rotation_group(r["rotation"]) == group for r in next(iter(per_pair.values()), [])):
-            result.by_rotation[group] = {m: summarize_pose([r for r in rows if rotation_group(r["rotation"]) == group], estimators=estimators)
-                                         for m, rows in per_pair.items()}
+    def summarize_where(keep) -> dict:
+        return {m: summarize_pose([r for r in rows if keep(r)], estimators=estimators) for m, rows in per_pair.items()}
+
+    result.summary = summarize_where(lambda r: True)
+    result.by_scene = {scene.name: summarize_where(lambda r, name=scene.name: r["scene"] == name) for scene in scenes}
+    present = {rotation_group(r["rotation"]) for rows in per_pair.values() for r in rows}
+    result.by_rotation = {group: summarize_where(lambda r, group=group: rotation_group(r["rotation"]) == group)
+                          for group in (rotation_group(lowest) for lowest in (0, *ROTATION_EDGES)) if group in present}
     return result
 
 

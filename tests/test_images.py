@@ -1,10 +1,13 @@
 """``as_gray``: every kind of image input (path, array of any common dtype, PIL image) gives the
 same grayscale image or one clear line; arrays get the same size checks as files."""
+import struct
+
 import cv2
 import numpy as np
 import pytest
 
-from pygmatch.data.images import MIN_SIDE, as_gray, list_images
+import pygmatch
+from pygmatch.data.images import MIN_SIDE, as_gray, list_images, read_gray
 from pygmatch.errors import PygmatchError
 
 
@@ -86,3 +89,30 @@ def test_integer_images_are_scaled_by_their_bit_depth(bgr):
     assert want > 500 and len(extract(as_gray(twelve), "sift", 1024)) >= 0.9 * want
     assert len(extract(as_gray(twelve[..., None].repeat(3, axis=2)), "sift", 1024)) >= 0.9 * want  # colour, 12-bit
     assert np.array_equal(as_gray(gray.astype(np.uint16)), gray)  # 8-bit data in a uint16 stays as it is
+
+
+def jpeg_with_orientation(image: np.ndarray, orientation: int) -> bytes:
+    """A JPEG of ``image`` whose EXIF block holds only an orientation tag (6: turn 90° clockwise to view)."""
+    ok, jpeg = cv2.imencode(".jpg", image)
+    assert ok
+    ifd = struct.pack(">H", 1) + struct.pack(">HHIHH", 0x0112, 3, 1, orientation, 0) + struct.pack(">I", 0)
+    payload = b"Exif\x00\x00" + b"MM\x00\x2a" + struct.pack(">I", 8) + ifd
+    jpeg = jpeg.tobytes()
+    return jpeg[:2] + b"\xff\xe1" + struct.pack(">H", len(payload) + 2) + payload + jpeg[2:]
+
+
+def test_photographs_are_read_as_stored_whatever_their_exif_orientation(tmp_path):
+    """A portrait phone photograph is stored landscape with an orientation tag. COLMAP reads the
+    stored pixels, so pygmatch must too: its keypoints go into COLMAP databases and are compared
+    with COLMAP cameras (width and height swapped otherwise)."""
+    stored = np.tile(np.arange(80, dtype=np.uint8)[None] * 3, (50, 1))  # 80 wide, 50 high
+    path = tmp_path / "portrait.jpg"
+    path.write_bytes(jpeg_with_orientation(stored, 6))
+    assert cv2.imread(str(path), cv2.IMREAD_GRAYSCALE).shape == (80, 50)  # OpenCV's default turns it
+    image = read_gray(path, None)
+    assert image.shape == (50, 80) and abs(int(image[25, 79]) - 237) < 8  # the bright column stays on the right
+    assert as_gray(path).shape == (50, 80)
+    assert pygmatch.Pipeline.load("nn").extract(path).original_size == (80, 50)
+    pycolmap = pytest.importorskip("pycolmap")
+    bitmap = pycolmap.Bitmap.read(str(path), False)
+    assert (bitmap.width, bitmap.height) == (80, 50)  # the size COLMAP gives the image's camera

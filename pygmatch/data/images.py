@@ -57,15 +57,23 @@ def resize_crop(image: np.ndarray, size: tuple[int, int] = DEFAULT_SIZE) -> np.n
     return np.ascontiguousarray(image[y0 : y0 + h, x0 : x0 + w])
 
 
+# OpenCV turns a photograph upright by its EXIF orientation tag; COLMAP does not. Keypoints in the
+# turned image's pixels written into a COLMAP database or compared with a COLMAP model's cameras
+# would be in the wrong frame (a portrait phone photograph: width and height swapped), so every
+# image is read as stored, as COLMAP reads it.
+READ_FLAGS = cv2.IMREAD_GRAYSCALE | cv2.IMREAD_IGNORE_ORIENTATION
+
+
 def read_gray(path: str | os.PathLike, size: tuple[int, int] | None = DEFAULT_SIZE) -> np.ndarray:
     """A grayscale uint8 image, resized/cropped to ``size`` (``None`` keeps the original size).
+    The pixels as stored (``READ_FLAGS``): an EXIF orientation tag is not applied.
 
     Raises ``CorruptImage`` for an unreadable file or one smaller than ``MIN_SIDE`` pixels.
     """
     data = np.fromfile(str(path), dtype=np.uint8) if Path(path).is_file() else None
     if data is None:
         raise PygmatchError(f"{path}: no such image file")
-    image = cv2.imdecode(data, cv2.IMREAD_GRAYSCALE) if data.size else None
+    image = cv2.imdecode(data, READ_FLAGS) if data.size else None
     if image is None:
         raise CorruptImage(f"{path}: not a readable image")
     if min(image.shape[:2]) < MIN_SIDE:

@@ -100,6 +100,15 @@ class PairTruth:
     t: np.ndarray
 
 
+def check_image_size(path, size: tuple[int, int], camera: Camera, model) -> None:
+    """One ``PygmatchError`` where the image at ``path`` as read (``size``: width, height) is not the
+    size of its ``camera`` in the COLMAP model at ``model``: its intrinsics would be those of other
+    pixels (a resized copy, a photograph turned by hand) and every geometry measured on it wrong."""
+    if tuple(size) != (camera.width, camera.height):
+        raise PygmatchError(f"{path}: the image is {size[0]}x{size[1]}, its camera in {model} {camera.width}x{camera.height}: "
+                            "not the photograph the model was made from")
+
+
 @dataclass
 class Scene:
     """A scene: ``images`` by name (a COLMAP model's; empty for a pair file), the image folder, the

@@ -223,7 +223,7 @@ def _rgb(image, gray: np.ndarray) -> np.ndarray:
 
     bgr = None
     if isinstance(image, (str, Path)):
-        bgr = cv2.imread(str(image), cv2.IMREAD_COLOR)
+        bgr = cv2.imread(str(image), cv2.IMREAD_COLOR | cv2.IMREAD_IGNORE_ORIENTATION)  # as read_gray: the stored pixels
     elif isinstance(image, np.ndarray) and image.ndim == 3 and image.shape[2] in (3, 4) and image.dtype == np.uint8:
         bgr = image[..., :3]
     if bgr is None or bgr.shape[:2] != gray.shape:

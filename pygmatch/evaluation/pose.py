@@ -22,7 +22,7 @@ import numpy as np
 from ..data.features import DEFAULT_CONTRAST_THRESHOLD, DEFAULT_MAX_KEYPOINTS
 from ..data.epipolar import estimate_relative_pose, rotation_angle
 from ..data.homography import check_estimator
-from ..data.scenes import Scene
+from ..data.scenes import Scene, check_image_size, model_folder
 from ..errors import PygmatchError
 from ..pipeline import DEFAULT_RESIZE, Pipeline
 from .evaluate import load_pipelines
@@ -137,6 +137,9 @@ def evaluate_pose(scenes: list[Scene], methods: dict[str, Pipeline], ransac_px: 
                 start = time.perf_counter()
                 cache[key] = pipe.extract(scene.path(name))
                 extract_ms.setdefault(e.features, []).append(1000 * (time.perf_counter() - start))
+                size = cache[key].original_size
+                if name in scene.images and size is not None:  # a pair file gives no image size
+                    check_image_size(scene.path(name), size, scene.images[name].camera, model_folder(scene.folder))
             return cache[key]
 
         for a, b in scene.pairs:

@@ -38,7 +38,7 @@ from ..data.epipolar import essential_matrix, pixel_to_camera
 from ..data.features import Keypoints, extract
 from ..data.images import downscale, points_to_original, read_gray
 from ..data.geometry import warp_points
-from ..data.scenes import SceneImage, read_cameras_text, read_images_text, read_points2d_text, read_points3d_text, relative_pose
+from ..data.scenes import SceneImage, check_image_size, read_cameras_text, read_images_text, read_points2d_text, read_points3d_text, relative_pose
 from ..errors import PygmatchError
 from ..matching.candidate_graph import candidate_graph
 from ..nn.candidate_graph import CandidateGraphConfig
@@ -90,9 +90,7 @@ def load_views(scene: str | os.PathLike, resize: int, max_keypoints: int, featur
         if not path.is_file():
             raise PygmatchError(f"{path}: no such image (registered in {folder / 'images.txt'})")
         gray = read_gray(path, None)
-        if (gray.shape[1], gray.shape[0]) != (image.camera.width, image.camera.height):
-            raise PygmatchError(f"{path}: the image is {gray.shape[1]}x{gray.shape[0]}, its camera in {folder / 'cameras.txt'} "
-                                f"{image.camera.width}x{image.camera.height}: not the photograph the model was made from")
+        check_image_size(path, (gray.shape[1], gray.shape[0]), image.camera, folder / "cameras.txt")
         small, S = downscale(gray, resize)
         xy, ids = observed.get(name, (np.zeros((0, 2)), np.zeros(0, np.int64)))
         known = np.array([i in points for i in ids], bool)

@@ -106,11 +106,15 @@ def main(argv=None) -> int:
     from pygmatch.commands.eval_pose import main as eval_pose, parser  # noqa: PLC0415
 
     variant, args = argv[0], argv[1:]
-    if variant == "views-at-budget":
-        pygmatch.pipeline.SYNTHESIS_MAX_KEYPOINTS = parser().parse_args(args).max_keypoints
-    else:
-        pygmatch.pipeline.extract = (colmap_variant if variant.startswith("colmap") else opencv_variant)(variant)
-    return eval_pose(args)
+    shipped = pygmatch.pipeline.extract, pygmatch.pipeline.SYNTHESIS_MAX_KEYPOINTS
+    try:
+        if variant == "views-at-budget":
+            pygmatch.pipeline.SYNTHESIS_MAX_KEYPOINTS = parser().parse_args(args).max_keypoints
+        else:
+            pygmatch.pipeline.extract = (colmap_variant if variant.startswith("colmap") else opencv_variant)(variant)
+        return eval_pose(args)
+    finally:  # the process may go on with the pipelines as shipped (a test, a notebook)
+        pygmatch.pipeline.extract, pygmatch.pipeline.SYNTHESIS_MAX_KEYPOINTS = shipped
 
 
 if __name__ == "__main__":

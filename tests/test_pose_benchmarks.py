@@ -5,6 +5,7 @@ import json
 
 import numpy as np
 
+import pygmatch.pipeline
 from benchmarks import budget_variants, pose_timing
 from pygmatch.data.features import Keypoints
 from pygmatch.data.images import read_gray
@@ -23,12 +24,14 @@ def test_opencv_variants_fill_the_budget_with_unit_descriptors():
 
 
 def test_a_variant_runs_eval_pose(tmp_path):
+    extract = pygmatch.pipeline.extract
     out = tmp_path / "out"
     code = budget_variants.main(["tilt-stable", "--data", str(POSE_MINI), "--max-keypoints", "512", "--methods", "nn-ratio",
                                  "--max-pairs-per-scene", "2", "--out", str(out)])
     assert code == 0
     overall = json.loads((out / "metrics.json").read_text())["overall"]["nn-ratio"]
     assert overall["pairs"] == 2 and overall["failed"] == 0 and overall["auc@20"] > 50
+    assert pygmatch.pipeline.extract is extract  # the shipped extraction is back for what runs next
 
 
 def test_timing_table(tmp_path):

@@ -20,8 +20,6 @@ FEATURES_HELP = ("the keypoints: sift, orb, asift or xfeat (learned; the anchors
                  "network was trained on, sift for the other matchers")
 
 
-
-
 def add_selection_arg(p: argparse.ArgumentParser, default: str | None = None) -> None:
     """``--selection``: which keypoints fill the budget (``Extractor``'s ``selection``); ``default``
     None: the pipelines' (``features.default_selection``)."""
